@@ -1,0 +1,223 @@
+"""The four exportable sub-networks of SAM 2.1, wrapped around the official modules.
+
+Each wrapper reuses the official sub-modules and their weights; only what ONNX
+or ATC cannot express is rewritten: rotary encoding with real cos/sin tensors
+instead of complex numbers, and prompt/pointer plumbing that the official code
+does with Python lists. Frame-independent tensors (position encodings) are not
+outputs: `constants()` returns them for export as `.npy` files.
+
+Tensor layouts are NCHW with batch 1 throughout, as the tracker feeds them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sam2.modeling.position_encoding import compute_axial_cis
+from sam2.modeling.sam2_base import NO_OBJ_SCORE
+from sam2.modeling.sam2_utils import get_1d_sine_pe
+from torch import nn
+
+
+class ImageEncoder(nn.Module):
+    """Hiera trunk + FPN neck + the decoder's conv_s0/conv_s1 projections."""
+
+    input_names = ["image"]
+    output_names = ["high_res_feat0", "high_res_feat1", "vision_feat"]
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor):
+        """image: (1, 3, S, S) float32, RGB, normalised with the SAM mean/std."""
+        fpn = self.model.forward_image(image)["backbone_fpn"]
+        return fpn[0], fpn[1], fpn[2]
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive (real, imaginary) pairs of the last axis; cos/sin broadcast over pairs."""
+    pairs = x.reshape(*x.shape[:-1], -1, 2)
+    real, imag = pairs[..., 0], pairs[..., 1]
+    return torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1).flatten(-2)
+
+
+def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    b, n, c = x.shape
+    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+
+
+def _attend(attn: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    out = torch.matmul(torch.softmax(scores, dim=-1), v)
+    b, h, n, d = out.shape
+    return attn.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
+
+
+class MemoryAttention(nn.Module):
+    """Memory attention with real-valued 2-D RoPE and dynamic memory/pointer counts.
+
+    The official code concatenates spatial memories and pointer tokens on the
+    host side and rotates keys with complex numbers; here the graph receives the
+    memories frame by frame and the raw pointers with their temporal offsets, and
+    does the concatenation, the pointer split into `hidden/mem_dim` tokens and the
+    pointer temporal encoding itself.
+    """
+
+    input_names = ["vision_feat", "vision_pos", "memory", "memory_pos", "obj_ptrs", "obj_ptr_offsets"]
+    output_names = ["pix_feat_with_mem"]
+
+    def __init__(self, model: nn.Module, feat_size: int):
+        super().__init__()
+        self.attention = model.memory_attention
+        self.tpos_proj = model.obj_ptr_tpos_proj
+        self.hidden_dim = model.hidden_dim
+        self.mem_dim = model.mem_dim
+        layer = self.attention.layers[0]
+        head_dim = layer.self_attn.internal_dim // layer.self_attn.num_heads
+        theta = _rope_theta(layer.self_attn)
+        cis = compute_axial_cis(dim=head_dim, end_x=feat_size, end_y=feat_size, theta=theta)
+        self.register_buffer("rope_cos", cis.real.float().contiguous(), persistent=False)
+        self.register_buffer("rope_sin", cis.imag.float().contiguous(), persistent=False)
+
+    def _rope_attention(self, attn: nn.Module, q, k, v, k_unrotated=None):
+        """Attention with RoPE on q and k; `k_unrotated` (pointer tokens) joins k without rotation.
+
+        k may hold several frames of the query grid: the grid's rotation repeats per frame.
+        """
+        hw = self.rope_cos.shape[0]
+        q = _rotate(_heads(attn.q_proj(q), attn.num_heads), self.rope_cos, self.rope_sin)
+        k = _heads(attn.k_proj(k), attn.num_heads)
+        b, h, _, d = k.shape
+        k = _rotate(k.reshape(b, h, -1, hw, d), self.rope_cos, self.rope_sin).reshape(b, h, -1, d)
+        if k_unrotated is not None:
+            k = torch.cat((k, _heads(attn.k_proj(k_unrotated), attn.num_heads)), dim=2)
+        return _attend(attn, q, k, _heads(attn.v_proj(v), attn.num_heads))
+
+    def forward(self, vision_feat, vision_pos, memory, memory_pos, obj_ptrs, obj_ptr_offsets):
+        """
+        vision_feat, vision_pos: (1, C, h, w); memory, memory_pos: (M, mem_dim, h, w), M in 1..num_maskmem;
+        obj_ptrs: (P, C); obj_ptr_offsets: (P,) float32, frame distance / (max_obj_ptrs - 1).
+        Returns the memory-conditioned feature (1, C, h, w).
+        """
+        _, c, h, w = vision_feat.shape
+        tgt = vision_feat.flatten(2).transpose(1, 2)  # (1, hw, C)
+        query_pos = vision_pos.flatten(2).transpose(1, 2)
+        spatial = memory.flatten(2).transpose(1, 2).reshape(1, -1, self.mem_dim)
+        spatial_pos = memory_pos.flatten(2).transpose(1, 2).reshape(1, -1, self.mem_dim)
+
+        split = self.hidden_dim // self.mem_dim
+        ptr_pos = self.tpos_proj(get_1d_sine_pe(obj_ptr_offsets, dim=self.hidden_dim))
+        ptr_tokens = obj_ptrs.reshape(-1, split, self.mem_dim).reshape(1, -1, self.mem_dim)
+        ptr_pos = ptr_pos.unsqueeze(1).repeat(1, split, 1).reshape(1, -1, self.mem_dim)
+        mem = torch.cat((spatial, ptr_tokens), dim=1)
+
+        output = tgt + 0.1 * query_pos if self.attention.pos_enc_at_input else tgt
+        for layer in self.attention.layers:
+            x = layer.norm1(output)
+            q = x + query_pos if layer.pos_enc_at_attn else x
+            output = output + self._rope_attention(layer.self_attn, q, q, x)
+            x = layer.norm2(output)
+            q = x + query_pos if layer.pos_enc_at_cross_attn_queries else x
+            k_spatial, k_ptr = spatial, ptr_tokens
+            if layer.pos_enc_at_cross_attn_keys:
+                k_spatial, k_ptr = spatial + spatial_pos, ptr_tokens + ptr_pos
+            output = output + self._rope_attention(layer.cross_attn_image, q, k_spatial, mem, k_ptr)
+            x = layer.norm3(output)
+            output = output + layer.linear2(layer.activation(layer.linear1(x)))
+        output = self.attention.norm(output)
+        return output.transpose(1, 2).reshape(1, c, h, w)
+
+
+def _rope_theta(attn: nn.Module) -> float:
+    # RoPEAttention keeps theta only inside its functools.partial.
+    return float(attn.compute_cis.keywords["theta"])
+
+
+class MemoryEncoder(nn.Module):
+    """Mask → memory feature, including the mask upsampling and the no-object embedding."""
+
+    input_names = ["vision_feat", "mask_logits", "object_score_logits", "binarize"]
+    output_names = ["maskmem_feat"]
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, vision_feat, mask_logits, object_score_logits, binarize):
+        """
+        vision_feat: (1, C, h, w) image-encoder feature (not memory-conditioned);
+        mask_logits: (1, 1, 4h, 4w) chosen low-res mask logits; object_score_logits: (1, 1);
+        binarize: (1,) float32, 1 for a prompted frame (mask > 0), 0 for sigmoid.
+        Returns (1, mem_dim, h, w).
+        """
+        m = self.model
+        high_res = F.interpolate(mask_logits, size=(m.image_size, m.image_size), mode="bilinear", align_corners=False)
+        mask = torch.where(binarize > 0.5, (high_res > 0).float(), torch.sigmoid(high_res))
+        mask = mask * m.sigmoid_scale_for_mem_enc + m.sigmoid_bias_for_mem_enc
+        feat = m.memory_encoder(vision_feat, mask, skip_mask_sigmoid=True)["vision_features"]
+        if m.no_obj_embed_spatial is not None:
+            absent = 1.0 - (object_score_logits > 0).float()
+            feat = feat + absent[..., None, None] * m.no_obj_embed_spatial[..., None, None]
+        return feat
+
+
+class MaskDecoder(nn.Module):
+    """Prompt encoder + mask decoder + object-pointer projection, for all four mask tokens.
+
+    Token 0 is the single-mask output, tokens 1-3 the multimask outputs; the
+    host chooses among them (stability fallback, best IoU or SAMURAI's Kalman
+    score), so every candidate's pointer is computed here.
+    """
+
+    input_names = ["pix_feat", "high_res_feat0", "high_res_feat1", "point_coords", "point_labels"]
+    output_names = ["mask_logits", "iou_pred", "obj_ptrs", "object_score_logits"]
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.register_buffer("image_pe", model.sam_prompt_encoder.get_dense_pe().detach().clone(), persistent=False)
+
+    def forward(self, pix_feat, high_res_feat0, high_res_feat1, point_coords, point_labels):
+        """
+        pix_feat: (1, C, h, w); high_res_feat0/1: (1, C/8, 4h, 4w) / (1, C/4, 2h, 2w);
+        point_coords: (1, N, 2) float32 in image_size pixels; point_labels: (1, N) int32
+        (2/3 box corners, -1 padding). Returns mask_logits (1, 4, 4h, 4w) with absent
+        objects set to NO_OBJ_SCORE, iou_pred (1, 4), obj_ptrs (1, 4, C), object_score_logits (1, 1).
+        """
+        m = self.model
+        sparse, dense = m.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=None)
+        masks, iou_pred, tokens, object_score_logits = m.sam_mask_decoder.predict_masks(
+            image_embeddings=pix_feat,
+            image_pe=self.image_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            repeat_image=False,
+            high_res_features=[high_res_feat0, high_res_feat1],
+        )
+        present = object_score_logits > 0
+        masks = torch.where(present[:, :, None, None], masks, torch.full_like(masks, NO_OBJ_SCORE))
+        obj_ptrs = m.obj_ptr_proj(tokens)
+        weight = present.float()[:, :, None]
+        if m.fixed_no_obj_ptr:
+            obj_ptrs = weight * obj_ptrs
+        obj_ptrs = obj_ptrs + (1.0 - weight) * m.no_obj_ptr
+        return masks, iou_pred, obj_ptrs, object_score_logits
+
+
+def constants(model: nn.Module) -> dict[str, np.ndarray]:
+    """Frame-independent tensors the runtime needs, computed by the official modules."""
+    side = model.image_size // model.backbone_stride
+    with torch.no_grad():
+        # Both sine encodings depend only on the feature map's shape.
+        vision_pos = model.image_encoder.neck.position_encoding(torch.zeros(1, model.hidden_dim, side, side))
+        memory_pos = model.memory_encoder.position_encoding(torch.zeros(1, model.mem_dim, side, side))
+        return {
+            "vision_pos": vision_pos.numpy().astype(np.float32),
+            "memory_pos": memory_pos.numpy().astype(np.float32),
+            "maskmem_tpos_enc": model.maskmem_tpos_enc.detach().reshape(model.num_maskmem, model.mem_dim).numpy().copy(),
+            "no_mem_embed": model.no_mem_embed.detach().reshape(model.hidden_dim).numpy().copy(),
+        }

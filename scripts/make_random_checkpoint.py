@@ -1,0 +1,60 @@
+"""Write a seeded random-weight SAM 2.1 checkpoint in the official format.
+
+Real SAM 2.1 weights cannot be fetched on CI or development machines, so tests
+build the official architecture from the configs inside the `sam2` package,
+perturb every parameter (cloned layers such as the four memory-attention layers
+start identical and an exporter would deduplicate them) and save `{"model": sd}`
+exactly like `sam2.1_hiera_*.pt`. The IoU and hypernetwork heads are scaled up
+and the object-score head is biased positive so that decoded masks and scores
+are not all sitting at zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from loguru import logger
+
+from convert.checkpoint import CHECKPOINT_NAMES, MODEL_SIZES, build_model
+
+# Image size only shapes buffers that are not saved; the state dict is size-free.
+_BUILD_IMAGE_SIZE = 512
+
+
+def random_state_dict(model_size: str, seed: int, noise: float = 0.02) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = build_model(model_size, _BUILD_IMAGE_SIZE)
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.clone()
+        if tensor.is_floating_point():
+            tensor += noise * torch.randn(tensor.shape, generator=generator)
+            if name.startswith("sam_mask_decoder.iou_prediction_head.layers.2.") or (
+                name.startswith("sam_mask_decoder.output_hypernetworks_mlps.") and ".layers.2." in name
+            ):
+                tensor *= 4.0
+            if name.startswith("sam_mask_decoder.pred_obj_score_head.layers.2.bias"):
+                tensor += 2.0
+        state[name] = tensor
+    return state
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-size", choices=list(MODEL_SIZES), default="t")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="default: checkpoints/random_<official name>")
+    args = parser.parse_args(argv)
+    out = args.out or Path("checkpoints") / f"random_{CHECKPOINT_NAMES[args.model_size]}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": random_state_dict(args.model_size, args.seed)}, out)
+    logger.info("wrote random-weight hiera-{} checkpoint (seed {}) to {}", args.model_size, args.seed, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
