@@ -215,6 +215,18 @@ def export_one(sub: SubModel, path: Path) -> None:
             do_constant_folding=True,
             dynamo=False,
         )
+        outputs = sub.module(**sub.example)
+    if isinstance(outputs, torch.Tensor):
+        outputs = (outputs,)
+    # The tracer leaves some output dims symbolic (e.g. after Hiera's window
+    # un-padding) although they are fixed for a fixed image size; write the real
+    # values so that the manifest and ATC see static shapes.
+    graph = onnx.load(str(path))
+    for value, tensor in zip(graph.graph.output, outputs):
+        for dim, size in zip(value.type.tensor_type.shape.dim, tensor.shape):
+            if dim.dim_param:
+                dim.dim_value = int(size)
+    onnx.save(graph, str(path))
 
 
 def simplify(path: Path) -> None:
@@ -329,15 +341,19 @@ def export(
         logger.info("[{}/{}] exporting {}", index, len(subs), sub.name)
         path = out / f"{sub.name}.onnx"
         export_one(sub, path)
-        if simplify_graphs:
-            simplify(path)
-        entry = {"file": path.name, **describe(path), "variants": {}}
-        errors[sub.name] = {"fp32": verify(path, sub, model, consts, "fp32")}
+        entry: dict = {"file": path.name, "variants": {}}
+        errors[sub.name] = {}
+        # Variants are converted from the traced graph: the fp16 converter does not
+        # cope with every pattern onnxslim produces.
         for variant in variants[1:]:
             extra = out / f"{sub.name}{VARIANT_SUFFIX[variant]}.onnx"
             (to_fp16 if variant == "fp16" else to_int8)(path, extra)
             errors[sub.name][variant] = verify(extra, sub, model, consts, variant)
             entry["variants"][variant] = extra.name
+        if simplify_graphs:
+            simplify(path)
+        entry.update(describe(path))
+        errors[sub.name]["fp32"] = verify(path, sub, model, consts, "fp32")
         models[sub.name] = entry
     for name, value in consts.items():
         np.save(out / f"{name}.npy", value)
@@ -366,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-size", choices=["t", "s", "b+", "l"], help="default: from file name or weights")
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path("om_model"))
-    parser.add_argument("--simplify", action="store_true", help="run onnxslim on every graph")
+    parser.add_argument("--simplify", action="store_true", help="run onnxslim on the fp32 graphs")
     parser.add_argument("--fp16", action="store_true", help="also write *_fp16.onnx (float32 I/O)")
     parser.add_argument("--int8", action="store_true", help="also write *_int8.onnx (dynamic MatMul/Gemm quantisation)")
     args = parser.parse_args(argv)

@@ -1,0 +1,45 @@
+"""Shared fixtures: one random-weight checkpoint and exports at two image sizes per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SEED = 0
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    from scripts.make_random_checkpoint import random_state_dict
+
+    path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": random_state_dict("t", SEED)}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def torch_model_512(checkpoint):
+    from convert.checkpoint import load_model
+
+    return load_model(checkpoint, None, 512)[0]
+
+
+@pytest.fixture(scope="session")
+def export_512(checkpoint, tmp_path_factory) -> Path:
+    from convert.export_onnx import export
+
+    out = tmp_path_factory.mktemp("om512")
+    export(checkpoint, out, image_size=512)
+    return out
+
+
+@pytest.fixture(scope="session")
+def export_256_variants(checkpoint, tmp_path_factory) -> Path:
+    """A second image size, with the fp16 and int8 variants and simplification."""
+    from convert.export_onnx import export
+
+    out = tmp_path_factory.mktemp("om256")
+    export(checkpoint, out, image_size=256, simplify_graphs=True, fp16=True, int8=True)
+    return out

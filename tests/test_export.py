@@ -1,0 +1,160 @@
+"""Export of SAM 2.1 to ONNX: parity with the official PyTorch modules, manifest, constants, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from convert import reference
+from convert.export_onnx import TOLERANCES, mask_decoder_inputs, memory_attention_inputs, memory_encoder_inputs
+
+# fp32 graphs redo the same float32 arithmetic in another order; 1e-4 absolute on
+# outputs of magnitude ~1-10 is about 100 ulps of headroom (see export_onnx.TOLERANCES).
+FP32_ATOL = 1e-4
+SUBMODELS = ["image_encoder", "memory_attention", "memory_encoder", "mask_decoder"]
+
+
+def _session(folder, name):
+    return ort.InferenceSession(str(folder / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+
+
+def _run(folder, name, inputs):
+    return _session(folder, name).run(None, {k: v.numpy() for k, v in inputs.items()})
+
+
+@pytest.fixture(scope="module")
+def consts_512(export_512):
+    return {p.stem: np.load(p) for p in export_512.glob("*.npy")}
+
+
+def test_image_encoder_matches_official(export_512, torch_model_512):
+    image = torch.randn(1, 3, 512, 512, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = torch_model_512.forward_image(image)["backbone_fpn"]
+    got = _run(export_512, "image_encoder", {"image": image})
+    for ours, ref in zip(got, expected):
+        assert ours.shape == tuple(ref.shape)
+        assert np.abs(ours - ref.numpy()).max() <= FP32_ATOL
+
+
+@pytest.mark.parametrize("num_frames", [1, 4, 7])
+@pytest.mark.parametrize("num_ptrs", [1, 8, 16])
+def test_memory_attention_matches_complex_rope(export_512, torch_model_512, consts_512, num_frames, num_ptrs):
+    g = torch.Generator().manual_seed(10 * num_frames + num_ptrs)
+    inputs = memory_attention_inputs(torch_model_512, consts_512, num_frames, num_ptrs, g)
+    with torch.no_grad():
+        expected = reference.memory_attention(torch_model_512, **inputs).numpy()
+    (got,) = _run(export_512, "memory_attention", inputs)
+    assert np.abs(got - expected).max() <= FP32_ATOL
+
+
+@pytest.mark.parametrize("binarize", [False, True])
+@pytest.mark.parametrize("object_score", [2.0, -2.0])
+def test_memory_encoder_matches_official(export_512, torch_model_512, binarize, object_score):
+    inputs = memory_encoder_inputs(torch_model_512, binarize, torch.Generator().manual_seed(5))
+    inputs["object_score_logits"] = torch.tensor([[object_score]])
+    with torch.no_grad():
+        expected = reference.memory_encoder(torch_model_512, **inputs).numpy()
+    (got,) = _run(export_512, "memory_encoder", inputs)
+    assert np.abs(got - expected).max() <= FP32_ATOL
+
+
+@pytest.mark.parametrize("num_points", [1, 2])
+def test_mask_decoder_matches_official_sam_heads(export_512, torch_model_512, num_points):
+    """Tokens 1-3 are the official multimask outputs; token 0 is the single-mask output."""
+    inputs = mask_decoder_inputs(torch_model_512, num_points, torch.Generator().manual_seed(num_points))
+    masks, ious, ptrs, score = _run(export_512, "mask_decoder", inputs)
+    with torch.no_grad():
+        multi, multi_ious, best_mask, best_ptr, ref_score = reference.sam_heads(torch_model_512, **inputs, multimask=True)
+        predicted = torch_model_512.sam_mask_decoder.predict_masks(
+            image_embeddings=inputs["pix_feat"],
+            image_pe=torch_model_512.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=torch_model_512.sam_prompt_encoder(
+                points=(inputs["point_coords"], inputs["point_labels"]), boxes=None, masks=None
+            )[0],
+            dense_prompt_embeddings=torch_model_512.sam_prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
+                1, -1, 32, 32
+            ),
+            repeat_image=False,
+            high_res_features=[inputs["high_res_feat0"], inputs["high_res_feat1"]],
+        )
+    assert np.abs(masks[:, 1:] - multi.numpy()).max() <= FP32_ATOL
+    assert np.abs(ious[:, 1:] - multi_ious.numpy()).max() <= FP32_ATOL
+    assert np.abs(score - ref_score.numpy()).max() <= FP32_ATOL
+    best = int(np.argmax(ious[0, 1:])) + 1
+    assert np.abs(ptrs[0, best] - best_ptr.numpy()[0]).max() <= FP32_ATOL
+    if ref_score.item() > 0:
+        assert np.abs(masks[:, :1] - predicted[0][:, :1].numpy()).max() <= FP32_ATOL
+
+
+def test_manifest_matches_graphs(export_512):
+    manifest = json.loads((export_512 / "manifest.json").read_text())
+    assert manifest["opset"] == 17 and manifest["image_size"] == 512 and manifest["model_size"] == "t"
+    types = {"tensor(float)": "float32", "tensor(int32)": "int32"}
+    for name in SUBMODELS:
+        entry = manifest["models"][name]
+        session = _session(export_512, name)
+        for declared, actual in [(entry["inputs"], session.get_inputs()), (entry["outputs"], session.get_outputs())]:
+            assert [d["name"] for d in declared] == [a.name for a in actual]
+            assert [d["shape"] for d in declared] == [list(a.shape) for a in actual]
+            assert [d["dtype"] for d in declared] == [types[a.type] for a in actual]
+    for name, meta in manifest["constants"].items():
+        assert list(np.load(export_512 / meta["file"]).shape) == meta["shape"]
+    assert manifest["models"]["memory_attention"]["inputs"][2]["shape"][0] == "num_mem_frames"
+    assert manifest["models"]["mask_decoder"]["inputs"][3]["shape"][1] == "num_points"
+
+
+def test_constants_match_pytorch(export_512, torch_model_512, consts_512):
+    m = torch_model_512
+    with torch.no_grad():
+        vision_pos = m.image_encoder(torch.zeros(1, 3, 512, 512))["vision_pos_enc"][-1]
+        memory = m.memory_encoder(torch.zeros(1, 256, 32, 32), torch.zeros(1, 1, 512, 512), skip_mask_sigmoid=True)
+    np.testing.assert_array_equal(consts_512["vision_pos"], vision_pos.numpy())
+    np.testing.assert_array_equal(consts_512["memory_pos"], memory["vision_pos_enc"][-1].numpy())
+    np.testing.assert_array_equal(consts_512["maskmem_tpos_enc"], m.maskmem_tpos_enc.detach().numpy()[:, 0, 0])
+    np.testing.assert_array_equal(consts_512["no_mem_embed"], m.no_mem_embed.detach().numpy().ravel())
+
+
+def test_second_size_and_variants(export_256_variants):
+    manifest = json.loads((export_256_variants / "manifest.json").read_text())
+    assert manifest["image_size"] == 256
+    assert manifest["models"]["image_encoder"]["outputs"][2]["shape"] == [1, 256, 16, 16]
+    for name in SUBMODELS:
+        errors = manifest["max_abs_errors"][name]
+        assert set(errors) == {"fp32", "fp16", "int8"}
+        assert max(errors["fp32"].values()) <= FP32_ATOL
+        for variant in ("fp16", "int8"):
+            assert (export_256_variants / manifest["models"][name]["variants"][variant]).is_file()
+            # errors are bounded relative to each output's range at export time; here: reported, finite
+            assert all(np.isfinite(v) for v in errors[variant].values())
+    assert TOLERANCES["fp32"] <= FP32_ATOL
+
+
+def _export_cli(*args):
+    return subprocess.run(
+        [sys.executable, "convert/export_onnx.py", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda d, ck: ["--checkpoint", str(d / "missing.pt")], "not found"),
+        (lambda d, ck: ["--checkpoint", str(d / "corrupt.pt")], "corrupt"),
+        (lambda d, ck: ["--checkpoint", str(ck), "--model-size", "s"], "holds hiera-t weights"),
+        (lambda d, ck: ["--checkpoint", str(ck), "--image-size", "500"], "not a multiple of 32"),
+    ],
+)
+def test_bad_inputs_give_one_line_errors(tmp_path, checkpoint, make_args, message):
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    result = _export_cli(*make_args(tmp_path, checkpoint), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and message in errors[0]
