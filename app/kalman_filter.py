@@ -181,9 +181,10 @@ def iou_with_boxes(mean: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
         boxes_xyxy: (N, 4) candidate boxes ``[x1, y1, x2, y2]``.
 
     Returns:
-        (N,) float64 IoUs. Areas are plain differences (no +1). A candidate
-        equal to (0, 0, 0, 0) is what an empty mask yields, so it scores 0; a
-        zero union also scores 0 instead of dividing by zero.
+        (N,) float64 IoUs. Areas are plain differences (no +1). The empty-mask
+        box (0, 0, 0, 0) has no area, so it scores 0 like any zero-area box
+        (SAMURAI special-cases it, to the same effect); a zero union scores 0
+        instead of dividing by zero.
     """
     boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, NDIM)
     x1, y1, x2, y2 = xyah_to_xyxy(mean)
@@ -192,6 +193,4 @@ def iou_with_boxes(mean: np.ndarray, boxes_xyxy: np.ndarray) -> np.ndarray:
     intersection = inter_w * inter_h
     candidate_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     union = (x2 - x1) * (y2 - y1) + candidate_area - intersection
-    ious = np.divide(intersection, union, out=np.zeros_like(intersection), where=union != 0)
-    ious[np.all(boxes == 0, axis=1)] = 0.0
-    return ious
+    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union != 0)

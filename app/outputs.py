@@ -93,7 +93,9 @@ class TrackWriter:
         if index < self._next_index:
             raise ValueError(f"frame {index} comes after frame {self._next_index - 1}; write frames in order")
         if index > self._next_index:
-            logger.warning(
+            # Debug, not warning: the source already warned about each skipped frame, and a
+            # live camera that drops frames behind a slow tracker would warn on every frame.
+            logger.debug(
                 "frames {}-{} have no result (skipped by the source); writing {} for them",
                 self._next_index,
                 index - 1,

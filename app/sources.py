@@ -363,6 +363,8 @@ def parse_camera(spec: str) -> int | None:
 
 def open_source(spec: str) -> FrameSource:
     """Open a camera (`cam0`, `/dev/video0`), a folder of frames or a video file."""
+    if not spec.strip():
+        raise SourceError("no source given; pass a video file, a folder of .jpg/.png frames or a camera (cam0)")
     device = parse_camera(spec)
     if device is not None:
         return CameraSource(device)

@@ -1,0 +1,103 @@
+"""The memory bank: which past frames and object pointers condition the current frame.
+
+The official predictor keeps every frame's memory for the whole video. Its
+selection rules only ever read (a) the prompt frame, (b) the last
+`num_maskmem - 1` frames (SAM 2), (c) the most recent `num_maskmem - 1` frames
+that passed SAMURAI's reliability test plus the previous frame (SAMURAI), and
+(d) pointers of the last `max_obj_ptrs - 1` frames. Keeping just those gives the
+same choices with memory that does not grow with video length.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.motion_selection import SamuraiParams, is_memory_candidate
+
+# SAMURAI scans earlier frames down to this relative index (frame 1 only enters as "previous frame").
+SAMURAI_FIRST_SCANNED_FRAME = 2
+_BF16_SHIFT = 16
+
+
+def to_bfloat16(x: np.ndarray) -> np.ndarray:
+    """float32 → bfloat16 bit patterns (round to nearest even), as the official predictor stores memories."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounding = ((bits >> _BF16_SHIFT) & 1) + np.uint32(0x7FFF)
+    return ((bits + rounding) >> _BF16_SHIFT).astype(np.uint16)
+
+
+def from_bfloat16(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << _BF16_SHIFT).view(np.float32)
+
+
+@dataclass
+class MemoryEntry:
+    """One frame's contribution: its memory feature (bfloat16 bits) and object pointer."""
+
+    frame_idx: int
+    features: np.ndarray  # (1, mem_dim, h, w) uint16 bfloat16 bits
+    obj_ptr: np.ndarray  # (hidden_dim,) float32
+    best_iou: float
+    object_score: float
+    kf_score: float | None = None
+
+
+@dataclass
+class MemoryBank:
+    num_maskmem: int
+    max_obj_ptrs: int
+    mode: str
+    params: SamuraiParams
+    prompt: MemoryEntry | None = None
+    recent: deque = field(init=False)
+    reliable: deque = field(init=False)
+    pointers: deque = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.recent = deque(maxlen=self.num_maskmem - 1)
+        self.reliable = deque(maxlen=self.num_maskmem - 1)
+        self.pointers = deque(maxlen=self.max_obj_ptrs - 1)
+
+    def add(self, entry: MemoryEntry) -> None:
+        """Store a tracked (non-prompt) frame."""
+        self.recent.append(entry)
+        self.pointers.append(entry)
+        if entry.frame_idx >= SAMURAI_FIRST_SCANNED_FRAME and is_memory_candidate(
+            entry.best_iou, entry.object_score, entry.kf_score, self.params
+        ):
+            self.reliable.append(entry)
+
+    def memory_frames(self, frame_idx: int) -> list[tuple[int, MemoryEntry]]:
+        """(temporal slot, entry) pairs: the prompt in slot 0, then slots 1..num_maskmem-1, most recent last."""
+        chosen = [(0, self.prompt)]
+        if self.mode == "sam2":
+            by_frame = {e.frame_idx: e for e in self.recent}
+            for t_pos in range(1, self.num_maskmem):
+                entry = by_frame.get(frame_idx - (self.num_maskmem - t_pos))
+                if entry is not None:
+                    chosen.append((t_pos, entry))
+            return chosen
+        picked = [e for e in self.reliable if e.frame_idx < frame_idx]
+        previous = self.recent[-1] if self.recent else None
+        if previous is not None and previous.frame_idx == frame_idx - 1 and all(e is not previous for e in picked):
+            picked.append(previous)
+        picked = picked[-(self.num_maskmem - 1) :]
+        first_slot = self.num_maskmem - len(picked)
+        chosen.extend((first_slot + i, entry) for i, entry in enumerate(picked))
+        return chosen
+
+    def object_pointers(self, frame_idx: int) -> list[tuple[int, np.ndarray]]:
+        """(signed frame distance, pointer): the prompt's first, then the recent frames, nearest first."""
+        pointers = [(frame_idx - self.prompt.frame_idx, self.prompt.obj_ptr)]
+        for entry in reversed(self.pointers):
+            distance = frame_idx - entry.frame_idx
+            if 0 < distance < self.max_obj_ptrs:
+                pointers.append((distance, entry.obj_ptr))
+        return pointers
+
+    def nbytes(self) -> int:
+        entries = {id(e): e for e in (self.prompt, *self.recent, *self.reliable, *self.pointers) if e is not None}
+        return sum(e.features.nbytes + e.obj_ptr.nbytes for e in entries.values())

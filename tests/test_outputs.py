@@ -1,0 +1,253 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from loguru import logger
+from PIL import Image
+
+from app.outputs import (
+    BOX_COLOR_RGB,
+    MASK_COLOR_RGB,
+    MASK_ON,
+    MaskWriter,
+    TrackWriter,
+    VideoWriter,
+    annotate,
+    box_from_mask,
+    write_summary,
+)
+
+WIDTH, HEIGHT = 64, 48
+FPS = 10.0
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING", format="{message}")
+    yield messages
+    logger.remove(sink)
+
+
+def _mask(shape: tuple[int, int], *regions: tuple[slice, slice]) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    for region in regions:
+        mask[region] = True
+    return mask
+
+
+def _count_frames(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    assert capture.isOpened(), f"{path} does not open"
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+@pytest.mark.parametrize(
+    ("mask", "expected"),
+    [
+        (np.zeros((0, 0), dtype=bool), (0, 0, 0, 0)),
+        (_mask((4, 5)), (0, 0, 0, 0)),
+        (_mask((4, 5), (slice(2, 3), slice(3, 4))), (3, 2, 0, 0)),
+        (_mask((6, 8), (slice(1, 4), slice(2, 6))), (2, 1, 3, 2)),
+        (_mask((4, 5), (slice(None), slice(None))), (0, 0, 4, 3)),
+        (_mask((6, 8), (slice(0, 1), slice(0, 1)), (slice(5, 6), slice(7, 8))), (0, 0, 7, 5)),
+    ],
+)
+def test_box_from_mask(mask: np.ndarray, expected: tuple[int, int, int, int]) -> None:
+    box = box_from_mask(mask)
+    assert box == expected
+    assert all(type(value) is int for value in box)
+
+
+@pytest.mark.parametrize(
+    "mask", [np.ones((4, 5), dtype=np.uint8), np.ones((4, 5), dtype=np.float32), np.ones((1, 4, 5), dtype=bool)]
+)
+def test_box_from_mask_rejects_non_bool_2d(mask: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="2-D bool"):
+        box_from_mask(mask)
+
+
+def test_track_writer_flushes_each_line(tmp_path: Path) -> None:
+    with TrackWriter(tmp_path) as writer:
+        writer.write(0, (1, 2, 3, 4))
+        assert (tmp_path / "track.txt").read_text() == "1,2,3,4\n"
+        writer.write(1, (1.4, 2.6, 3.5, 0))
+        assert (tmp_path / "track.txt").read_text() == "1,2,3,4\n1,3,4,0\n"
+
+
+@pytest.mark.parametrize(
+    ("indices", "expected"),
+    [
+        ([], ""),
+        ([0], "5,6,7,8\n"),
+        ([0, 1, 2], "5,6,7,8\n" * 3),
+        ([0, 3], "5,6,7,8\n0,0,0,0\n0,0,0,0\n5,6,7,8\n"),
+        ([2], "0,0,0,0\n0,0,0,0\n5,6,7,8\n"),
+        ([1, 3], "0,0,0,0\n5,6,7,8\n0,0,0,0\n5,6,7,8\n"),
+    ],
+)
+def test_track_writer_keeps_line_n_for_frame_n(tmp_path: Path, indices: list[int], expected: str) -> None:
+    with TrackWriter(tmp_path) as writer:
+        for index in indices:
+            writer.write(index, (5, 6, 7, 8))
+    assert (tmp_path / "track.txt").read_text() == expected
+
+
+def test_track_writer_rejects_bad_input(tmp_path: Path) -> None:
+    with TrackWriter(tmp_path) as writer:
+        writer.write(1, (1, 2, 3, 4))
+        with pytest.raises(ValueError, match="in order"):
+            writer.write(1, (1, 2, 3, 4))
+        with pytest.raises(ValueError, match="4 values"):
+            writer.write(2, (1, 2, 3))
+
+
+def test_track_writer_interrupted_keeps_lines(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with TrackWriter(tmp_path / "run") as writer:
+            for index in range(3):
+                writer.write(index, (index, index, 10, 10))
+            raise KeyboardInterrupt
+    assert (tmp_path / "run" / "track.txt").read_text().splitlines() == ["0,0,10,10", "1,1,10,10", "2,2,10,10"]
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [
+        _mask((HEIGHT, WIDTH)),
+        _mask((HEIGHT, WIDTH), (slice(10, 20), slice(5, 30))),
+        _mask((HEIGHT, WIDTH), (slice(None), slice(None))),
+    ],
+)
+def test_mask_writer_writes_8bit_single_channel(tmp_path: Path, mask: np.ndarray) -> None:
+    with MaskWriter(tmp_path) as writer:
+        path = writer.write(7, mask)
+    assert path == tmp_path / "masks" / "00007.png"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["00007.png"]
+    with Image.open(path) as image:
+        assert image.mode == "L"
+        pixels = np.asarray(image)
+    np.testing.assert_array_equal(pixels, np.where(mask, MASK_ON, 0).astype(np.uint8))
+
+
+def test_mask_writer_names_by_index(tmp_path: Path) -> None:
+    with MaskWriter(tmp_path) as writer:
+        for index in (0, 2, 123456):
+            writer.write(index, _mask((2, 2)))
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["00000.png", "00002.png", "123456.png"]
+
+
+def test_mask_writer_rejects_logits(tmp_path: Path) -> None:
+    with MaskWriter(tmp_path) as writer, pytest.raises(ValueError, match="logits > 0"):
+        writer.write(0, np.zeros((2, 2), dtype=np.float32))
+
+
+def test_annotate_tints_mask_and_draws_box() -> None:
+    image = np.full((HEIGHT, WIDTH, 3), 100, dtype=np.uint8)
+    mask = _mask((HEIGHT, WIDTH), (slice(20, 30), slice(20, 30)))
+    out = annotate(image, mask, (5, 5, 10, 8))
+    assert np.all(image == 100), "input must not be modified"
+    np.testing.assert_array_equal(out[HEIGHT - 1, WIDTH - 1], image[HEIGHT - 1, WIDTH - 1])
+    tinted = out[25, 25].astype(int)
+    assert np.all(np.sign(tinted - 100) == np.sign(np.asarray(MASK_COLOR_RGB) - 100))
+    np.testing.assert_array_equal(out[5, 10], BOX_COLOR_RGB)
+    np.testing.assert_array_equal(out[13, 15], BOX_COLOR_RGB)
+    np.testing.assert_array_equal(out[9, 10], image[9, 10])
+
+
+def test_annotate_without_mask_or_box_is_a_copy() -> None:
+    image = np.full((HEIGHT, WIDTH, 3), 7, dtype=np.uint8)
+    out = annotate(image)
+    np.testing.assert_array_equal(out, image)
+    assert out is not image
+
+
+def _rgb(value: int) -> np.ndarray:
+    return np.full((HEIGHT, WIDTH, 3), value, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("frames", [1, 5])
+def test_video_writer_writes_playable_mp4(tmp_path: Path, frames: int) -> None:
+    with VideoWriter(tmp_path, FPS, (WIDTH, HEIGHT)) as writer:
+        for index in range(frames):
+            writer.write(_rgb(index * 40), _mask((HEIGHT, WIDTH), (slice(0, 10), slice(0, 10))), (20, 20, 10, 10))
+    path = tmp_path / "track.mp4"
+    assert _count_frames(path) == frames
+    capture = cv2.VideoCapture(str(path))
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (WIDTH, HEIGHT)
+    capture.release()
+
+
+def test_video_writer_interrupted_leaves_playable_mp4(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(tmp_path, FPS, (WIDTH, HEIGHT)) as writer:
+            for index in range(4):
+                writer.write(_rgb(index * 50))
+            raise KeyboardInterrupt
+    assert _count_frames(tmp_path / "track.mp4") == 4
+    writer.close()
+
+
+def test_video_writer_without_frames_leaves_no_file(tmp_path: Path, warnings: list[str]) -> None:
+    with VideoWriter(tmp_path, FPS, (WIDTH, HEIGHT)):
+        pass
+    assert not (tmp_path / "track.mp4").exists()
+    assert any("no frames" in message for message in warnings)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((HEIGHT, WIDTH + 1, 3), dtype=np.uint8),
+        np.zeros((HEIGHT, WIDTH), dtype=np.uint8),
+        np.zeros((HEIGHT, WIDTH, 3), dtype=np.float32),
+    ],
+)
+def test_video_writer_rejects_wrong_frames(tmp_path: Path, image: np.ndarray) -> None:
+    with VideoWriter(tmp_path, FPS, (WIDTH, HEIGHT)) as writer:
+        writer.write(_rgb(0))
+        with pytest.raises(ValueError, match=f"\\({HEIGHT}, {WIDTH}, 3\\) uint8"):
+            writer.write(image)
+    assert _count_frames(tmp_path / "track.mp4") == 1
+
+
+@pytest.mark.parametrize("fps", [0.0, -1.0])
+def test_video_writer_rejects_bad_fps(tmp_path: Path, fps: float) -> None:
+    with pytest.raises(ValueError, match="frame rate"):
+        VideoWriter(tmp_path, fps, (WIDTH, HEIGHT))
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ({}, {}),
+        ({"frames": 3, "fps": 12.5, "source": "cam0"}, {"frames": 3, "fps": 12.5, "source": "cam0"}),
+        (
+            {"frames": np.int64(3), "ms": np.float32(1.5), "box": np.array([1, 2]), "out": Path("a/b")},
+            {"frames": 3, "ms": 1.5, "box": [1, 2], "out": "a/b"},
+        ),
+    ],
+)
+def test_write_summary_round_trips(tmp_path: Path, summary: dict, expected: dict) -> None:
+    path = tmp_path / "out" / "summary.json"
+    write_summary(path, summary)
+    assert json.loads(path.read_text()) == expected
+    assert [p.name for p in path.parent.iterdir()] == ["summary.json"]
+
+
+def test_write_summary_rejects_unserialisable_and_keeps_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "summary.json"
+    write_summary(path, {"frames": 1})
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        write_summary(path, {"frames": object()})
+    assert json.loads(path.read_text()) == {"frames": 1}
