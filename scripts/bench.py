@@ -1,0 +1,122 @@
+"""Benchmark the tracker on a generated clip, optionally side by side with the official predictor.
+
+    python scripts/bench.py --model-dir om_model [--frames 60] [--official CHECKPOINT]
+
+Prints FPS, mean ms per stage, the share of frame time spent outside the
+sub-models (preprocessing, memory bank, selection, post-processing), peak RSS
+and the RSS growth between frame 100 (or the middle) and the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+from acl_models.onnx_runner import OnnxRunner
+from app.config import load_config
+from app.model_bundle import load_constants, load_manifest, open_runners
+from app.tracker import SamuraiTracker
+from scripts.make_clip import make_frames, write_jpeg_folder
+
+RSS_REFERENCE_FRAME = 100
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class TimedRunner:
+    """Wraps a runner and accumulates its run time."""
+
+    def __init__(self, runner):
+        self.runner, self.seconds = runner, 0.0
+        self.path, self.input_names, self.output_names = runner.path, runner.input_names, runner.output_names
+
+    def run(self, inputs):
+        start = time.perf_counter()
+        try:
+            return self.runner.run(inputs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def close(self):
+        self.runner.close()
+
+
+def bench_tracker(model_dir: Path, frames, box, mode: str) -> dict:
+    manifest = load_manifest(model_dir)
+    runners = {k: TimedRunner(v) for k, v in open_runners(manifest, OnnxRunner).items()}
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
+    stage_ms: dict[str, float] = {}
+    reference_rss = None
+    started = time.perf_counter()
+    for i, image in enumerate(frames):
+        result = tracker.step(i, image, box if i == 0 else None)
+        for k, v in result.timings.items():
+            stage_ms[k] = stage_ms.get(k, 0.0) + v
+        if i == min(RSS_REFERENCE_FRAME, len(frames) // 2):
+            reference_rss = rss_mb()
+    elapsed = time.perf_counter() - started
+    model_s = sum(r.seconds for r in runners.values())
+    return {
+        "fps": len(frames) / elapsed,
+        "stage_ms": {k: v / len(frames) for k, v in stage_ms.items()},
+        "overhead_pct": 100.0 * (elapsed - model_s) / elapsed,
+        "rss_growth_mb": rss_mb() - reference_rss,
+        "state_bytes": tracker.state_nbytes(),
+    }
+
+
+def bench_official(checkpoint: Path, image_size: int, folder: Path, box) -> float:
+    import torch
+    from sam2.build_sam import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor(
+        "configs/sam2.1/sam2.1_hiera_t.yaml", str(checkpoint), device="cpu",
+        hydra_overrides_extra=[f"++model.image_size={image_size}"],
+    )
+    with torch.inference_mode():
+        state = predictor.init_state(str(folder))
+        predictor.add_new_points_or_box(state, 0, 1, box=list(box))
+        started = time.perf_counter()
+        count = sum(1 for _ in predictor.propagate_in_video(state))
+    return count / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--mode", choices=["samurai", "sam2"], default="samurai")
+    parser.add_argument("--official", type=Path, help="checkpoint: also time the official PyTorch predictor")
+    args = parser.parse_args(argv)
+    frames, boxes = make_frames(args.frames)
+    x, y, w, h = boxes[0]
+    box = (x, y, x + w, y + h)
+    ours = bench_tracker(args.model_dir, frames, box, args.mode)
+    print(f"tracker ({args.mode}, ONNX Runtime): {ours['fps']:.2f} FPS over {args.frames} frames")
+    print("  mean ms per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in ours["stage_ms"].items()))
+    print(f"  non-model overhead: {ours['overhead_pct']:.1f} % of frame time")
+    print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
+          f"growth after frame {min(RSS_REFERENCE_FRAME, args.frames // 2)}: {ours['rss_growth_mb']:.1f} MB, "
+          f"tracker state {ours['state_bytes'] / 2**20:.2f} MB")
+    if args.official:
+        manifest = load_manifest(args.model_dir)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = write_jpeg_folder(Path(tmp), frames)
+            official = bench_official(args.official, manifest.image_size, folder, box)
+        print(f"official PyTorch predictor: {official:.2f} FPS; ratio tracker/official = {ours['fps'] / official:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    logger.remove()
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""`python app/run.py` on each input kind and on every bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from app import run
+from app.sources import CameraSource
+from tests.synthetic import make_frames, write_jpeg_folder
+
+NUM_FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    frames, boxes = make_frames(NUM_FRAMES)
+    root = tmp_path_factory.mktemp("cli")
+    folder = write_jpeg_folder(root / "frames", frames)
+    video = root / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    x, y, w, h = boxes[0]
+    return {"folder": folder, "video": video, "bbox": f"{x},{y},{w},{h}", "frames": frames}
+
+
+def _run(capsys, *args):
+    code = run.main(list(args))
+    return code, capsys.readouterr().err
+
+
+def _track_lines(out):
+    return (out / "track.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize("kind", ["folder", "video"])
+def test_file_inputs(clip, export_512, tmp_path, capsys, kind):
+    out = tmp_path / "out"
+    code, err = _run(
+        capsys, "--video", str(clip[kind]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
+        "--output", str(out), "--no-display", "--save-masks", "--save-video", "--backend", "onnx",
+    )
+    assert code == 0, err
+    lines = _track_lines(out)
+    assert len(lines) == NUM_FRAMES and all(len(line.split(",")) == 4 for line in lines)
+    assert len(list((out / "masks").glob("*.png"))) == NUM_FRAMES
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == NUM_FRAMES and summary["backend"] == "onnx" and "image_encoder" in summary["stage_ms_mean"]
+    assert cv2.VideoCapture(str(out / "track.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == NUM_FRAMES
+
+
+class FakeCapture:
+    def __init__(self, frames):
+        self.frames = [cv2.cvtColor(f, cv2.COLOR_RGB2BGR) for f in frames]
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def release(self):
+        self.frames = []
+
+    def get(self, prop):
+        return 0.0
+
+
+def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(run, "open_source", lambda spec: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
+    out = tmp_path / "cam"
+    code, err = _run(capsys, "--video", "cam0", "--bbox", clip["bbox"], "--model-dir", str(export_512),
+                     "--output", str(out), "--no-display", "--max-frames", "3")
+    assert code == 0, err
+    assert 1 <= len(_track_lines(out)) and json.loads((out / "summary.json").read_text())["frames"] >= 1
+
+
+def test_camera_without_box_and_display(export_512, tmp_path, capsys, monkeypatch, clip):
+    monkeypatch.setattr(run, "open_source", lambda spec: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    code, err = _run(capsys, "--video", "cam0", "--model-dir", str(export_512), "--output", str(tmp_path / "o"))
+    assert code == run.EXIT_BAD_INPUT and "--bbox" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def broken_models(export_512, tmp_path):
+    folder = tmp_path / "models"
+    shutil.copytree(export_512, folder)
+    return folder
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_dir", "manifest.json not found"),
+        ("missing_file", "memory_encoder.onnx is missing"),
+        ("mismatch", "do not match manifest.json"),
+        ("zero_box", "zero"),
+        ("bad_box", "bbox"),
+        ("outside_box", "outside"),
+        ("no_video", "does not exist"),
+        ("empty_folder", "no"),
+        ("camera", "camera"),
+    ],
+)
+def test_bad_inputs(case, message, clip, broken_models, tmp_path, capsys):
+    video, bbox, models = str(clip["folder"]), clip["bbox"], broken_models
+    if case == "missing_dir":
+        models = tmp_path / "nothing"
+    elif case == "missing_file":
+        (models / "memory_encoder.onnx").unlink()
+    elif case == "mismatch":
+        manifest = json.loads((models / "manifest.json").read_text())
+        manifest["models"]["mask_decoder"]["inputs"][0]["name"] = "renamed"
+        (models / "manifest.json").write_text(json.dumps(manifest))
+    elif case == "zero_box":
+        bbox = "10,10,0,20"
+    elif case == "bad_box":
+        bbox = "ten,10,20,20"
+    elif case == "outside_box":
+        bbox = "5000,5000,20,20"
+    elif case == "no_video":
+        video = str(tmp_path / "missing.mp4")
+    elif case == "empty_folder":
+        (tmp_path / "empty").mkdir()
+        video = str(tmp_path / "empty")
+    elif case == "camera":
+        video = "cam9"
+    code, err = _run(capsys, "--video", video, "--bbox", bbox, "--model-dir", str(models),
+                     "--output", str(tmp_path / "out"), "--no-display", "--backend", "onnx")
+    errors = [line for line in err.splitlines() if line.startswith("ERROR")]
+    assert code == run.EXIT_BAD_INPUT, err
+    assert "Traceback" not in err and len(errors) == 1, err
+    assert message in errors[0].lower(), errors[0]
