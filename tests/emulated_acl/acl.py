@@ -28,7 +28,7 @@ alive; rt.reset_device refuses while contexts of that device are alive; finalize
 refuses while a device is set or buffers, datasets or descriptions are alive
 (all with ACL_ERROR_RELATIVE_RESOURCE_NOT_CLEARED).
 
-Test controls: reset(run_mode), fail(call, code, after), live(), memcpy_kinds.
+Test controls: reset(run_mode), fail(call, code, after), live(), memcpy_kinds(), executed_gears().
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ ACL_MEMCPY_DEVICE_TO_DEVICE = 3
 MALLOC_POLICIES = (0, 1, 2)
 # aclDataType
 DTYPE_CODES = {"float32": 0, "float16": 1, "int32": 3, "uint8": 4, "int64": 9}
-ACL_INT64 = DTYPE_CODES["int64"]
 ACL_DT_UNDEFINED = -1
 
 MBATCH_NAME = "ascend_mbatch_shape_data"
@@ -164,6 +163,7 @@ class _State:
     models: dict[int, _Model] = field(default_factory=dict)
     failures: dict[str, list[list[int]]] = field(default_factory=dict)  # call -> [[calls to let pass, code]]
     memcpy_kinds: list[int] = field(default_factory=list)
+    executed_gears: list[list[int]] = field(default_factory=list)
     handles: itertools.count = field(default_factory=lambda: itertools.count(0x1000, 0x10))
     next_addr: int = DEVICE_BASE
 
@@ -221,6 +221,11 @@ def live() -> dict[str, int]:
 
 def memcpy_kinds() -> list[int]:
     return list(_state.memcpy_kinds)
+
+
+def executed_gears() -> list[list[int]]:
+    """The gear of every successful execute of a model with gears, in order."""
+    return [list(gear) for gear in _state.executed_gears]
 
 
 # -- call wrapper --------------------------------------------------------------------
@@ -708,6 +713,8 @@ def _execute(model_id: int, inputs: int, outputs: int) -> int:
         memory[: value.nbytes] = value.tobytes()
         dims.append(list(value.shape))
     model.cur_output_dims = dims
+    if gear:
+        _state.executed_gears.append(gear)
     return ACL_SUCCESS
 
 

@@ -1,0 +1,464 @@
+"""pyACL backend: runs ATC-converted `.om` sub-models on an Ascend NPU (310B boards, 310P cards).
+
+`import acl` happens inside AclResource, so this module imports on machines
+without CANN. Every pyACL status is checked and becomes a BackendError naming
+the call, the code and what to do. Device buffers and datasets are built once
+per model and reused every frame. A model converted with gears
+(`--dynamic_dims`) gets, before each execute, the gear equal to the shapes of
+the inputs it is given; there is no padding and no nearest gear.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from loguru import logger
+
+from acl_models.base import BackendError, ModelRunner
+
+SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
+
+ACL_SUCCESS = 0
+# acl.init answers this when something else in the process (torch_npu, another
+# library) initialised pyACL first; finalising is then that owner's job.
+ACL_ERROR_REPEAT_INITIALIZE = 100002
+# aclrtRunMode (acl_rt.h)
+ACL_DEVICE = 0  # the app runs on the NPU board's own CPU (Atlas 200I DK A2, Orange Pi AIpro)
+ACL_HOST = 1  # the app runs on a server CPU; the NPU card sits behind PCIe (Atlas 300I)
+# aclrtMemMallocPolicy: huge pages when there are any, normal pages otherwise
+ACL_MEM_MALLOC_HUGE_FIRST = 0
+# aclrtMemcpyKind
+ACL_MEMCPY_HOST_TO_DEVICE = 1
+ACL_MEMCPY_DEVICE_TO_HOST = 2
+ACL_MEMCPY_DEVICE_TO_DEVICE = 3
+# The input ATC adds to a model built with --dynamic_dims; set_input_dynamic_dims fills it.
+DYNAMIC_DIMS_INPUT = "ascend_mbatch_shape_data"
+# get_input_dynamic_gear_count / get_input_dynamic_dims take a reserved index that must be -1.
+DYNAMIC_DIMS_INDEX = -1
+# aclDataType (acl_base.h) -> numpy
+ACL_DTYPES: dict[int, np.dtype] = {
+    0: np.dtype(np.float32),
+    1: np.dtype(np.float16),
+    2: np.dtype(np.int8),
+    3: np.dtype(np.int32),
+    4: np.dtype(np.uint8),
+    6: np.dtype(np.int16),
+    7: np.dtype(np.uint16),
+    8: np.dtype(np.uint32),
+    9: np.dtype(np.int64),
+    10: np.dtype(np.uint64),
+    11: np.dtype(np.float64),
+    12: np.dtype(np.bool_),
+}
+# What the codes seen most on boards mean (acl_base.h, ge_error_codes.h, rt_error_codes.h).
+_PLOG = "see the plog under ~/ascend/log and docs/ascend.md"
+ACL_ERROR_HINTS: dict[int, str] = {
+    100000: "invalid parameter",
+    100001: "pyACL not initialised",
+    100003: "not a valid .om file; reconvert with convert/atc_all.sh",
+    145013: "no such gear; reconvert with convert/atc_all.sh --force",
+    148051: "resources of this context are still alive; close runners before the AclResource",
+    207001: "device out of memory; stop other NPU processes (npu-smi info) or export a smaller image size",
+    507008: "SoC version error: the .om was built for another chip; reconvert with the chip npu-smi info shows",
+    507011: f"model execution failed on the device; {_PLOG}",
+    507899: f"driver internal error; check npu-smi info (device busy or held by a container?) and {_PLOG}",
+}
+
+
+def _check(call: str, ret: int, doing: str) -> None:
+    if ret != ACL_SUCCESS:
+        raise BackendError(f"{call} failed with code {ret} while {doing}: {ACL_ERROR_HINTS.get(ret, _PLOG)}")
+
+
+def _handle(call: str, handle: int | None, doing: str) -> int:
+    if not handle:
+        raise BackendError(f"{call} returned a null handle while {doing}: host out of memory or pyACL not initialised")
+    return handle
+
+
+class _Teardown:
+    """Release steps recorded during set-up, run in reverse; a failing step does not stop the rest."""
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[str, Callable[[], int]]] = []
+
+    def push(self, call: str, release: Callable[[], int]) -> None:
+        self._steps.append((call, release))
+
+    def run(self) -> list[str]:
+        errors = []
+        while self._steps:
+            call, release = self._steps.pop()
+            ret = release()
+            if ret != ACL_SUCCESS:
+                errors.append(f"{call} failed with code {ret} ({ACL_ERROR_HINTS.get(ret, _PLOG)})")
+        return errors
+
+
+def _raise_release_errors(errors: list[str], doing: str) -> None:
+    if errors:
+        more = f" and {len(errors) - 1} more release error(s)" if len(errors) > 1 else ""
+        raise BackendError(f"{errors[0]} while {doing}{more}")
+
+
+class AclResource:
+    """The NPU device, context and stream that every runner of a process shares.
+
+    Set-up follows pyACL's order: acl.init, rt.set_device, rt.create_context,
+    rt.create_stream, rt.get_run_mode. close() closes runners still open, then
+    releases in reverse; it runs after a failed set-up too and is safe twice.
+    With close_with_last_runner, closing the last attached runner closes the
+    resource too (for callers that only hold runners).
+    """
+
+    def __init__(self, device_id: int = 0, close_with_last_runner: bool = False):
+        try:
+            self.acl = importlib.import_module("acl")
+        except ImportError as exc:
+            raise BackendError(f"pyACL is not importable ({exc}); run `source {SET_ENV}` or use --backend onnx") from exc
+        self.device_id = device_id
+        self.run_mode = ACL_HOST
+        self._close_with_last_runner = close_with_last_runner
+        self._teardown = _Teardown()
+        self._runners: list[AclRunner] = []
+        self._closed = False
+        try:
+            self._open()
+        except BackendError:
+            errors = self._teardown.run()
+            if errors:
+                logger.warning("after the failed set-up of NPU {}: {}", device_id, "; ".join(errors))
+            self._closed = True
+            raise
+
+    def _open(self) -> None:
+        acl = self.acl
+        device = self.device_id
+        ret = acl.init()
+        if ret == ACL_ERROR_REPEAT_INITIALIZE:
+            logger.info("acl.init: pyACL was already initialised in this process; its owner finalises it")
+        else:
+            _check("acl.init", ret, "initialising pyACL")
+            self._teardown.push("acl.finalize", acl.finalize)
+        _check("acl.rt.set_device", acl.rt.set_device(device), f"opening NPU {device}")
+        self._teardown.push("acl.rt.reset_device", lambda: acl.rt.reset_device(device))
+        context, ret = acl.rt.create_context(device)
+        _check("acl.rt.create_context", ret, f"creating a context on NPU {device}")
+        self._teardown.push("acl.rt.destroy_context", lambda: acl.rt.destroy_context(context))
+        stream, ret = acl.rt.create_stream()
+        _check("acl.rt.create_stream", ret, f"creating a stream on NPU {device}")
+        self._teardown.push("acl.rt.destroy_stream", lambda: acl.rt.destroy_stream(stream))
+        run_mode, ret = acl.rt.get_run_mode()
+        _check("acl.rt.get_run_mode", ret, f"querying the run mode of NPU {device}")
+        if run_mode not in (ACL_DEVICE, ACL_HOST):
+            raise BackendError(f"acl.rt.get_run_mode returned unknown mode {run_mode}; update acl_models/acl_runner.py")
+        self.context, self.stream, self.run_mode = context, stream, run_mode
+        where = "on the board's own CPU (ACL_DEVICE)" if run_mode == ACL_DEVICE else "on the host, NPU over PCIe (ACL_HOST)"
+        logger.info("NPU {} ready; running {}", device, where)
+
+    @property
+    def copy_kinds(self) -> tuple[int, int]:
+        """memcpy kinds (host to device, device to host) for this run mode.
+
+        On a board (ACL_DEVICE) host and device memory are the same memory: ACL
+        performs host kinds as device-to-device anyway, and acllite asks for
+        that directly; so do we.
+        """
+        if self.run_mode == ACL_DEVICE:
+            return ACL_MEMCPY_DEVICE_TO_DEVICE, ACL_MEMCPY_DEVICE_TO_DEVICE
+        return ACL_MEMCPY_HOST_TO_DEVICE, ACL_MEMCPY_DEVICE_TO_HOST
+
+    def attach(self, runner: AclRunner) -> None:
+        if self._closed:
+            raise BackendError(f"AclResource for NPU {self.device_id} is closed; create a new one before {runner.path.name}")
+        self._runners.append(runner)
+
+    def detach(self, runner: AclRunner) -> None:
+        """Forget a closed runner; may close the resource (close_with_last_runner)."""
+        if runner in self._runners:
+            self._runners.remove(runner)
+        if self._close_with_last_runner and not self._runners:
+            self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+        for runner in reversed(list(self._runners)):
+            try:
+                runner.close()
+            except BackendError as exc:
+                errors.append(str(exc))
+        errors += self._teardown.run()
+        _raise_release_errors(errors, f"releasing NPU {self.device_id}")
+
+    def __enter__(self) -> AclResource:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        _close_on_exit(self, exc_type)
+
+
+def _close_on_exit(owner: AclResource | AclRunner, exc_type) -> None:
+    """Close; while another error propagates, log a release error instead of replacing it."""
+    if exc_type is None:
+        owner.close()
+        return
+    try:
+        owner.close()
+    except BackendError as exc:
+        logger.warning("while unwinding: {}", exc)
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """One model input or output and the device buffer behind it."""
+
+    index: int
+    name: str
+    dims: tuple[int, ...]  # -1 where the gear decides
+    dtype: np.dtype
+    size: int  # bytes at the largest gear
+    device_ptr: int = 0  # set once the buffer is allocated
+
+
+def _manifest_entry(om_path: Path) -> dict:
+    manifest = om_path.parent / "manifest.json"
+    if not manifest.is_file():
+        raise BackendError(f"{manifest} not found; keep the .om files in the folder convert/export_onnx.py wrote")
+    entry = json.loads(manifest.read_text())["models"].get(om_path.stem)
+    if entry is None:
+        raise BackendError(f"{manifest} lists no model '{om_path.stem}'; re-export and reconvert")
+    return entry
+
+
+class AclRunner(ModelRunner):
+    """One `.om` sub-model on the NPU; stateless about the video.
+
+    run() takes and returns arrays by graph name. Inputs are cast to the
+    model's input dtype (an AIPP image encoder takes uint8 RGB pixels, NHWC);
+    outputs come back as float32 whatever precision the .om computes in.
+    Output names come from manifest.json, in the order ATC was given them
+    (--out_nodes), since an .om names outputs after their producing nodes.
+    """
+
+    def __init__(self, path: Path, resource: AclResource):
+        super().__init__(path)
+        if not self.path.is_file():
+            raise BackendError(f"{self.path} not found; convert it with convert/atc_all.sh --model-dir {self.path.parent}")
+        entry = _manifest_entry(self.path)
+        self._resource = resource
+        self._acl = resource.acl
+        self._teardown = _Teardown()
+        self._closed = False
+        self._gears: set[tuple[int, ...]] = set()
+        self._gear_index = -1
+        resource.attach(self)
+        try:
+            self._load([i["name"] for i in entry["inputs"]], [o["name"] for o in entry["outputs"]])
+        except BackendError:
+            self._closed = True
+            errors = self._release()
+            if errors:
+                logger.warning("after the failed load of {}: {}", self.path.name, "; ".join(errors))
+            raise
+
+    # -- loading -------------------------------------------------------------------
+
+    def _describe(self, kind: str, index: int) -> _Binding:
+        mdl = self._acl.mdl
+        doing = f"describing {kind} {index} of {self.path.name}"
+        get_dims, get_type, get_size = {
+            "input": (mdl.get_input_dims, mdl.get_input_data_type, mdl.get_input_size_by_index),
+            "output": (mdl.get_output_dims, mdl.get_output_data_type, mdl.get_output_size_by_index),
+        }[kind]
+        dims, ret = get_dims(self._desc, index)
+        _check(f"acl.mdl.get_{kind}_dims", ret, doing)
+        code = get_type(self._desc, index)
+        if code not in ACL_DTYPES:
+            raise BackendError(f"acl.mdl.get_{kind}_data_type returned {code} while {doing}: not a known aclDataType")
+        size = get_size(self._desc, index)
+        if size <= 0:
+            raise BackendError(f"acl.mdl.get_{kind}_size_by_index returned {size} while {doing}: the .om looks broken")
+        return _Binding(index, dims["name"], tuple(dims["dims"]), ACL_DTYPES[code], size)
+
+    def _count(self, kind: str) -> int:
+        call = f"get_num_{kind}s"
+        count = getattr(self._acl.mdl, call)(self._desc)
+        if count <= 0:
+            raise BackendError(f"acl.mdl.{call} returned {count} for {self.path.name}: the .om looks broken")
+        return count
+
+    def _dataset(self, sizes: list[int], kind: str) -> tuple[int, list[int]]:
+        """A dataset of one device buffer per size, allocated once for the runner's life."""
+        acl = self._acl
+        doing = f"allocating {kind} buffers of {self.path.name}"
+        dataset = _handle("acl.mdl.create_dataset", acl.mdl.create_dataset(), doing)
+        self._teardown.push("acl.mdl.destroy_dataset", lambda: acl.mdl.destroy_dataset(dataset))
+        pointers = []
+        for size in sizes:
+            pointer, ret = acl.rt.malloc(size, ACL_MEM_MALLOC_HUGE_FIRST)
+            _check("acl.rt.malloc", ret, f"{doing} ({size} bytes)")
+            self._teardown.push("acl.rt.free", lambda p=pointer: acl.rt.free(p))
+            buffer = _handle("acl.create_data_buffer", acl.create_data_buffer(pointer, size), doing)
+            self._teardown.push("acl.destroy_data_buffer", lambda b=buffer: acl.destroy_data_buffer(b))
+            _, ret = acl.mdl.add_dataset_buffer(dataset, buffer)
+            _check("acl.mdl.add_dataset_buffer", ret, doing)
+            pointers.append(pointer)
+        return dataset, pointers
+
+    def _load(self, manifest_inputs: list[str], manifest_outputs: list[str]) -> None:
+        acl = self._acl
+        name = self.path.name
+        doing = f"loading {name}"
+        model_id, ret = acl.mdl.load_from_file(str(self.path))
+        _check("acl.mdl.load_from_file", ret, doing)
+        self._teardown.push("acl.mdl.unload", lambda: acl.mdl.unload(model_id))
+        self._model_id = model_id
+        desc = _handle("acl.mdl.create_desc", acl.mdl.create_desc(), doing)
+        self._teardown.push("acl.mdl.destroy_desc", lambda: acl.mdl.destroy_desc(desc))
+        self._desc = desc
+        _check("acl.mdl.get_desc", acl.mdl.get_desc(desc, model_id), doing)
+
+        inputs = [self._describe("input", i) for i in range(self._count("input"))]
+        outputs = [self._describe("output", i) for i in range(self._count("output"))]
+        data_inputs = [b.name for b in inputs if b.name != DYNAMIC_DIMS_INPUT]
+        if sorted(data_inputs) != sorted(manifest_inputs):
+            raise BackendError(
+                f"{name} takes {data_inputs} but manifest.json lists {manifest_inputs}; "
+                "reconvert with convert/atc_all.sh --force"
+            )
+        if len(outputs) != len(manifest_outputs):
+            raise BackendError(
+                f"{name} has {len(outputs)} outputs but manifest.json lists {manifest_outputs}; "
+                "reconvert with convert/atc_all.sh --force"
+            )
+        if len(data_inputs) < len(inputs):
+            self._load_gears()
+
+        self._input_dataset, input_pointers = self._dataset([b.size for b in inputs], "input")
+        self._output_dataset, output_pointers = self._dataset([b.size for b in outputs], "output")
+        self._inputs = [
+            replace(b, device_ptr=ptr) for b, ptr in zip(inputs, input_pointers) if b.name != DYNAMIC_DIMS_INPUT
+        ]
+        # An .om names outputs after their producing nodes; the graph names are the manifest's, in --out_nodes order.
+        self._outputs = [
+            replace(b, name=graph_name, device_ptr=ptr)
+            for b, graph_name, ptr in zip(outputs, manifest_outputs, output_pointers)
+        ]
+        gears = f", {len(self._gears)} gears" if self._gears else ""
+        logger.info("loaded {}: {} inputs, {} outputs{}", name, len(self._inputs), len(self._outputs), gears)
+
+    def _load_gears(self) -> None:
+        mdl = self._acl.mdl
+        doing = f"reading the gears of {self.path.name}"
+        index, ret = mdl.get_input_index_by_name(self._desc, DYNAMIC_DIMS_INPUT)
+        _check("acl.mdl.get_input_index_by_name", ret, doing)
+        count, ret = mdl.get_input_dynamic_gear_count(self._desc, DYNAMIC_DIMS_INDEX)
+        _check("acl.mdl.get_input_dynamic_gear_count", ret, doing)
+        gears, ret = mdl.get_input_dynamic_dims(self._desc, DYNAMIC_DIMS_INDEX, count)
+        _check("acl.mdl.get_input_dynamic_dims", ret, doing)
+        self._gear_index = index
+        self._gears = {tuple(gear["dims"]) for gear in gears}
+
+    # -- running -------------------------------------------------------------------
+
+    @property
+    def input_names(self) -> list[str]:
+        return [b.name for b in self._inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [b.name for b in self._outputs]
+
+    def _prepare(self, binding: _Binding, value: np.ndarray) -> np.ndarray:
+        """`value` as the contiguous array of the model's dtype that the device buffer receives."""
+        array = np.asarray(value)
+        if array.dtype != binding.dtype:
+            if not np.can_cast(array.dtype, binding.dtype, casting="same_kind"):
+                aipp = " (an AIPP encoder takes uint8 RGB pixels, NHWC)" if binding.dtype == np.uint8 else ""
+                raise BackendError(
+                    f"{self.path.name}: input '{binding.name}' is {array.dtype} but the model takes {binding.dtype}{aipp}"
+                )
+            array = array.astype(binding.dtype)
+        if len(array.shape) != len(binding.dims) or any(
+            want not in (-1, got) for want, got in zip(binding.dims, array.shape)
+        ):
+            wanted = tuple("?" if d == -1 else d for d in binding.dims)
+            raise BackendError(f"{self.path.name}: input '{binding.name}' has shape {array.shape}, the model takes {wanted}")
+        return np.ascontiguousarray(array)
+
+    def _set_gear(self, arrays: list[np.ndarray]) -> None:
+        dims = [int(d) for array in arrays for d in array.shape]
+        if tuple(dims) not in self._gears:
+            shapes = {b.name: a.shape for b, a in zip(self._inputs, arrays) if -1 in b.dims}
+            raise BackendError(
+                f"{self.path.name}: no gear for input shapes {shapes} among its {len(self._gears)} gears; "
+                "reconvert with convert/atc_all.sh --force if the tracker's memory sizes changed"
+            )
+        ret = self._acl.mdl.set_input_dynamic_dims(
+            self._model_id, self._input_dataset, self._gear_index, {"name": "", "dimCount": len(dims), "dims": dims}
+        )
+        _check("acl.mdl.set_input_dynamic_dims", ret, f"selecting the gear of {self.path.name}")
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._closed:
+            raise BackendError(f"{self.path.name} was closed")
+        names = set(self.input_names)
+        if set(inputs) != names:
+            raise BackendError(f"{self.path.name}: got inputs {sorted(inputs)}, it takes {sorted(names)}")
+        acl = self._acl
+        arrays = [self._prepare(b, inputs[b.name]) for b in self._inputs]
+        if self._gears:
+            self._set_gear(arrays)
+        to_device, to_host = self._resource.copy_kinds
+        for binding, array in zip(self._inputs, arrays):
+            ret = acl.rt.memcpy(binding.device_ptr, binding.size, array.ctypes.data, array.nbytes, to_device)
+            _check("acl.rt.memcpy", ret, f"copying input '{binding.name}' of {self.path.name} to the device")
+        ret = acl.mdl.execute(self._model_id, self._input_dataset, self._output_dataset)
+        _check("acl.mdl.execute", ret, f"running {self.path.name}")
+        results = {}
+        for binding in self._outputs:
+            dims = binding.dims
+            if self._gears:
+                current, ret = acl.mdl.get_cur_output_dims(self._desc, binding.index)
+                _check("acl.mdl.get_cur_output_dims", ret, f"reading the shape of output '{binding.name}'")
+                dims = tuple(current["dims"])
+            host = np.empty(dims, dtype=binding.dtype)
+            if host.nbytes > binding.size:
+                raise BackendError(
+                    f"{self.path.name}: output '{binding.name}' of shape {dims} exceeds its {binding.size}-byte buffer"
+                )
+            ret = acl.rt.memcpy(host.ctypes.data, host.nbytes, binding.device_ptr, host.nbytes, to_host)
+            _check("acl.rt.memcpy", ret, f"copying output '{binding.name}' of {self.path.name} to the host")
+            floating = np.issubdtype(host.dtype, np.floating)
+            results[binding.name] = host.astype(np.float32, copy=False) if floating else host
+        return results
+
+    def _release(self) -> list[str]:
+        """Free this model's device objects, then leave the resource (which may close with it)."""
+        errors = self._teardown.run()
+        try:
+            self._resource.detach(self)
+        except BackendError as exc:
+            errors.append(str(exc))
+        return errors
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        _raise_release_errors(self._release(), f"closing {self.path.name}")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        _close_on_exit(self, exc_type)
