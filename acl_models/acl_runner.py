@@ -351,6 +351,8 @@ class AclRunner(ModelRunner):
         self._inputs = [
             replace(b, device_ptr=ptr) for b, ptr in zip(inputs, input_pointers) if b.name != DYNAMIC_DIMS_INPUT
         ]
+        # ATC's AIPP turns a float image input into uint8 pixels: the tracker must then skip normalising.
+        self.takes_pixels = any(b.dtype == np.uint8 for b in self._inputs)
         # An .om names outputs after their producing nodes; the graph names are the manifest's, in --out_nodes order.
         self._outputs = [
             replace(b, name=graph_name, device_ptr=ptr)

@@ -20,6 +20,10 @@ class ModelRunner(ABC):
     may be called more than once.
     """
 
+    # True for an image encoder that normalises on the device (Ascend AIPP): it
+    # takes the resized frame as uint8 RGB, NHWC, instead of normalised float32 NCHW.
+    takes_pixels: bool = False
+
     def __init__(self, path: Path):
         self.path = Path(path)
 

@@ -12,16 +12,15 @@ _CONNECTIVITY = 8
 _HOLE_FILL_LOGIT = 0.1
 
 
-def to_model_input(image: np.ndarray, size: int, mean: np.ndarray, std: np.ndarray, resize: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB → (1, 3, size, size) float32, normalised as the official loader does.
-
-    `pil_bicubic` is PIL's default resize, which the official predictor uses; the
-    division by 255 happens in float64 before the cast, also as there.
-    """
+def resize_frame(image: np.ndarray, size: int, resize: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB → (size, size, 3) uint8; `pil_bicubic` is the official predictor's resize."""
     if resize == "pil_bicubic":
-        resized = np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
-    else:
-        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+        return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def normalise(resized: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(S, S, 3) uint8 → (1, 3, S, S) float32; /255 in float64 before the cast, as the official loader does."""
     scaled = (resized / 255.0).astype(np.float32)
     return ((scaled - mean) / std).transpose(2, 0, 1)[None].copy()
 

@@ -82,8 +82,10 @@ class SamuraiTracker:
     # -- stages ------------------------------------------------------------
 
     def _encode_image(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        x = preprocess.to_model_input(image, self.image_size, self.mean, self.std, self.config.resize)
-        return self.runners["image_encoder"].run({"image": x})
+        encoder = self.runners["image_encoder"]
+        resized = preprocess.resize_frame(image, self.image_size, self.config.resize)
+        x = resized[None] if encoder.takes_pixels else preprocess.normalise(resized, self.mean, self.std)
+        return encoder.run({"image": x})
 
     def _attend_memory(self, t: int, vision_feat: np.ndarray) -> np.ndarray:
         frames = self.bank.memory_frames(t)

@@ -184,9 +184,35 @@ def test_aipp_encoder_takes_uint8_pixels(acl, export_512, tmp_path):
     normalised = ((pixels / np.float32(255) - IMAGE_MEAN) / IMAGE_STD).transpose(0, 3, 1, 2).astype(np.float32)
     expected = OnnxRunner(model_dir / "image_encoder.onnx").run({"image": normalised})
     with AclResource() as resource, AclRunner(model_dir / "image_encoder.om", resource) as runner:
+        assert runner.takes_pixels
         assert_same(runner.run({"image": pixels}), expected, rtol=1e-4)
         with pytest.raises(BackendError, match="uint8 RGB pixels, NHWC"):
             runner.run({"image": normalised})
+
+
+def test_tracker_feeds_pixels_to_an_aipp_encoder(acl, export_512, tmp_path):
+    """With AIPP the encoder normalises on the device; the tracker's masks stay those of ONNX Runtime."""
+    from app.config import TrackerConfig
+    from app.model_bundle import load_constants, load_manifest, open_runners
+    from app.tracker import SamuraiTracker
+    from tests.synthetic import make_frames
+
+    model_dir = convert(linked_copy(export_512, tmp_path / "aipp_all"), Settings(SOC, aipp=True))
+    frames, boxes = make_frames(3)
+    x, y, w, h = boxes[0]
+    manifest = load_manifest(model_dir)
+
+    def track(factory) -> list[np.ndarray]:
+        runners = open_runners(manifest, factory)
+        try:
+            tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+            return [tracker.step(i, f, (x, y, x + w, y + h) if i == 0 else None).low_res_logits for i, f in enumerate(frames)]
+        finally:
+            for runner in runners.values():
+                runner.close()
+
+    for ours, expected in zip(track(runner_factory("acl", model_dir)), track(runner_factory("onnx", model_dir))):
+        np.testing.assert_allclose(ours, expected, atol=1e-3)
 
 
 BAD_INPUTS = [
