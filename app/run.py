@@ -21,7 +21,7 @@ from acl_models.base import BackendError
 from acl_models.select import choose_backend, runner_factory
 from app.config import ConfigError, load_config
 from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
-from app.outputs import MaskWriter, OutputError, TrackWriter, VideoWriter, box_from_mask, write_summary
+from app.outputs import MaskWriter, OutputError, TrackWriter, VideoWriter, annotate, box_from_mask, write_summary
 from app.prompt import Box, PromptError, parse_bbox, read_bbox_file, validate_bbox
 from app.sources import SourceError, open_source
 from app.tracker import SamuraiTracker
@@ -70,10 +70,18 @@ def initial_box(args: argparse.Namespace, first_image: np.ndarray, display: bool
 
 def show(image: np.ndarray, mask: np.ndarray, box) -> bool:
     """Draw the result; False when the user pressed q or Esc."""
-    from app.outputs import annotate
-
     cv2.imshow(WINDOW, cv2.cvtColor(annotate(image, mask, box), cv2.COLOR_RGB2BGR))
     return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+
+def window_works() -> bool:
+    """opencv-python-headless has no GUI: tracking goes on without a window, with a warning."""
+    try:
+        cv2.namedWindow(WINDOW)
+    except cv2.error:
+        logger.warning("this OpenCV build cannot open windows (headless); install opencv-python to see the tracking")
+        return False
+    return True
 
 
 def track(args: argparse.Namespace) -> dict:
@@ -82,7 +90,7 @@ def track(args: argparse.Namespace) -> dict:
     constants = load_constants(manifest)
     backend, reason = choose_backend(args.model_dir, args.backend)
     logger.info("backend: {} ({})", backend, reason)
-    display = not args.no_display and has_display()
+    display = not args.no_display and has_display() and window_works()
     totals: dict[str, float] = {}
     frames_done = 0
     started = time.perf_counter()
