@@ -88,8 +88,7 @@ def track(args: argparse.Namespace) -> dict:
     manifest = load_manifest(args.model_dir)
     config = load_config(args.config, manifest.model_size, args.mode)
     constants = load_constants(manifest)
-    backend, reason = choose_backend(args.model_dir, args.backend)
-    logger.info("backend: {} ({})", backend, reason)
+    backend, _ = choose_backend(args.model_dir, args.backend)
     display = not args.no_display and has_display() and window_works()
     totals: dict[str, float] = {}
     frames_done = 0
