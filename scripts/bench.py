@@ -42,6 +42,7 @@ class TimedRunner:
     def __init__(self, runner):
         self.runner, self.seconds = runner, 0.0
         self.path, self.input_names, self.output_names = runner.path, runner.input_names, runner.output_names
+        self.takes_pixels = runner.takes_pixels
 
     def run(self, inputs):
         start = time.perf_counter()
