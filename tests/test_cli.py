@@ -138,3 +138,23 @@ def test_bad_inputs(case, message, clip, broken_models, tmp_path, capsys):
     assert code == run.EXIT_BAD_INPUT, err
     assert "Traceback" not in err and len(errors) == 1, err
     assert message in errors[0].lower(), errors[0]
+
+
+def test_ctrl_c_keeps_complete_outputs(clip, export_512, tmp_path, capsys, monkeypatch):
+    from app.tracker import SamuraiTracker
+
+    step = SamuraiTracker.step
+
+    def interrupted(self, frame_idx, *args, **kwargs):
+        if frame_idx == 3:
+            raise KeyboardInterrupt
+        return step(self, frame_idx, *args, **kwargs)
+
+    monkeypatch.setattr(SamuraiTracker, "step", interrupted)
+    out = tmp_path / "ctrl_c"
+    code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
+                     "--output", str(out), "--no-display", "--save-video", "--backend", "onnx")
+    assert code == run.EXIT_INTERRUPTED and "interrupted after 3 frames" in err and "Traceback" not in err
+    assert len(_track_lines(out)) == 3
+    assert json.loads((out / "summary.json").read_text())["frames"] == 3
+    assert cv2.VideoCapture(str(out / "track.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
