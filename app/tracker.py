@@ -81,11 +81,11 @@ class SamuraiTracker:
 
     # -- stages ------------------------------------------------------------
 
-    def _encode_image(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        encoder = self.runners["image_encoder"]
+    def _model_input(self, image: np.ndarray) -> np.ndarray:
         resized = preprocess.resize_frame(image, self.image_size, self.config.resize)
-        x = resized[None] if encoder.takes_pixels else preprocess.normalise(resized, self.mean, self.std)
-        return encoder.run({"image": x})
+        if self.runners["image_encoder"].takes_pixels:
+            return resized[None]
+        return preprocess.normalise(resized, self.mean, self.std)
 
     def _attend_memory(self, t: int, vision_feat: np.ndarray) -> np.ndarray:
         frames = self.bank.memory_frames(t)
@@ -154,8 +154,10 @@ class SamuraiTracker:
         timer = _Timer()
         height, width = image.shape[:2]
         fill_area = int(self.manifest.hyper["fill_hole_area"])
+        with timer.stage("preprocess"):
+            x = self._model_input(image)
         with timer.stage("image_encoder"):
-            features = self._encode_image(image)
+            features = self.runners["image_encoder"].run({"image": x})
         vision_feat = features["vision_feat"]
         prompt = self.first_index is None
         if prompt:
