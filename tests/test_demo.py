@@ -1,0 +1,233 @@
+"""The synthetic colour checkpoint on the demo clip: the tracker follows the target and SAMURAI's choices show.
+
+Design. Random weights test the numerics of the port but not its SAMURAI
+decisions: SAM 2 and SAMURAI pick the same scattered masks (SAMURAI.md, 7).
+The hand-set colour checkpoint (`scripts/make_demo_checkpoint.py`) segments the
+red target (token 1), the green distractor (token 2) or both (token 3) and
+predicts IoUs from the colours' areas, and the demo clip grows the distractor
+past the target after SAMURAI's 15 warm-up frames. So plain SAM 2 selection
+must jump to the distractor exactly when its predicted IoU overtakes, while
+SAMURAI's Kalman score keeps the target; the PyTorch SAMURAI reference must
+make the same choices frame by frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from acl_models.onnx_runner import OnnxRunner
+from app.config import TrackerConfig
+from app.evaluation import box_iou, evaluate
+from app.model_bundle import load_constants, load_manifest, open_runners
+from app.motion_selection import SamuraiParams
+from app.outputs import box_from_mask
+from app.tracker import FrameResult, SamuraiTracker
+from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE, demo_state_dict
+from scripts.make_demo_clip import make_frames, write_clip
+from tests.reference_predictor import SamuraiReferencePredictor, cpu_connected_components
+from tests.synthetic import read_jpeg_folder
+
+# The colour model does not depend on resolution; 256 px runs ~4x faster than 512.
+IMAGE_SIZE = 256
+NUM_FRAMES = 40
+# Measured: the first frame whose green mask has the higher predicted IoU (the
+# distractor's side, 41 px, first exceeds the target's 40 px). From there to the
+# end SAM 2 follows the distractor and SAMURAI keeps the target.
+TAKEOVER_FRAME = 23
+DIVERGENT_FRAMES = list(range(TAKEOVER_FRAME, NUM_FRAMES))
+# Box IoU of the mask's box with the true box. A perfect mask scores
+# (39/40)^2 = 0.95 (the box convention has no +1), the frames where the grey
+# bar hides an edge of the target ~0.7; measured means are 0.93 (frames before
+# the takeover, both modes) and 0.94 (samurai, whole clip). A frame on the
+# distractor scores 0, so 0.85 fails once the tracker loses the target on ~2 of
+# the 23 frames before the takeover (~4 of the clip), and leaves room for JPEG
+# and resize differences.
+MIN_MEAN_IOU = 0.85
+# Masks from ONNX Runtime and PyTorch differ only where a logit is ~0 (as in test_parity).
+MIN_MASK_IOU = 0.99
+# float64 Kalman arithmetic on boxes of integer pixels: identical unless a box differs.
+KALMAN_ATOL = 1e-9
+# The filter's IoU is rounded to float32 on both sides.
+KF_SCORE_ATOL = 1e-6
+# One compute thread for ONNX Runtime and PyTorch: their spinning worker threads
+# collapse when other processes share the cores (measured on 2 busy cores: the
+# reference predictor 13 s with one thread, 190 s with two; our tracker 5 s vs 16 s).
+TEST_THREADS = 1
+
+
+@dataclass
+class TrackedFrame:
+    result: FrameResult
+    iou_pred: np.ndarray  # (4,) predicted IoUs of all decoder tokens
+    stable_frames: int
+    kf_mean: np.ndarray | None
+    memory_frames: list[int]  # frames whose memory this frame attended to (empty on the prompt frame)
+
+
+class RecordingRunner(OnnxRunner):
+    """ONNX Runtime runner that keeps every predicted-IoU vector the decoder returns."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, threads=TEST_THREADS)
+        self.iou_preds: list[np.ndarray] = []
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = super().run(inputs)
+        if "iou_pred" in outputs:
+            self.iou_preds.append(outputs["iou_pred"][0].copy())
+        return outputs
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
+    torch.save({"model": demo_state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
+    from convert.export_onnx import export
+
+    out = tmp_path_factory.mktemp(f"demo_om{IMAGE_SIZE}")
+    with _torch_threads(TEST_THREADS):
+        export(demo_checkpoint, out, image_size=IMAGE_SIZE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_clip(tmp_path_factory) -> tuple[Path, list[np.ndarray], np.ndarray]:
+    frames, boxes = make_frames(NUM_FRAMES)
+    folder = tmp_path_factory.mktemp("demo_clip") / "colour_clip"
+    write_clip(folder, frames, boxes)
+    return folder, read_jpeg_folder(folder), np.asarray(boxes, dtype=np.float64)
+
+
+def _prompt(boxes: np.ndarray) -> tuple[float, float, float, float]:
+    x, y, w, h = boxes[0]
+    return (x, y, x + w, y + h)
+
+
+def _track(models: Path, images: list[np.ndarray], box, mode: str) -> list[TrackedFrame]:
+    manifest = load_manifest(models)
+    runners = open_runners(manifest, RecordingRunner)
+    config = TrackerConfig(mode=mode, samurai=SamuraiParams())
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
+    frames = []
+    try:
+        for i, image in enumerate(images):
+            memory = [e.frame_idx for _, e in tracker.bank.memory_frames(i)] if i else []
+            result = tracker.step(i, image, box if i == 0 else None)
+            mean = None if tracker.motion.mean is None else tracker.motion.mean.copy()
+            iou_pred = runners["mask_decoder"].iou_preds[-1]
+            frames.append(TrackedFrame(result, iou_pred, tracker.motion.stable_frames, mean, memory))
+    finally:
+        for runner in runners.values():
+            runner.close()
+    return frames
+
+
+@pytest.fixture(scope="session")
+def tracks(demo_models, demo_clip) -> dict[str, list[TrackedFrame]]:
+    _, images, boxes = demo_clip
+    return {mode: _track(demo_models, images, _prompt(boxes), mode) for mode in ("sam2", "samurai")}
+
+
+def _predicted_boxes(frames: list[TrackedFrame]) -> np.ndarray:
+    return np.array([box_from_mask(f.result.mask) for f in frames], dtype=np.float64)
+
+
+def _box_ious(frames: list[TrackedFrame], boxes: np.ndarray) -> np.ndarray:
+    return box_iou(_predicted_boxes(frames), boxes[: len(frames)])
+
+
+@pytest.mark.parametrize("mode", ["sam2", "samurai"])
+def test_follows_target_before_takeover(tracks, demo_clip, mode):
+    frames = tracks[mode][:TAKEOVER_FRAME]
+    assert frames[0].result.mask_index == TOKEN_SINGLE, "the prompt frame's single mask must be stable"
+    assert all(f.result.mask_index == TOKEN_RED for f in frames[1:])
+    assert _box_ious(frames, demo_clip[2]).mean() >= MIN_MEAN_IOU
+
+
+def test_samurai_follows_target_through_clip(tracks, demo_clip):
+    scores = evaluate(_predicted_boxes(tracks["samurai"]), demo_clip[2])
+    assert scores.frames == NUM_FRAMES
+    assert scores.mean_iou >= MIN_MEAN_IOU
+
+
+def test_modes_diverge_where_distractor_overtakes(tracks, demo_clip):
+    sam2, samurai = tracks["sam2"], tracks["samurai"]
+    overtaken = [i for i, f in enumerate(sam2) if i and f.iou_pred[TOKEN_GREEN] > f.iou_pred[TOKEN_RED]]
+    assert overtaken == DIVERGENT_FRAMES
+    divergent = [i for i, (a, b) in enumerate(zip(sam2, samurai)) if a.result.mask_index != b.result.mask_index]
+    assert divergent == DIVERGENT_FRAMES
+    for i in DIVERGENT_FRAMES:
+        assert sam2[i].result.mask_index == TOKEN_GREEN, f"frame {i}"
+        assert samurai[i].result.mask_index == TOKEN_RED, f"frame {i}"
+        # SAMURAI holds the target with its Kalman filter voting, not by a lost track restarting.
+        assert samurai[i].result.kf_score is not None and samurai[i].stable_frames > 0, f"frame {i}"
+    # The distractor's box never touches the target's (8 px gap): SAM 2 scores 0 there.
+    assert not _box_ious(sam2, demo_clip[2])[DIVERGENT_FRAMES].any()
+
+
+def _reference_run(checkpoint: Path, folder: Path, boxes: np.ndarray) -> tuple[SamuraiReferencePredictor, dict]:
+    """The PyTorch SAMURAI reference on the clip: (predictor with its per-frame log, frame -> bool mask)."""
+    import sam2.utils.misc as misc
+    from sam2.build_sam import build_sam2_video_predictor
+
+    predictor = build_sam2_video_predictor(
+        "configs/sam2.1/sam2.1_hiera_t.yaml",
+        str(checkpoint),
+        device="cpu",
+        hydra_overrides_extra=[
+            f"++model.image_size={IMAGE_SIZE}",
+            "++model._target_=tests.reference_predictor.SamuraiReferencePredictor",
+        ],
+    )
+    predictor.setup_samurai(SamuraiParams())
+    original = misc.get_connected_components
+    misc.get_connected_components = cpu_connected_components
+    try:
+        with torch.inference_mode(), _torch_threads(TEST_THREADS):
+            state = predictor.init_state(str(folder))
+            predictor.add_new_points_or_box(state, 0, 1, box=list(_prompt(boxes)))
+            masks = {i: (m[0, 0] > 0).numpy() for i, _, m in predictor.propagate_in_video(state)}
+    finally:
+        misc.get_connected_components = original
+    return predictor, masks
+
+
+def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks):
+    folder, _, boxes = demo_clip
+    predictor, masks = _reference_run(demo_checkpoint, folder, boxes)
+    ours = tracks["samurai"]
+    for i, frame in enumerate(ours[1:], 1):
+        log = predictor.log[i]
+        assert frame.result.mask_index - 1 == log.index, f"frame {i}"
+        assert (frame.result.kf_score is None) == (log.kf_score is None), f"frame {i}"
+        if log.kf_score is not None:
+            assert frame.result.kf_score == pytest.approx(log.kf_score, abs=KF_SCORE_ATOL), f"frame {i}"
+        assert frame.stable_frames == log.stable_frames, f"frame {i}"
+        np.testing.assert_allclose(frame.kf_mean, log.kf_mean, rtol=0, atol=KALMAN_ATOL, err_msg=f"frame {i}")
+        assert frame.memory_frames == log.memory_frames, f"frame {i}"
+    for frame in ours:
+        mask, reference = frame.result.mask, masks[frame.result.frame_idx]
+        union = np.logical_or(mask, reference).sum()
+        assert np.logical_and(mask, reference).sum() / union >= MIN_MASK_IOU, f"frame {frame.result.frame_idx}"
