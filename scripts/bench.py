@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from loguru import logger
 
 from acl_models.onnx_runner import OnnxRunner

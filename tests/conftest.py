@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import importlib
+import sys
+
 import pytest
 import torch
 
 SEED = 0
+EMULATION_DIR = Path(__file__).resolve().parent / "emulated_acl"
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +47,14 @@ def export_256_variants(checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("om256")
     export(checkpoint, out, image_size=256, simplify_graphs=True, fp16=True, int8=True)
     return out
+
+
+@pytest.fixture
+def acl(monkeypatch):
+    """The emulation as `import acl`, fresh for each test."""
+    monkeypatch.syspath_prepend(str(EMULATION_DIR))
+    monkeypatch.delitem(sys.modules, "acl", raising=False)
+    module = importlib.import_module("acl")
+    module.reset()
+    yield module
+    sys.modules.pop("acl", None)

@@ -9,11 +9,8 @@ that nothing stays allocated.
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,12 +22,9 @@ from acl_models.acl_runner import AclResource, AclRunner
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.select import choose_backend, open_runner, runner_factory
-from convert.atc_args import Settings, build_jobs
+from convert.atc_args import Settings
+from tests.ascend_helpers import SOC, convert, linked_copy
 
-REPO = Path(__file__).resolve().parents[1]
-EMULATION_DIR = REPO / "tests" / "emulated_acl"
-FAKE_ATC = REPO / "tests" / "fake_atc" / "atc"
-SOC = "Ascend310B4"
 SUBMODELS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")
 IMAGE_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGE_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -38,28 +32,6 @@ IMAGE_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 ATOL = 1e-5
 # --output_type=FP16 / --input_fp16_nodes round inputs and outputs to 11-bit mantissas.
 FP16_RTOL = 2e-3
-
-
-def linked_copy(export: Path, dest: Path) -> Path:
-    """The export as symlinks plus a private manifest.json, so the test may write .om files beside it."""
-    dest.mkdir(parents=True)
-    for item in export.iterdir():
-        if item.name == "manifest.json":
-            shutil.copy(item, dest / item.name)
-        elif item.suffix in (".onnx", ".npy"):
-            (dest / item.name).symlink_to(item)
-    return dest
-
-
-def convert(model_dir: Path, settings: Settings, only: str | None = None, extra: tuple[str, ...] = ()) -> Path:
-    """Run the stand-in ATC on the commands convert/atc_args.py builds (plus `extra` flags)."""
-    for job in build_jobs(model_dir, settings):
-        if only in (None, job.model):
-            result = subprocess.run(
-                [sys.executable, str(FAKE_ATC), *job.argv[1:], *extra], capture_output=True, text=True
-            )
-            assert result.returncode == 0, result.stdout
-    return model_dir
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +43,6 @@ def om_512(export_512, tmp_path_factory) -> Path:
 def om_256(export_256_variants, tmp_path_factory) -> Path:
     """256 px (simplified graphs): where a test runs whole clips, the smaller encoder keeps it quick."""
     return convert(linked_copy(export_256_variants, tmp_path_factory.mktemp("acl") / "om256"), Settings(SOC))
-
-
-@pytest.fixture
-def acl(monkeypatch):
-    """The emulation as `import acl`, fresh for each test."""
-    monkeypatch.syspath_prepend(str(EMULATION_DIR))
-    monkeypatch.delitem(sys.modules, "acl", raising=False)
-    module = importlib.import_module("acl")
-    module.reset()
-    yield module
-    sys.modules.pop("acl", None)
 
 
 def manifest_entry(model_dir: Path, name: str) -> dict:

@@ -6,7 +6,6 @@ import json
 import shutil
 
 import cv2
-import numpy as np
 import pytest
 
 from app import run

@@ -27,7 +27,7 @@ from app.config import TrackerConfig
 from app.model_bundle import load_constants, load_manifest, open_runners
 from app.motion_selection import SamuraiParams
 from app.tracker import SamuraiTracker
-from tests.reference_predictor import SamuraiReferencePredictor, cpu_connected_components
+from tests.reference_predictor import cpu_connected_components
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 NUM_FRAMES = 32
