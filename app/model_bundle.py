@@ -98,12 +98,27 @@ def check_runner(manifest: Manifest, name: str, runner: ModelRunner) -> None:
             )
 
 
-def open_runners(manifest: Manifest, factory: Callable[[Path], ModelRunner]) -> dict[str, ModelRunner]:
+def model_file(manifest: Manifest, name: str, variant: str = "fp32") -> Path:
+    """The graph of sub-model `name`: the fp32 export or its `--fp16`/`--int8` variant."""
+    entry = manifest.models[name]
+    if variant == "fp32":
+        return manifest.folder / entry["file"]
+    if variant not in entry.get("variants", {}):
+        raise ModelFolderError(
+            f"{manifest.folder} has no {variant} variant of {name}; export with "
+            f"`{EXPORT_COMMAND.format(folder=manifest.folder)} --{variant}`"
+        )
+    return manifest.folder / entry["variants"][variant]
+
+
+def open_runners(
+    manifest: Manifest, factory: Callable[[Path], ModelRunner], variant: str = "fp32"
+) -> dict[str, ModelRunner]:
     """One runner per sub-model; already opened runners are closed if a later one fails."""
     runners: dict[str, ModelRunner] = {}
     try:
         for name in SUBMODELS:
-            path = manifest.folder / manifest.models[name]["file"]
+            path = model_file(manifest, name, variant)
             if not path.is_file():
                 raise ModelFolderError(
                     f"{path} is missing; export the models with `{EXPORT_COMMAND.format(folder=manifest.folder)}`"

@@ -41,6 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, help="tracker YAML (default configs/samurai.yaml)")
     parser.add_argument("--mode", choices=["samurai", "sam2"], help="override the config's mode")
     parser.add_argument("--backend", choices=["auto", "onnx", "acl"], default="auto")
+    parser.add_argument(
+        "--onnx-variant", choices=["fp32", "fp16", "int8"], default="fp32",
+        help="ONNX Runtime graphs: the fp32 export or its --fp16/--int8 variant (int8 is the fast CPU choice)",
+    )
     parser.add_argument("--output", type=Path, default=Path("out"))
     parser.add_argument("--save-video", action="store_true", help="write OUTPUT/track.mp4 with the mask and box")
     parser.add_argument("--save-masks", action="store_true", help="write OUTPUT/masks/00000.png, ...")
@@ -89,13 +93,15 @@ def track(args: argparse.Namespace) -> dict:
     config = load_config(args.config, manifest.model_size, args.mode)
     constants = load_constants(manifest)
     backend, _ = choose_backend(args.model_dir, args.backend)
+    if backend == "acl" and args.onnx_variant != "fp32":
+        raise BackendError("--onnx-variant applies to ONNX Runtime; on the NPU choose convert/atc_all.sh --precision")
     display = not args.no_display and has_display() and window_works()
     totals: dict[str, float] = {}
     frames_done = 0
     started = time.perf_counter()
     with ExitStack() as stack:
         source = stack.enter_context(open_source(args.video))
-        runners = open_runners(manifest, runner_factory(backend, args.model_dir))
+        runners = open_runners(manifest, runner_factory(backend, args.model_dir), args.onnx_variant)
         for runner in runners.values():
             stack.callback(runner.close)
         num_frames = source.num_frames
@@ -141,6 +147,7 @@ def track(args: argparse.Namespace) -> dict:
                 "fps": frames_done / elapsed if elapsed > 0 else 0.0,
                 "stage_ms_mean": {k: v / max(frames_done, 1) for k, v in totals.items()},
                 "backend": backend,
+                "onnx_variant": args.onnx_variant if backend == "onnx" else None,
                 "mode": config.mode,
                 "model_size": manifest.model_size,
                 "image_size": manifest.image_size,

@@ -54,9 +54,9 @@ class TimedRunner:
         self.runner.close()
 
 
-def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int) -> dict:
+def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, variant: str) -> dict:
     manifest = load_manifest(model_dir)
-    runners = {k: TimedRunner(v) for k, v in open_runners(manifest, OnnxRunner).items()}
+    runners = {k: TimedRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
     stage_ms: dict[str, float] = {}
     reference_rss = None
@@ -99,13 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--mode", choices=["samurai", "sam2"], default="samurai")
+    parser.add_argument("--variant", choices=["fp32", "fp16", "int8"], default="fp32", help="ONNX graphs to time")
     parser.add_argument("--official", type=Path, help="checkpoint: also time the official PyTorch predictor")
     args = parser.parse_args(argv)
     frames, boxes = make_frames(min(args.frames, CLIP_FRAMES))
     x, y, w, h = boxes[0]
     box = (x, y, x + w, y + h)
-    ours = bench_tracker(args.model_dir, frames, box, args.mode, args.frames)
-    print(f"tracker ({args.mode}, ONNX Runtime): {ours['fps']:.2f} FPS over {args.frames} frames")
+    ours = bench_tracker(args.model_dir, frames, box, args.mode, args.frames, args.variant)
+    print(f"tracker ({args.mode}, ONNX Runtime {args.variant}): {ours['fps']:.2f} FPS over {args.frames} frames")
     print("  mean ms per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in ours["stage_ms"].items()))
     print(f"  non-model overhead: {ours['overhead_pct']:.1f} % of frame time")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "

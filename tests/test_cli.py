@@ -157,3 +157,14 @@ def test_ctrl_c_keeps_complete_outputs(clip, export_512, tmp_path, capsys, monke
     assert len(_track_lines(out)) == 3
     assert json.loads((out / "summary.json").read_text())["frames"] == 3
     assert cv2.VideoCapture(str(out / "track.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
+
+
+def test_onnx_variant(clip, export_256_variants, export_512, tmp_path, capsys):
+    out = tmp_path / "int8"
+    code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_256_variants),
+                     "--output", str(out), "--no-display", "--backend", "onnx", "--onnx-variant", "int8", "--max-frames", "2")
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text())["onnx_variant"] == "int8"
+    code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
+                     "--output", str(out), "--no-display", "--backend", "onnx", "--onnx-variant", "fp16")
+    assert code == run.EXIT_BAD_INPUT and "no fp16 variant" in err and "--fp16" in err
