@@ -6,9 +6,11 @@ from pathlib import Path
 
 import importlib
 import sys
+from collections.abc import Iterator
 
 import pytest
 import torch
+from loguru import logger
 
 SEED = 0
 EMULATION_DIR = Path(__file__).resolve().parent / "emulated_acl"
@@ -58,3 +60,12 @@ def acl(monkeypatch):
     module.reset()
     yield module
     sys.modules.pop("acl", None)
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    """Messages logged at WARNING or above during the test."""
+    messages: list[str] = []
+    sink = logger.add(messages.append, level="WARNING", format="{message}")
+    yield messages
+    logger.remove(sink)

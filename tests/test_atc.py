@@ -27,11 +27,9 @@ from convert.atc_args import (
     gears_for,
     load_graphs,
 )
+from tests.ascend_helpers import FAKE_ATC, REPO, SOC, linked_copy
 
-REPO = Path(__file__).resolve().parents[1]
 ATC_ALL = REPO / "convert" / "atc_all.sh"
-FAKE_ATC = REPO / "tests" / "fake_atc" / "atc"
-SOC = "Ascend310B4"
 SUBMODELS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")
 SET_ENV_HINT = "source /usr/local/Ascend/ascend-toolkit/set_env.sh"
 NPU_SMI_310B4 = """\
@@ -45,17 +43,6 @@ NPU_SMI_310B4 = """\
 | 0       0                     | NA              | 0            1835 / 15610                            |
 +===============================+=================+======================================================+
 """
-
-
-def linked_copy(export: Path, dest: Path) -> Path:
-    """The export as symlinks plus a private manifest.json, so a test may write next to it."""
-    dest.mkdir(parents=True)
-    for item in export.iterdir():
-        if item.name == "manifest.json":
-            shutil.copy(item, dest / item.name)
-        elif item.suffix in (".onnx", ".npy"):
-            (dest / item.name).symlink_to(item)
-    return dest
 
 
 def make_bin(tmp_path: Path, atc: bool = True, npu_smi: str | None = None) -> Path:

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from loguru import logger
 from PIL import Image
 
 from app.outputs import (
@@ -24,14 +22,6 @@ from app.outputs import (
 
 WIDTH, HEIGHT = 64, 48
 FPS = 10.0
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    messages: list[str] = []
-    sink = logger.add(messages.append, level="WARNING", format="{message}")
-    yield messages
-    logger.remove(sink)
 
 
 def _mask(shape: tuple[int, int], *regions: tuple[slice, slice]) -> np.ndarray:

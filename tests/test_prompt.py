@@ -2,22 +2,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
 
 import pytest
-from loguru import logger
 
 from app.prompt import Box, PromptError, parse_bbox, read_bbox_file, validate_bbox
 
 FRAME_W, FRAME_H = 640, 480
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    messages: list[str] = []
-    sink = logger.add(messages.append, level="WARNING", format="{message}")
-    yield messages
-    logger.remove(sink)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from loguru import logger
 from PIL import Image
 
 from app.sources import (
@@ -32,14 +31,6 @@ WAIT_S = 5.0
 JPEG_TOLERANCE = 8
 # Green and red channels of the fake BGR frames; blue carries the frame number.
 GREEN, RED = 100, 200
-
-
-@pytest.fixture
-def warnings() -> Iterator[list[str]]:
-    messages: list[str] = []
-    sink = logger.add(messages.append, level="WARNING", format="{message}")
-    yield messages
-    logger.remove(sink)
 
 
 def _bgr(number: int) -> np.ndarray:
