@@ -151,28 +151,29 @@ def test_aipp_encoder_takes_uint8_pixels(acl, export_512, tmp_path):
             runner.run({"image": normalised})
 
 
-def test_tracker_feeds_pixels_to_an_aipp_encoder(acl, export_512, tmp_path):
-    """With AIPP the encoder normalises on the device; the tracker's masks stay those of ONNX Runtime."""
+def track_logits(model_dir: Path, backend: str, num_frames: int) -> list[np.ndarray]:
+    """Low-res logits of the tracker on a generated clip, with every sub-model on `backend`."""
     from app.config import TrackerConfig
     from app.model_bundle import load_constants, load_manifest, open_runners
     from app.tracker import SamuraiTracker
     from tests.synthetic import make_frames
 
-    model_dir = convert(linked_copy(export_512, tmp_path / "aipp_all"), Settings(SOC, aipp=True))
-    frames, boxes = make_frames(3)
+    frames, boxes = make_frames(num_frames)
     x, y, w, h = boxes[0]
     manifest = load_manifest(model_dir)
+    runners = open_runners(manifest, runner_factory(backend, model_dir))
+    try:
+        tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(), num_frames=num_frames)
+        return [tracker.step(i, f, (x, y, x + w, y + h) if i == 0 else None).low_res_logits for i, f in enumerate(frames)]
+    finally:
+        for runner in runners.values():
+            runner.close()
 
-    def track(factory) -> list[np.ndarray]:
-        runners = open_runners(manifest, factory)
-        try:
-            tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
-            return [tracker.step(i, f, (x, y, x + w, y + h) if i == 0 else None).low_res_logits for i, f in enumerate(frames)]
-        finally:
-            for runner in runners.values():
-                runner.close()
 
-    for ours, expected in zip(track(runner_factory("acl", model_dir)), track(runner_factory("onnx", model_dir))):
+def test_tracker_feeds_pixels_to_an_aipp_encoder(acl, export_512, tmp_path):
+    """With AIPP the encoder normalises on the device; the tracker's masks stay those of ONNX Runtime."""
+    model_dir = convert(linked_copy(export_512, tmp_path / "aipp_all"), Settings(SOC, aipp=True))
+    for ours, expected in zip(track_logits(model_dir, "acl", 3), track_logits(model_dir, "onnx", 3)):
         np.testing.assert_allclose(ours, expected, atol=1e-3)
 
 
@@ -335,27 +336,9 @@ def test_runner_factory_resource_closes_with_its_last_runner(acl, om_512):
 
 def test_tracker_on_the_acl_backend_equals_onnx(acl, om_256):
     """17 frames reach every memory size the tracker uses: 7 memory frames, 16 object pointers."""
-    from app.config import TrackerConfig
-    from app.model_bundle import load_constants, load_manifest, open_runners
-    from app.tracker import SamuraiTracker
-    from tests.synthetic import make_frames
-
-    frames, boxes = make_frames(17)
-    x, y, w, h = boxes[0]
-    manifest = load_manifest(om_256)
-    constants = load_constants(manifest)
-
-    def track(factory) -> list[np.ndarray]:
-        runners = open_runners(manifest, factory)
-        try:
-            tracker = SamuraiTracker(runners, manifest, constants, TrackerConfig(), num_frames=len(frames))
-            return [tracker.step(i, f, (x, y, x + w, y + h) if i == 0 else None).low_res_logits for i, f in enumerate(frames)]
-        finally:
-            for runner in runners.values():
-                runner.close()
-
-    for ours, expected in zip(track(runner_factory("acl", om_256)), track(runner_factory("onnx", om_256))):
+    num_frames = 17
+    for ours, expected in zip(track_logits(om_256, "acl", num_frames), track_logits(om_256, "onnx", num_frames)):
         np.testing.assert_allclose(ours, expected, atol=1e-4)
     assert acl.live() == {}
     attention = [tuple(g) for g in acl.executed_gears() if len(g) == 4]  # M, M, P, P per frame after the first
-    assert attention[0] == (1, 1, 1, 1) and attention[-1] == (7, 7, 16, 16) and len(attention) == len(frames) - 1
+    assert attention[0] == (1, 1, 1, 1) and attention[-1] == (7, 7, 16, 16) and len(attention) == num_frames - 1
