@@ -8,10 +8,10 @@ from pathlib import Path
 import yaml
 
 from app.motion_selection import SamuraiParams
+from app.preprocess import RESIZES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "samurai.yaml"
 MODES = ("samurai", "sam2")
-RESIZES = ("pil_bicubic", "cv2_linear")
 
 
 class ConfigError(ValueError):

@@ -65,8 +65,7 @@ class SamuraiTracker:
         self.manifest = manifest
         self.config = config
         self.image_size = manifest.image_size
-        self.mean = np.asarray(hyper["image_mean"], dtype=np.float32)
-        self.std = np.asarray(hyper["image_std"], dtype=np.float32)
+        self.normalise = preprocess.Normaliser.for_stats(hyper["image_mean"], hyper["image_std"])
         self.num_maskmem = int(hyper["num_maskmem"])
         # The official predictor caps pointers by the video length when it knows it.
         max_ptrs = int(hyper["max_obj_ptrs_in_encoder"])
@@ -85,7 +84,7 @@ class SamuraiTracker:
         resized = preprocess.resize_frame(image, self.image_size, self.config.resize)
         if self.runners["image_encoder"].takes_pixels:
             return resized[None]
-        return preprocess.normalise(resized, self.mean, self.std)
+        return self.normalise(resized)
 
     def _attend_memory(self, t: int, vision_feat: np.ndarray) -> np.ndarray:
         frames = self.bank.memory_frames(t)
