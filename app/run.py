@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from acl_models.base import BackendError
 from acl_models.select import choose_backend, runner_factory
+from app import heap
 from app.config import ConfigError, load_config
 from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
 from app.outputs import MaskWriter, OutputError, TrackWriter, VideoWriter, annotate, box_from_mask, write_summary
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level="DEBUG" if args.verbose else "INFO", format="<level>{level: <7}</level> {message}")
+    heap.keep_freed_pages()
     try:
         summary = track(args)
     except (ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError) as exc:

@@ -1,33 +1,52 @@
 """Benchmark the tracker on a generated clip, optionally side by side with the official predictor.
 
     python scripts/bench.py --model-dir om_model [--frames 60] [--official CHECKPOINT]
+    taskset -c 0 python scripts/bench.py --model-dir om_model --null-models [--recording FILE]
 
 Prints FPS, mean ms per stage, the share of frame time spent outside the
 sub-models (preprocessing, memory bank, selection, post-processing), peak RSS
 and the RSS growth between frame 100 (or the middle) and the end.
+
+`--null-models` measures only the CPU side: the four sub-models are replaced
+by instant replays of their outputs (recorded from a real run into FILE first,
+default MODEL_DIR/null_models.npz, when that file does not exist), and
+it prints the median CPU milliseconds per stage per tracked frame for each
+`--sizes` source resolution.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 from loguru import logger
 
 from acl_models.onnx_runner import OnnxRunner
 from app.config import load_config
+from app import heap, preprocess
 from app.model_bundle import load_constants, load_manifest, open_runners
 from app.tracker import SamuraiTracker
 from scripts.make_clip import make_frames, write_jpeg_folder
+from scripts.null_models import Recording, RecordingError, RecordingRunner
 
 RSS_REFERENCE_FRAME = 100
 # Frames are generated once and replayed in a loop, so that a 3000-frame run
 # measures the tracker's memory, not the clip's.
 CLIP_FRAMES = 120
+# Source resolutions of the CPU-side report: a small camera mode and full HD.
+NULL_MODEL_SIZES = "640x360,1920x1080"
+# Frames recorded from the real models for the replays (cycled after that).
+RECORDED_FRAMES = 12
+# The CPU side is timed in CPU time of the process, not wall time: on a shared
+# machine other processes' turns on the core would otherwise count as ours.
+CPU_CLOCK = time.process_time
 
 
 def rss_mb() -> float:
@@ -78,6 +97,80 @@ def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, vari
     }
 
 
+def scaled_clip(frames, box, width: int, height: int):
+    """The clip's frames and prompt box at another source resolution."""
+    source_height, source_width = frames[0].shape[:2]
+    scaled = [cv2.resize(f, (width, height), interpolation=cv2.INTER_CUBIC) for f in frames]
+    sx, sy = width / source_width, height / source_height
+    return scaled, (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+
+
+def record_null_models(model_dir: Path, frames, box, mode: str, variant: str, path: Path) -> None:
+    """Run the real models over the first RECORDED_FRAMES frames and save every output."""
+    manifest = load_manifest(model_dir)
+    runners = {k: RecordingRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
+    for i, frame in enumerate(frames[:RECORDED_FRAMES]):
+        tracker.step(i, frame, box if i == 0 else None)
+    Recording.from_runners(manifest, runners).save(path)
+    for runner in runners.values():
+        runner.close()
+
+
+def bench_null_models(model_dir: Path, recording: Path, frames, box, config, num_frames: int, repeats: int) -> dict:
+    """Median CPU ms (process time) per stage per tracked frame (the prompt frame excluded) over `repeats` runs."""
+    manifest = load_manifest(model_dir)
+    constants = load_constants(manifest)
+    replay = Recording.load(recording, manifest)
+    per_frame: list[dict[str, float]] = []
+    for _ in range(repeats):
+        tracker = SamuraiTracker(replay.runners(manifest), manifest, constants, config)
+        tracker.clock = CPU_CLOCK
+        for i in range(num_frames):
+            started = CPU_CLOCK()
+            result = tracker.step(i, frames[i % len(frames)], box if i == 0 else None)
+            total = 1000.0 * (CPU_CLOCK() - started)
+            if i:
+                per_frame.append({**result.timings, "other": total - sum(result.timings.values()), "total": total})
+    resize_ms = []
+    for frame in frames:
+        started = CPU_CLOCK()
+        preprocess.resize_frame(frame, manifest.image_size, config.resize)
+        resize_ms.append(1000.0 * (CPU_CLOCK() - started))
+    medians = {k: float(np.median([f[k] for f in per_frame])) for k in per_frame[0]}
+    return {"stage_ms": medians, "resize_ms": float(np.median(resize_ms)), "frames": len(per_frame)}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    if not (width.isdigit() and height.isdigit()) or int(width) < 1 or int(height) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a WIDTHxHEIGHT source size such as 640x360")
+    return int(width), int(height)
+
+
+def report_null_models(args, frames, box, heap_tuned: bool) -> None:
+    recording = args.recording or args.model_dir / "null_models.npz"
+    manifest = load_manifest(args.model_dir)
+    config = load_config(None, manifest.model_size, args.mode)
+    if args.resize:
+        config = dataclasses.replace(config, resize=args.resize)
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    if not recording.is_file():
+        clip, clip_box = scaled_clip(frames, box, *sizes[0])
+        record_null_models(args.model_dir, clip, clip_box, args.mode, args.variant, recording)
+        print(f"recorded {RECORDED_FRAMES} frames of sub-model outputs into {recording}")
+    print(f"CPU time in ms per tracked frame outside the models (null models replaying {recording}; resize {config.resize}; "
+          f"{args.mode} mode, {manifest.image_size} px; heap thresholds {'fixed' if heap_tuned else 'default'}; "
+          f"median over {args.repeats} runs x {args.frames - 1} frames):")
+    for width, height in sizes:
+        clip, clip_box = scaled_clip(frames, box, width, height)
+        figures = bench_null_models(args.model_dir, recording, clip, clip_box, config, args.frames, args.repeats)
+        stages = figures["stage_ms"]
+        print(f"  {width}x{height}: total {stages.pop('total'):.2f} = "
+              + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+              + f" (resize alone {figures['resize_ms']:.2f})")
+
+
 def bench_official(checkpoint: Path, image_size: int, folder: Path, box) -> float:
     import torch
     from sam2.build_sam import build_sam2_video_predictor
@@ -101,10 +194,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["samurai", "sam2"], default="samurai")
     parser.add_argument("--variant", choices=["fp32", "fp16", "int8"], default="fp32", help="ONNX graphs to time")
     parser.add_argument("--official", type=Path, help="checkpoint: also time the official PyTorch predictor")
+    parser.add_argument("--null-models", action="store_true",
+                        help="time only the CPU side, with the sub-models replaying --recording")
+    parser.add_argument("--recording", type=Path,
+                        help="with --null-models: recorded sub-model outputs, made from a real run when missing "
+                             "(default MODEL_DIR/null_models.npz)")
+    parser.add_argument("--sizes", default=NULL_MODEL_SIZES, help="with --null-models: source sizes WxH,WxH")
+    parser.add_argument("--repeats", type=int, default=3, help="with --null-models: runs per source size")
+    parser.add_argument("--resize", choices=list(preprocess.RESIZES), help="frame resize (default: the config's)")
+    parser.add_argument("--no-heap-tuning", action="store_true",
+                        help="leave glibc's heap thresholds at their defaults (app/run.py fixes them)")
     args = parser.parse_args(argv)
+    heap_tuned = not args.no_heap_tuning and heap.keep_freed_pages()
     frames, boxes = make_frames(min(args.frames, CLIP_FRAMES))
     x, y, w, h = boxes[0]
     box = (x, y, x + w, y + h)
+    if args.null_models:
+        try:
+            report_null_models(args, frames, box, heap_tuned)
+        except (RecordingError, argparse.ArgumentTypeError) as exc:
+            print(f"ERROR {exc}", file=sys.stderr)
+            return 2
+        return 0
     ours = bench_tracker(args.model_dir, frames, box, args.mode, args.frames, args.variant)
     print(f"tracker ({args.mode}, ONNX Runtime {args.variant}): {ours['fps']:.2f} FPS over {args.frames} frames")
     print("  mean ms per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in ours["stage_ms"].items()))

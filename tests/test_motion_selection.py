@@ -128,6 +128,16 @@ def test_mask_box(mask: np.ndarray, expected: list[float]) -> None:
     np.testing.assert_array_equal(result, expected)
 
 
+def test_mask_box_equals_row_and_column_scan() -> None:
+    rng = np.random.default_rng(0)
+    for shape, density in [((512, 512), 1e-4), ((128, 96), 0.05), ((7, 300), 0.01), ((64, 64), 0.0)]:
+        mask = np.where(rng.random(shape) < density, rng.random(shape), -rng.random(shape)).astype(np.float32)
+        rows, cols = np.flatnonzero((mask > 0).any(axis=1)), np.flatnonzero((mask > 0).any(axis=0))
+        expected = [cols[0], rows[0], cols[-1], rows[-1]] if rows.size else [0, 0, 0, 0]
+        np.testing.assert_array_equal(mask_box(mask), expected)
+        np.testing.assert_array_equal(mask_box(mask.T), [expected[1], expected[0], expected[3], expected[2]])
+
+
 def test_mask_box_rejects_non_2d() -> None:
     with pytest.raises(ValueError, match=r"\(1, 4, 5\)"):
         mask_box(np.zeros((1, 4, 5)))

@@ -12,6 +12,24 @@ def test_bench_prints_its_figures(export_256_variants, capsys):
         assert figure in out
 
 
+def test_bench_null_models_prints_cpu_stages(export_256_variants, tmp_path, capsys):
+    recording = tmp_path / "recording.npz"
+    args = ["--model-dir", str(export_256_variants), "--null-models", "--recording", str(recording),
+            "--frames", "3", "--sizes", "64x48,96x80", "--repeats", "2"]
+    assert bench.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"into {recording}" in out and recording.is_file()
+    for size in ("64x48", "96x80"):
+        line = next(line for line in out.splitlines() if line.strip().startswith(size))
+        for stage in ("total", "preprocess", "memory_attention", "selection", "postprocess", "other", "resize alone"):
+            assert stage in line
+    assert bench.main([*args, "--resize", "cv2_linear"]) == 0  # replays the recording made above
+    out = capsys.readouterr().out
+    assert "recorded" not in out and "resize cv2_linear" in out
+    assert bench.main([*args[:-4], "--sizes", "64by48"]) == 2
+    assert capsys.readouterr().err.strip() == "ERROR '64by48' is not a WIDTHxHEIGHT source size such as 640x360"
+
+
 def test_clip_and_evaluation(tmp_path, capsys):
     clip = tmp_path / "clip"
     assert make_clip.main(["--out", str(clip), "--frames", "5"]) == 0

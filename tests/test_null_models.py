@@ -1,0 +1,81 @@
+"""Null models: a replay of recorded sub-model outputs drives the tracker exactly as the real models did."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from acl_models.onnx_runner import OnnxRunner
+from app import preprocess
+from app.config import TrackerConfig
+from app.model_bundle import load_constants, load_manifest, open_runners
+from app.tracker import SamuraiTracker
+from scripts.make_clip import make_frames
+from scripts.null_models import Recording, RecordingError, RecordingRunner, ReplayRunner
+
+NUM_FRAMES = 4
+THREADS = 1
+_REAL_FOR_STATS = preprocess.Normaliser.for_stats
+
+
+def _run(tracker: SamuraiTracker, frames, box):
+    return [tracker.step(i, frame, box if i == 0 else None) for i, frame in enumerate(frames)]
+
+
+@pytest.fixture(scope="module")
+def recorded(export_256_variants, tmp_path_factory):
+    """A real run's results and the recording made from it."""
+    frames, boxes = make_frames(NUM_FRAMES)
+    x, y, w, h = boxes[0]
+    box = (x, y, x + w, y + h)
+    manifest = load_manifest(export_256_variants)
+    runners = open_runners(manifest, lambda path: RecordingRunner(OnnxRunner(path, threads=THREADS)))
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+    results = _run(tracker, frames, box)
+    path = tmp_path_factory.mktemp("null") / "recording.npz"
+    Recording.from_runners(manifest, runners).save(path)
+    return manifest, frames, box, results, path
+
+
+def test_replay_gives_the_real_run(recorded, monkeypatch):
+    manifest, frames, box, expected, path = recorded
+    built = []
+    monkeypatch.setattr(preprocess.Normaliser, "for_stats", lambda *a: built.append(a) or _REAL_FOR_STATS(*a))
+    runners = Recording.load(path, manifest).runners(manifest)
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+    results = _run(tracker, frames, box)
+    assert len(built) == 1  # the normalisation table is built with the tracker, not per frame
+    assert runners["memory_attention"].count == NUM_FRAMES - 1
+    for got, want in zip(results, expected):
+        assert (got.mask_index, got.best_iou, got.kf_score) == (want.mask_index, want.best_iou, want.kf_score)
+        np.testing.assert_array_equal(got.low_res_logits, want.low_res_logits)
+        np.testing.assert_array_equal(got.mask, want.mask)
+
+
+def test_replay_cycles_over_the_tracked_calls(tmp_path):
+    calls = [{"out": np.array([i], dtype=np.float32)} for i in range(3)]
+    runner = ReplayRunner(tmp_path / "m.onnx", ["x"], calls, takes_pixels=False)
+    assert [int(runner.run({})["out"][0]) for _ in range(7)] == [0, 1, 2, 1, 2, 1, 2]
+    assert runner.output_names == ["out"] and runner.input_names == ["x"]
+    with pytest.raises(RecordingError, match="no call of m.onnx"):
+        ReplayRunner(tmp_path / "m.onnx", ["x"], [], takes_pixels=False)
+
+
+def test_recording_of_another_export_is_refused(recorded):
+    manifest, _, _, _, path = recorded
+    other = dataclasses.replace(manifest, checkpoint_sha256="0" * 64)
+    with pytest.raises(RecordingError, match="recorded with another export.*delete it to record again"):
+        Recording.load(path, other)
+
+
+def test_replay_keeps_the_aipp_input_kind(recorded, tmp_path):
+    manifest, _, _, _, path = recorded
+    recording = Recording.load(path, manifest)
+    recording.takes_pixels = True
+    runners = recording.runners(manifest)
+    assert runners["image_encoder"].takes_pixels and not runners["mask_decoder"].takes_pixels
+    recording.save(tmp_path / "aipp.npz")
+    assert Recording.load(Path(tmp_path / "aipp.npz"), manifest).takes_pixels
