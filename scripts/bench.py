@@ -33,7 +33,7 @@ from app.config import load_config
 from app import heap, preprocess
 from app.model_bundle import load_constants, load_manifest, open_runners
 from app.tracker import SamuraiTracker
-from scripts.make_clip import make_frames, write_jpeg_folder
+from scripts.make_clip import make_frames, scaled_clip, write_jpeg_folder
 from scripts.null_models import Recording, RecordingError, RecordingRunner
 
 RSS_REFERENCE_FRAME = 100
@@ -97,16 +97,8 @@ def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, vari
     }
 
 
-def scaled_clip(frames, box, width: int, height: int):
-    """The clip's frames and prompt box at another source resolution."""
-    source_height, source_width = frames[0].shape[:2]
-    scaled = [cv2.resize(f, (width, height), interpolation=cv2.INTER_CUBIC) for f in frames]
-    sx, sy = width / source_width, height / source_height
-    return scaled, (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-
-
-def record_null_models(model_dir: Path, frames, box, mode: str, variant: str, path: Path) -> None:
-    """Run the real models over the first RECORDED_FRAMES frames and save every output."""
+def record_null_models(model_dir: Path, frames, box, mode: str, variant: str, path: Path) -> int:
+    """Run the real models over the first RECORDED_FRAMES frames, save every output; returns the frame count."""
     manifest = load_manifest(model_dir)
     runners = {k: RecordingRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
@@ -115,6 +107,7 @@ def record_null_models(model_dir: Path, frames, box, mode: str, variant: str, pa
     Recording.from_runners(manifest, runners).save(path)
     for runner in runners.values():
         runner.close()
+    return len(frames[:RECORDED_FRAMES])
 
 
 def bench_null_models(model_dir: Path, recording: Path, frames, box, config, num_frames: int, repeats: int) -> dict:
@@ -148,7 +141,12 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def report_null_models(args, frames, box, heap_tuned: bool) -> None:
+def prompt_box(box_xywh) -> tuple[float, float, float, float]:
+    x, y, w, h = box_xywh
+    return (x, y, x + w, y + h)
+
+
+def report_null_models(args, frames, boxes, heap_tuned: bool) -> None:
     recording = args.recording or args.model_dir / "null_models.npz"
     manifest = load_manifest(args.model_dir)
     config = load_config(None, manifest.model_size, args.mode)
@@ -156,15 +154,17 @@ def report_null_models(args, frames, box, heap_tuned: bool) -> None:
         config = dataclasses.replace(config, resize=args.resize)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     if not recording.is_file():
-        clip, clip_box = scaled_clip(frames, box, *sizes[0])
-        record_null_models(args.model_dir, clip, clip_box, args.mode, args.variant, recording)
-        print(f"recorded {RECORDED_FRAMES} frames of sub-model outputs into {recording}")
+        clip, clip_boxes = scaled_clip(frames, boxes, *sizes[0])
+        count = record_null_models(args.model_dir, clip, prompt_box(clip_boxes[0]), args.mode, args.variant, recording)
+        print(f"recorded {count} frames of sub-model outputs into {recording}")
     print(f"CPU time in ms per tracked frame outside the models (null models replaying {recording}; resize {config.resize}; "
           f"{args.mode} mode, {manifest.image_size} px; heap thresholds {'fixed' if heap_tuned else 'default'}; "
           f"median over {args.repeats} runs x {args.frames - 1} frames):")
     for width, height in sizes:
-        clip, clip_box = scaled_clip(frames, box, width, height)
-        figures = bench_null_models(args.model_dir, recording, clip, clip_box, config, args.frames, args.repeats)
+        clip, clip_boxes = scaled_clip(frames, boxes, width, height)
+        figures = bench_null_models(
+            args.model_dir, recording, clip, prompt_box(clip_boxes[0]), config, args.frames, args.repeats
+        )
         stages = figures["stage_ms"]
         print(f"  {width}x{height}: total {stages.pop('total'):.2f} = "
               + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
@@ -207,11 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     heap_tuned = not args.no_heap_tuning and heap.keep_freed_pages()
     frames, boxes = make_frames(min(args.frames, CLIP_FRAMES))
-    x, y, w, h = boxes[0]
-    box = (x, y, x + w, y + h)
+    box = prompt_box(boxes[0])
     if args.null_models:
         try:
-            report_null_models(args, frames, box, heap_tuned)
+            report_null_models(args, frames, boxes, heap_tuned)
         except (RecordingError, argparse.ArgumentTypeError) as exc:
             print(f"ERROR {exc}", file=sys.stderr)
             return 2

@@ -39,6 +39,14 @@ def make_frames(num_frames: int = 32, width: int = 320, height: int = 240, seed:
     return frames, boxes
 
 
+def scaled_clip(frames: list[np.ndarray], boxes: list[tuple], width: int, height: int):
+    """The frames (bilinear, as a camera's scaler would) and x, y, w, h boxes at another resolution."""
+    source_height, source_width = frames[0].shape[:2]
+    sx, sy = width / source_width, height / source_height
+    scaled = [cv2.resize(f, (width, height), interpolation=cv2.INTER_LINEAR) for f in frames]
+    return scaled, [(x * sx, y * sy, w * sx, h * sy) for x, y, w, h in boxes]
+
+
 def write_jpeg_folder(folder: Path, frames: list[np.ndarray]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):

@@ -79,3 +79,20 @@ def test_replay_keeps_the_aipp_input_kind(recorded, tmp_path):
     assert runners["image_encoder"].takes_pixels and not runners["mask_decoder"].takes_pixels
     recording.save(tmp_path / "aipp.npz")
     assert Recording.load(Path(tmp_path / "aipp.npz"), manifest).takes_pixels
+
+
+def test_pixel_encoder_skips_the_normalisation(recorded, monkeypatch):
+    """An AIPP encoder (takes_pixels) gets the resized uint8 frame; the CPU never normalises it."""
+    manifest, frames, box, _, path = recorded
+    recording = Recording.load(path, manifest)
+    recording.takes_pixels = True
+    runners = recording.runners(manifest)
+    fed = []
+    replay = runners["image_encoder"].run
+    monkeypatch.setattr(runners["image_encoder"], "run", lambda inputs: fed.append(inputs["image"]) or replay(inputs))
+    monkeypatch.setattr(preprocess.Normaliser, "__call__", lambda *a: pytest.fail("normalised on the CPU"))
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+    _run(tracker, frames[:2], box)
+    size = manifest.image_size
+    assert [(x.dtype, x.shape) for x in fed] == [(np.uint8, (1, size, size, 3))] * 2
+    np.testing.assert_array_equal(fed[0][0], preprocess.resize_frame(frames[0], size, "pil_bicubic"))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from scripts import bench, evaluate, make_clip
+import numpy as np
+
+from app import preprocess
+from scripts import bench, compare_resize, evaluate, make_clip
 
 
 def test_bench_prints_its_figures(export_256_variants, capsys):
@@ -28,6 +31,25 @@ def test_bench_null_models_prints_cpu_stages(export_256_variants, tmp_path, caps
     assert "recorded" not in out and "resize cv2_linear" in out
     assert bench.main([*args[:-4], "--sizes", "64by48"]) == 2
     assert capsys.readouterr().err.strip() == "ERROR '64by48' is not a WIDTHxHEIGHT source size such as 640x360"
+
+
+def test_compare_resize_prints_every_choice(export_256_variants, capsys):
+    assert compare_resize.main(["--model-dir", str(export_256_variants), "--clip", "textured", "--frames", "3",
+                                "--sizes", "200x120", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("textured clip at 200x120, 3 frames") and "ms/frame" in lines[1]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert list(rows) == list(preprocess.RESIZES)
+    assert rows["pil_bicubic"][2:5] == ["2/2", "1.000", "1.000"]  # the exact resize against itself
+    for row in rows.values():
+        same, tracked = map(int, row[2].split("/"))
+        assert float(row[1]) > 0 and 0 <= same <= tracked == 2 and 0 <= float(row[4]) <= float(row[3]) <= 1
+
+
+def test_boxbox_agreement_counts_identical_boxes_as_one():
+    a = np.array([[0, 0, 0, 0], [10, 10, 4, 4], [10, 10, 4, 4]], dtype=np.float64)
+    b = np.array([[0, 0, 0, 0], [10, 10, 4, 4], [12, 10, 4, 4]], dtype=np.float64)
+    np.testing.assert_allclose(compare_resize.box_agreement(a, b), [1.0, 1.0, 8 / 24])
 
 
 def test_clip_and_evaluation(tmp_path, capsys):

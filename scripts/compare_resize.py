@@ -1,0 +1,134 @@
+"""Time each frame-resize choice and compare the tracking decisions it leads to with the exact one.
+
+    python scripts/compare_resize.py --model-dir om_model --clip demo [--frames 40] [--sizes 640x360,1920x1080]
+
+The generated clip (`demo`: the colour clip for the synthetic demo checkpoint;
+`textured`: the textured clip, for any checkpoint) is scaled to each source
+size; every resize in `app.preprocess.RESIZES` is timed on its frames (median
+CPU ms per frame) and the clip is tracked once per resize with the real
+models. Per resize it prints the time, the frames whose chosen decoder mask is
+the one `pil_bicubic` (the official loader's resize) chose, the IoU of the
+track's boxes with `pil_bicubic`'s (mean and minimum) and with the clip's
+ground truth (mean).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+from acl_models.onnx_runner import OnnxRunner
+from app import heap, preprocess
+from app.config import load_config
+from app.evaluation import box_iou
+from app.model_bundle import Manifest, load_constants, load_manifest, open_runners
+from app.outputs import box_from_mask
+from app.tracker import SamuraiTracker
+from scripts import make_clip, make_demo_clip
+from scripts.bench import CPU_CLOCK, parse_size, prompt_box
+
+EXACT = "pil_bicubic"
+CLIPS = {"demo": make_demo_clip.make_frames, "textured": make_clip.make_frames}
+DEFAULT_SIZES = "640x360,1920x1080"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    resize: str
+    resize_ms: float
+    same_mask: int  # tracked frames whose chosen decoder mask is the exact resize's choice
+    tracked: int
+    iou_mean: float  # box IoU with the exact resize's boxes
+    iou_min: float
+    truth_iou: float  # mean box IoU with the ground truth
+
+    def line(self) -> str:
+        return (f"  {self.resize:<20} {self.resize_ms:>9.2f} {self.same_mask:>5}/{self.tracked:<4} "
+                f"{self.iou_mean:>8.3f} {self.iou_min:>8.3f} {self.truth_iou:>11.3f}")
+
+
+HEADER = f"  {'resize':<20} {'ms/frame':>9} {'same mask':>10} {'IoU mean':>8} {'IoU min':>8} {'truth IoU':>11}"
+
+
+def time_resize(frames: list[np.ndarray], size: int, resize: str, repeats: int) -> float:
+    """Median CPU ms of one frame's resize."""
+    times = []
+    for _ in range(repeats):
+        for frame in frames:
+            started = CPU_CLOCK()
+            preprocess.resize_frame(frame, size, resize)
+            times.append(1000.0 * (CPU_CLOCK() - started))
+    return float(np.median(times))
+
+
+def track(manifest: Manifest, runners, frames: list[np.ndarray], box_xywh, resize: str) -> tuple[list[int], np.ndarray]:
+    """Chosen decoder mask per frame and (N, 4) x, y, w, h boxes of the track."""
+    config = dataclasses.replace(load_config(None, manifest.model_size), resize=resize)
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(frames))
+    results = [tracker.step(i, f, prompt_box(box_xywh) if i == 0 else None) for i, f in enumerate(frames)]
+    return [r.mask_index for r in results], np.array([box_from_mask(r.mask) for r in results], dtype=np.float64)
+
+
+def box_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Box IoU, with two identical boxes (empty ones included) counting as full agreement."""
+    return np.where(np.all(a == b, axis=1), 1.0, box_iou(a, b))
+
+
+def compare(manifest: Manifest, runners, frames, boxes, resize_ms: dict[str, float]) -> list[Row]:
+    truth = np.asarray(boxes, dtype=np.float64)
+    exact_masks, exact_boxes = track(manifest, runners, frames, boxes[0], EXACT)
+    rows = []
+    for resize in preprocess.RESIZES:
+        masks, track_boxes = (
+            (exact_masks, exact_boxes) if resize == EXACT else track(manifest, runners, frames, boxes[0], resize)
+        )
+        # Frame 0 is the prompt frame: its decision is fixed by the prompt, not tracked.
+        same = sum(m == e for m, e in zip(masks[1:], exact_masks[1:]))
+        agreement = box_agreement(track_boxes, exact_boxes)[1:]
+        rows.append(Row(resize, resize_ms[resize], same, len(frames) - 1, float(agreement.mean()),
+                        float(agreement.min()), float(box_iou(track_boxes, truth).mean())))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
+    parser.add_argument("--clip", choices=list(CLIPS), default="demo")
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--sizes", default=DEFAULT_SIZES, help="source sizes WxH,WxH")
+    parser.add_argument("--repeats", type=int, default=3, help="timing passes over the frames")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [parse_size(s) for s in args.sizes.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        print(f"ERROR {exc}", file=sys.stderr)
+        return 2
+    heap.keep_freed_pages()
+    frames, boxes = CLIPS[args.clip](args.frames)
+    manifest = load_manifest(args.model_dir)
+    clips = [make_clip.scaled_clip(frames, boxes, width, height) for width, height in sizes]
+    # Timed before the runtime starts, so that no inference thread shares the CPU clock.
+    resize_ms = [{r: time_resize(clip, manifest.image_size, r, args.repeats) for r in preprocess.RESIZES}
+                 for clip, _ in clips]
+    runners = open_runners(manifest, OnnxRunner)
+    try:
+        for (width, height), (scaled, scaled_boxes), times in zip(sizes, clips, resize_ms):
+            print(f"{args.clip} clip at {width}x{height}, {args.frames} frames, hiera-{manifest.model_size} "
+                  f"at {manifest.image_size} px, samurai mode (decisions against {EXACT}):")
+            print(HEADER)
+            for row in compare(manifest, runners, scaled, scaled_boxes, times):
+                print(row.line(), flush=True)
+    finally:
+        for runner in runners.values():
+            runner.close()
+    return 0
+
+
+if __name__ == "__main__":
+    logger.remove()
+    sys.exit(main())
