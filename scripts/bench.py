@@ -24,14 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 from loguru import logger
 
+from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
-from app.config import load_config
 from app import heap, preprocess
-from app.model_bundle import load_constants, load_manifest, open_runners
+from app.config import load_config
+from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
 from app.tracker import SamuraiTracker
 from scripts.make_clip import make_frames, scaled_clip, write_jpeg_folder
 from scripts.null_models import Recording, RecordingError, RecordingRunner
@@ -157,8 +157,8 @@ def report_null_models(args, frames, boxes, heap_tuned: bool) -> None:
         clip, clip_boxes = scaled_clip(frames, boxes, *sizes[0])
         count = record_null_models(args.model_dir, clip, prompt_box(clip_boxes[0]), args.mode, args.variant, recording)
         print(f"recorded {count} frames of sub-model outputs into {recording}")
-    print(f"CPU time in ms per tracked frame outside the models (null models replaying {recording}; resize {config.resize}; "
-          f"{args.mode} mode, {manifest.image_size} px; heap thresholds {'fixed' if heap_tuned else 'default'}; "
+    print(f"CPU time in ms per tracked frame outside the models (null models replaying {recording}; "
+          f"resize {config.resize}; {args.mode} mode, {manifest.image_size} px; heap thresholds {'fixed' if heap_tuned else 'default'}; "
           f"median over {args.repeats} runs x {args.frames - 1} frames):")
     for width, height in sizes:
         clip, clip_boxes = scaled_clip(frames, boxes, width, height)
@@ -166,7 +166,7 @@ def report_null_models(args, frames, boxes, heap_tuned: bool) -> None:
             args.model_dir, recording, clip, prompt_box(clip_boxes[0]), config, args.frames, args.repeats
         )
         stages = figures["stage_ms"]
-        print(f"  {width}x{height}: total {stages.pop('total'):.2f} = "
+        print(f"  {width}x{height}: total {stages.pop('total'):.2f}; "
               + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
               + f" (resize alone {figures['resize_ms']:.2f})")
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.null_models:
         try:
             report_null_models(args, frames, boxes, heap_tuned)
-        except (RecordingError, argparse.ArgumentTypeError) as exc:
+        except (RecordingError, ModelFolderError, BackendError, argparse.ArgumentTypeError) as exc:
             print(f"ERROR {exc}", file=sys.stderr)
             return 2
         return 0

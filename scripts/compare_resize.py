@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from app import heap, preprocess
 from app.config import load_config
 from app.evaluation import box_iou
-from app.model_bundle import Manifest, load_constants, load_manifest, open_runners
+from app.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.outputs import box_from_mask
 from app.tracker import SamuraiTracker
 from scripts import make_clip, make_demo_clip
@@ -104,19 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timing passes over the frames")
     args = parser.parse_args(argv)
     try:
+        if args.frames < 2:
+            raise ValueError(f"--frames must be at least 2 (a prompt frame and a tracked one), got {args.frames}")
         sizes = [parse_size(s) for s in args.sizes.split(",")]
-    except argparse.ArgumentTypeError as exc:
+        frames, boxes = CLIPS[args.clip](args.frames)
+        manifest = load_manifest(args.model_dir)
+        runners = open_runners(manifest, OnnxRunner)
+    except (ValueError, argparse.ArgumentTypeError, ModelFolderError, BackendError) as exc:
         print(f"ERROR {exc}", file=sys.stderr)
         return 2
     heap.keep_freed_pages()
-    frames, boxes = CLIPS[args.clip](args.frames)
-    manifest = load_manifest(args.model_dir)
     clips = [make_clip.scaled_clip(frames, boxes, width, height) for width, height in sizes]
-    # Timed before the runtime starts, so that no inference thread shares the CPU clock.
-    resize_ms = [{r: time_resize(clip, manifest.image_size, r, args.repeats) for r in preprocess.RESIZES}
-                 for clip, _ in clips]
-    runners = open_runners(manifest, OnnxRunner)
     try:
+        # Timed before any inference, so that no runtime thread shares the CPU clock.
+        resize_ms = [{r: time_resize(clip, manifest.image_size, r, args.repeats) for r in preprocess.RESIZES}
+                     for clip, _ in clips]
         for (width, height), (scaled, scaled_boxes), times in zip(sizes, clips, resize_ms):
             print(f"{args.clip} clip at {width}x{height}, {args.frames} frames, hiera-{manifest.model_size} "
                   f"at {manifest.image_size} px, samurai mode (decisions against {EXACT}):")

@@ -11,6 +11,7 @@ memory encoder's first call belongs to the prompt frame).
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,17 +116,22 @@ class Recording:
 
     @classmethod
     def load(cls, path: Path, manifest: Manifest) -> "Recording":
-        with np.load(path) as data:
-            meta = json.loads(str(data[_META_KEY]))
-            calls: dict[str, list[dict[str, np.ndarray]]] = {}
-            for key in data.files:
-                if key == _META_KEY:
-                    continue
-                model, index, output = key.split(_SEPARATOR)
-                per_model = calls.setdefault(model, [])
-                while len(per_model) <= int(index):
-                    per_model.append({})
-                per_model[int(index)][output] = data[key]
+        try:
+            with np.load(path) as data:
+                meta = json.loads(str(data[_META_KEY]))
+                calls: dict[str, list[dict[str, np.ndarray]]] = {}
+                for key in data.files:
+                    if key == _META_KEY:
+                        continue
+                    model, index, output = key.split(_SEPARATOR)
+                    per_model = calls.setdefault(model, [])
+                    while len(per_model) <= int(index):
+                        per_model.append({})
+                    per_model[int(index)][output] = data[key]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise RecordingError(
+                f"{path} is not a recording of scripts/bench.py --null-models ({exc}); delete it to record again"
+            ) from exc
         if meta["checkpoint_sha256"] != manifest.checkpoint_sha256 or meta["image_size"] != manifest.image_size:
             raise RecordingError(
                 f"{path} was recorded with another export than {manifest.folder}; delete it to record again"

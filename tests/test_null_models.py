@@ -71,6 +71,14 @@ def test_recording_of_another_export_is_refused(recorded):
         Recording.load(path, other)
 
 
+def test_a_file_that_is_no_recording_is_refused(recorded, tmp_path):
+    manifest = recorded[0]
+    for name, content in (("text.npz", b"not a zip"), ("empty.npz", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(RecordingError, match=f"{name} is not a recording.*delete it to record again"):
+            Recording.load(tmp_path / name, manifest)
+
+
 def test_replay_keeps_the_aipp_input_kind(recorded, tmp_path):
     manifest, _, _, _, path = recorded
     recording = Recording.load(path, manifest)
