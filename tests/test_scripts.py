@@ -35,7 +35,7 @@ def test_bench_null_models_prints_cpu_stages(export_256_variants, tmp_path, caps
 
 def test_compare_resize_prints_every_choice(export_256_variants, capsys):
     assert compare_resize.main(["--model-dir", str(export_256_variants), "--clip", "textured", "--frames", "3",
-                                "--sizes", "200x120", "--repeats", "1"]) == 0
+                                "--sizes", "200x120", "--repeats", "1", "--threads", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("textured clip at 200x120, 3 frames") and "ms/frame" in lines[1]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
