@@ -29,7 +29,7 @@ from app.model_bundle import load_constants, load_manifest, open_runners
 from app.motion_selection import SamuraiParams
 from app.outputs import box_from_mask
 from app.tracker import FrameResult, SamuraiTracker
-from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE, demo_state_dict
+from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from scripts.make_demo_clip import make_frames, write_clip
 from tests.reference_predictor import SamuraiReferencePredictor, cpu_connected_components
 from tests.synthetic import read_jpeg_folder
@@ -93,13 +93,6 @@ def _torch_threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="session")
-def demo_checkpoint(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
-    torch.save({"model": demo_state_dict()}, path)
-    return path
 
 
 @pytest.fixture(scope="session")
