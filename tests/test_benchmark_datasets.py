@@ -69,7 +69,8 @@ def test_got10k_val_and_test_splits(tmp_path):
     assert sequence.cover.tolist() == [8, 0, 3, 8] and sequence.resolution == (640, 480)
     assert [p.name for p in sequence.frames] == [f"0000000{i}.jpg" for i in range(1, 5)]
     test = load_dataset("got10k", root, "test")
-    assert not test.scorable and len(test.sequences[0].frames) == 5 and test.sequences[0].first_box.tolist() == [2, 3, 10, 8]
+    assert not test.scorable and len(test.sequences[0].frames) == 5
+    assert test.sequences[0].first_box.tolist() == [2, 3, 10, 8]
     # The split folder itself is a valid root as well.
     assert load_dataset("got10k", root / "val").sequences[0].name == "GOT-10k_Val_000001"
 
@@ -85,7 +86,8 @@ def test_otb_separators_ranges_and_two_target_folders(tmp_path):
     assert set(sequences) == {"Basketball", "Bolt", "Car4", "Jogging_1", "Jogging_2", "Tiger1", "David"}
     for name in ("Basketball", "Bolt", "Car4"):
         np.testing.assert_array_equal(sequences[name].ground_truth, BOXES)
-    assert len(sequences["Jogging_2"].frames) == 3 and sequences["Jogging_1"].frames[0].parent == root / "Jogging" / "img"
+    assert len(sequences["Jogging_2"].frames) == 3
+    assert sequences["Jogging_1"].frames[0].parent == root / "Jogging" / "img"
     assert [p.name for p in sequences["Tiger1"].frames] == ["0006.jpg", "0007.jpg", "0008.jpg"]
     np.testing.assert_array_equal(sequences["Tiger1"].ground_truth, tiger[5:])
     # David's annotation starts at frame 300 of its folder (4 boxes here, so the range is cut to them).
@@ -106,7 +108,8 @@ def test_nfs_uav_trackingnet(tmp_path):
     assert uav["bird1_2"].frames[0].parent.name == "bird1"
     assert load_dataset("uav123", uav_root).protocol == PROTOCOL_UAV
     tn = load_dataset("trackingnet", layouts.trackingnet(tmp_path / "tn", {"abc_1": (BOXES[:1], 12)}))
-    assert [p.name for p in tn.sequences[0].frames][:3] == ["0.jpg", "1.jpg", "2.jpg"] and len(tn.sequences[0].frames) == 12
+    assert [p.name for p in tn.sequences[0].frames][:3] == ["0.jpg", "1.jpg", "2.jpg"]
+    assert len(tn.sequences[0].frames) == 12
     assert not tn.scorable
 
 

@@ -80,7 +80,8 @@ def test_uav_absent_frames_are_nan_and_count_within_centre_thresholds():
 def test_length_mismatch():
     truth = [SQUARE] * 3
     shorter = _scores([SQUARE] * 2, truth)  # padded with 0,0,0,0: the last frame fails
-    assert shorter["success_auc"] == pytest.approx(ALL_BUT_LAST * 2 / 3) and shorter["precision"] == pytest.approx(2 / 3)
+    assert shorter["success_auc"] == pytest.approx(ALL_BUT_LAST * 2 / 3)
+    assert shorter["precision"] == pytest.approx(2 / 3)
     assert _scores([SQUARE] * 5, truth)["success_auc"] == pytest.approx(ALL_BUT_LAST)
     with pytest.raises(MetricError, match="2 frames, the ground truth 3"):
         _scores([SQUARE] * 2, truth, PROTOCOL_LASOT, np.ones(3, bool))
@@ -95,7 +96,8 @@ def test_bad_predictions_are_errors():
 
 def test_success_is_strictly_above_the_threshold():
     truth = [[0, 0, 10, 20]] * 2
-    curves = sequence_curves(np.array([[0, 0, 10, 20], [0, 0, 10, 10]], float), np.array(truth, float), PROTOCOL_GENERIC)
+    pred = np.array([[0, 0, 10, 20], [0, 0, 10, 10]], float)
+    curves = sequence_curves(pred, np.array(truth, float), PROTOCOL_GENERIC)
     assert curves.success[9] == 1.0  # 0.45
     assert curves.success[10] == 0.5  # 0.5: IoU exactly 0.5 is not a success
     assert curve_scores(curves)["op50"] == 0.5 and curves.mean_overlap == pytest.approx(0.75)

@@ -26,7 +26,8 @@ DPI = 150
 ONE_PASS_PLOTS = (
     ("success", OVERLAP_THRESHOLDS, "Overlap threshold", "Success plot", "auc"),
     ("precision", CENTRE_THRESHOLDS_PX, "Location error threshold [pixels]", "Precision plot", "at"),
-    ("norm_precision", NORM_CENTRE_THRESHOLDS, "Normalised location error threshold", "Normalised precision plot", "at"),
+    ("norm_precision", NORM_CENTRE_THRESHOLDS, "Normalised location error threshold", "Normalised precision plot",
+     "at"),
 )
 
 

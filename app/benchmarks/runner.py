@@ -127,10 +127,13 @@ class SequenceTracker:
         self.constants = load_constants(self.manifest)
         backend, _ = choose_backend(settings.model_dir, settings.backend)
         if backend == "acl" and settings.onnx_variant != "fp32":
-            raise BackendError("--onnx-variant applies to ONNX Runtime; on the NPU choose convert/atc_all.sh --precision")
-        factory = (
-            partial(OnnxRunner, threads=settings.threads) if backend == "onnx" else runner_factory(backend, settings.model_dir)
-        )
+            raise BackendError(
+                "--onnx-variant applies to ONNX Runtime; on the NPU choose convert/atc_all.sh --precision"
+            )
+        if backend == "onnx":
+            factory = partial(OnnxRunner, threads=settings.threads)
+        else:
+            factory = runner_factory(backend, settings.model_dir)
         self.runners = open_runners(self.manifest, factory, settings.onnx_variant)
 
     def track(self, task: Task, results: Path, on_frame: Callable[[], None]) -> Outcome:
