@@ -21,6 +21,7 @@ from app.benchmarks.report import (
     PACKS,
     ScoreError,
     attribute_table,
+    common_sequences,
     compare_runs,
     format_attribute_table,
     format_comparison,
@@ -116,12 +117,26 @@ def _pack_all(args: argparse.Namespace, dataset) -> None:
         logger.info("{} submission: {}", args.pack, path)
 
 
+def _compare(args: argparse.Namespace, dataset, runs=None) -> None:
+    sequences = common_sequences(dataset, args.results, args.skip_missing)
+    comparison = compare_runs(dataset, args.results, sequences, runs)
+    print(format_comparison(comparison))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_summary(args.out / COMPARISON_FILE, comparison)
+    logger.info("comparison: {}", args.out / COMPARISON_FILE)
+
+
 def command_score(args: argparse.Namespace, comparing: bool = False) -> int:
     dataset = _dataset(args)
+    if comparing and len(args.results) < 2:
+        raise ScoreError("compare needs at least two --results folders; the first is the baseline")
     if getattr(args, "pack", None):
         _pack_all(args, dataset)
         if not dataset.scorable:
             return 0
+    if comparing and not dataset.scorable:
+        _compare(args, dataset)
+        return 0
     runs = score_runs(dataset, args.results, args.skip_missing)
     keys = metric_keys(dataset)
     print(f"{dataset.name}: {len(runs[0].per_sequence)} sequences (values in %)")
@@ -136,13 +151,9 @@ def command_score(args: argparse.Namespace, comparing: bool = False) -> int:
     if not args.no_plots:
         for path in plot_runs(runs, args.out, got10k=dataset.protocol == PROTOCOL_GOT10K):
             logger.info("plot: {}", path)
-    if comparing:
-        if len(runs) < 2:
-            raise ScoreError("compare needs at least two --results folders; the first is the baseline")
-        comparison = compare_runs(dataset, runs)
-        print(format_comparison(comparison))
-        write_summary(args.out / COMPARISON_FILE, comparison)
     logger.info("report: {}", args.out / REPORT_FILE)
+    if comparing:
+        _compare(args, dataset, runs)
     return 0
 
 

@@ -150,3 +150,17 @@ def test_trackingnet_pack(tmp_path):
     with zipfile.ZipFile(tmp_path / "p" / "mine_trackingnet.zip") as archive:
         assert sorted(archive.namelist()) == ["a_1.txt", "b_2.txt"]
         assert archive.read("a_1.txt").decode() == "1,2,3,4\n" * 3
+
+
+def test_compare_without_ground_truth_lists_divergent_frames(tmp_path, capsys):
+    root = layouts.trackingnet(tmp_path / "TN", {"a_1": (np.array([[1, 2, 3, 4]], float), 4)})
+    for name, lines in (("fp32", ["10,10,20,20"] * 4), ("om", ["10,10,20,20", "40,40,20,20", "0,0,0,0", "10,10,20,20"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a_1.txt").write_text("\n".join(lines) + "\n")
+    assert _main("compare", "--dataset", "trackingnet", "--root", root, "--results", tmp_path / "fp32",
+                 tmp_path / "om", "--out", tmp_path / "report") == 0
+    assert "boxes only" in capsys.readouterr().out
+    comparison = json.loads((tmp_path / "report" / "comparison.json").read_text())
+    assert comparison["runs"]["om"]["sequences"]["a_1"] == {"divergent_frames": [1, 2]}
+    assert _main("compare", "--dataset", "trackingnet", "--root", root, "--results", tmp_path / "fp32",
+                 "--out", tmp_path / "report") == 2

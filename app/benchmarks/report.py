@@ -61,16 +61,11 @@ def run_names(folders: list[Path]) -> list[str]:
     return names
 
 
-def scored_sequences(dataset: Dataset, folders: list[Path], skip_missing: bool) -> tuple[Sequence, ...]:
+def common_sequences(dataset: Dataset, folders: list[Path], skip_missing: bool) -> tuple[Sequence, ...]:
     """The sequences every folder has results for; missing ones are an error unless skip_missing."""
     for folder in folders:
         if not Path(folder).is_dir():
             raise ScoreError(f"results folder {folder} does not exist; pass the --out folder of `eval.py run`")
-    if not dataset.scorable:
-        raise ScoreError(
-            f"{dataset.name} at {dataset.root} has only first-frame boxes (a test split): its server scores it; "
-            "use --pack got10k or --pack trackingnet"
-        )
     present = []
     for sequence in dataset.sequences:
         lacking = [f for f in folders if not result_path(f, sequence.name).is_file()]
@@ -86,6 +81,14 @@ def scored_sequences(dataset: Dataset, folders: list[Path], skip_missing: bool) 
     if not present:
         raise ScoreError("no sequence has results in every folder; run `eval.py run` first")
     return tuple(present)
+
+
+def check_scorable(dataset: Dataset) -> None:
+    if not dataset.scorable:
+        raise ScoreError(
+            f"{dataset.name} at {dataset.root} has only first-frame boxes (a test split): its server scores it; "
+            "use --pack got10k or --pack trackingnet (compare still lists divergent frames)"
+        )
 
 
 def read_result(folder: Path, name: str) -> np.ndarray:
@@ -148,7 +151,8 @@ def _score_got10k(folder: Path, name: str, sequences: tuple[Sequence, ...]) -> R
 def score_runs(dataset: Dataset, folders: list[Path], skip_missing: bool = False) -> list[RunScores]:
     folders = [Path(f) for f in folders]
     names = run_names(folders)
-    sequences = scored_sequences(dataset, folders, skip_missing)
+    check_scorable(dataset)
+    sequences = common_sequences(dataset, folders, skip_missing)
     return [score_folder(dataset, folder, name, sequences) for folder, name in zip(folders, names)]
 
 
@@ -222,45 +226,51 @@ def divergent_frames(a: np.ndarray, b: np.ndarray) -> list[int]:
     return np.flatnonzero((iou < DIVERGENCE_IOU) & ~both_empty).tolist()
 
 
-def compare_runs(dataset: Dataset, runs: list[RunScores]) -> dict:
-    """Each run against the first: overall and per-sequence differences, divergent frames."""
-    baseline, key = runs[0], metric_keys(dataset)[0]
-    comparison = {"baseline": baseline.name, "metric": key, "runs": {}}
-    for run in runs[1:]:
-        sequences = {}
-        for name, scores in run.per_sequence.items():
-            base_value, value = baseline.per_sequence[name][key], scores[key]
-            divergent = divergent_frames(read_result(baseline.folder, name), read_result(run.folder, name))
-            sequences[name] = {
-                "baseline": base_value,
-                "value": value,
-                "difference": None if base_value is None or value is None else value - base_value,
-                "divergent_frames": divergent,
-            }
-        comparison["runs"][run.name] = {
-            "overall_difference": {k: run.overall[k] - baseline.overall[k] for k in metric_keys(dataset)},
-            "sequences": sequences,
-        }
+def compare_runs(
+    dataset: Dataset, folders: list[Path], sequences: tuple[Sequence, ...], runs: list[RunScores] | None = None
+) -> dict:
+    """Each folder against the first: divergent frames per sequence, and score differences when scored."""
+    names, keys = run_names(folders), metric_keys(dataset)
+    comparison = {"baseline": names[0], "metric": keys[0] if runs else None, "runs": {}}
+    for index in range(1, len(folders)):
+        differences = {}
+        for sequence in sequences:
+            entry = {"divergent_frames": divergent_frames(
+                read_result(folders[0], sequence.name), read_result(folders[index], sequence.name)
+            )}
+            if runs:
+                base = runs[0].per_sequence[sequence.name][keys[0]]
+                value = runs[index].per_sequence[sequence.name][keys[0]]
+                entry.update(baseline=base, value=value, difference=None if None in (base, value) else value - base)
+            differences[sequence.name] = entry
+        overall = {k: runs[index].overall[k] - runs[0].overall[k] for k in keys} if runs else None
+        comparison["runs"][names[index]] = {"overall_difference": overall, "sequences": differences}
     return comparison
 
 
 def format_comparison(comparison: dict) -> str:
     key, lines = comparison["metric"], []
     for name, entry in comparison["runs"].items():
-        overall = ", ".join(f"{k} {v * PERCENT:+.2f}" for k, v in entry["overall_difference"].items())
-        lines.append(f"{name} vs {comparison['baseline']}: {overall} (points)")
+        if entry["overall_difference"] is None:
+            lines.append(f"{name} vs {comparison['baseline']} (boxes only: no ground truth to score)")
+        else:
+            overall = ", ".join(f"{k} {v * PERCENT:+.2f}" for k, v in entry["overall_difference"].items())
+            lines.append(f"{name} vs {comparison['baseline']}: {overall} (points)")
         changed = [
             (sequence, diff)
-            for sequence, diff in sorted(entry["sequences"].items(), key=lambda item: -abs(item[1]["difference"] or 0))
-            if diff["divergent_frames"] or diff["difference"]
+            for sequence, diff in sorted(entry["sequences"].items(), key=lambda i: -abs(i[1].get("difference") or 0))
+            if diff["divergent_frames"] or diff.get("difference")
         ]
         if not changed:
             lines.append("  no sequence differs")
         for sequence, diff in changed:
-            delta = "-" if diff["difference"] is None else f"{diff['difference'] * PERCENT:+.2f}"
             frames = diff["divergent_frames"]
             ranges = f" ({frame_ranges(frames)})" if frames else ""
-            lines.append(f"  {sequence}: {key} {delta}; {len(frames)} divergent frames{ranges}")
+            score = ""
+            if key is not None:
+                delta = "-" if diff["difference"] is None else f"{diff['difference'] * PERCENT:+.2f}"
+                score = f"{key} {delta}; "
+            lines.append(f"  {sequence}: {score}{len(frames)} divergent frames{ranges}")
     return "\n".join(lines)
 
 
