@@ -57,7 +57,8 @@ def got10k(root: Path, split: str, sequences: dict[str, np.ndarray], covers: dic
             write_frame(folder / f"{i + 1:08d}.jpg")
         if covers is not None:
             write_text(folder / "cover.label", "".join(f"{c}\n" for c in covers[name]))
-        write_text(folder / "meta_info.ini", f"[METAINFO]\nresolution: ({resolution[0]}, {resolution[1]})\n")
+        write_text(folder / "meta_info.ini", "[METAINFO]\nurl: https://example.org/v?id=a%20b\nmajor_class: animal\n"
+                   f"resolution: ({resolution[0]}, {resolution[1]})\nanno_fps: 10Hz\n")
     return root
 
 

@@ -9,7 +9,6 @@ found, and reported, when a run reaches it.
 
 from __future__ import annotations
 
-import configparser
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,18 +158,14 @@ def _lasot(root: Path, name: str) -> Dataset:
                    LASOT_ATTRIBUTES)
 
 
+_RESOLUTION = re.compile(r"^resolution:\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.MULTILINE)
+
+
 def _got10k_meta(folder: Path) -> tuple[int, int] | None:
+    """(width, height) from meta_info.ini's `resolution: (W, H)` line (free text elsewhere in the file)."""
     path = folder / "meta_info.ini"
-    if not path.is_file():
-        return None
-    parser = configparser.ConfigParser()
-    parser.read_string(path.read_text())
-    for section in parser.sections():
-        resolution = parser[section].get("resolution")
-        if resolution:
-            width, height = (int(float(v)) for v in re.findall(r"[\d.]+", resolution)[:2])
-            return width, height
-    return None
+    match = _RESOLUTION.search(path.read_text(errors="replace")) if path.is_file() else None
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def _got10k(root: Path, split: str) -> Dataset:
