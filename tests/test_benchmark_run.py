@@ -159,3 +159,14 @@ def test_score_and_compare_modes_on_the_run(demo_lasot, small_demo_models, whole
     assert scores["success_auc"] > 0.6 and scores["precision"] > 0.8
     comparison = json.loads((report / "comparison.json").read_text())
     assert set(comparison["runs"][sam2.name]["sequences"]) == set(SEQUENCES)
+
+
+def test_acl_backend_gives_the_same_results(acl, demo_lasot, small_demo_models, whole_run, tmp_path):
+    """The run on the emulated NPU (.om from the stand-in ATC) writes the same files as ONNX Runtime."""
+    from convert.atc_args import Settings
+    from tests.ascend_helpers import SOC, convert, linked_copy
+
+    models = convert(linked_copy(small_demo_models, tmp_path / "om"), Settings(SOC))
+    out = tmp_path / "acl"
+    assert _run(demo_lasot, models, out, "--backend", "acl", "--sequences", "red-1") == 0
+    assert _results(out) == {"red-1.txt": _results(whole_run)["red-1.txt"]}
