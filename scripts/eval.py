@@ -100,8 +100,8 @@ def command_run(args: argparse.Namespace) -> int:
         logger.warning("interrupted; finished sequences are in {}: run the same command again to resume", args.out)
         return EXIT_INTERRUPTED
     logger.info(
-        "{} sequences tracked, {} were already done, {} failed; results in {}",
-        len(summary.tracked), summary.already_done, len(summary.failed), args.out,
+        "{} of {} sequences tracked now, {} were already done, {} failed; results in {}",
+        len(summary.tracked), summary.sequences, summary.already_done, len(summary.failed), args.out,
     )
     if summary.failed:
         logger.error("no results for {}; fix their frames and run again to track just those",
