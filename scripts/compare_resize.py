@@ -26,7 +26,7 @@ from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from app import heap, preprocess
 from app.config import load_config
-from app.evaluation import box_iou
+from app.benchmarks.metrics import box_iou
 from app.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.outputs import box_from_mask
 from app.tracker import SamuraiTracker

@@ -46,7 +46,7 @@ def test_compare_resize_prints_every_choice(export_256_variants, capsys):
         assert float(row[1]) > 0 and 0 <= same <= tracked == 2 and 0 <= float(row[4]) <= float(row[3]) <= 1
 
 
-def test_boxbox_agreement_counts_identical_boxes_as_one():
+def test_box_agreement_counts_identical_boxes_as_one():
     a = np.array([[0, 0, 0, 0], [10, 10, 4, 4], [10, 10, 4, 4]], dtype=np.float64)
     b = np.array([[0, 0, 0, 0], [10, 10, 4, 4], [12, 10, 4, 4]], dtype=np.float64)
     np.testing.assert_allclose(compare_resize.box_agreement(a, b), [1.0, 1.0, 8 / 24])
@@ -58,5 +58,5 @@ def test_clip_and_evaluation(tmp_path, capsys):
     truth = tmp_path / "clip_groundtruth.txt"
     assert len(list(clip.glob("*.jpg"))) == 5 and len(truth.read_text().splitlines()) == 5
     assert evaluate.main([str(truth), str(truth)]) == 0
-    assert "mean IoU 1.000" in capsys.readouterr().out
+    assert "success AUC 0.952, precision@20px 1.000" in capsys.readouterr().out
     assert evaluate.main([str(tmp_path / "missing.txt"), str(truth)]) == 2
