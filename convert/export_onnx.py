@@ -23,7 +23,7 @@ import torch
 from loguru import logger
 
 from app.model_bundle import MANIFEST_FORMAT
-from convert import reference, submodels
+from convert import op_audit, reference, submodels
 from convert.checkpoint import CheckpointError, check_image_size, file_sha256, load_model
 
 OPSET = 17
@@ -364,6 +364,10 @@ def export(
         logger.info("[{}/{}] exporting {}", index, len(subs), sub.name)
         path = out / f"{sub.name}.onnx"
         export_one(sub, path)
+        try:
+            op_audit.check(path)
+        except op_audit.UnsupportedOpError as exc:
+            raise ExportError(str(exc)) from exc
         entry: dict = {"file": path.name, "variants": {}}
         errors[sub.name] = {}
         # Variants are converted from the traced graph: the fp16 converter does not
