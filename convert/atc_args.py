@@ -37,7 +37,7 @@ from typing import Callable
 from loguru import logger
 
 from convert import op_audit
-from convert.precision import sensitive_nodes
+from convert.precision import KEEP_SENSITIVE_FP32, sensitive_nodes
 
 MANIFEST = "manifest.json"
 OM_MANIFEST = "om_manifest.json"
@@ -65,7 +65,6 @@ SOC_VERSIONS = (
 )
 # ATC's --precision_mode values, plus KEEP_SENSITIVE_FP32: force_fp16 with the sensitive
 # nodes of convert/precision.py kept in float32 through a generated --keep_dtype file.
-KEEP_SENSITIVE_FP32 = "fp16_fp32_sensitive"
 PRECISION_MODES = (
     "force_fp16", KEEP_SENSITIVE_FP32, "allow_mix_precision", "force_fp32", "allow_fp32_to_fp16", "must_keep_origin_dtype"
 )

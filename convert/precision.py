@@ -29,8 +29,11 @@ SENSITIVE_OP_TYPES = ("LayerNormalization", "ReduceMean", "Pow", "Sqrt", "Softma
 # convert/submodels.py puts the rotary encoding in a module named `rotary`; the exporter scopes its nodes so.
 ROTARY_SCOPE = "/rotary/"
 ROTARY_ARITHMETIC = ("Mul", "Sub", "Add")
-# What each mode keeps in float32: nothing, the sensitive nodes, or everything.
-MODES = ("fp16", "fp16_fp32_sensitive", "fp32")
+# What each mode keeps in float32: nothing, the sensitive nodes, or everything; cheapest first.
+KEEP_SENSITIVE_FP32 = "fp16_fp32_sensitive"
+MODES = ("fp16", KEEP_SENSITIVE_FP32, "fp32")
+# The convert/atc_all.sh --precision each mode imitates.
+ATC_PRECISION = {"fp16": "force_fp16", KEEP_SENSITIVE_FP32: KEEP_SENSITIVE_FP32, "fp32": "must_keep_origin_dtype"}
 _ROUNDED = "__fp16"
 
 
@@ -65,7 +68,7 @@ def imitate(src: Path, dst: Path, mode: str) -> None:
     if mode == "fp32":
         onnx.save(model, str(dst))
         return
-    keep = set(sensitive_nodes(model)) if mode == "fp16_fp32_sensitive" else set()
+    keep = set(sensitive_nodes(model)) if mode == KEEP_SENSITIVE_FP32 else set()
     floats = _float_tensors(model)
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}

@@ -34,12 +34,10 @@ from app.evaluation import box_iou
 from app.model_bundle import SUBMODELS, load_constants, load_manifest, open_runners
 from app.outputs import box_from_mask
 from app.tracker import FrameResult, SamuraiTracker
-from convert.precision import MODES, imitate
+from convert.precision import ATC_PRECISION, MODES, imitate
 
 # A decision is kept when the same token is chosen and the frame's box moves less than this (IoU).
 MIN_BOX_IOU = 0.95
-# Cheapest first: the first mode that keeps every decision is the default.
-COST_ORDER = MODES
 CLIPS = ("demo", "textured")
 
 
@@ -163,7 +161,7 @@ def cheapest_keeping(reports: list[ModeReport]) -> str:
     """The cheapest mode that keeps every decision in all `reports` (float32 always does)."""
     keeping = {r.mode for r in reports if r.keeps_decisions}
     failing = {r.mode for r in reports if not r.keeps_decisions}
-    return next(mode for mode in COST_ORDER if mode in keeping - failing or mode == "fp32")
+    return next(mode for mode in MODES if mode in keeping - failing or mode == "fp32")
 
 
 def format_table(clip: str, reports: list[ModeReport]) -> str:
@@ -195,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         reports = study(args.model_dir, frames, box, threads=args.threads, config=TrackerConfig(mode=args.mode))
         print(format_table(clip, reports))
         all_reports += reports
-    print(f"cheapest mode that keeps every decision: {cheapest_keeping(all_reports)}")
+    cheapest = cheapest_keeping(all_reports)
+    print(f"cheapest mode that keeps every decision: {cheapest} (convert/atc_all.sh --precision {ATC_PRECISION[cheapest]})")
     return 0
 
 
