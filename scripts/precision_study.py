@@ -101,10 +101,15 @@ def imitation_dir(model_dir: Path, mode: str, dest: Path) -> Path:
     return dest
 
 
-def _track(runners, model_dir: Path, frames, box, threads_config: TrackerConfig) -> list[FrameResult]:
+def _track(runners, model_dir: Path, frames, box, config: TrackerConfig) -> list[FrameResult]:
+    """Track the clip with `runners`, then close them."""
     manifest = load_manifest(model_dir)
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), threads_config, num_frames=len(frames))
-    return [tracker.step(i, f, box if i == 0 else None) for i, f in enumerate(frames)]
+    try:
+        tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(frames))
+        return [tracker.step(i, f, box if i == 0 else None) for i, f in enumerate(frames)]
+    finally:
+        for runner in runners.values():
+            runner.close()
 
 
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -119,12 +124,7 @@ def study(model_dir: Path, frames, box, modes=MODES, threads: int | None = None,
     def runner(path: Path) -> OnnxRunner:
         return OnnxRunner(path, threads=threads)
 
-    fp32_runners = open_runners(manifest, runner)
-    try:
-        reference = _track(fp32_runners, model_dir, frames, box, config)
-    finally:
-        for r in fp32_runners.values():
-            r.close()
+    reference = _track(open_runners(manifest, runner), model_dir, frames, box, config)
     reports = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
@@ -135,18 +135,9 @@ def study(model_dir: Path, frames, box, modes=MODES, threads: int | None = None,
                 name: _TeeRunner(runner(model_dir / manifest.models[name]["file"]), runner(folder / manifest.models[name]["file"]))
                 for name in SUBMODELS
             }
-            try:
-                _track(tees, model_dir, frames, box, config)
-            finally:
-                for tee in tees.values():
-                    tee.close()
+            _track(tees, model_dir, frames, box, config)
             report.errors = {name: (t.max_abs, t.max_abs / max(t.scale, 1.0)) for name, t in tees.items()}
-            runners = open_runners(imitated, runner)
-            try:
-                results = _track(runners, folder, frames, box, config)
-            finally:
-                for r in runners.values():
-                    r.close()
+            results = _track(open_runners(imitated, runner), folder, frames, box, config)
             for ours, ref in zip(results, reference):
                 if ours.mask_index != ref.mask_index:
                     report.flips.append(ref.frame_idx)
