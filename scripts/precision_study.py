@@ -30,7 +30,7 @@ from loguru import logger
 
 from acl_models.onnx_runner import OnnxRunner
 from app.config import TrackerConfig
-from app.evaluation import box_iou
+from app.benchmarks.metrics import box_iou
 from app.model_bundle import SUBMODELS, load_constants, load_manifest, open_runners
 from app.outputs import box_from_mask
 from app.tracker import FrameResult, SamuraiTracker
@@ -112,6 +112,14 @@ def _track(runners, model_dir: Path, frames, box, config: TrackerConfig) -> list
             runner.close()
 
 
+def _box_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of the two masks' boxes; 1 when both masks are empty (the same decision: no object)."""
+    box_a, box_b = box_from_mask(a), box_from_mask(b)
+    if box_a == box_b:
+        return 1.0
+    return float(box_iou(np.array([box_a], float), np.array([box_b], float))[0])
+
+
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
@@ -141,8 +149,7 @@ def study(model_dir: Path, frames, box, modes=MODES, threads: int | None = None,
             for ours, ref in zip(results, reference):
                 if ours.mask_index != ref.mask_index:
                     report.flips.append(ref.frame_idx)
-                iou = float(box_iou(np.array([box_from_mask(ours.mask)], float), np.array([box_from_mask(ref.mask)], float))[0])
-                report.min_box_iou = min(report.min_box_iou, iou)
+                report.min_box_iou = min(report.min_box_iou, _box_agreement(ours.mask, ref.mask))
                 report.min_mask_iou = min(report.min_mask_iou, _mask_iou(ours.mask, ref.mask))
             reports.append(report)
     return reports

@@ -27,17 +27,12 @@ THREADS = 1
 
 
 @pytest.fixture(scope="module")
-def demo_export(tmp_path_factory) -> Path:
-    import torch
-
+def demo_export(demo_checkpoint, tmp_path_factory) -> Path:
     from convert.export_onnx import export
-    from scripts.make_demo_checkpoint import demo_state_dict
 
     folder = tmp_path_factory.mktemp("demo_precision")
-    checkpoint = folder / "demo_colour_sam2.1_hiera_tiny.pt"
-    torch.save({"model": demo_state_dict()}, checkpoint)
-    export(checkpoint, folder / "model", image_size=IMAGE_SIZE)
-    return folder / "model"
+    export(demo_checkpoint, folder, image_size=IMAGE_SIZE)
+    return folder
 
 
 def test_default_precision_keeps_every_decision_on_the_demo_clip(demo_export):
