@@ -158,7 +158,8 @@ def report_null_models(args, frames, boxes, heap_tuned: bool) -> None:
         count = record_null_models(args.model_dir, clip, prompt_box(clip_boxes[0]), args.mode, args.variant, recording)
         print(f"recorded {count} frames of sub-model outputs into {recording}")
     print(f"CPU time in ms per tracked frame outside the models (null models replaying {recording}; "
-          f"resize {config.resize}; {args.mode} mode, {manifest.image_size} px; heap thresholds {'fixed' if heap_tuned else 'default'}; "
+          f"resize {config.resize}; {args.mode} mode, {manifest.image_size} px; "
+          f"heap thresholds {'fixed' if heap_tuned else 'default'}; "
           f"median over {args.repeats} runs x {args.frames - 1} frames):")
     for width, height in sizes:
         clip, clip_boxes = scaled_clip(frames, boxes, width, height)

@@ -1,4 +1,4 @@
-"""Frame preprocessing: the lookup-table normalisation is the float64 arithmetic bit for bit; every resize choice works."""
+"""Frame preprocessing: table normalisation equals the float64 arithmetic bit for bit; every resize choice works."""
 
 from __future__ import annotations
 
