@@ -128,7 +128,7 @@ class Recording:
                     while len(per_model) <= int(index):
                         per_model.append({})
                     per_model[int(index)][output] = data[key]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise RecordingError(
                 f"{path} is not a recording of scripts/bench.py --null-models ({exc}); delete it to record again"
             ) from exc
