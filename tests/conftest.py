@@ -69,3 +69,39 @@ def warnings() -> Iterator[list[str]]:
     sink = logger.add(messages.append, level="WARNING", format="{message}")
     yield messages
     logger.remove(sink)
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint(tmp_path_factory) -> Path:
+    """The synthetic colour-tracker checkpoint (scripts/make_demo_checkpoint.py)."""
+    from scripts.make_demo_checkpoint import demo_state_dict
+
+    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
+    torch.save({"model": demo_state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
+    from convert.export_onnx import export
+    from tests.reference_predictor import torch_threads
+    from tests.synthetic import DEMO_IMAGE_SIZE, DEMO_THREADS
+
+    out = tmp_path_factory.mktemp(f"demo_om{DEMO_IMAGE_SIZE}")
+    with torch_threads(DEMO_THREADS):
+        export(demo_checkpoint, out, image_size=DEMO_IMAGE_SIZE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def leave_clip(tmp_path_factory):
+    """The demo clip whose target leaves the view and returns: (folder, RGB frames, true x,y,w,h boxes)."""
+    import numpy as np
+
+    from scripts.make_demo_clip import make_leave_frames, write_clip
+    from tests.synthetic import read_jpeg_folder
+
+    frames, boxes = make_leave_frames()
+    folder = tmp_path_factory.mktemp("leave_clip") / "leave_clip"
+    write_clip(folder, frames, boxes)
+    return folder, read_jpeg_folder(folder), np.asarray(boxes, dtype=np.float64)
