@@ -10,6 +10,7 @@ with the same box from the same frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class MultiObjectTracker:
         config: TrackerConfig,
         num_frames: int | None = None,
     ):
-        self._make_object = lambda: SamuraiTracker(runners, manifest, constants, config, num_frames=num_frames)
+        self._make_object = partial(SamuraiTracker, runners, manifest, constants, config, num_frames=num_frames)
         self.encoder = FrameEncoder(runners["image_encoder"], manifest, config)
         self.objects: dict[int, SamuraiTracker] = {}
         self._prompts: dict[int, BoxXYXY] = {}

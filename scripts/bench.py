@@ -1,10 +1,15 @@
 """Benchmark the tracker on a generated clip, optionally side by side with the official predictor.
 
-    python scripts/bench.py --model-dir om_model [--frames 60] [--official CHECKPOINT]
+    python scripts/bench.py --model-dir om_model [--frames 60] [--official CHECKPOINT] [--objects 1 2 4]
 
 Prints FPS, mean ms per stage, the share of frame time spent outside the
 sub-models (preprocessing, memory bank, selection, post-processing), peak RSS
 and the RSS growth between frame 100 (or the middle) and the end.
+
+With --objects, the same runners track 1, 2, 4 ... objects one after the other
+and it prints each count's frame time against the target: the image encoder
+runs once per frame, so N objects should cost at most encoder + N x (the
+one-object frame time without the encoder), + 5 %.
 """
 
 from __future__ import annotations
@@ -21,13 +26,19 @@ from loguru import logger
 from acl_models.onnx_runner import OnnxRunner
 from app.config import load_config
 from app.model_bundle import load_constants, load_manifest, open_runners
-from app.tracker import SamuraiTracker
+from app.multi_tracker import MultiObjectTracker
 from scripts.make_clip import make_frames, write_jpeg_folder
 
 RSS_REFERENCE_FRAME = 100
 # Frames are generated once and replayed in a loop, so that a 3000-frame run
 # measures the tracker's memory, not the clip's.
 CLIP_FRAMES = 120
+# Extra objects' boxes (x1, y1, x2, y2) on the generated clip: background patches.
+EXTRA_BOXES = [(200.0, 20.0, 260.0, 70.0), (20.0, 150.0, 100.0, 210.0), (150.0, 10.0, 190.0, 60.0),
+               (240.0, 170.0, 300.0, 230.0), (10.0, 10.0, 60.0, 50.0), (120.0, 180.0, 170.0, 230.0), (260.0, 90.0, 310.0, 140.0)]
+# Shared stages: they run once per frame whatever the number of objects.
+SHARED_STAGES = ("preprocess", "image_encoder")
+MULTI_OBJECT_SLACK = 1.05
 
 
 def rss_mb() -> float:
@@ -39,11 +50,12 @@ class TimedRunner:
     """Wraps a runner and accumulates its run time."""
 
     def __init__(self, runner):
-        self.runner, self.seconds = runner, 0.0
+        self.runner, self.seconds, self.calls = runner, 0.0, 0
         self.path, self.input_names, self.output_names = runner.path, runner.input_names, runner.output_names
         self.takes_pixels = runner.takes_pixels
 
     def run(self, inputs):
+        self.calls += 1
         start = time.perf_counter()
         try:
             return self.runner.run(inputs)
@@ -54,25 +66,33 @@ class TimedRunner:
         self.runner.close()
 
 
-def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, variant: str) -> dict:
+def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, variant: str, objects: int = 1, runners=None) -> dict:
     manifest = load_manifest(model_dir)
-    runners = {k: TimedRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
+    runners = runners or {k: TimedRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
+    for runner in runners.values():
+        runner.seconds, runner.calls = 0.0, 0
+    tracker = MultiObjectTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
+    for obj_id, obj_box in enumerate([box, *EXTRA_BOXES][:objects], start=1):
+        tracker.add(obj_id, obj_box)
     stage_ms: dict[str, float] = {}
     reference_rss = None
     started = time.perf_counter()
     for i in range(num_frames):
-        result = tracker.step(i, frames[i % len(frames)], box if i == 0 else None)
+        result = tracker.step(i, frames[i % len(frames)])
         for k, v in result.timings.items():
             stage_ms[k] = stage_ms.get(k, 0.0) + v
         if i == min(RSS_REFERENCE_FRAME, num_frames // 2):
             reference_rss = rss_mb()
     elapsed = time.perf_counter() - started
     model_s = sum(r.seconds for r in runners.values())
+    image_encoder_calls = runners["image_encoder"].calls
     return {
+        "runners": runners,
+        "frame_ms": 1000.0 * elapsed / num_frames,
         "fps": num_frames / elapsed,
         "stage_ms": {k: v / num_frames for k, v in stage_ms.items()},
         "overhead_pct": 100.0 * (elapsed - model_s) / elapsed,
+        "image_encoder_calls": image_encoder_calls,
         "rss_growth_mb": rss_mb() - reference_rss,
         "state_bytes": tracker.state_nbytes(),
     }
@@ -94,6 +114,21 @@ def bench_official(checkpoint: Path, image_size: int, folder: Path, box) -> floa
     return count / (time.perf_counter() - started)
 
 
+def bench_objects(args: argparse.Namespace, frames, box, runners) -> None:
+    """Frame time for each object count, on the same runners, against encoder + N x rest + 5 %."""
+    runs = {n: bench_tracker(args.model_dir, frames, box, args.mode, args.frames, args.variant, n, runners) for n in args.objects}
+    base = runs[1] if 1 in runs else bench_tracker(args.model_dir, frames, box, args.mode, args.frames, args.variant, 1, runners)
+    encoder = sum(base["stage_ms"].get(k, 0.0) for k in SHARED_STAGES)
+    rest = base["frame_ms"] - encoder
+    print(f"objects (same runners, {args.frames} frames each): encoder {encoder:.1f} ms/frame, one object's rest {rest:.1f} ms")
+    for n, run in runs.items():
+        target = (encoder + n * rest) * MULTI_OBJECT_SLACK
+        image_encoder_runs = run["image_encoder_calls"] / args.frames
+        verdict = "meets" if run["frame_ms"] <= target else "MISSES"
+        print(f"  N={n}: {run['frame_ms']:.1f} ms/frame ({run['fps']:.2f} FPS), image encoder {image_encoder_runs:.0f}x per frame; "
+              f"target encoder + N x rest + 5 % = {target:.1f} ms: {verdict}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
@@ -101,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["samurai", "sam2"], default="samurai")
     parser.add_argument("--variant", choices=["fp32", "fp16", "int8"], default="fp32", help="ONNX graphs to time")
     parser.add_argument("--official", type=Path, help="checkpoint: also time the official PyTorch predictor")
+    parser.add_argument("--objects", type=int, nargs="+", metavar="N",
+                        help=f"also time N objects per frame for each N (1..{len(EXTRA_BOXES) + 1}), e.g. 1 2 4")
     args = parser.parse_args(argv)
+    if args.objects and not all(1 <= n <= len(EXTRA_BOXES) + 1 for n in args.objects):
+        parser.error(f"--objects takes counts from 1 to {len(EXTRA_BOXES) + 1}")
     frames, boxes = make_frames(min(args.frames, CLIP_FRAMES))
     x, y, w, h = boxes[0]
     box = (x, y, x + w, y + h)
@@ -112,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
           f"growth after frame {min(RSS_REFERENCE_FRAME, args.frames // 2)}: {ours['rss_growth_mb']:.1f} MB, "
           f"tracker state {ours['state_bytes'] / 2**20:.2f} MB")
+    if args.objects:
+        bench_objects(args, frames, box, ours["runners"])
     if args.official:
         manifest = load_manifest(args.model_dir)
         with tempfile.TemporaryDirectory() as tmp:
