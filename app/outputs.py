@@ -165,8 +165,11 @@ class MaskWriter:
         ok, png = cv2.imencode(".png", mask.astype(np.uint8) * MASK_ON)
         if not ok:
             raise OutputError(f"cv2.imencode failed to encode the mask of frame {index} as PNG")
+        return self._save(index, png.tobytes())
+
+    def _save(self, index: int, png: bytes) -> Path:
         path = self.directory / f"{index:0{MASK_NAME_DIGITS}d}.png"
-        _replace_atomically(path, png.tobytes())
+        _replace_atomically(path, png)
         return path
 
     def close(self) -> None:
@@ -179,15 +182,14 @@ class MaskWriter:
         self.close()
 
 
-class LabelMaskWriter:
+class LabelMaskWriter(MaskWriter):
     """`DIR/masks/NNNNN.png`: indexed PNGs with the DAVIS palette whose pixel value is the object id (0 background)."""
 
     def __init__(self, directory: Path | str):
-        self.directory = Path(directory) / MASK_DIR
-        self.directory.mkdir(parents=True, exist_ok=True)
+        super().__init__(directory)
         self._palette = davis_palette().ravel().tolist()
 
-    def write(self, index: int, masks: Mapping[int, np.ndarray]) -> Path:
+    def write(self, index: int, masks: Mapping[int, np.ndarray]) -> Path:  # type: ignore[override]
         """Write frame `index`'s masks by object id; where masks overlap the smaller id wins."""
         labels = None
         for obj_id in sorted(masks, reverse=True):
@@ -204,18 +206,7 @@ class LabelMaskWriter:
         image.putpalette(self._palette)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        path = self.directory / f"{index:0{MASK_NAME_DIGITS}d}.png"
-        _replace_atomically(path, buffer.getvalue())
-        return path
-
-    def close(self) -> None:
-        """Every mask is complete once `write` returns; nothing stays open."""
-
-    def __enter__(self) -> LabelMaskWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self._save(index, buffer.getvalue())
 
 
 def annotate(image: np.ndarray, mask: np.ndarray | None = None, box: Sequence[float] | None = None) -> np.ndarray:
