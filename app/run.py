@@ -1,40 +1,52 @@
-"""Track one object in a video, a frame folder or a camera.
+"""Track one object in a video, a frame folder, a camera or a network stream.
 
     python app/run.py --video SRC --bbox x,y,w,h [--output out/] [--save-video] [--save-masks] [--no-display]
+    python app/run.py --video rtsp://user:pass@camera/stream --serve 8080   # draw the box in a browser
+
+The loop itself (threads, queues, latency) is `app.pipeline`; the page is `app.serve`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-import cv2
-import numpy as np
 from loguru import logger
 from tqdm import tqdm
 
 from acl_models.base import BackendError
 from acl_models.select import choose_backend, runner_factory
 from app.config import ConfigError, load_config
+from app.control import Prompt, TrackController
+from app.credentials import mask_credentials, redact_log_record
 from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
-from app.outputs import MaskWriter, OutputError, TrackWriter, VideoWriter, annotate, box_from_mask, write_summary
-from app.prompt import Box, PromptError, parse_bbox, read_bbox_file, validate_bbox
-from app.sources import SourceError, open_source
+from app.outputs import MaskWriter, OutputError, TrackWriter, VideoWriter, write_summary
+from app.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
+from app.prompt import Box, PromptError, parse_bbox, read_bbox_file
+from app.serve.address import ServeError
+from app.sources import LiveOptions, SourceError, open_source
 from app.tracker import SamuraiTracker
+from app.window import DesktopWindow, has_display, window_works
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-WINDOW = "SAMURAI"
 DEFAULT_VIDEO_FPS = 30.0
+PERCENTILE_MEDIAN, PERCENTILE_HIGH = 50.0, 95.0
+
+
+class ServeSetupError(ImportError):
+    """--serve without its optional packages; the message says how to install them."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="SAMURAI single-object tracking on ONNX Runtime or an Ascend NPU")
-    parser.add_argument("--video", required=True, help="video file, folder of JPEG/PNG frames, or camera (cam0, /dev/video0)")
+    parser.add_argument(
+        "--video", required=True,
+        help="video file, folder of JPEG/PNG frames, camera (cam0, /dev/video0) or stream URL (rtsp://, http://)",
+    )
     parser.add_argument("--bbox", help="first-frame box x,y,w,h in pixels")
     parser.add_argument("--bbox-file", type=Path, help="file whose first line is x,y,w,h (LaSOT style)")
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
@@ -50,42 +62,72 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-masks", action="store_true", help="write OUTPUT/masks/00000.png, ...")
     parser.add_argument("--no-display", action="store_true", help="do not open a window")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument(
+        "--serve", metavar="[HOST:]PORT",
+        help="web page to draw the box and watch the track (host 127.0.0.1 unless given; others need the token)",
+    )
+    parser.add_argument("--token", help="access token of the page on a non-loopback --serve (default: generated)")
+    parser.add_argument("--stream-timeout", type=float, default=10.0, metavar="S",
+                        help="give up opening or reading a stream after S seconds")
+    parser.add_argument("--reconnect-s", type=float, default=60.0, metavar="S",
+                        help="keep reconnecting a stream that dropped for up to S seconds")
+    parser.add_argument("--sequential", action="store_true",
+                        help="read, track and write one after another (no worker threads), for comparison")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
 
-def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def initial_box(args: argparse.Namespace, first_image: np.ndarray, display: bool) -> Box:
+def first_box(args: argparse.Namespace) -> Box | None:
     if args.bbox:
         return parse_bbox(args.bbox)
     if args.bbox_file:
         return read_bbox_file(args.bbox_file)
-    if not display:
-        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h or --bbox-file FILE")
+    return None
+
+
+def file_outputs(track: TrackWriter, masks: MaskWriter | None, video: VideoWriter | None) -> Output:
+    """track.txt, masks and video for each tracked frame (frames only shown while waiting are not tracked)."""
+
+    def write(item: Tracked) -> None:
+        if item.result is None or not item.record:
+            return
+        track.write(item.frame.index, item.box)
+        if masks is not None:
+            masks.write(item.frame.index, item.result.mask)
+        if video is not None:
+            video.write(item.frame.image, item.result.mask, item.box)
+
+    return write
+
+
+def start_server(args: argparse.Namespace, controller: TrackController, stack: ExitStack):
+    """The web page and API, or None without --serve; the hub it shows is one of the loop's outputs."""
+    if args.serve is None:
+        return None
     try:
-        x, y, w, h = cv2.selectROI(WINDOW, cv2.cvtColor(first_image, cv2.COLOR_RGB2BGR), showCrosshair=False)
-    except cv2.error as exc:
-        raise PromptError("this OpenCV build cannot open a window; pass --bbox x,y,w,h") from exc
-    return Box(float(x), float(y), float(w), float(h))
+        from app.serve.server import WebServer
+    except ImportError as exc:
+        raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
+    from app.serve.address import parse_serve
+    from app.serve.hub import FrameHub
+
+    host, port = parse_serve(args.serve)
+    server = WebServer(controller, FrameHub(), host, port, args.token)
+    stack.callback(server.close)
+    return server
 
 
-def show(image: np.ndarray, mask: np.ndarray, box) -> bool:
-    """Draw the result; False when the user pressed q or Esc."""
-    cv2.imshow(WINDOW, cv2.cvtColor(annotate(image, mask, box), cv2.COLOR_RGB2BGR))
-    return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+def progress_line(progress: tqdm) -> Callable[[LoopStats], None]:
+    def update(stats: LoopStats) -> None:
+        progress.update(1)
+        progress.set_postfix(
+            fps=f"{stats.fps:.2f}",
+            latency=f"{stats.latency.recent_ms():.0f}ms",
+            p95=f"{stats.latency.percentile(PERCENTILE_HIGH):.0f}ms",
+            dropped=stats.dropped,
+        )
 
-
-def window_works() -> bool:
-    """opencv-python-headless has no GUI: tracking goes on without a window, with a warning."""
-    try:
-        cv2.namedWindow(WINDOW)
-    except cv2.error:
-        logger.warning("this OpenCV build cannot open windows (headless); install opencv-python to see the tracking")
-        return False
-    return True
+    return update
 
 
 def track(args: argparse.Namespace) -> dict:
@@ -95,86 +137,108 @@ def track(args: argparse.Namespace) -> dict:
     backend, _ = choose_backend(args.model_dir, args.backend)
     if backend == "acl" and args.onnx_variant != "fp32":
         raise BackendError("--onnx-variant applies to ONNX Runtime; on the NPU choose convert/atc_all.sh --precision")
-    display = not args.no_display and has_display() and window_works()
-    totals: dict[str, float] = {}
-    frames_done = 0
-    started = time.perf_counter()
-    with ExitStack() as stack:
-        source = stack.enter_context(open_source(args.video))
-        runners = open_runners(manifest, runner_factory(backend, args.model_dir), args.onnx_variant)
-        for runner in runners.values():
-            stack.callback(runner.close)
-        num_frames = source.num_frames
-        if args.max_frames:
-            num_frames = min(num_frames or args.max_frames, args.max_frames)
-        tracker = SamuraiTracker(runners, manifest, constants, config, num_frames=num_frames)
-        writer = stack.enter_context(TrackWriter(args.output))
-        masks = stack.enter_context(MaskWriter(args.output)) if args.save_masks else None
-        video = None
-        progress = stack.enter_context(tqdm(total=num_frames, unit="frame", disable=source.is_live))
-        box = None
-        try:
-            for frame in source:
-                if box is None:
-                    width, height = frame.image.shape[1], frame.image.shape[0]
-                    box = validate_bbox(initial_box(args, frame.image, display), width, height)
-                    logger.info("tracking box {} from frame {} of {}", box, frame.index, args.video)
-                    if args.save_video:
-                        video = stack.enter_context(VideoWriter(args.output, source.fps or DEFAULT_VIDEO_FPS, (width, height)))
-                result = tracker.step(frame.index, frame.image, box.xyxy() if frames_done == 0 else None)
-                out_box = box_from_mask(result.mask)
-                writer.write(frame.index, out_box)
-                if masks is not None:
-                    masks.write(frame.index, result.mask)
-                if video is not None:
-                    video.write(frame.image, result.mask, out_box)
-                for stage, ms in result.timings.items():
-                    totals[stage] = totals.get(stage, 0.0) + ms
-                frames_done += 1
-                progress.update(1)
-                progress.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.2f}")
-                if display and not show(frame.image, result.mask, out_box):
-                    break
-                if args.max_frames and frames_done >= args.max_frames:
-                    break
-        except KeyboardInterrupt:
-            logger.warning("interrupted after {} frames; outputs in {} are complete up to there", frames_done, args.output)
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            summary = {
-                "frames": frames_done,
-                "fps": frames_done / elapsed if elapsed > 0 else 0.0,
-                "stage_ms_mean": {k: v / max(frames_done, 1) for k, v in totals.items()},
-                "backend": backend,
-                "onnx_variant": args.onnx_variant if backend == "onnx" else None,
-                "mode": config.mode,
-                "model_size": manifest.model_size,
-                "image_size": manifest.image_size,
-                "checkpoint_sha256": manifest.checkpoint_sha256,
-                "state_bytes": tracker.state_nbytes() if frames_done else 0,
-            }
-            if frames_done:
-                write_summary(args.output / "summary.json", summary)
-    if frames_done == 0:
-        raise SourceError(f"{args.video} gave no readable frame")
+    box = first_box(args)
+    display = args.serve is None and not args.no_display and has_display() and window_works()
+    if box is None and args.serve is None and not display:
+        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE or --serve PORT")
+    source_name = mask_credentials(args.video)
+    stats = LoopStats()
+    with ExitStack() as serving:
+        with ExitStack() as stack:
+            source = stack.enter_context(open_source(args.video, LiveOptions(args.stream_timeout, args.reconnect_s)))
+            controller = TrackController(source.size)
+            if box is not None:
+                controller.track(Prompt(box))
+            server = start_server(args, controller, serving)
+            runners = open_runners(manifest, runner_factory(backend, args.model_dir), args.onnx_variant)
+            for runner in runners.values():
+                stack.callback(runner.close)
+            num_frames = source.num_frames
+            if args.max_frames:
+                num_frames = min(num_frames or args.max_frames, args.max_frames)
+            outputs = [
+                file_outputs(
+                    stack.enter_context(TrackWriter(args.output)),
+                    stack.enter_context(MaskWriter(args.output)) if args.save_masks else None,
+                    stack.enter_context(VideoWriter(args.output, source.fps or DEFAULT_VIDEO_FPS, source.size))
+                    if args.save_video
+                    else None,
+                )
+            ]
+            if server is not None:
+                outputs.append(server.hub)
+            if display:
+                outputs.append(DesktopWindow(controller))
+            progress = stack.enter_context(tqdm(total=num_frames, unit="frame", disable=source.is_live and server is None))
+            loop = TrackingLoop(
+                source,
+                lambda: SamuraiTracker(runners, manifest, constants, config, num_frames=num_frames),
+                controller,
+                outputs,
+                pipelined=not args.sequential,
+                max_frames=args.max_frames,
+                on_frame=progress_line(progress),
+            )
+            logger.info("reading {}", source_name)
+            try:
+                stats = loop.run()
+            except KeyboardInterrupt:
+                logger.warning(
+                    "interrupted after {} frames; outputs in {} are complete up to there", loop.stats.frames, args.output
+                )
+                raise
+            finally:
+                stats = loop.stats
+                summary = {
+                    "source": source_name,
+                    "frames": stats.frames,
+                    "fps": stats.fps,
+                    "latency_ms": {
+                        "p50": stats.latency.percentile(PERCENTILE_MEDIAN),
+                        "p95": stats.latency.percentile(PERCENTILE_HIGH),
+                    },
+                    "dropped": stats.dropped,
+                    "pipelined": not args.sequential,
+                    "stage_ms_mean": {k: v / max(stats.frames, 1) for k, v in stats.stage_ms.items()},
+                    "backend": backend,
+                    "onnx_variant": args.onnx_variant if backend == "onnx" else None,
+                    "mode": config.mode,
+                    "model_size": manifest.model_size,
+                    "image_size": manifest.image_size,
+                    "checkpoint_sha256": manifest.checkpoint_sha256,
+                    "state_bytes": loop.state_nbytes(),
+                }
+                if stats.frames:
+                    write_summary(args.output / "summary.json", summary)
+        if server is not None and not controller.stopped:
+            logger.info("{} ended; outputs in {} are complete; the page stays up until Ctrl-C or Stop",
+                        source_name, args.output)
+            while not controller.wait_stopped(POLL_S):
+                pass
+    if stats.frames == 0:
+        raise SourceError(f"{source_name} gave no frame to track")
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logger.remove()
+    logger.configure(patcher=redact_log_record)
     logger.add(sys.stderr, level="DEBUG" if args.verbose else "INFO", format="<level>{level: <7}</level> {message}")
     try:
         summary = track(args)
-    except (ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError) as exc:
+    except (
+        ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError
+    ) as exc:
         logger.error("{}", exc)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     stages = ", ".join(f"{k} {v:.0f} ms" for k, v in summary["stage_ms_mean"].items())
+    latency = summary["latency_ms"]
     logger.info(
-        "{} frames at {:.2f} FPS ({}); results in {}", summary["frames"], summary["fps"], stages, args.output
+        "{} frames at {:.2f} FPS ({}); latency p50 {:.0f} ms, p95 {:.0f} ms; {} dropped; results in {}",
+        summary["frames"], summary["fps"], stages, latency["p50"], latency["p95"], summary["dropped"], args.output,
     )
     return 0
 

@@ -81,7 +81,8 @@ class SamuraiTracker:
 
     # -- stages ------------------------------------------------------------
 
-    def _model_input(self, image: np.ndarray) -> np.ndarray:
+    def prepare_input(self, image: np.ndarray) -> np.ndarray:
+        """The image encoder's input for a frame; pure, so a caller may run it ahead of `step`."""
         resized = preprocess.resize_frame(image, self.image_size, self.config.resize)
         if self.runners["image_encoder"].takes_pixels:
             return resized[None]
@@ -149,13 +150,22 @@ class SamuraiTracker:
 
     # -- public ------------------------------------------------------------
 
-    def step(self, frame_idx: int, image: np.ndarray, box_xyxy: tuple[float, float, float, float] | None = None):
-        """Track one frame. The first call needs the prompt box (original pixels, x1, y1, x2, y2)."""
+    def step(
+        self,
+        frame_idx: int,
+        image: np.ndarray,
+        box_xyxy: tuple[float, float, float, float] | None = None,
+        model_input: np.ndarray | None = None,
+    ):
+        """Track one frame. The first call needs the prompt box (original pixels, x1, y1, x2, y2).
+
+        `model_input` is `prepare_input(image)` when the caller prepared it ahead.
+        """
         timer = _Timer()
         height, width = image.shape[:2]
         fill_area = int(self.manifest.hyper["fill_hole_area"])
         with timer.stage("preprocess"):
-            x = self._model_input(image)
+            x = self.prepare_input(image) if model_input is None else model_input
         with timer.stage("image_encoder"):
             features = self.runners["image_encoder"].run({"image": x})
         vision_feat = features["vision_feat"]
