@@ -59,6 +59,7 @@ class Tracked:
     result: FrameResult | None = None
     box: tuple[int, int, int, int] | None = None
     record: bool = True
+    ready: float = field(default_factory=time.monotonic)  # when the result was ready
 
 
 Output = Callable[[Tracked], None]
@@ -317,7 +318,7 @@ class TrackingLoop:
         self._prompt_box = None
         done = time.monotonic()
         box = box_from_mask(result.mask)
-        writer.put(Tracked(frame, result, box))
+        writer.put(Tracked(frame, result, box, ready=done))
         self._last_recorded = frame.index
         stats = self.stats
         stats.frames += 1

@@ -28,6 +28,7 @@ from app.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
 from app.prompt import Box, PromptError, parse_bbox, read_bbox_file
 from app.serve.address import ServeError
 from app.sources import LiveOptions, SourceError, open_source
+from app.streams import quiet_native_logs
 from app.tracker import SamuraiTracker
 from app.window import DesktopWindow, has_display, window_works
 
@@ -222,6 +223,8 @@ def track(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.verbose:
+        quiet_native_logs()
     logger.remove()
     logger.configure(patcher=redact_log_record)
     logger.add(sys.stderr, level="DEBUG" if args.verbose else "INFO", format="<level>{level: <7}</level> {message}")

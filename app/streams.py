@@ -23,7 +23,18 @@ MS_PER_S = 1000
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 RTSP_OVER_TCP = "rtsp_transport;tcp"
 
+# FFmpeg's and OpenCV's own messages (quiet unless --verbose): they are several lines per
+# failed open, while the run gives one line that says what to do.
+FFMPEG_LOGLEVEL_ENV = "OPENCV_FFMPEG_LOGLEVEL"
+FFMPEG_QUIET = "-8"
+
 StreamCaptureFactory = Callable[[str, float], Capture]
+
+
+def quiet_native_logs() -> None:
+    """Silence FFmpeg (read by OpenCV at its first FFmpeg open) and OpenCV warnings."""
+    os.environ.setdefault(FFMPEG_LOGLEVEL_ENV, FFMPEG_QUIET)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def is_stream_url(spec: str) -> bool:
@@ -59,7 +70,8 @@ class StreamSource(LiveSource):
     def _open_failed(self) -> str:
         return (
             f"cannot open stream {self.url} from {self.host} within {self.timeout_s:g} s; check that the camera "
-            "is on and reachable, the path and the user/password, or wait longer with --stream-timeout"
+            "is on and reachable, the path and the user/password (--verbose shows FFmpeg's reason), "
+            "or wait longer with --stream-timeout"
         )
 
     def _no_first_frame(self) -> str:
