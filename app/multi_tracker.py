@@ -51,14 +51,28 @@ class MultiObjectTracker:
             self.objects[obj_id] = self._make_object()
         self._prompts[obj_id] = tuple(float(v) for v in box_xyxy)
 
+    def start_on(self, obj_id: int, frame_idx: int, image: np.ndarray, box_xyxy: BoxXYXY) -> FrameResult:
+        """(Re)start `obj_id` from a box drawn on an earlier frame than the others are at; its result there.
+
+        The object alone steps on that frame (its own image-encoder pass), then
+        goes on with the others from the next `step`.
+        """
+        self.objects[obj_id] = self._make_object()
+        self._prompts.pop(obj_id, None)
+        return self.objects[obj_id].step(frame_idx, image, box_xyxy)
+
     def remove(self, obj_id: int) -> None:
         """Stop tracking `obj_id`; unknown ids raise KeyError."""
         del self.objects[obj_id]
         self._prompts.pop(obj_id, None)
 
-    def step(self, frame_idx: int, image: np.ndarray) -> MultiFrameResult:
-        """Encode the frame once and run every object's step on it."""
-        frame = self.encoder.encode(frame_idx, image)
+    def prepare_input(self, image: np.ndarray) -> np.ndarray:
+        """The image encoder's input for a frame; pure, so a caller may run it ahead of `step`."""
+        return self.encoder.prepare_input(image)
+
+    def step(self, frame_idx: int, image: np.ndarray, model_input: np.ndarray | None = None) -> MultiFrameResult:
+        """Encode the frame once (from `model_input` when prepared ahead) and run every object's step on it."""
+        frame = self.encoder.encode(frame_idx, image, model_input)
         timings = dict(frame.timings)
         results = {}
         for obj_id, tracker in self.objects.items():

@@ -240,6 +240,16 @@ def annotate_objects(image: np.ndarray, objects: Mapping[int, tuple[np.ndarray, 
     return out
 
 
+def annotate_tracked(
+    image: np.ndarray, masks: Mapping[int, np.ndarray], boxes: Mapping[int, Sequence[float]]
+) -> np.ndarray:
+    """One object drawn as `annotate` always has, several as `annotate_objects` (colours and ids)."""
+    if len(masks) == 1:
+        (obj_id, mask), = masks.items()
+        return annotate(image, mask, boxes[obj_id])
+    return annotate_objects(image, {obj_id: (mask, boxes[obj_id]) for obj_id, mask in masks.items()})
+
+
 class VideoWriter:
     """`DIR/track.mp4` (fourcc mp4v) of annotated frames; `frame_size` is (width, height)."""
 

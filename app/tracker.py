@@ -89,16 +89,18 @@ class FrameEncoder:
         self.mean = np.asarray(hyper["image_mean"], dtype=np.float32)
         self.std = np.asarray(hyper["image_std"], dtype=np.float32)
 
-    def _model_input(self, image: np.ndarray) -> np.ndarray:
+    def prepare_input(self, image: np.ndarray) -> np.ndarray:
+        """The image encoder's input for a frame; pure, so a caller may run it ahead of `encode`."""
         resized = preprocess.resize_frame(image, self.image_size, self.resize)
         if self.runner.takes_pixels:
             return resized[None]
         return preprocess.normalise(resized, self.mean, self.std)
 
-    def encode(self, frame_idx: int, image: np.ndarray) -> EncodedFrame:
+    def encode(self, frame_idx: int, image: np.ndarray, model_input: np.ndarray | None = None) -> EncodedFrame:
+        """`model_input` is `prepare_input(image)` when the caller prepared it ahead."""
         timer = _Timer()
         with timer.stage("preprocess"):
-            x = self._model_input(image)
+            x = self.prepare_input(image) if model_input is None else model_input
         with timer.stage("image_encoder"):
             features = self.runner.run({"image": x})
         return EncodedFrame(frame_idx, image.shape[1], image.shape[0], features, timer.ms)
@@ -197,9 +199,22 @@ class SamuraiTracker:
 
     # -- public ------------------------------------------------------------
 
-    def step(self, frame_idx: int, image: np.ndarray, box_xyxy: tuple[float, float, float, float] | None = None):
-        """Track one frame. The first call needs the prompt box (original pixels, x1, y1, x2, y2)."""
-        frame = self.encoder.encode(frame_idx, image)
+    def prepare_input(self, image: np.ndarray) -> np.ndarray:
+        """The image encoder's input for a frame; pure, so a caller may run it ahead of `step`."""
+        return self.encoder.prepare_input(image)
+
+    def step(
+        self,
+        frame_idx: int,
+        image: np.ndarray,
+        box_xyxy: tuple[float, float, float, float] | None = None,
+        model_input: np.ndarray | None = None,
+    ):
+        """Track one frame. The first call needs the prompt box (original pixels, x1, y1, x2, y2).
+
+        `model_input` is `prepare_input(image)` when the caller prepared it ahead.
+        """
+        frame = self.encoder.encode(frame_idx, image, model_input)
         result = self.track(frame, box_xyxy)
         result.timings = {**frame.timings, **result.timings}
         return result

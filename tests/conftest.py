@@ -51,6 +51,27 @@ def export_256_variants(checkpoint, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_checkpoint(tmp_path_factory) -> Path:
+    """The synthetic colour-tracking checkpoint (scripts/make_demo_checkpoint.py): it follows red objects."""
+    from scripts.make_demo_checkpoint import demo_state_dict
+
+    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
+    torch.save({"model": demo_state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
+    from convert.export_onnx import export
+    from tests.demo_model import IMAGE_SIZE, TEST_THREADS, torch_threads
+
+    out = tmp_path_factory.mktemp(f"demo_om{IMAGE_SIZE}")
+    with torch_threads(TEST_THREADS):
+        export(demo_checkpoint, out, image_size=IMAGE_SIZE)
+    return out
+
+
 @pytest.fixture
 def acl(monkeypatch):
     """The emulation as `import acl`, fresh for each test."""
@@ -69,28 +90,6 @@ def warnings() -> Iterator[list[str]]:
     sink = logger.add(messages.append, level="WARNING", format="{message}")
     yield messages
     logger.remove(sink)
-
-
-@pytest.fixture(scope="session")
-def demo_checkpoint(tmp_path_factory) -> Path:
-    """The synthetic colour-tracker checkpoint (scripts/make_demo_checkpoint.py)."""
-    from scripts.make_demo_checkpoint import demo_state_dict
-
-    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
-    torch.save({"model": demo_state_dict()}, path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
-    from convert.export_onnx import export
-    from tests.reference_predictor import torch_threads
-    from tests.synthetic import DEMO_IMAGE_SIZE, DEMO_THREADS
-
-    out = tmp_path_factory.mktemp(f"demo_om{DEMO_IMAGE_SIZE}")
-    with torch_threads(DEMO_THREADS):
-        export(demo_checkpoint, out, image_size=DEMO_IMAGE_SIZE)
-    return out
 
 
 @pytest.fixture(scope="session")

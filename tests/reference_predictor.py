@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from app import kalman_filter
 from app.motion_selection import SamuraiParams
+from tests.demo_model import torch_threads
 
 
 def cpu_connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,16 +195,6 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
             num_obj_ptr_tokens=obj_ptrs.shape[0],
         )
         return out.permute(1, 2, 0).view(1, c, h, w)
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass

@@ -79,7 +79,7 @@ class FakeCapture:
 
 
 def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(run, "open_source", lambda spec: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
+    monkeypatch.setattr(run, "open_source", lambda spec, live: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
     out = tmp_path / "cam"
     code, err = _run(capsys, "--video", "cam0", "--bbox", clip["bbox"], "--model-dir", str(export_512),
                      "--output", str(out), "--no-display", "--max-frames", "3")
@@ -88,7 +88,7 @@ def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
 
 
 def test_camera_without_box_and_display(export_512, tmp_path, capsys, monkeypatch, clip):
-    monkeypatch.setattr(run, "open_source", lambda spec: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
+    monkeypatch.setattr(run, "open_source", lambda spec, live: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
     monkeypatch.delenv("DISPLAY", raising=False)
     code, err = _run(capsys, "--video", "cam0", "--model-dir", str(export_512), "--output", str(tmp_path / "o"))
     assert code == run.EXIT_BAD_INPUT and "--bbox" in err and "Traceback" not in err

@@ -28,8 +28,9 @@ from app.outputs import box_from_mask
 from app.tracker import FrameResult, SamuraiTracker
 from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from scripts.make_demo_clip import make_frames, write_clip
+from tests.demo_model import IMAGE_SIZE, TEST_THREADS
 from tests.reference_predictor import run_official
-from tests.synthetic import DEMO_IMAGE_SIZE, DEMO_THREADS, read_jpeg_folder
+from tests.synthetic import read_jpeg_folder
 
 NUM_FRAMES = 40
 # Measured: the first frame whose green mask has the higher predicted IoU (the
@@ -66,7 +67,7 @@ class RecordingRunner(OnnxRunner):
     """ONNX Runtime runner that keeps every predicted-IoU vector the decoder returns."""
 
     def __init__(self, path: Path):
-        super().__init__(path, threads=DEMO_THREADS)
+        super().__init__(path, threads=TEST_THREADS)
         self.iou_preds: list[np.ndarray] = []
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -153,7 +154,7 @@ def test_modes_diverge_where_distractor_overtakes(tracks, demo_clip):
 
 def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks):
     folder, _, boxes = demo_clip
-    official = run_official(demo_checkpoint, folder, _prompt(boxes), DEMO_IMAGE_SIZE, SamuraiParams(), DEMO_THREADS)
+    official = run_official(demo_checkpoint, folder, _prompt(boxes), IMAGE_SIZE, SamuraiParams(), TEST_THREADS)
     predictor, masks = official.predictor, official.masks
     ours = tracks["samurai"]
     for i, frame in enumerate(ours[1:], 1):

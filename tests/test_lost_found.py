@@ -29,7 +29,7 @@ from app.motion_selection import SamuraiParams
 from app.outputs import EMPTY_BOX, kalman_box
 from app.tracker import LOST, TRACKING, SamuraiTracker
 from tests.reference_predictor import run_official
-from tests.synthetic import DEMO_IMAGE_SIZE, DEMO_THREADS
+from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE, TEST_THREADS as DEMO_THREADS
 
 # Measured: the frames on which no red is in view (the target's last 15 px sliver
 # still counts as present, see scripts/make_demo_checkpoint.py).

@@ -25,7 +25,7 @@ from app.motion_selection import SamuraiParams
 from app.multi_tracker import MultiObjectTracker
 from app.tracker import FrameResult, SamuraiTracker
 from scripts.make_clip import make_frames
-from tests.synthetic import DEMO_THREADS
+from tests.demo_model import TEST_THREADS as DEMO_THREADS
 
 RANDOM_FRAMES = 8
 # Boxes (x1, y1, x2, y2) on the random-weight clip: the moving object, then two background patches.
