@@ -80,7 +80,8 @@ class TrackController:
     def drop(self, object_id: int) -> bool:
         """Stop tracking an object from the next frame on; False when no such object is tracked or queued."""
         with self._lock:
-            known = object_id in self._status.objects or object_id in self._prompts
+            shown = self._status.objects.get(object_id)
+            known = (shown is not None and shown.state != WAITING) or object_id in self._prompts
             self._prompts.pop(object_id, None)
             if known:
                 self._drops.add(object_id)

@@ -3,8 +3,11 @@
     GET  /             the page (static files shipped in app/serve/static, no CDN, no build step)
     GET  /api/stream   MJPEG (multipart/x-mixed-replace); each part carries X-Frame-Index
     GET  /api/frame.jpg  the newest picture
-    GET  /api/status   {"state", "frame", "box", "fps", "latency_ms", "dropped", "object_score"}
-    POST /api/track    {"box": [x, y, w, h], "frame": optional index} → starts or restarts tracking
+    GET  /api/status   {"state", "frame", "box", "fps", "latency_ms", "dropped", "object_score", "objects"}
+                       (state, box and object_score of object 1; objects: id → {state, box, object_score})
+    POST /api/track    {"box": [x, y, w, h], "frame": optional index, "id": optional object id (default 1)}
+                       → starts object `id`, or restarts it from the new box
+    DELETE /api/track/ID  stops tracking object ID
     POST /api/stop     ends the run; every output is complete
 
 Starlette served by uvicorn on a thread of its own; the tracking loop never
@@ -31,7 +34,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.control import Prompt, TrackController
+from app.control import DEFAULT_OBJECT, Prompt, TrackController
+from app.outputs import MAX_OBJECT_ID
 from app.prompt import Box, PromptError, parse_bbox
 from app.serve.address import ServeError, is_loopback
 from app.serve.hub import FrameHub
@@ -44,7 +48,7 @@ BOUNDARY = "frame"
 SHUTDOWN_GRACE_S = 1
 SERVER_JOIN_S = 5.0
 HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND = 400, 401, 404
-_BODY_HELP = 'send JSON {"box": [x, y, w, h]} in source pixels'
+_BODY_HELP = 'send JSON {"box": [x, y, w, h]} in source pixels, and "id": an object id 1..255 for several objects'
 
 
 class TokenGate:
@@ -96,6 +100,10 @@ def _box_from_json(value: object) -> Box:
     return parse_bbox(",".join(str(v) for v in value))
 
 
+def _valid_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_OBJECT_ID
+
+
 def build_app(controller: TrackController, hub: FrameHub, token: str | None) -> ASGIApp:
     async def page(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
@@ -113,13 +121,24 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None) -> 
         frame_index = body.get("frame")
         if frame_index is not None and not isinstance(frame_index, int):
             return JSONResponse({"error": "frame must be a frame index (an integer) or left out"}, HTTP_BAD_REQUEST)
+        object_id = body.get("id", DEFAULT_OBJECT)
+        if not _valid_id(object_id):
+            return JSONResponse({"error": f"id {object_id!r} is not an object id; use an integer 1..{MAX_OBJECT_ID}"},
+                                HTTP_BAD_REQUEST)
         try:
             box = _box_from_json(body["box"])
             image = hub.frame(frame_index) if frame_index is not None else None
-            checked = controller.track(Prompt(box, frame_index if image is not None else None, image))
+            checked = controller.track(Prompt(box, frame_index if image is not None else None, image, object_id))
         except PromptError as exc:
             return JSONResponse({"error": str(exc)}, HTTP_BAD_REQUEST)
-        return JSONResponse({"box": [checked.x, checked.y, checked.w, checked.h]})
+        return JSONResponse({"id": object_id, "box": [checked.x, checked.y, checked.w, checked.h]})
+
+    async def drop(request: Request) -> Response:
+        object_id = request.path_params["object_id"]
+        if not controller.drop(object_id):
+            return JSONResponse({"error": f"object {object_id} is not tracked"}, HTTP_NOT_FOUND)
+        logger.info("object {} dropped from the page", object_id)
+        return JSONResponse({"id": object_id, "state": "dropped"})
 
     async def stop(request: Request) -> Response:
         logger.info("stop requested from the page")
@@ -152,6 +171,7 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None) -> 
             Route("/", page),
             Route("/api/status", status),
             Route("/api/track", track, methods=["POST"]),
+            Route("/api/track/{object_id:int}", drop, methods=["DELETE"]),
             Route("/api/stop", stop, methods=["POST"]),
             Route("/api/frame.jpg", frame_jpeg),
             Route("/api/stream", stream),

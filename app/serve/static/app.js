@@ -1,4 +1,5 @@
-// The tracker's page: shows the MJPEG stream on a canvas, lets the user drag a box, shows the status.
+// The tracker's page: shows the MJPEG stream on a canvas, lets the user drag boxes (one per object id),
+// shows each object's state and lets the user drop one.
 "use strict";
 
 const STATUS_EVERY_MS = 500;
@@ -104,6 +105,7 @@ async function poll() {
       document.getElementById("score").textContent = fmt(status.object_score, 2);
       document.getElementById("frame").textContent = status.frame;
       document.getElementById("box").textContent = status.box ? status.box.join(", ") : "–";
+      showObjects(status.objects || {});
     } else {
       say(`status answered ${response.status}`);
     }
@@ -112,6 +114,48 @@ async function poll() {
   }
   setTimeout(poll, STATUS_EVERY_MS);
 }
+
+const objectInput = document.getElementById("object-id");
+let knownIds = [];
+
+function showObjects(objects) {
+  const body = document.querySelector("#objects tbody");
+  const ids = Object.keys(objects).map(Number).sort((a, b) => a - b);
+  knownIds = ids;
+  body.replaceChildren(...ids.map((id) => {
+    const object = objects[id];
+    const row = document.createElement("tr");
+    row.dataset.id = id;
+    const cells = [id, object.state, fmt(object.object_score, 2), object.box ? object.box.join(", ") : "–"];
+    for (const text of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.appendChild(cell);
+    }
+    row.children[1].className = `state ${object.state}`;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "Drop";
+    button.addEventListener("click", () => dropObject(id));
+    const cell = document.createElement("td");
+    cell.appendChild(button);
+    row.appendChild(cell);
+    return row;
+  }));
+}
+
+async function dropObject(id) {
+  const response = await fetch(`api/track/${id}`, { method: "DELETE" });
+  const answer = await response.json();
+  say(response.ok ? `object ${id} dropped` : answer.error);
+}
+
+document.getElementById("new-object").addEventListener("click", () => {
+  let id = 1;
+  while (knownIds.includes(id) || id === Number(objectInput.value)) id += 1;
+  objectInput.value = id;
+  say(`drag a box for object ${id}`);
+});
 
 function sourcePoint(event) {
   const rect = canvas.getBoundingClientRect();
@@ -150,7 +194,7 @@ canvas.addEventListener("pointerup", async (event) => {
   const response = await fetch("api/track", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ box, frame }),
+    body: JSON.stringify({ box, frame, id: Number(objectInput.value) || 1 }),
   });
   const answer = await response.json();
   say(response.ok ? "" : answer.error);
