@@ -8,7 +8,7 @@ from scripts import bench, evaluate, make_clip, make_demo_clip
 
 
 def test_bench_prints_its_figures(export_256_variants, capsys):
-    assert bench.main(["--model-dir", str(export_256_variants), "--frames", "3", "--objects", "1", "2"]) == 0
+    assert bench.main(["--model-dir", str(export_256_variants), "--frames", "3", "--objects", "1", "2", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     for figure in ("FPS", "mean ms per stage", "non-model overhead", "peak RSS", "one object's rest"):
         assert figure in out
