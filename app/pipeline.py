@@ -323,7 +323,8 @@ class TrackingLoop:
         stats = self.stats
         stats.frames += 1
         stats.tracking_s = done - self._tracking_since
-        stats.latency.add(MS_PER_S * (done - frame.captured), done)
+        # A file frame read ahead while the run waited for its box starts its latency when tracking starts.
+        stats.latency.add(MS_PER_S * (done - max(frame.captured, self._tracking_since)), done)
         stats.dropped = self.dropped
         timings = dict(result.timings)
         if model_input is not None:
