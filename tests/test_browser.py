@@ -11,6 +11,7 @@ gets 401. Every request goes to 127.0.0.1.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 
@@ -25,8 +26,9 @@ from app.evaluation import box_iou
 from scripts.make_demo_clip import make_frames, write_clip
 from tests.live_helpers import free_port, start_run, stop_process, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Debian's chromium and chromium-driver; on GitHub's Ubuntu runner (no apt chromium) its preinstalled Chrome.
+BROWSERS = ("/usr/bin/chromium", "/usr/bin/google-chrome")
+DRIVERS = ("/usr/bin/chromedriver", os.path.join(os.environ.get("CHROMEWEBDRIVER", "/nonexistent"), "chromedriver"))
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1100,800",
@@ -48,13 +50,19 @@ def long_clip(tmp_path_factory):
     return folder, np.asarray(boxes, dtype=np.float64)
 
 
+def _installed(paths: tuple[str, ...]) -> str:
+    found = [path for path in paths if os.path.exists(path)]
+    assert found, f"none of {', '.join(paths)} is installed; scripts/setup.sh installs chromium and chromium-driver"
+    return found[0]
+
+
 @pytest.fixture
 def browser(tmp_path):
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = _installed(BROWSERS)
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(_installed(DRIVERS)), options=options)
     yield driver
     driver.quit()
 
