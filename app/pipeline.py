@@ -38,6 +38,8 @@ FILE_PREFETCH = 2
 OUTPUT_QUEUE = 4
 # How often blocked threads look whether the loop is stopping.
 POLL_S = 0.1
+# How long closing waits for the feed worker, which may be blocked inside the source.
+FEED_JOIN_S = 1.0
 MS_PER_S = 1000.0
 
 
@@ -146,12 +148,18 @@ class _Feed:
                 continue
         return False
 
-    def get(self) -> Prepared | None:
-        """The next prepared frame; None at the end of the source."""
+    def get(self, stopped: Callable[[], bool]) -> Prepared | None:
+        """The next prepared frame; None at the end of the source or once `stopped()` (checked while waiting)."""
         if not self.threaded:
             frame = next(self._frames, None)
             return None if frame is None else self.prepare(frame)
-        item = self._queue.get()
+        while True:
+            try:
+                item = self._queue.get(timeout=POLL_S)
+                break
+            except queue.Empty:
+                if stopped():  # e.g. Stop pressed while a stream is reconnecting
+                    return None
         if item is _END:
             self._queue.put_nowait(_END)  # later calls see the end too
             if self._error is not None:
@@ -163,7 +171,8 @@ class _Feed:
         """Stop the worker; prepared frames never tracked count as dropped for a live source."""
         self._stop.set()
         if self.threaded:
-            self._thread.join()
+            # A worker waiting on a live source that is reconnecting ends when the source is closed.
+            self._thread.join(FEED_JOIN_S)
             while True:
                 try:
                     item = self._queue.get_nowait()
@@ -267,7 +276,7 @@ class TrackingLoop:
         writer = _Writer(self.outputs, self.pipelined)
         try:
             while not self.controller.stopped:
-                item = self._feed.get()
+                item = self._feed.get(lambda: self.controller.stopped)
                 if item is None:
                     break
                 if not self._tracking and not self.source.is_live:
@@ -345,7 +354,8 @@ class TrackingLoop:
         stats = self.stats
         stats.frames += 1
         stats.tracking_s = done - self._tracking_since
-        stats.latency.add(MS_PER_S * (done - frame.captured), done)
+        # A file frame read ahead while the run waited for its box starts its latency when tracking starts.
+        stats.latency.add(MS_PER_S * (done - max(frame.captured, self._tracking_since)), done)
         stats.dropped = self.dropped
         for stage, ms in timings.items():
             stats.stage_ms[stage] = stats.stage_ms.get(stage, 0.0) + ms

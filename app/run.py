@@ -28,7 +28,7 @@ from acl_models.select import choose_backend, runner_factory
 from app.config import ConfigError, load_config
 from app.control import DEFAULT_OBJECT, Prompt, TrackController
 from app.credentials import mask_credentials, redact_log_record
-from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
+from app.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.multi_tracker import MultiObjectTracker
 from app.outputs import (
     MAX_OBJECT_ID,
@@ -228,6 +228,28 @@ def progress_line(progress: tqdm) -> Callable[[LoopStats], None]:
     return update
 
 
+def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, backend: str, mode: str,
+                manifest: Manifest) -> dict:
+    """What summary.json records: throughput, latency, drops and what ran (the source's password masked)."""
+    stats = loop.stats
+    return {
+        "source": source_name,
+        "frames": stats.frames,
+        "fps": stats.fps,
+        "latency_ms": {"p50": stats.latency.percentile(PERCENTILE_MEDIAN), "p95": stats.latency.percentile(PERCENTILE_HIGH)},
+        "dropped": stats.dropped,
+        "pipelined": not args.sequential,
+        "stage_ms_mean": {k: v / max(stats.frames, 1) for k, v in stats.stage_ms.items()},
+        "backend": backend,
+        "onnx_variant": args.onnx_variant if backend == "onnx" else None,
+        "mode": mode,
+        "model_size": manifest.model_size,
+        "image_size": manifest.image_size,
+        "checkpoint_sha256": manifest.checkpoint_sha256,
+        "state_bytes": loop.state_nbytes(),
+    }
+
+
 def track(args: argparse.Namespace) -> dict:
     manifest = load_manifest(args.model_dir)
     config = load_config(args.config, manifest.model_size, args.mode)
@@ -260,7 +282,7 @@ def track(args: argparse.Namespace) -> dict:
                 outputs.append(server.hub)
             if display:
                 outputs.append(DesktopWindow(controller))
-            progress = stack.enter_context(tqdm(total=num_frames, unit="frame", disable=source.is_live and server is None))
+            progress = stack.enter_context(tqdm(total=num_frames, unit="frame"))
             loop = TrackingLoop(
                 source,
                 lambda: MultiObjectTracker(runners, manifest, constants, config, num_frames=num_frames),
@@ -280,25 +302,7 @@ def track(args: argparse.Namespace) -> dict:
                 raise
             finally:
                 stats = loop.stats
-                summary = {
-                    "source": source_name,
-                    "frames": stats.frames,
-                    "fps": stats.fps,
-                    "latency_ms": {
-                        "p50": stats.latency.percentile(PERCENTILE_MEDIAN),
-                        "p95": stats.latency.percentile(PERCENTILE_HIGH),
-                    },
-                    "dropped": stats.dropped,
-                    "pipelined": not args.sequential,
-                    "stage_ms_mean": {k: v / max(stats.frames, 1) for k, v in stats.stage_ms.items()},
-                    "backend": backend,
-                    "onnx_variant": args.onnx_variant if backend == "onnx" else None,
-                    "mode": config.mode,
-                    "model_size": manifest.model_size,
-                    "image_size": manifest.image_size,
-                    "checkpoint_sha256": manifest.checkpoint_sha256,
-                    "state_bytes": loop.state_nbytes(),
-                }
+                summary = run_summary(args, loop, source_name, backend, config.mode, manifest)
                 if len(files.objects) > 1:
                     summary["objects"] = {
                         str(k): {"prompt_box": str(prompt_boxes[k - 1]) if k <= len(prompt_boxes) else None, **asdict(v)}
@@ -311,7 +315,7 @@ def track(args: argparse.Namespace) -> dict:
                         source_name, args.output)
             while not controller.wait_stopped(POLL_S):
                 pass
-    if stats.frames == 0:
+    if stats.frames == 0 and not controller.stopped:
         raise SourceError(f"{source_name} gave no frame to track")
     return summary
 
@@ -332,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    if summary["frames"] == 0:
+        logger.warning("stopped before tracking started; no frame was tracked")
+        return 0
     stages = ", ".join(f"{k} {v:.0f} ms" for k, v in summary["stage_ms_mean"].items())
     latency = summary["latency_ms"]
     logger.info(
