@@ -137,6 +137,8 @@ def bench_objects(args: argparse.Namespace, frames, box, runners) -> None:
         verdict = "meets" if frame_ms[n] <= target else "MISSES"
         print(f"  N={n}: {frame_ms[n]:.1f} ms/frame ({1000.0 / frame_ms[n]:.2f} FPS), image encoder {image_encoder_runs:.0f}x "
               f"per frame; target encoder + N x rest + 5 % = {target:.1f} ms: {verdict}")
+        stages = {k: statistics.median(r[n]["stage_ms"].get(k, 0.0) for r in rounds) for k in rounds[0][n]["stage_ms"]}
+        print("    ms per frame, all objects: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
