@@ -7,7 +7,8 @@ overlay). Queues between them are bounded. A file or folder loses no frame: a
 full queue makes the feed wait (back-pressure). A live source always works on
 the newest frame: the feed keeps one prepared frame and replaces it when a newer
 one arrives, counting the replaced one as dropped, so a result is never older
-than one tracker step plus one source frame.
+than one tracker step plus one source frame; it prepares frames only shortly
+before the models will want one, so a fast camera does not steal their CPU.
 
 The tracker knows nothing of this: it is called from one thread, one frame at a time.
 What to track comes from a `TrackController` (the command line's boxes, the web
@@ -98,6 +99,15 @@ class LoopStats:
 
 
 _END = object()
+# Weight of the newest sample in the running means that pace a live feed.
+EMA_WEIGHT = 0.2
+# A live feed starts preparing this share of a cycle early, so that a step shorter than the
+# mean does not wait for a frame; frames that arrive meanwhile replace the prepared one.
+EARLY_SHARE = 0.2
+
+
+def _ema(mean: float, sample: float) -> float:
+    return sample if mean == 0.0 else (1 - EMA_WEIGHT) * mean + EMA_WEIGHT * sample
 
 
 class _Feed:
@@ -112,6 +122,10 @@ class _Feed:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=1 if source.is_live else FILE_PREFETCH)
+        # Live pacing (see _due): when the consumer last took a frame, and running means of its
+        # cycle and of one preparation, in seconds.
+        self._taken_at = self._last_captured = time.monotonic()
+        self._cycle_s = self._prepare_s = 0.0
         if threaded:
             self._thread = threading.Thread(target=self._run, name="frame-feed", daemon=True)
             self._thread.start()
@@ -119,7 +133,12 @@ class _Feed:
     def _run(self) -> None:
         try:
             for frame in self._frames:
+                if self.source.is_live and not self._due(frame):
+                    self.dropped += 1
+                    continue
+                started = time.monotonic()
                 item = self.prepare(frame)
+                self._prepare_s = _ema(self._prepare_s, time.monotonic() - started)
                 if self.source.is_live:
                     self._replace(item)
                 elif not self._put(item):
@@ -129,6 +148,20 @@ class _Feed:
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._error = exc
         self._put(_END)
+
+    def _due(self, frame: Frame) -> bool:
+        """Whether to prepare this live frame. Preparing every frame of a fast source would take CPU
+        from the models, so while nothing is waiting, frames are prepared only from shortly before
+        the next take is due (one preparation plus one source frame before it, by the measured
+        cycle). A prepared frame still waiting is replaced by a newer one, so a late take gets a
+        fresh frame; skipped frames count as dropped.
+        """
+        if not self._queue.empty():
+            return True
+        period = frame.captured - self._last_captured
+        self._last_captured = frame.captured
+        due = self._taken_at + (1 - EARLY_SHARE) * self._cycle_s - self._prepare_s - period
+        return frame.captured >= due
 
     def _replace(self, item: Prepared) -> None:
         """Keep only the newest prepared frame (only this thread puts, so the put cannot block)."""
@@ -160,6 +193,9 @@ class _Feed:
             except queue.Empty:
                 if stopped():  # e.g. Stop pressed while a stream is reconnecting
                     return None
+        now = time.monotonic()
+        self._cycle_s = _ema(self._cycle_s, now - self._taken_at)
+        self._taken_at = now
         if item is _END:
             self._queue.put_nowait(_END)  # later calls see the end too
             if self._error is not None:

@@ -134,3 +134,14 @@ def test_live_source_faster_than_the_tracker(demo_models):
         assert age <= step_s + period + prepare_s + AGE_SLACK_S, (item.frame.index, age, step_s)
     assert rss[-1] - rss[WARM_UP_RESULTS] < RSS_GROWTH_LIMIT_MB, rss
     assert not [t.name for t in threading.enumerate() if t.name in ("frame-feed", "output-writer")]
+
+
+def test_bench_live_prints_its_figures(demo_models, capsys):
+    from scripts import bench_live
+
+    args = ["--model-dir", str(demo_models), "--live-seconds", "2", "--file-frames", "3", "--size", "160x120",
+            "--threads", str(TEST_THREADS)]
+    assert bench_live.main(args) == 0
+    out = capsys.readouterr().out
+    for figure in ("tracker", "latency p50", "p95", "dropped", "age of a frame", "sequential", "pipelined", "ratio"):
+        assert figure in out, out
