@@ -30,11 +30,11 @@ from acl_models.onnx_runner import OnnxRunner
 from app.config import load_config
 from app.control import Prompt, TrackController
 from app.model_bundle import load_constants, load_manifest, open_runners
+from app.multi_tracker import MultiObjectTracker
 from app.outputs import MaskWriter, TrackWriter, VideoWriter
 from app.pipeline import LoopStats, Tracked, TrackingLoop
 from app.prompt import Box
 from app.sources import CameraSource, FolderSource
-from app.tracker import SamuraiTracker
 from scripts.bench import TimedRunner
 from scripts.make_clip import make_frames, write_jpeg_folder
 
@@ -78,8 +78,8 @@ class Models:
         self.constants = load_constants(self.manifest)
         self.config = load_config(None, self.manifest.model_size, mode)
 
-    def tracker(self) -> SamuraiTracker:
-        return SamuraiTracker(self.runners, self.manifest, self.constants, self.config)
+    def tracker(self) -> MultiObjectTracker:
+        return MultiObjectTracker(self.runners, self.manifest, self.constants, self.config)
 
     def model_seconds(self) -> float:
         return sum(r.seconds for r in self.runners.values())
@@ -105,7 +105,7 @@ def bench_live(models: Models, frames, box, fps: float, seconds: float) -> tuple
 
     def record_wait(item: Tracked) -> None:
         if item.result is not None:
-            step_s = sum(item.result.timings.values()) / MS_PER_S
+            step_s = sum(item.timings.values()) / MS_PER_S
             waits.append(MS_PER_S * (item.ready - item.frame.captured - step_s))
 
     loop = TrackingLoop(source, models.tracker, controller, [record_wait], on_frame=stop_after)
