@@ -103,7 +103,7 @@ def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
     return (x_min, y_min, x_max - x_min, y_max - y_min)
 
 
-def _replace_atomically(path: Path, data: bytes) -> None:
+def replace_atomically(path: Path, data: bytes) -> None:
     """Write to a temporary name, then rename: an interrupt leaves the old file or the new, never half."""
     tmp = path.with_name(path.name + _TMP_SUFFIX)
     tmp.write_bytes(data)
@@ -169,7 +169,7 @@ class MaskWriter:
 
     def _save(self, index: int, png: bytes) -> Path:
         path = self.directory / f"{index:0{MASK_NAME_DIGITS}d}.png"
-        _replace_atomically(path, png)
+        replace_atomically(path, png)
         return path
 
     def close(self) -> None:
@@ -314,7 +314,7 @@ def write_summary(path: Path | str, summary: Mapping[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary, indent=JSON_INDENT, default=_json_default) + "\n"
-    _replace_atomically(path, text.encode())
+    replace_atomically(path, text.encode())
 
 
 class DecisionLog:
