@@ -371,8 +371,8 @@ class TrackingLoop:
             self._tracker.add(object_id, box)
         self._objects.setdefault(object_id, ObjectStatus())
         at = prompt.frame_index if older else frame.index
-        logger.info("{} tracking object {} from box {} on frame {}", "restarted" if restart else "started",
-                    object_id, prompt.box, at)
+        logger.info("{} tracking box {} as object {} from frame {}", "restarted" if restart else "started",
+                    prompt.box, object_id, at)
 
     def _track(self, item: Prepared, writer: _Writer) -> None:
         frame = item.frame

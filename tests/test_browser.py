@@ -6,6 +6,10 @@ overlay frames must arrive, `/api/status` must put the box on the target, a
 second drag must restart, and Stop must end the run with complete outputs. The
 server is bound to every interface, so it needs the token: without it the browser
 gets 401. Every request goes to 127.0.0.1.
+
+Several objects: on a loopback server (no token), a drag starts object 1, "New
+object" then a drag start object 2, the page's table lists both with their
+state, and the second row's Drop button stops object 2 while object 1 goes on.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
-from app.evaluation import box_iou
-from scripts.make_demo_clip import make_frames, write_clip
+from app.benchmarks.metrics import box_iou
+from scripts.make_demo_clip import make_frames, make_leave_frames, write_clip
 from tests.live_helpers import free_port, start_run, stop_process, wait_for
 
 # Debian's chromium and chromium-driver; on GitHub's Ubuntu runner (no apt chromium) its preinstalled Chrome.
@@ -148,3 +152,48 @@ def _api(driver, base: str) -> dict | None:
     )
     return json.loads(text) if text else None
 
+
+
+SECOND_BOX = (200, 20, 40, 40)
+
+
+def _objects(driver, base: str) -> dict:
+    now = _api(driver, base)
+    return now["objects"] if now else {}
+
+
+def _rows(driver) -> list:
+    return driver.find_elements(By.CSS_SELECTOR, "#objects tbody tr")
+
+
+def test_page_draws_several_objects_and_drops_one(demo_models, browser, tmp_path):
+    frames, boxes = make_leave_frames(CLIP_FRAMES)
+    folder = tmp_path / "leave"
+    write_clip(folder, frames, boxes)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "run.log"
+    run = start_run(["--video", str(folder), "--model-dir", str(demo_models), "--backend", "onnx",
+                     "--output", str(tmp_path / "out"), "--no-display", "--serve", str(port)], log)
+    try:
+        wait_for(lambda: "open http" in log.read_text(), PAGE_TIMEOUT_S, "the server", run, log)
+        browser.get(base + "/")
+        wait_for(lambda: _viewer(browser)["frames"] >= 1, PAGE_TIMEOUT_S, "the first frame on the page", run, log)
+        _drag(browser, boxes[0])
+        wait_for(lambda: "1" in _objects(browser, base), TRACK_TIMEOUT_S, "object 1 from the page", run, log)
+        browser.find_element(By.ID, "new-object").click()
+        assert browser.find_element(By.ID, "object-id").get_attribute("value") == "2"
+        _drag(browser, SECOND_BOX)
+        wait_for(lambda: _objects(browser, base).keys() == {"1", "2"}, TRACK_TIMEOUT_S, "object 2 from the page",
+                 run, log)
+        rows = wait_for(lambda: len(r := _rows(browser)) == 2 and r, TRACK_TIMEOUT_S, "both objects in the table")
+        assert [row.get_attribute("data-id") for row in rows] == ["1", "2"]
+        assert all(row.find_elements(By.TAG_NAME, "td")[1].text in ("tracking", "lost") for row in rows)
+        rows[1].find_element(By.TAG_NAME, "button").click()
+        wait_for(lambda: _objects(browser, base).keys() == {"1"}, TRACK_TIMEOUT_S, "object 2 dropped", run, log)
+        wait_for(lambda: len(_rows(browser)) == 1, TRACK_TIMEOUT_S, "the table without object 2")
+        browser.find_element(By.ID, "stop").click()
+        assert run.wait(EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
+    finally:
+        stop_process(run)
+    assert (tmp_path / "out" / "track.txt").is_file() and (tmp_path / "out" / "track_2.txt").is_file()

@@ -6,9 +6,7 @@ both in /api/status, drops object 2 with DELETE and sees it go while object 1
 goes on, checks the API's answers to ids it does not know or cannot take,
 then stops the run from the API. Object 1 is the default object, so it writes
 track.txt; object 2, added from the page, writes track_2.txt up to its drop.
-The page test does the same with the mouse in Debian's headless chromium: a
-drag for object 1, "New object", a drag for object 2, both rows in the table,
-then the second row's Drop button.
+tests/test_browser.py does the same with the mouse on the page.
 """
 
 from __future__ import annotations
@@ -25,8 +23,6 @@ CLIP_FRAMES = 400
 START_TIMEOUT_S = 120.0
 STEP_TIMEOUT_S = 60.0
 SECOND_BOX = [200, 20, 40, 40]
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-WINDOW_SIZE = "1280,900"
 
 
 @pytest.fixture(scope="module")
@@ -82,63 +78,3 @@ def test_api_adds_restarts_and_drops_objects(demo_models, long_clip, tmp_path):
     added = summary["objects"]["2"]
     assert added["prompt_box"] is None and 0 < added["frames"] <= len(second)
 
-
-@pytest.fixture
-def browser():
-    """Debian's headless chromium through its chromedriver."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={WINDOW_SIZE}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-def _drag(browser, canvas, box: list[int], frame_width: int) -> None:
-    """Drag from the box's top-left to its bottom-right corner, in the canvas's CSS pixels."""
-    from selenium.webdriver import ActionChains
-
-    scale = canvas.size["width"] / frame_width
-    x, y, w, h = (round(v * scale) for v in box)
-    left, top = -canvas.size["width"] // 2, -canvas.size["height"] // 2  # offsets are from the centre
-    ActionChains(browser).move_to_element_with_offset(canvas, left + x, top + y).click_and_hold() \
-        .move_by_offset(w, h).release().perform()
-
-
-def test_page_draws_several_boxes_and_drops_one(demo_models, long_clip, tmp_path, browser):
-    from selenium.webdriver.common.by import By
-
-    folder, first_box = long_clip
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "run.log"
-    process = start_run(["--video", str(folder), "--model-dir", str(demo_models), "--output", str(tmp_path / "out"),
-                         "--no-display", "--backend", "onnx", "--serve", str(port)], log)
-    try:
-        wait_for(lambda: status(base)["state"] == "waiting", START_TIMEOUT_S, "the page", process, log)
-        browser.get(base + "/")
-        wait_for(lambda: browser.execute_script("return window.viewer.frames") > 0, STEP_TIMEOUT_S, "a picture")
-        canvas = browser.find_element(By.ID, "view")
-        frame_width = browser.execute_script("return document.getElementById('view').width")
-        _drag(browser, canvas, first_box, frame_width)
-        wait_for(lambda: "1" in _objects(base), STEP_TIMEOUT_S, "object 1 from the page", process, log)
-        browser.find_element(By.ID, "new-object").click()
-        assert browser.find_element(By.ID, "object-id").get_attribute("value") == "2"
-        _drag(browser, canvas, SECOND_BOX, frame_width)
-        wait_for(lambda: _objects(base).keys() == {"1", "2"}, STEP_TIMEOUT_S, "object 2 from the page", process, log)
-        rows = wait_for(lambda: (r := browser.find_elements(By.CSS_SELECTOR, "#objects tbody tr")) and len(r) == 2 and r,
-                        STEP_TIMEOUT_S, "both objects in the page's table")
-        assert [row.get_attribute("data-id") for row in rows] == ["1", "2"]
-        assert all(row.find_elements(By.TAG_NAME, "td")[1].text in ("tracking", "lost") for row in rows)
-        rows[1].find_element(By.TAG_NAME, "button").click()
-        wait_for(lambda: _objects(base).keys() == {"1"}, STEP_TIMEOUT_S, "object 2 dropped from the page", process, log)
-        wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#objects tbody tr")) == 1, STEP_TIMEOUT_S,
-                 "the table without object 2")
-        http("POST", f"{base}/api/stop")
-        assert process.wait(STEP_TIMEOUT_S) == 0, log.read_text()[-3000:]
-    finally:
-        stop_process(process)
