@@ -162,8 +162,11 @@ def _objects(driver, base: str) -> dict:
     return now["objects"] if now else {}
 
 
-def _rows(driver) -> list:
-    return driver.find_elements(By.CSS_SELECTOR, "#objects tbody tr")
+def _table(driver) -> list[list[str]]:
+    """(id, state) per row of the page's object table, read in one go (rows update every status poll)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#objects tbody tr')].map(r => [r.dataset.id, r.children[1].textContent])"
+    )
 
 
 def test_page_draws_several_objects_and_drops_one(demo_models, browser, tmp_path):
@@ -186,12 +189,12 @@ def test_page_draws_several_objects_and_drops_one(demo_models, browser, tmp_path
         _drag(browser, SECOND_BOX)
         wait_for(lambda: _objects(browser, base).keys() == {"1", "2"}, TRACK_TIMEOUT_S, "object 2 from the page",
                  run, log)
-        rows = wait_for(lambda: len(r := _rows(browser)) == 2 and r, TRACK_TIMEOUT_S, "both objects in the table")
-        assert [row.get_attribute("data-id") for row in rows] == ["1", "2"]
-        assert all(row.find_elements(By.TAG_NAME, "td")[1].text in ("tracking", "lost") for row in rows)
-        rows[1].find_element(By.TAG_NAME, "button").click()
+        table = wait_for(lambda: len(t := _table(browser)) == 2 and t, TRACK_TIMEOUT_S, "both objects in the table")
+        assert [object_id for object_id, _ in table] == ["1", "2"]
+        assert all(state in ("tracking", "lost") for _, state in table), table
+        browser.find_element(By.CSS_SELECTOR, '#objects tr[data-id="2"] button').click()
         wait_for(lambda: _objects(browser, base).keys() == {"1"}, TRACK_TIMEOUT_S, "object 2 dropped", run, log)
-        wait_for(lambda: len(_rows(browser)) == 1, TRACK_TIMEOUT_S, "the table without object 2")
+        wait_for(lambda: len(_table(browser)) == 1, TRACK_TIMEOUT_S, "the table without object 2")
         browser.find_element(By.ID, "stop").click()
         assert run.wait(EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
     finally:

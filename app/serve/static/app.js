@@ -118,30 +118,31 @@ async function poll() {
 const objectInput = document.getElementById("object-id");
 let knownIds = [];
 
+// Rows are kept per object and updated in place, so that a Drop button never moves under the mouse.
 function showObjects(objects) {
   const body = document.querySelector("#objects tbody");
   const ids = Object.keys(objects).map(Number).sort((a, b) => a - b);
   knownIds = ids;
-  body.replaceChildren(...ids.map((id) => {
-    const object = objects[id];
-    const row = document.createElement("tr");
-    row.dataset.id = id;
-    const cells = [id, object.state, fmt(object.object_score, 2), object.box ? object.box.join(", ") : "–"];
-    for (const text of cells) {
-      const cell = document.createElement("td");
-      cell.textContent = text;
-      row.appendChild(cell);
+  for (const row of [...body.children]) if (!ids.includes(Number(row.dataset.id))) row.remove();
+  for (const id of ids) {
+    let row = body.querySelector(`tr[data-id="${id}"]`);
+    if (!row) {
+      row = document.createElement("tr");
+      row.dataset.id = id;
+      for (let i = 0; i < 4; i++) row.appendChild(document.createElement("td"));
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Drop";
+      button.addEventListener("click", () => dropObject(id));
+      row.appendChild(document.createElement("td")).appendChild(button);
+      const next = [...body.children].find((other) => Number(other.dataset.id) > id);
+      body.insertBefore(row, next || null);
     }
+    const object = objects[id];
+    const cells = [id, object.state, fmt(object.object_score, 2), object.box ? object.box.join(", ") : "–"];
+    cells.forEach((text, i) => { row.children[i].textContent = text; });
     row.children[1].className = `state ${object.state}`;
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = "Drop";
-    button.addEventListener("click", () => dropObject(id));
-    const cell = document.createElement("td");
-    cell.appendChild(button);
-    row.appendChild(cell);
-    return row;
-  }));
+  }
 }
 
 async function dropObject(id) {
