@@ -26,6 +26,16 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_checkpoint(tmp_path_factory) -> Path:
+    """The hand-set colour checkpoint (scripts/make_demo_checkpoint.py) in the official format."""
+    from scripts.make_demo_checkpoint import demo_state_dict
+
+    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
+    torch.save({"model": demo_state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def torch_model_512(checkpoint):
     from convert.checkpoint import load_model
 
@@ -49,16 +59,6 @@ def export_256_variants(checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("om256")
     export(checkpoint, out, image_size=256, simplify_graphs=True, fp16=True, int8=True)
     return out
-
-
-@pytest.fixture(scope="session")
-def demo_checkpoint(tmp_path_factory) -> Path:
-    """The synthetic colour-tracking checkpoint (scripts/make_demo_checkpoint.py): it follows red objects."""
-    from scripts.make_demo_checkpoint import demo_state_dict
-
-    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
-    torch.save({"model": demo_state_dict()}, path)
-    return path
 
 
 @pytest.fixture(scope="session")

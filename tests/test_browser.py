@@ -22,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
-from app.evaluation import box_iou
+from app.benchmarks.metrics import box_iou
 from scripts.make_demo_clip import make_frames, write_clip
 from tests.live_helpers import free_port, start_run, stop_process, wait_for
 
