@@ -336,9 +336,11 @@ class LiveSource(FrameSource):
             while not self._stop.is_set():
                 ok, bgr = self._capture.read()
                 if not ok or bgr is None:
-                    if self._stop.is_set() or not self._reopen(index - 1):
+                    if self._stop.is_set():
                         return
-                    continue
+                    bgr = self._reopen(index - 1)
+                    if bgr is None:
+                        return
                 now = time.monotonic()
                 frame = Frame(index, _bgr_to_rgb(bgr), now - self._start, captured=now)
                 index += 1
@@ -352,12 +354,16 @@ class LiveSource(FrameSource):
         except cv2.error as exc:
             self._error = SourceError(self._read_failed(exc))
 
-    def _reopen(self, last_index: int) -> bool:
-        """Reopen a feed that stopped, with backoff; False when it stays away (or reconnecting is off)."""
+    def _reopen(self, last_index: int) -> np.ndarray | None:
+        """Reopen a feed that stopped, with backoff; its first frame, or None when it stays away.
+
+        A feed is back when it delivers a frame, not when it merely opens: a server that
+        accepts the connection but sends nothing is still away, and the window runs on.
+        """
         window = self._reconnect.window_s
         if window <= 0:
             logger.warning("{} stopped delivering frames after frame {}", self.label, last_index)
-            return False
+            return None
         logger.warning(
             "{} stopped delivering frames after frame {}; reconnecting for up to {:g} s", self.label, last_index, window
         )
@@ -368,11 +374,13 @@ class LiveSource(FrameSource):
             capture = self._open_capture()
             if self._stop.is_set():
                 capture.release()
-                return False
+                return None
             if capture.isOpened():
-                self._capture = capture
-                logger.info("{} is back after {:.1f} s", self.label, time.monotonic() - lost)
-                return True
+                ok, bgr = capture.read()
+                if ok and bgr is not None:
+                    self._capture = capture
+                    logger.info("{} is back after {:.1f} s", self.label, time.monotonic() - lost)
+                    return bgr
             capture.release()
             if time.monotonic() - lost >= window:
                 break
@@ -384,7 +392,7 @@ class LiveSource(FrameSource):
                 f"{self.label} did not come back within {window:g} s after frame {last_index}; "
                 "check the camera and the network, or allow longer with --reconnect-s"
             )
-        return False
+        return None
 
     # -- consumer -----------------------------------------------------------------------
 

@@ -123,12 +123,21 @@ def test_stream_back_is_logged_once(warnings: list[str]) -> None:
             frames = []
             for frame in source:
                 frames.append(frame)
-                if frame.index == 4:
+                if frame.index >= 4:
                     break
     finally:
         logger.remove(sink)
     assert len([m for m in infos if "is back after" in m]) == 1
     assert len([m for m in warnings if "stopped delivering" in m]) == 1
+
+
+def test_a_stream_that_opens_but_sends_nothing_is_not_back() -> None:
+    server = Server([Session(2), Session(0, opened=True)])
+    with StreamSource(URL, 1.0, Reconnect(window_s=0.2, first_delay_s=0.01, max_delay_s=0.02), server) as source:
+        with pytest.raises(SourceError, match="did not come back within 0.2 s"):
+            for _frame in source:
+                pass
+    assert len(server.opens) > 2
 
 
 def test_close_stops_a_reconnecting_reader_quickly() -> None:
