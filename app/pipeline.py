@@ -156,7 +156,9 @@ class _Feed:
         cycle). A prepared frame still waiting is replaced by a newer one, so a late take gets a
         fresh frame; skipped frames count as dropped.
         """
-        if not self._queue.empty():
+        if not self._queue.empty() or self._cycle_s == 0.0:
+            # Before the models' first take there is no cycle to pace by, and frames the
+            # source buffered while the models loaded are older than the feed itself.
             return True
         period = frame.captured - self._last_captured
         self._last_captured = frame.captured
