@@ -7,11 +7,15 @@ finalised by `close()`, which leaving the `with` block always calls. `close()`
 may be called twice.
 
 Writers are keyed by `Frame.index` (see `app.sources`): line N of `track.txt`
-and `masks/0000N.png` belong to frame N of the source.
+and `masks/0000N.png` belong to frame N of the source. With several objects,
+each has its `track_<id>.txt`, and a frame's masks are one indexed PNG whose
+pixel value is the object id, with the DAVIS palette (the convention of video
+object segmentation benchmarks).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,6 +25,10 @@ from typing import Any
 import cv2
 import numpy as np
 from loguru import logger
+from PIL import Image
+
+from app import kalman_filter
+from app.tracker import FrameResult
 
 TRACK_FILE = "track.txt"
 MASK_DIR = "masks"
@@ -39,6 +47,34 @@ BOX_COLOR_RGB = (0, 255, 0)
 BOX_THICKNESS = 2
 JSON_INDENT = 2
 _TMP_SUFFIX = ".tmp"
+# Several objects: masks and boxes in the object's palette colour, its id at the box's corner.
+LABEL_FONT_SCALE = 0.5
+LABEL_THICKNESS = 1
+LABEL_MARGIN = 4
+PALETTE_SIZE = 256
+MAX_OBJECT_ID = PALETTE_SIZE - 1
+_PALETTE_BITS = 8
+
+
+def track_file(obj_id: int) -> str:
+    """A tracked object's box file when there are several objects."""
+    return f"track_{obj_id}.txt"
+
+
+def davis_palette() -> np.ndarray:
+    """(256, 3) uint8 RGB: the PASCAL VOC / DAVIS label colours (0 black, 1 dark red, 2 dark green, ...).
+
+    Label bits are spread over the colour bits from the most significant down:
+    bit 3k of the label sets red bit 7-k, bit 3k+1 green, bit 3k+2 blue.
+    """
+    palette = np.zeros((PALETTE_SIZE, 3), np.uint8)
+    for label in range(PALETTE_SIZE):
+        value = label
+        for shift in range(_PALETTE_BITS - 1, -1, -1):
+            for channel in range(3):
+                palette[label, channel] |= ((value >> channel) & 1) << shift
+            value >>= 3
+    return palette
 
 
 class OutputError(OSError):
@@ -75,10 +111,10 @@ def replace_atomically(path: Path, data: bytes) -> None:
 
 
 class TrackWriter:
-    """`DIR/track.txt`: one `x,y,w,h` line of ints per source frame, flushed as it is written."""
+    """`DIR/track.txt` (or another name): one `x,y,w,h` line of ints per source frame, flushed as it is written."""
 
-    def __init__(self, directory: Path | str):
-        self.path = Path(directory) / TRACK_FILE
+    def __init__(self, directory: Path | str, name: str = TRACK_FILE):
+        self.path = Path(directory) / name
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("w")
         self._next_index = 0
@@ -129,8 +165,11 @@ class MaskWriter:
         ok, png = cv2.imencode(".png", mask.astype(np.uint8) * MASK_ON)
         if not ok:
             raise OutputError(f"cv2.imencode failed to encode the mask of frame {index} as PNG")
+        return self._save(index, png.tobytes())
+
+    def _save(self, index: int, png: bytes) -> Path:
         path = self.directory / f"{index:0{MASK_NAME_DIGITS}d}.png"
-        replace_atomically(path, png.tobytes())
+        replace_atomically(path, png)
         return path
 
     def close(self) -> None:
@@ -141,6 +180,33 @@ class MaskWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LabelMaskWriter(MaskWriter):
+    """`DIR/masks/NNNNN.png`: indexed PNGs with the DAVIS palette whose pixel value is the object id (0 background)."""
+
+    def __init__(self, directory: Path | str):
+        super().__init__(directory)
+        self._palette = davis_palette().ravel().tolist()
+
+    def write(self, index: int, masks: Mapping[int, np.ndarray]) -> Path:  # type: ignore[override]
+        """Write frame `index`'s masks by object id; where masks overlap the smaller id wins."""
+        labels = None
+        for obj_id in sorted(masks, reverse=True):
+            if not 0 < obj_id <= MAX_OBJECT_ID:
+                raise ValueError(f"object id {obj_id} does not fit an indexed PNG; use ids 1..{MAX_OBJECT_ID}")
+            mask = masks[obj_id]
+            _check_mask(mask)
+            if labels is None:
+                labels = np.zeros(mask.shape, np.uint8)
+            labels[mask] = obj_id
+        if labels is None:
+            raise ValueError(f"frame {index} has no object mask to write")
+        image = Image.fromarray(labels, mode="P")
+        image.putpalette(self._palette)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return self._save(index, buffer.getvalue())
 
 
 def annotate(image: np.ndarray, mask: np.ndarray | None = None, box: Sequence[float] | None = None) -> np.ndarray:
@@ -154,6 +220,34 @@ def annotate(image: np.ndarray, mask: np.ndarray | None = None, box: Sequence[fl
         x, y, w, h = (round(float(value)) for value in box)
         cv2.rectangle(out, (x, y), (x + w, y + h), BOX_COLOR_RGB, BOX_THICKNESS)
     return out
+
+
+def annotate_objects(image: np.ndarray, objects: Mapping[int, tuple[np.ndarray, Sequence[float]]]) -> np.ndarray:
+    """A copy of an RGB image with each object's (mask, x,y,w,h box) in its palette colour and its id."""
+    out = image.copy()
+    palette = davis_palette()
+    for obj_id, (mask, box) in objects.items():
+        _check_mask(mask)
+        colour = palette[obj_id % PALETTE_SIZE]
+        out[mask] = np.round((1 - MASK_ALPHA) * out[mask] + MASK_ALPHA * colour).astype(np.uint8)
+        if tuple(box) == EMPTY_BOX:
+            continue  # lost: nothing to frame
+        x, y, w, h = (round(float(value)) for value in box)
+        rgb = tuple(int(c) for c in colour)
+        cv2.rectangle(out, (x, y), (x + w, y + h), rgb, BOX_THICKNESS)
+        cv2.putText(out, str(obj_id), (x + LABEL_MARGIN, max(y - LABEL_MARGIN, LABEL_MARGIN * 3)),
+                    cv2.FONT_HERSHEY_SIMPLEX, LABEL_FONT_SCALE, rgb, LABEL_THICKNESS, cv2.LINE_AA)
+    return out
+
+
+def annotate_tracked(
+    image: np.ndarray, masks: Mapping[int, np.ndarray], boxes: Mapping[int, Sequence[float]]
+) -> np.ndarray:
+    """One object drawn as `annotate` always has, several as `annotate_objects` (colours and ids)."""
+    if len(masks) == 1:
+        (obj_id, mask), = masks.items()
+        return annotate(image, mask, boxes[obj_id])
+    return annotate_objects(image, {obj_id: (mask, boxes[obj_id]) for obj_id, mask in masks.items()})
 
 
 class VideoWriter:
@@ -177,11 +271,15 @@ class VideoWriter:
 
     def write(self, image: np.ndarray, mask: np.ndarray | None = None, box: Sequence[float] | None = None) -> None:
         """Append an (H, W, 3) uint8 RGB frame with its mask and box drawn."""
+        self.write_annotated(annotate(image, mask, box))
+
+    def write_annotated(self, image: np.ndarray) -> None:
+        """Append an (H, W, 3) uint8 RGB frame as it is (already drawn on, e.g. by `annotate_objects`)."""
         width, height = self.frame_size
         # cv2.VideoWriter silently drops frames of another size, which would shorten the video.
         if image.shape != (height, width, 3) or image.dtype != np.uint8:
             raise ValueError(f"frame must be ({height}, {width}, 3) uint8 RGB, got {image.shape} {image.dtype}")
-        self._writer.write(cv2.cvtColor(annotate(image, mask, box), cv2.COLOR_RGB2BGR))
+        self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         self.frames_written += 1
 
     def close(self) -> None:
@@ -217,3 +315,53 @@ def write_summary(path: Path | str, summary: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary, indent=JSON_INDENT, default=_json_default) + "\n"
     replace_atomically(path, text.encode())
+
+
+class DecisionLog:
+    """`FILE.jsonl`: one JSON line per frame and object with what the tracker decided and why.
+
+    Lines are flushed as they are written, so an interrupted run leaves whole lines.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w")
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._file.write(json.dumps(record, default=_json_default) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def kalman_box(kf_mean: np.ndarray, width: int, height: int, image_size: int) -> list[float]:
+    """The Kalman filter's box as x,y,w,h in frame pixels (the filter works in model-input pixels)."""
+    x1, y1, x2, y2 = kalman_filter.xyah_to_xyxy(kf_mean)
+    sx, sy = width / image_size, height / image_size
+    return [x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy]
+
+
+def decision_record(obj_id: int, result: FrameResult, box: Sequence[int], image_size: int) -> dict[str, Any]:
+    """One decision-log line: the object's state and what its step chose, and from what."""
+    height, width = result.mask.shape
+    return {
+        "frame": result.frame_idx,
+        "object": obj_id,
+        "state": result.state,
+        "box": list(box),
+        "object_score": result.object_score,
+        "ious": result.ious,
+        "mask_index": result.mask_index,
+        "kf_score": result.kf_score,
+        "kalman_box": None if result.kf_mean is None else kalman_box(result.kf_mean, width, height, image_size),
+        "stable_frames": result.stable_frames,
+        "memory_frames": result.memory_frames,
+    }

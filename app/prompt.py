@@ -71,6 +71,26 @@ def read_bbox_file(path: Path | str) -> Box:
     raise PromptError(f"box file {path} has no box; write x,y,w,h on its first line or {_FIX}")
 
 
+def read_boxes_file(path: Path | str) -> list[tuple[int, Box]]:
+    """One `x,y,w,h` box per object, one per non-empty line: (line number, box) pairs in file order."""
+    path = Path(path)
+    fix = "write one x,y,w,h box per line"
+    if not path.is_file():
+        raise PromptError(f"boxes file {path} does not exist; check the path")
+    boxes = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            boxes.append((number, parse_bbox(line)))
+        except PromptError as exc:
+            message = str(exc).replace(_FIX, fix)
+            raise PromptError(f"{path} line {number}: {message}") from None
+    if not boxes:
+        raise PromptError(f"boxes file {path} has no box; {fix}")
+    return boxes
+
+
 def validate_bbox(box: Box, frame_width: int, frame_height: int) -> Box:
     """Reject boxes that cannot be a prompt; clip one partly outside the frame to the frame.
 

@@ -1,19 +1,25 @@
-"""Track one object in a video, a frame folder or a camera.
+"""Track one or several objects in a video, a frame folder, a camera or a network stream.
 
-    python app/run.py --video SRC --bbox x,y,w,h [--output out/] [--save-video] [--save-masks] [--no-display]
+    python app/run.py --video SRC --bbox x,y,w,h [--bbox x,y,w,h ...] [--output out/] [--save-video] [--save-masks]
+                      [--no-display] [--log-decisions FILE.jsonl]
+    python app/run.py --video rtsp://user:pass@camera/stream --serve 8080   # draw the boxes in a browser
+
+Objects are numbered 1..N in the order their boxes are given. One object writes
+`track.txt` and binary masks; several write `track_<id>.txt` each and indexed
+masks whose pixel value is the object id.
+
+The loop itself (threads, queues, latency) is `app.pipeline`; the page is `app.serve`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
+from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 from loguru import logger
 from tqdm import tqdm
 
@@ -21,23 +27,51 @@ from acl_models.base import BackendError
 from acl_models.select import choose_backend, runner_factory
 from app import heap
 from app.config import ConfigError, load_config
-from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
-from app.outputs import MaskWriter, OutputError, TrackWriter, VideoWriter, annotate, box_from_mask, write_summary
-from app.prompt import Box, PromptError, parse_bbox, read_bbox_file, validate_bbox
-from app.sources import SourceError, open_source
-from app.tracker import SamuraiTracker
+from app.control import DEFAULT_OBJECT, Prompt, TrackController
+from app.credentials import mask_credentials, redact_log_record
+from app.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
+from app.multi_tracker import MultiObjectTracker
+from app.outputs import (
+    MAX_OBJECT_ID,
+    TRACK_FILE,
+    DecisionLog,
+    LabelMaskWriter,
+    MaskWriter,
+    OutputError,
+    TrackWriter,
+    VideoWriter,
+    annotate_tracked,
+    decision_record,
+    track_file,
+    write_summary,
+)
+from app.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
+from app.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_boxes_file
+from app.serve.address import ServeError
+from app.sources import LiveOptions, SourceError, open_source
+from app.streams import quiet_native_logs
+from app.tracker import LOST, TRACKING
+from app.window import DesktopWindow, has_display, window_works
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-WINDOW = "SAMURAI"
 DEFAULT_VIDEO_FPS = 30.0
+PERCENTILE_MEDIAN, PERCENTILE_HIGH = 50.0, 95.0
+
+
+class ServeSetupError(ImportError):
+    """--serve without its optional packages; the message says how to install them."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="SAMURAI single-object tracking on ONNX Runtime or an Ascend NPU")
-    parser.add_argument("--video", required=True, help="video file, folder of JPEG/PNG frames, or camera (cam0, /dev/video0)")
-    parser.add_argument("--bbox", help="first-frame box x,y,w,h in pixels")
+    parser = argparse.ArgumentParser(description="SAMURAI object tracking on ONNX Runtime or an Ascend NPU")
+    parser.add_argument(
+        "--video", required=True,
+        help="video file, folder of JPEG/PNG frames, camera (cam0, /dev/video0) or stream URL (rtsp://, http://)",
+    )
+    parser.add_argument("--bbox", action="append", help="first-frame box x,y,w,h in pixels; repeat for several objects")
     parser.add_argument("--bbox-file", type=Path, help="file whose first line is x,y,w,h (LaSOT style)")
+    parser.add_argument("--boxes-file", type=Path, help="one x,y,w,h line per object (objects 1..N)")
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
     parser.add_argument("--config", type=Path, help="tracker YAML (default configs/samurai.yaml)")
     parser.add_argument("--mode", choices=["samurai", "sam2"], help="override the config's mode")
@@ -51,42 +85,170 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-masks", action="store_true", help="write OUTPUT/masks/00000.png, ...")
     parser.add_argument("--no-display", action="store_true", help="do not open a window")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument(
+        "--log-decisions", type=Path, metavar="FILE.jsonl",
+        help="per frame and object: state, predicted IoUs, object score, chosen mask, Kalman box, memory frames",
+    )
+    parser.add_argument(
+        "--serve", metavar="[HOST:]PORT",
+        help="web page to draw the box and watch the track (host 127.0.0.1 unless given; others need the token)",
+    )
+    parser.add_argument("--token", help="access token of the page on a non-loopback --serve (default: generated)")
+    parser.add_argument("--stream-timeout", type=float, default=10.0, metavar="S",
+                        help="give up opening or reading a stream after S seconds")
+    parser.add_argument("--reconnect-s", type=float, default=60.0, metavar="S",
+                        help="keep reconnecting a stream that dropped for up to S seconds")
+    parser.add_argument("--sequential", action="store_true",
+                        help="read, track and write one after another (no worker threads), for comparison")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
 
-def has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def initial_box(args: argparse.Namespace, first_image: np.ndarray, display: bool) -> Box:
+def first_boxes(args: argparse.Namespace) -> list[tuple[str, Box]]:
+    """(where the box came from, box) per object, in object-id order; empty when the boxes are to be drawn."""
+    given = [name for name in ("bbox", "bbox_file", "boxes_file") if getattr(args, name)]
+    if len(given) > 1:
+        raise PromptError("give the boxes one way: --bbox (repeatable), --bbox-file or --boxes-file")
     if args.bbox:
-        return parse_bbox(args.bbox)
+        if len(args.bbox) == 1:
+            return [("--bbox", parse_bbox(args.bbox[0]))]
+        return [(f"--bbox #{i}", _parse_labelled(f"--bbox #{i}", text)) for i, text in enumerate(args.bbox, start=1)]
     if args.bbox_file:
-        return read_bbox_file(args.bbox_file)
-    if not display:
-        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h or --bbox-file FILE")
+        return [(str(args.bbox_file), read_bbox_file(args.bbox_file))]
+    if args.boxes_file:
+        boxes = [(f"{args.boxes_file} line {number}", box) for number, box in read_boxes_file(args.boxes_file)]
+        if len(boxes) > MAX_OBJECT_ID:
+            raise PromptError(f"{args.boxes_file} has {len(boxes)} boxes; at most {MAX_OBJECT_ID} objects fit the masks")
+        return boxes
+    return []
+
+
+def _parse_labelled(label: str, text: str) -> Box:
     try:
-        x, y, w, h = cv2.selectROI(WINDOW, cv2.cvtColor(first_image, cv2.COLOR_RGB2BGR), showCrosshair=False)
-    except cv2.error as exc:
-        raise PromptError("this OpenCV build cannot open a window; pass --bbox x,y,w,h") from exc
-    return Box(float(x), float(y), float(w), float(h))
+        return parse_bbox(text)
+    except PromptError as exc:
+        raise PromptError(f"{label}: {exc}") from None
 
 
-def show(image: np.ndarray, mask: np.ndarray, box) -> bool:
-    """Draw the result; False when the user pressed q or Esc."""
-    cv2.imshow(WINDOW, cv2.cvtColor(annotate(image, mask, box), cv2.COLOR_RGB2BGR))
-    return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+def queue_boxes(controller: TrackController, labelled: list[tuple[str, Box]]) -> list[Box]:
+    """Objects 1..N from the command line's boxes, as checked (clipped to the frame).
+
+    An error names the box's origin when there are several.
+    """
+    checked = []
+    for obj_id, (label, box) in enumerate(labelled, start=1):
+        try:
+            checked.append(controller.track(Prompt(box, object_id=obj_id)))
+        except PromptError as exc:
+            raise (PromptError(f"{label}: {exc}") if len(labelled) > 1 else exc) from None
+    return checked
 
 
-def window_works() -> bool:
-    """opencv-python-headless has no GUI: tracking goes on without a window, with a warning."""
+@dataclass
+class ObjectSummary:
+    """What summary.json says about one object of a multi-object run."""
+
+    frames: int = 0
+    lost_frames: int = 0
+    state: str = TRACKING
+
+
+class FileOutputs:
+    """track.txt (or track_<id>.txt), masks, video and decision log for each tracked frame.
+
+    `several`: the run has several objects from the start; otherwise the default
+    object writes the single-object files and any other object (added from the
+    web page) gets its own track_<id>.txt.
+    """
+
+    def __init__(self, stack: ExitStack, args: argparse.Namespace, several: bool, fps: float,
+                 size: tuple[int, int], image_size: int):
+        self.stack, self.output, self.several, self.image_size = stack, args.output, several, image_size
+        self.tracks: dict[int, TrackWriter] = {}
+        self.objects: dict[int, ObjectSummary] = {}
+        self.masks = None
+        if args.save_masks:
+            self.masks = stack.enter_context(LabelMaskWriter(args.output) if several else MaskWriter(args.output))
+        self.video = stack.enter_context(VideoWriter(args.output, fps, size)) if args.save_video else None
+        self.decisions = stack.enter_context(DecisionLog(args.log_decisions)) if args.log_decisions else None
+
+    def _track_writer(self, obj_id: int) -> TrackWriter:
+        if obj_id not in self.tracks:
+            name = TRACK_FILE if obj_id == DEFAULT_OBJECT and not self.several else track_file(obj_id)
+            self.tracks[obj_id] = self.stack.enter_context(TrackWriter(self.output, name))
+        return self.tracks[obj_id]
+
+    def __call__(self, item: Tracked) -> None:
+        if not item.results or not item.record:
+            return
+        index = item.frame.index
+        for obj_id, result in item.results.items():
+            self._track_writer(obj_id).write(index, item.boxes[obj_id])
+            summary = self.objects.setdefault(obj_id, ObjectSummary())
+            summary.frames += 1
+            summary.lost_frames += result.state == LOST
+            summary.state = result.state
+            if self.decisions is not None:
+                self.decisions.write(decision_record(obj_id, result, item.boxes[obj_id], self.image_size))
+        masks = {obj_id: result.mask for obj_id, result in item.results.items()}
+        if isinstance(self.masks, LabelMaskWriter):
+            self.masks.write(index, masks)
+        elif self.masks is not None and DEFAULT_OBJECT in masks:
+            self.masks.write(index, masks[DEFAULT_OBJECT])
+        if self.video is not None:
+            self.video.write_annotated(annotate_tracked(item.frame.image, masks, item.boxes))
+
+
+def start_server(args: argparse.Namespace, controller: TrackController, stack: ExitStack):
+    """The web page and API, or None without --serve; the hub it shows is one of the loop's outputs."""
+    if args.serve is None:
+        return None
     try:
-        cv2.namedWindow(WINDOW)
-    except cv2.error:
-        logger.warning("this OpenCV build cannot open windows (headless); install opencv-python to see the tracking")
-        return False
-    return True
+        from app.serve.server import WebServer
+    except ImportError as exc:
+        raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
+    from app.serve.address import parse_serve
+    from app.serve.hub import FrameHub
+
+    host, port = parse_serve(args.serve)
+    server = WebServer(controller, FrameHub(), host, port, args.token)
+    stack.callback(server.close)
+    return server
+
+
+def progress_line(progress: tqdm) -> Callable[[LoopStats], None]:
+    def update(stats: LoopStats) -> None:
+        progress.update(1)
+        progress.set_postfix(
+            fps=f"{stats.fps:.2f}",
+            latency=f"{stats.latency.recent_ms():.0f}ms",
+            p95=f"{stats.latency.percentile(PERCENTILE_HIGH):.0f}ms",
+            dropped=stats.dropped,
+        )
+
+    return update
+
+
+def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, backend: str, mode: str,
+                manifest: Manifest) -> dict:
+    """What summary.json records: throughput, latency, drops and what ran (the source's password masked)."""
+    stats = loop.stats
+    return {
+        "source": source_name,
+        "frames": stats.frames,
+        "fps": stats.fps,
+        "latency_ms": {"p50": stats.latency.percentile(PERCENTILE_MEDIAN), "p95": stats.latency.percentile(PERCENTILE_HIGH)},
+        "dropped": stats.dropped,
+        "pipelined": not args.sequential,
+        "stage_ms_mean": {k: v / max(stats.frames, 1) for k, v in stats.stage_ms.items()},
+        "backend": backend,
+        "onnx_variant": args.onnx_variant if backend == "onnx" else None,
+        "mode": mode,
+        "model_size": manifest.model_size,
+        "image_size": manifest.image_size,
+        "checkpoint_sha256": manifest.checkpoint_sha256,
+        "state_bytes": loop.state_nbytes(),
+    }
 
 
 def track(args: argparse.Namespace) -> dict:
@@ -96,87 +258,94 @@ def track(args: argparse.Namespace) -> dict:
     backend, _ = choose_backend(args.model_dir, args.backend)
     if backend == "acl" and args.onnx_variant != "fp32":
         raise BackendError("--onnx-variant applies to ONNX Runtime; on the NPU choose convert/atc_all.sh --precision")
-    display = not args.no_display and has_display() and window_works()
-    totals: dict[str, float] = {}
-    frames_done = 0
-    started = time.perf_counter()
-    with ExitStack() as stack:
-        source = stack.enter_context(open_source(args.video))
-        runners = open_runners(manifest, runner_factory(backend, args.model_dir), args.onnx_variant)
-        for runner in runners.values():
-            stack.callback(runner.close)
-        num_frames = source.num_frames
-        if args.max_frames:
-            num_frames = min(num_frames or args.max_frames, args.max_frames)
-        tracker = SamuraiTracker(runners, manifest, constants, config, num_frames=num_frames)
-        writer = stack.enter_context(TrackWriter(args.output))
-        masks = stack.enter_context(MaskWriter(args.output)) if args.save_masks else None
-        video = None
-        progress = stack.enter_context(tqdm(total=num_frames, unit="frame", disable=source.is_live))
-        box = None
-        try:
-            for frame in source:
-                if box is None:
-                    width, height = frame.image.shape[1], frame.image.shape[0]
-                    box = validate_bbox(initial_box(args, frame.image, display), width, height)
-                    logger.info("tracking box {} from frame {} of {}", box, frame.index, args.video)
-                    if args.save_video:
-                        video = stack.enter_context(VideoWriter(args.output, source.fps or DEFAULT_VIDEO_FPS, (width, height)))
-                result = tracker.step(frame.index, frame.image, box.xyxy() if frames_done == 0 else None)
-                out_box = box_from_mask(result.mask)
-                writer.write(frame.index, out_box)
-                if masks is not None:
-                    masks.write(frame.index, result.mask)
-                if video is not None:
-                    video.write(frame.image, result.mask, out_box)
-                for stage, ms in result.timings.items():
-                    totals[stage] = totals.get(stage, 0.0) + ms
-                frames_done += 1
-                progress.update(1)
-                progress.set_postfix(fps=f"{frames_done / (time.perf_counter() - started):.2f}")
-                if display and not show(frame.image, result.mask, out_box):
-                    break
-                if args.max_frames and frames_done >= args.max_frames:
-                    break
-        except KeyboardInterrupt:
-            logger.warning("interrupted after {} frames; outputs in {} are complete up to there", frames_done, args.output)
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            summary = {
-                "frames": frames_done,
-                "fps": frames_done / elapsed if elapsed > 0 else 0.0,
-                "stage_ms_mean": {k: v / max(frames_done, 1) for k, v in totals.items()},
-                "backend": backend,
-                "onnx_variant": args.onnx_variant if backend == "onnx" else None,
-                "mode": config.mode,
-                "model_size": manifest.model_size,
-                "image_size": manifest.image_size,
-                "checkpoint_sha256": manifest.checkpoint_sha256,
-                "state_bytes": tracker.state_nbytes() if frames_done else 0,
-            }
-            if frames_done:
-                write_summary(args.output / "summary.json", summary)
-    if frames_done == 0:
-        raise SourceError(f"{args.video} gave no readable frame")
+    boxes = first_boxes(args)
+    display = args.serve is None and not args.no_display and has_display() and window_works()
+    if not boxes and args.serve is None and not display:
+        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE or --serve PORT")
+    source_name = mask_credentials(args.video)
+    stats = LoopStats()
+    with ExitStack() as serving:
+        with ExitStack() as stack:
+            source = stack.enter_context(open_source(args.video, LiveOptions(args.stream_timeout, args.reconnect_s)))
+            controller = TrackController(source.size)
+            prompt_boxes = queue_boxes(controller, boxes)
+            server = start_server(args, controller, serving)
+            runners = open_runners(manifest, runner_factory(backend, args.model_dir), args.onnx_variant)
+            for runner in runners.values():
+                stack.callback(runner.close)
+            num_frames = source.num_frames
+            if args.max_frames:
+                num_frames = min(num_frames or args.max_frames, args.max_frames)
+            files = FileOutputs(stack, args, len(boxes) > 1, source.fps or DEFAULT_VIDEO_FPS, source.size,
+                                manifest.image_size)
+            outputs: list[Output] = [files]
+            if server is not None:
+                outputs.append(server.hub)
+            if display:
+                outputs.append(DesktopWindow(controller))
+            progress = stack.enter_context(tqdm(total=num_frames, unit="frame"))
+            loop = TrackingLoop(
+                source,
+                lambda: MultiObjectTracker(runners, manifest, constants, config, num_frames=num_frames),
+                controller,
+                outputs,
+                pipelined=not args.sequential,
+                max_frames=args.max_frames,
+                on_frame=progress_line(progress),
+            )
+            logger.info("reading {}", source_name)
+            try:
+                stats = loop.run()
+            except KeyboardInterrupt:
+                logger.warning(
+                    "interrupted after {} frames; outputs in {} are complete up to there", loop.stats.frames, args.output
+                )
+                raise
+            finally:
+                stats = loop.stats
+                summary = run_summary(args, loop, source_name, backend, config.mode, manifest)
+                if len(files.objects) > 1:
+                    summary["objects"] = {
+                        str(k): {"prompt_box": str(prompt_boxes[k - 1]) if k <= len(prompt_boxes) else None, **asdict(v)}
+                        for k, v in sorted(files.objects.items())
+                    }
+                if stats.frames:
+                    write_summary(args.output / "summary.json", summary)
+        if server is not None and not controller.stopped:
+            logger.info("{} ended; outputs in {} are complete; the page stays up until Ctrl-C or Stop",
+                        source_name, args.output)
+            while not controller.wait_stopped(POLL_S):
+                pass
+    if stats.frames == 0 and not controller.stopped:
+        raise SourceError(f"{source_name} gave no frame to track")
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.verbose:
+        quiet_native_logs()
     logger.remove()
+    logger.configure(patcher=redact_log_record)
     logger.add(sys.stderr, level="DEBUG" if args.verbose else "INFO", format="<level>{level: <7}</level> {message}")
     heap.keep_freed_pages()
     try:
         summary = track(args)
-    except (ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError) as exc:
+    except (
+        ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError
+    ) as exc:
         logger.error("{}", exc)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    if summary["frames"] == 0:
+        logger.warning("stopped before tracking started; no frame was tracked")
+        return 0
     stages = ", ".join(f"{k} {v:.0f} ms" for k, v in summary["stage_ms_mean"].items())
+    latency = summary["latency_ms"]
     logger.info(
-        "{} frames at {:.2f} FPS ({}); results in {}", summary["frames"], summary["fps"], stages, args.output
+        "{} frames at {:.2f} FPS ({}); latency p50 {:.0f} ms, p95 {:.0f} ms; {} dropped; results in {}",
+        summary["frames"], summary["fps"], stages, latency["p50"], latency["p95"], summary["dropped"], args.output,
     )
     return 0
 

@@ -1,4 +1,4 @@
-"""Frame sources: a video file, a folder of frames or a live camera, as context-managed iterators.
+"""Frame sources: a video file, a folder of frames, a live camera or stream, as context-managed iterators.
 
 Every source yields `Frame(index, image, timestamp)` with an RGB uint8 image and
 exposes `num_frames`, `fps`, `size` (width, height of the first frame) and
@@ -21,7 +21,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,10 +39,10 @@ MS_PER_S = 1000.0
 # have ended (a truncated file); shorter runs followed by a good frame are corrupt
 # frames and are skipped. One second of video at 25 fps.
 MAX_CONSECUTIVE_READ_FAILURES = 25
-# How often a consumer waiting for a camera frame checks whether the reader ended.
-CAMERA_POLL_S = 0.1
+# How often a consumer waiting for a live frame checks whether the reader ended.
+LIVE_POLL_S = 0.1
 # A driver stuck inside read() must not hang shutdown; the reader is a daemon thread.
-CAMERA_JOIN_TIMEOUT_S = 2.0
+LIVE_JOIN_TIMEOUT_S = 2.0
 _CAMERA_SPEC = re.compile(r"cam(\d+)|/dev/video(\d+)")
 _DIGITS = re.compile(r"(\d+)")
 
@@ -51,13 +51,25 @@ class SourceError(ValueError):
     """A source that cannot be opened or read; the one-line message says what to do."""
 
 
+@dataclass(frozen=True)
+class LiveOptions:
+    """Network-stream settings from the command line: open/read timeout and how long to keep reconnecting."""
+
+    timeout_s: float = 10.0
+    reconnect_s: float = 60.0
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One decoded frame: `image` is (H, W, 3) uint8 RGB, `timestamp` in seconds from the start."""
+    """One decoded frame: `image` is (H, W, 3) uint8 RGB, `timestamp` in seconds from the start.
+
+    `captured` is `time.monotonic()` when the frame was read, the start of its latency.
+    """
 
     index: int
     image: np.ndarray
     timestamp: float
+    captured: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -255,37 +267,45 @@ class FolderSource(FrameSource):
         """Nothing is held open between frames."""
 
 
-class CameraSource(FrameSource):
-    """A live camera that keeps only the newest frame.
+@dataclass(frozen=True)
+class Reconnect:
+    """How a live source that stops delivering is reopened: backoff doubling from `first_delay_s`
+    up to `max_delay_s`, for at most `window_s` seconds (0: the source ends instead)."""
 
-    A reader thread grabs frames as fast as the camera delivers them into a queue of
+    window_s: float = 0.0
+    first_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+
+
+class LiveSource(FrameSource):
+    """A live feed (camera or network stream) that keeps only the newest frame.
+
+    A reader thread grabs frames as fast as the feed delivers them into a queue of
     one; a frame the consumer has not taken when the next arrives is replaced and
-    counted in `dropped`, so a slow tracker always works on the present. `timestamp`
-    is seconds since the camera was opened.
+    counted in `dropped`, so a slow tracker always works on the present. A feed
+    that stops is reopened with backoff for `reconnect.window_s` seconds; indices
+    and timestamps (seconds since the source was opened) keep increasing across
+    the gap. Subclasses name the feed and word its errors.
     """
 
     is_live = True
     num_frames = None
 
-    def __init__(self, device: int, capture_factory: CaptureFactory = cv2.VideoCapture):
-        self.device = device
+    def __init__(self, label: str, open_capture: Callable[[], Capture], reconnect: Reconnect = Reconnect()):
+        self.label = label
         self.dropped = 0
+        self._open_capture = open_capture
+        self._reconnect = reconnect
         self._closed = False
-        self._error: cv2.error | None = None
-        self._capture = capture_factory(device)
+        self._error: SourceError | None = None
+        self._capture = open_capture()
         if not self._capture.isOpened():
             self._capture.release()
-            raise SourceError(
-                f"camera {device} (/dev/video{device}) does not open; check that it exists "
-                "(ls /dev/video*) and that you may read it (group video)"
-            )
+            raise SourceError(self._open_failed())
         ok, bgr = self._capture.read()
         if not ok or bgr is None:
             self._capture.release()
-            raise SourceError(
-                f"camera {device} opened but returned no frame; check that no other program uses it "
-                "and that it is a capture device (v4l2-ctl --list-devices)"
-            )
+            raise SourceError(self._no_first_frame())
         self._start = time.monotonic()
         first = Frame(0, _bgr_to_rgb(bgr), 0.0)
         height, width = first.image.shape[:2]
@@ -294,8 +314,21 @@ class CameraSource(FrameSource):
         self._queue: queue.Queue[Frame] = queue.Queue(maxsize=1)
         self._queue.put_nowait(first)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read_loop, name=f"camera{device}-reader", daemon=True)
+        self._thread = threading.Thread(target=self._read_loop, name=f"{label.replace(' ', '')}-reader", daemon=True)
         self._thread.start()
+
+    # -- wording, per kind of feed ------------------------------------------------------
+
+    @abstractmethod
+    def _open_failed(self) -> str: ...
+
+    @abstractmethod
+    def _no_first_frame(self) -> str: ...
+
+    @abstractmethod
+    def _read_failed(self, exc: cv2.error) -> str: ...
+
+    # -- reader thread ------------------------------------------------------------------
 
     def _read_loop(self) -> None:
         index = 1
@@ -303,9 +336,13 @@ class CameraSource(FrameSource):
             while not self._stop.is_set():
                 ok, bgr = self._capture.read()
                 if not ok or bgr is None:
-                    logger.warning("camera {} stopped delivering frames after frame {}", self.device, index - 1)
-                    return
-                frame = Frame(index, _bgr_to_rgb(bgr), time.monotonic() - self._start)
+                    if self._stop.is_set():
+                        return
+                    bgr = self._reopen(index - 1)
+                    if bgr is None:
+                        return
+                now = time.monotonic()
+                frame = Frame(index, _bgr_to_rgb(bgr), now - self._start, captured=now)
                 index += 1
                 # Only this thread puts, so after taking the stale frame the put cannot block.
                 try:
@@ -315,14 +352,56 @@ class CameraSource(FrameSource):
                     pass
                 self._queue.put_nowait(frame)
         except cv2.error as exc:
-            self._error = exc
+            self._error = SourceError(self._read_failed(exc))
+
+    def _reopen(self, last_index: int) -> np.ndarray | None:
+        """Reopen a feed that stopped, with backoff; its first frame, or None when it stays away.
+
+        A feed is back when it delivers a frame, not when it merely opens: a server that
+        accepts the connection but sends nothing is still away, and the window runs on.
+        """
+        window = self._reconnect.window_s
+        if window <= 0:
+            logger.warning("{} stopped delivering frames after frame {}", self.label, last_index)
+            return None
+        logger.warning(
+            "{} stopped delivering frames after frame {}; reconnecting for up to {:g} s", self.label, last_index, window
+        )
+        lost = time.monotonic()
+        self._capture.release()
+        delay = self._reconnect.first_delay_s
+        while not self._stop.wait(min(delay, max(lost + window - time.monotonic(), 0.0))):
+            capture = self._open_capture()
+            if self._stop.is_set():
+                capture.release()
+                return None
+            if capture.isOpened():
+                ok, bgr = capture.read()
+                if ok and bgr is not None:
+                    self._capture = capture
+                    logger.info("{} is back after {:.1f} s", self.label, time.monotonic() - lost)
+                    return bgr
+            capture.release()
+            if time.monotonic() - lost >= window:
+                break
+            delay = min(2 * delay, self._reconnect.max_delay_s)
+        # The capture is released; keep a released object so close() has one to release again harmlessly.
+        self._capture = _Released()
+        if not self._stop.is_set():
+            self._error = SourceError(
+                f"{self.label} did not come back within {window:g} s after frame {last_index}; "
+                "check the camera and the network, or allow longer with --reconnect-s"
+            )
+        return None
+
+    # -- consumer -----------------------------------------------------------------------
 
     def __next__(self) -> Frame:
         if self._closed:
             raise StopIteration
         while True:
             try:
-                return self._queue.get(timeout=CAMERA_POLL_S)
+                return self._queue.get(timeout=LIVE_POLL_S)
             except queue.Empty:
                 if self._thread.is_alive():
                     continue
@@ -331,26 +410,62 @@ class CameraSource(FrameSource):
                 return self._queue.get_nowait()
             except queue.Empty:
                 if self._error is not None:
-                    raise SourceError(
-                        f"camera {self.device} failed: {self._error}; check the cable and the driver"
-                    ) from self._error
+                    raise self._error from None
                 raise StopIteration from None
 
     def close(self) -> None:
-        """Stop and join the reader, then release the camera; safe to call twice."""
+        """Stop and join the reader, then release the feed; safe to call twice.
+
+        A frame left unread counts as dropped, so frames read = frames taken + `dropped`.
+        """
         if self._closed:
             return
         self._closed = True
         self._stop.set()
-        self._thread.join(timeout=CAMERA_JOIN_TIMEOUT_S)
+        self._thread.join(timeout=LIVE_JOIN_TIMEOUT_S)
         if self._thread.is_alive():
             logger.warning(
-                "camera {} reader did not stop within {} s (driver blocked in read); releasing anyway",
-                self.device,
-                CAMERA_JOIN_TIMEOUT_S,
+                "{} reader did not stop within {} s (blocked in the driver or the network); releasing anyway",
+                self.label,
+                LIVE_JOIN_TIMEOUT_S,
             )
+        try:
+            self._queue.get_nowait()
+            self.dropped += 1
+        except queue.Empty:
+            pass
         # Released even when the join timed out: the device must be free for the next open.
         self._capture.release()
+
+
+class _Released:
+    """Stands for a capture that was released and could not be reopened."""
+
+    def release(self) -> None:
+        """Nothing is held."""
+
+
+class CameraSource(LiveSource):
+    """A local camera (`cam0`, `/dev/video0`); it ends when the device stops delivering."""
+
+    def __init__(self, device: int, capture_factory: CaptureFactory = cv2.VideoCapture, reconnect: Reconnect = Reconnect()):
+        self.device = device
+        super().__init__(f"camera {device}", lambda: capture_factory(device), reconnect)
+
+    def _open_failed(self) -> str:
+        return (
+            f"camera {self.device} (/dev/video{self.device}) does not open; check that it exists "
+            "(ls /dev/video*) and that you may read it (group video)"
+        )
+
+    def _no_first_frame(self) -> str:
+        return (
+            f"camera {self.device} opened but returned no frame; check that no other program uses it "
+            "and that it is a capture device (v4l2-ctl --list-devices)"
+        )
+
+    def _read_failed(self, exc: cv2.error) -> str:
+        return f"camera {self.device} failed: {exc}; check the cable and the driver"
 
 
 def parse_camera(spec: str) -> int | None:
@@ -361,10 +476,15 @@ def parse_camera(spec: str) -> int | None:
     return int(match.group(1) or match.group(2))
 
 
-def open_source(spec: str) -> FrameSource:
-    """Open a camera (`cam0`, `/dev/video0`), a folder of frames or a video file."""
+def open_source(spec: str, live: LiveOptions = LiveOptions()) -> FrameSource:
+    """Open a network stream (rtsp://, http://, ...), a camera (`cam0`, `/dev/video0`), a folder or a video file."""
     if not spec.strip():
         raise SourceError("no source given; pass a video file, a folder of .jpg/.png frames or a camera (cam0)")
+    # Imported here: the stream source builds on LiveSource from this module.
+    from app.streams import StreamSource, is_stream_url
+
+    if is_stream_url(spec):
+        return StreamSource(spec, live.timeout_s, Reconnect(window_s=live.reconnect_s))
     device = parse_camera(spec)
     if device is not None:
         return CameraSource(device)
@@ -374,5 +494,6 @@ def open_source(spec: str) -> FrameSource:
     if path.is_file():
         return VideoSource(path)
     raise SourceError(
-        f"{spec} does not exist; pass a video file, a folder of .jpg/.png frames or a camera (cam0, /dev/video0)"
+        f"{spec} does not exist; pass a video file, a folder of .jpg/.png frames, a camera (cam0, /dev/video0) "
+        "or a stream URL (rtsp://host/path)"
     )

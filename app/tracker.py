@@ -1,10 +1,12 @@
-"""SAMURAI single-object tracker over four sub-model runners.
+"""SAMURAI tracking of one object over four sub-model runners.
 
-Per frame, top to bottom as the data flows: preprocess → image encoder →
+Per frame, top to bottom as the data flows: preprocess → image encoder (the
+shared `FrameEncoder` step, the same for every object) → then per object:
 memory attention (or the no-memory embedding on the prompt frame) → mask
 decoder → mask selection (stability fallback, best IoU, or SAMURAI's Kalman
 score) → memory encoder → frame-sized mask. The runners know nothing about
-the video; all state lives in `MemoryBank` and `MotionState`.
+the video; an object's state lives in its `MemoryBank` and `MotionState`, so
+objects that share one encoded frame stay independent (`app.multi_tracker`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ BOX_TOP_LEFT, BOX_BOTTOM_RIGHT, PADDING_POINT = 2, 3, -1
 SINGLE_MASK_TOKEN = 0
 
 
+# SAM 2's rule: an object-score logit above this means the object is in the frame.
+PRESENT_LOGIT = 0.0
+TRACKING, LOST = "tracking", "lost"
+
+
 @dataclass
 class FrameResult:
     frame_idx: int
@@ -39,6 +46,26 @@ class FrameResult:
     object_score: float
     kf_score: float | None
     timings: dict[str, float] = field(default_factory=dict)
+    ious: np.ndarray | None = None  # (4,) predicted IoU of every decoder token
+    stable_frames: int = 0  # SAMURAI's confident-frame count after this frame
+    kf_mean: np.ndarray | None = None  # (8,) Kalman state after this frame, model-input pixels
+    memory_frames: list[int] = field(default_factory=list)  # frames whose memory this frame attended to
+
+    @property
+    def state(self) -> str:
+        """`lost` when the object score says the object is absent (its mask is then empty)."""
+        return TRACKING if self.object_score > PRESENT_LOGIT else LOST
+
+
+@dataclass
+class EncodedFrame:
+    """A frame after the image encoder: what every object's step reads."""
+
+    frame_idx: int
+    width: int
+    height: int
+    features: dict[str, np.ndarray]
+    timings: dict[str, float]
 
 
 class _Timer:
@@ -53,8 +80,39 @@ class _Timer:
         self.ms[name] = self.ms.get(name, 0.0) + 1000.0 * (self.clock() - start)
 
 
+class FrameEncoder:
+    """Preprocessing and the image encoder: the part of a frame's work that objects share."""
+
+    clock: Callable[[], float] = staticmethod(time.perf_counter)
+
+    def __init__(self, runner: ModelRunner, manifest: Manifest, config: TrackerConfig):
+        hyper = manifest.hyper
+        self.runner = runner
+        self.image_size = manifest.image_size
+        self.resize = config.resize
+        self.normalise = preprocess.Normaliser.for_stats(hyper["image_mean"], hyper["image_std"])
+
+    def prepare_input(self, image: np.ndarray) -> np.ndarray:
+        """The image encoder's input for a frame; pure, so a caller may run it ahead of `encode`."""
+        resized = preprocess.resize_frame(image, self.image_size, self.resize)
+        if self.runner.takes_pixels:
+            return resized[None]
+        return self.normalise(resized)
+
+    def encode(self, frame_idx: int, image: np.ndarray, model_input: np.ndarray | None = None) -> EncodedFrame:
+        """`model_input` is `prepare_input(image)` when the caller prepared it ahead."""
+        timer = _Timer(self.clock)
+        with timer.stage("preprocess"):
+            x = self.prepare_input(image) if model_input is None else model_input
+        with timer.stage("image_encoder"):
+            features = self.runner.run({"image": x})
+        return EncodedFrame(frame_idx, image.shape[1], image.shape[0], features, timer.ms)
+
+
 class SamuraiTracker:
-    # Times the stages; a benchmark on a busy machine may swap in time.process_time.
+    """One object. `step` encodes the frame itself; `track` takes a frame encoded once for several objects."""
+
+    # Times the stages; a benchmark on a busy machine may swap in time.process_time (here and on `encoder`).
     clock: Callable[[], float] = staticmethod(time.perf_counter)
 
     def __init__(
@@ -70,7 +128,7 @@ class SamuraiTracker:
         self.manifest = manifest
         self.config = config
         self.image_size = manifest.image_size
-        self.normalise = preprocess.Normaliser.for_stats(hyper["image_mean"], hyper["image_std"])
+        self.encoder = FrameEncoder(runners["image_encoder"], manifest, config)
         self.num_maskmem = int(hyper["num_maskmem"])
         # The official predictor caps pointers by the video length when it knows it.
         max_ptrs = int(hyper["max_obj_ptrs_in_encoder"])
@@ -84,12 +142,6 @@ class SamuraiTracker:
         self.first_index: int | None = None
 
     # -- stages ------------------------------------------------------------
-
-    def _model_input(self, image: np.ndarray) -> np.ndarray:
-        resized = preprocess.resize_frame(image, self.image_size, self.config.resize)
-        if self.runners["image_encoder"].takes_pixels:
-            return resized[None]
-        return self.normalise(resized)
 
     def _attend_memory(self, t: int, vision_feat: np.ndarray) -> np.ndarray:
         """Memory attention at the graph's static shape: memories and pointers zero-padded, validity flags set."""
@@ -159,17 +211,36 @@ class SamuraiTracker:
 
     # -- public ------------------------------------------------------------
 
-    def step(self, frame_idx: int, image: np.ndarray, box_xyxy: tuple[float, float, float, float] | None = None):
-        """Track one frame. The first call needs the prompt box (original pixels, x1, y1, x2, y2)."""
+    def prepare_input(self, image: np.ndarray) -> np.ndarray:
+        """The image encoder's input for a frame; pure, so a caller may run it ahead of `step`."""
+        return self.encoder.prepare_input(image)
+
+    def step(
+        self,
+        frame_idx: int,
+        image: np.ndarray,
+        box_xyxy: tuple[float, float, float, float] | None = None,
+        model_input: np.ndarray | None = None,
+    ):
+        """Track one frame. The first call needs the prompt box (original pixels, x1, y1, x2, y2).
+
+        `model_input` is `prepare_input(image)` when the caller prepared it ahead.
+        """
+        frame = self.encoder.encode(frame_idx, image, model_input)
+        result = self.track(frame, box_xyxy)
+        result.timings = {**frame.timings, **result.timings}
+        return result
+
+    def track(self, frame: EncodedFrame, box_xyxy: tuple[float, float, float, float] | None = None) -> FrameResult:
+        """This object's step on an encoded frame; a box (re)starts the object from it, as on its first frame."""
+        if box_xyxy is not None and self.first_index is not None:
+            self.restart()
         timer = _Timer(self.clock)
-        height, width = image.shape[:2]
+        frame_idx, width, height, features = frame.frame_idx, frame.width, frame.height, frame.features
         fill_area = int(self.manifest.hyper["fill_hole_area"])
-        with timer.stage("preprocess"):
-            x = self._model_input(image)
-        with timer.stage("image_encoder"):
-            features = self.runners["image_encoder"].run({"image": x})
         vision_feat = features["vision_feat"]
         prompt = self.first_index is None
+        memory_frames: list[int] = []
         if prompt:
             if box_xyxy is None:
                 raise ValueError("the first frame needs a box prompt")
@@ -180,8 +251,10 @@ class SamuraiTracker:
             labels = np.array([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT])
             pix_feat = vision_feat + self.no_mem_embed
         else:
+            relative = frame_idx - self.first_index
+            memory_frames = [self.first_index + e.frame_idx for _, e in self.bank.memory_frames(relative)]
             with timer.stage("memory_attention"):
-                pix_feat = self._attend_memory(frame_idx - self.first_index, vision_feat)
+                pix_feat = self._attend_memory(relative, vision_feat)
             coords, labels = np.zeros((1, 2), np.float32), np.array([PADDING_POINT])
         with timer.stage("mask_decoder"):
             out = self._decode(pix_feat, features, coords, labels)
@@ -214,7 +287,17 @@ class SamuraiTracker:
             self.bank.add(entry)
         with timer.stage("postprocess"):
             mask = preprocess.resize_logits(filled, width, height) > 0
-        return FrameResult(frame_idx, mask, filled, index, float(ious[index]), object_score, kf_score, timer.ms)
+        kf_mean = None if self.motion.mean is None else self.motion.mean.copy()
+        return FrameResult(
+            frame_idx, mask, filled, index, float(ious[index]), object_score, kf_score, timer.ms,
+            ious=ious.copy(), stable_frames=self.motion.stable_frames, kf_mean=kf_mean, memory_frames=memory_frames,
+        )
+
+    def restart(self) -> None:
+        """Forget the object: empty memory, no motion; the next `track` needs a box."""
+        self.bank = MemoryBank(self.num_maskmem, self.max_obj_ptrs, self.config.mode, self.config.samurai)
+        self.motion = MotionState()
+        self.first_index = None
 
     def state_nbytes(self) -> int:
         return self.bank.nbytes()

@@ -1,6 +1,6 @@
 """Benchmark the tracker on a generated clip, optionally side by side with the official predictor.
 
-    python scripts/bench.py --model-dir om_model [--frames 60] [--official CHECKPOINT]
+    python scripts/bench.py --model-dir om_model [--frames 60] [--official CHECKPOINT] [--objects 1 2 4]
     taskset -c 0 python scripts/bench.py --model-dir om_model --null-models [--recording FILE]
 
 Prints FPS, mean ms per stage, the share of frame time spent outside the
@@ -12,6 +12,11 @@ by instant replays of their outputs (recorded from a real run into FILE first,
 default MODEL_DIR/null_models.npz, when that file does not exist), and
 it prints the median CPU milliseconds per stage per tracked frame for each
 `--sizes` source resolution.
+
+With --objects, the same runners track 1, 2, 4 ... objects one after the other
+and it prints each count's frame time against the target: the image encoder
+runs once per frame, so N objects should cost at most encoder + N x (the
+one-object frame time without the encoder), + 5 %.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +38,7 @@ from acl_models.onnx_runner import OnnxRunner
 from app import heap, preprocess
 from app.config import load_config
 from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
+from app.multi_tracker import MultiObjectTracker
 from app.tracker import SamuraiTracker
 from scripts.make_clip import make_frames, scaled_clip, write_jpeg_folder
 from scripts.null_models import Recording, RecordingError, RecordingRunner
@@ -47,6 +54,12 @@ RECORDED_FRAMES = 12
 # The CPU side is timed in CPU time of the process, not wall time: on a shared
 # machine other processes' turns on the core would otherwise count as ours.
 CPU_CLOCK = time.process_time
+# Extra objects' boxes (x1, y1, x2, y2) on the generated clip: background patches.
+EXTRA_BOXES = [(200.0, 20.0, 260.0, 70.0), (20.0, 150.0, 100.0, 210.0), (150.0, 10.0, 190.0, 60.0),
+               (240.0, 170.0, 300.0, 230.0), (10.0, 10.0, 60.0, 50.0), (120.0, 180.0, 170.0, 230.0), (260.0, 90.0, 310.0, 140.0)]
+# Shared stages: they run once per frame whatever the number of objects.
+SHARED_STAGES = ("preprocess", "image_encoder")
+MULTI_OBJECT_SLACK = 1.05
 
 
 def rss_mb() -> float:
@@ -58,11 +71,12 @@ class TimedRunner:
     """Wraps a runner and accumulates its run time."""
 
     def __init__(self, runner):
-        self.runner, self.seconds = runner, 0.0
+        self.runner, self.seconds, self.calls = runner, 0.0, 0
         self.path, self.input_names, self.output_names = runner.path, runner.input_names, runner.output_names
         self.takes_pixels = runner.takes_pixels
 
     def run(self, inputs):
+        self.calls += 1
         start = time.perf_counter()
         try:
             return self.runner.run(inputs)
@@ -73,25 +87,33 @@ class TimedRunner:
         self.runner.close()
 
 
-def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, variant: str) -> dict:
+def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, variant: str, objects: int = 1, runners=None) -> dict:
     manifest = load_manifest(model_dir)
-    runners = {k: TimedRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
+    runners = runners or {k: TimedRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
+    for runner in runners.values():
+        runner.seconds, runner.calls = 0.0, 0
+    tracker = MultiObjectTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
+    for obj_id, obj_box in enumerate([box, *EXTRA_BOXES][:objects], start=1):
+        tracker.add(obj_id, obj_box)
     stage_ms: dict[str, float] = {}
     reference_rss = None
     started = time.perf_counter()
     for i in range(num_frames):
-        result = tracker.step(i, frames[i % len(frames)], box if i == 0 else None)
+        result = tracker.step(i, frames[i % len(frames)])
         for k, v in result.timings.items():
             stage_ms[k] = stage_ms.get(k, 0.0) + v
         if i == min(RSS_REFERENCE_FRAME, num_frames // 2):
             reference_rss = rss_mb()
     elapsed = time.perf_counter() - started
     model_s = sum(r.seconds for r in runners.values())
+    image_encoder_calls = runners["image_encoder"].calls
     return {
+        "runners": runners,
+        "frame_ms": 1000.0 * elapsed / num_frames,
         "fps": num_frames / elapsed,
         "stage_ms": {k: v / num_frames for k, v in stage_ms.items()},
         "overhead_pct": 100.0 * (elapsed - model_s) / elapsed,
+        "image_encoder_calls": image_encoder_calls,
         "rss_growth_mb": rss_mb() - reference_rss,
         "state_bytes": tracker.state_nbytes(),
     }
@@ -118,7 +140,7 @@ def bench_null_models(model_dir: Path, recording: Path, frames, box, config, num
     per_frame: list[dict[str, float]] = []
     for _ in range(repeats):
         tracker = SamuraiTracker(replay.runners(manifest), manifest, constants, config)
-        tracker.clock = CPU_CLOCK
+        tracker.clock = tracker.encoder.clock = CPU_CLOCK
         for i in range(num_frames):
             started = CPU_CLOCK()
             result = tracker.step(i, frames[i % len(frames)], box if i == 0 else None)
@@ -188,6 +210,32 @@ def bench_official(checkpoint: Path, image_size: int, folder: Path, box) -> floa
     return count / (time.perf_counter() - started)
 
 
+def bench_objects(args: argparse.Namespace, frames, box, runners) -> None:
+    """Frame time for each object count, on the same runners, against encoder + N x rest + 5 %.
+
+    The counts take turns for `--repeats` rounds and each figure is the median
+    over the rounds, so that a load change on a shared machine hits every count alike.
+    """
+    counts = sorted({1, *args.objects})
+    rounds = [
+        {n: bench_tracker(args.model_dir, frames, box, args.mode, args.frames, args.variant, n, runners) for n in counts}
+        for _ in range(args.repeats)
+    ]
+    frame_ms = {n: statistics.median(r[n]["frame_ms"] for r in rounds) for n in counts}
+    encoder = statistics.median(sum(r[1]["stage_ms"].get(k, 0.0) for k in SHARED_STAGES) for r in rounds)
+    rest = frame_ms[1] - encoder
+    print(f"objects (same runners, {args.frames} frames per run, median of {args.repeats} interleaved rounds): "
+          f"encoder {encoder:.1f} ms/frame, one object's rest {rest:.1f} ms")
+    for n in args.objects:
+        target = (encoder + n * rest) * MULTI_OBJECT_SLACK
+        image_encoder_runs = max(r[n]["image_encoder_calls"] for r in rounds) / args.frames
+        verdict = "meets" if frame_ms[n] <= target else "MISSES"
+        print(f"  N={n}: {frame_ms[n]:.1f} ms/frame ({1000.0 / frame_ms[n]:.2f} FPS), image encoder {image_encoder_runs:.0f}x "
+              f"per frame; target encoder + N x rest + 5 % = {target:.1f} ms: {verdict}")
+        stages = {k: statistics.median(r[n]["stage_ms"].get(k, 0.0) for r in rounds) for k in rounds[0][n]["stage_ms"]}
+        print("    ms per frame, all objects: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
@@ -201,12 +249,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --null-models: recorded sub-model outputs, made from a real run when missing "
                              "(default MODEL_DIR/null_models.npz)")
     parser.add_argument("--sizes", default=NULL_MODEL_SIZES, help="with --null-models: source sizes WxH,WxH")
-    parser.add_argument("--repeats", type=int, default=3, help="with --null-models: runs per source size")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="with --null-models: runs per source size; with --objects: interleaved rounds (median)")
     parser.add_argument("--resize", choices=list(preprocess.RESIZES), help="frame resize (default: the config's)")
     parser.add_argument("--no-heap-tuning", action="store_true",
                         help="leave glibc's heap thresholds at their defaults (app/run.py fixes them)")
+    parser.add_argument("--objects", type=int, nargs="+", metavar="N",
+                        help=f"also time N objects per frame for each N (1..{len(EXTRA_BOXES) + 1}), e.g. 1 2 4")
     args = parser.parse_args(argv)
     heap_tuned = not args.no_heap_tuning and heap.keep_freed_pages()
+    if args.objects and not all(1 <= n <= len(EXTRA_BOXES) + 1 for n in args.objects):
+        parser.error(f"--objects takes counts from 1 to {len(EXTRA_BOXES) + 1}")
     frames, boxes = make_frames(min(args.frames, CLIP_FRAMES))
     box = prompt_box(boxes[0])
     if args.null_models:
@@ -223,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
           f"growth after frame {min(RSS_REFERENCE_FRAME, args.frames // 2)}: {ours['rss_growth_mb']:.1f} MB, "
           f"tracker state {ours['state_bytes'] / 2**20:.2f} MB")
+    if args.objects:
+        bench_objects(args, frames, box, ours["runners"])
     if args.official:
         manifest = load_manifest(args.model_dir)
         with tempfile.TemporaryDirectory() as tmp:

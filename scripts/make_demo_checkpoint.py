@@ -12,9 +12,11 @@ others are zero) so that it becomes a colour segmenter:
 * each mask's predicted IoU grows with how much of that colour the whole frame
   holds, so the green mask's predicted IoU overtakes the red one's when a green
   object becomes bigger than a red one;
-* the object is always "present", and memory attention only normalises the
-  frame's own feature: memory and object pointers are computed but change
-  nothing.
+* the object-score logit grows with the area where red-ish pixels are
+  seen and is negative when no red is in view, so the object is "lost"
+  while the target is out of the frame and "tracking" again when it returns;
+* memory attention only normalises the frame's own feature: memory and
+  object pointers are computed but change nothing.
 
 It cannot track anything else: it ignores shape, texture and motion, and it
 ignores the prompt box too (the prompt frame's mask is every red-ish pixel),
@@ -39,7 +41,11 @@ is GELU(k R), GELU(k G) and a constant, straight from the patch embedding, so
 each mask token's constant hypernetwork output is a colour threshold. The IoU
 token attends uniformly (zero queries) over the stride-16 feature and so reads
 the frame's mean of R - G, which its head turns into opposite IoU logits for
-red and green.
+red and green. Presence: the first block's MLP writes GELU(k (R - threshold)),
+which is positive only on red-ish cells; the stage changes max-pool it, so a
+stride-16 cell holds it when any of its stride-4 cells is red; the object-score
+token reads its frame mean, the fraction of red cells, which its head turns
+into a logit that is negative below PRESENT_FRACTION of the cells.
 """
 
 from __future__ import annotations
@@ -75,8 +81,8 @@ CELL_TAPS = slice(3, 7)
 # Trunk channels (the same at every Hiera stage, all others zero). ZERO stays
 # zero so that, after a LayerNorm, it holds minus the normalised mean; DIFF gets
 # the window means of R - G from the first block's attention.
-T_CONST, T_ZERO, T_RED, T_GREEN, T_DIFF = range(5)
-TRUNK_SIGNALS = (T_CONST, T_RED, T_GREEN, T_DIFF)
+T_CONST, T_ZERO, T_RED, T_GREEN, T_DIFF, T_PRESENT = range(6)
+TRUNK_SIGNALS = (T_CONST, T_RED, T_GREEN, T_DIFF, T_PRESENT)
 # Value of the constant channel. Colour channels are <= 1, so C dominates each
 # LayerNorm's std and normalising is linear to within (1/C)^2 = 1 %.
 CONST_VALUE = 10.0
@@ -89,6 +95,8 @@ MEAN_BLOCK = 0
 # channels of the position encoding (sin of x or y over ~8000), which is ~1e-3
 # there, so the 0.1 * pos that memory attention adds does not reach them.
 V_CONST, V_ZERO, V_DIFF = 122, 124, 126
+# The lowest-frequency sine channel of the x half of the encoding (~7e-4).
+V_PRESENT = 254
 
 # Stride-4 mask feature (32 channels after conv_s0 and GELU).
 M_CONST, M_RED, M_GREEN = range(3)
@@ -112,7 +120,7 @@ TOKEN_COLOURS = {
 
 # Decoder token stream (256-d): every token is held at TOKEN_CONST_VALUE on
 # TK_CONST by its LayerNorm biases, then gets the frame's mean R - G on TK_DIFF.
-TK_CONST, TK_ZERO, TK_DIFF = range(3)
+TK_CONST, TK_ZERO, TK_DIFF, TK_PRESENT = range(4)
 TOKEN_CONST_VALUE = 10.0
 # The frame's mean of R - G (about 0.94 x (red area - green area) / frame area
 # for the demo colours) is copied to IoU-head hidden unit H_DIFF, shifted by
@@ -127,8 +135,21 @@ IOU_SLOPE = 20.0
 IOU_SLOPES = {TOKEN_SINGLE: IOU_SLOPE, TOKEN_RED: IOU_SLOPE, TOKEN_GREEN: -IOU_SLOPE, TOKEN_BOTH: 0.0}
 # "Both colours" is never the best guess; sigmoid(-1.5) = 0.18 keeps it last.
 IOU_BOTH_LOGIT = -1.5
-# Object-score logit: always present (SAMURAI's memory rule wants > 0).
-OBJECT_SCORE_LOGIT = 10.0
+# Presence channel: PRESENT_SCALE * GELU(MASK_GAIN (R - MASK_THRESHOLD)), about
+# 0.33 on the demo red and ~0 elsewhere; scaled down like the colour channels
+# (<= 1) so that the trunk's LayerNorms stay dominated by the constant channel.
+PRESENT_SCALE = 0.1
+PRESENT_HIDDEN = 0  # the block MLP's hidden unit that computes it
+# The object counts as present when red-ish cells make up more than this
+# fraction of the stride-16 grid (2.6 of 256 cells at 256 px; the demo target,
+# fully in view, covers ~4 %, a 15 px sliver of it at the frame's edge ~1.5 %).
+# Each further 1 % of red cells adds OBJECT_SCORE_SLOPE * 0.01 * 0.33 = 4 to
+# the object-score logit, so no demo frame's score is within 1 of 0.
+PRESENT_FRACTION = 0.01
+OBJECT_SCORE_SLOPE = 1200.0
+# The presence value of a cell of the demo red (200, 40, 40), whose redness is 0.63.
+DEMO_REDNESS = 0.63
+DEMO_PRESENT_VALUE = PRESENT_SCALE * MASK_GAIN * (DEMO_REDNESS - MASK_THRESHOLD)
 
 
 def _layer_norm_std(const: float, dim: int) -> float:
@@ -161,6 +182,14 @@ def _set_trunk(sd: dict[str, torch.Tensor], trunk: torch.nn.Module) -> None:
     qkv[value_row, T_RED] = std
     qkv[value_row, T_GREEN] = -std
     sd[f"{prefix}blocks.{MEAN_BLOCK}.attn.proj.weight"][T_DIFF, T_DIFF] = 1.0
+    # Presence: the same block's MLP computes GELU(k (R - threshold)) from the
+    # LayerNorm'ed redness (again minus the normalised ZERO channel, times the std).
+    sd[f"{prefix}blocks.{MEAN_BLOCK}.norm2.weight"].fill_(1.0)
+    fc1 = sd[f"{prefix}blocks.{MEAN_BLOCK}.mlp.layers.0.weight"]
+    fc1[PRESENT_HIDDEN, T_RED] = MASK_GAIN * std
+    fc1[PRESENT_HIDDEN, T_ZERO] = -MASK_GAIN * std
+    sd[f"{prefix}blocks.{MEAN_BLOCK}.mlp.layers.0.bias"][PRESENT_HIDDEN] = -MASK_GAIN * MASK_THRESHOLD
+    sd[f"{prefix}blocks.{MEAN_BLOCK}.mlp.layers.1.weight"][T_PRESENT, PRESENT_HIDDEN] = PRESENT_SCALE
     for index, block in enumerate(trunk.blocks):
         if block.dim == block.dim_out:
             continue  # an identity, but for the window mean above
@@ -182,6 +211,7 @@ def _set_neck_and_high_res(sd: dict[str, torch.Tensor], neck: torch.nn.Module) -
     vision = sd[f"image_encoder.neck.convs.{stride16}.conv.weight"][..., 0, 0]
     vision[V_CONST, T_CONST] = 1.0
     vision[V_DIFF, T_DIFF] = 1.0
+    vision[V_PRESENT, T_PRESENT] = 1.0
     # The stride-4 level passes the colours to conv_s0, which scales them for the mask feature.
     high_res = sd[f"image_encoder.neck.convs.{stride4}.conv.weight"][..., 0, 0]
     high_res[T_RED, T_RED] = 1.0
@@ -219,6 +249,10 @@ def _set_token_stream(sd: dict[str, torch.Tensor], num_layers: int) -> None:
     v_proj[0, V_DIFF] = vision_std
     v_proj[0, V_ZERO] = -vision_std
     sd[prefix + "final_attn_token_to_image.out_proj.weight"][TK_DIFF, 0] = 1.0
+    # Value row 1 (head 0, like row 0) carries the frame's mean presence.
+    v_proj[1, V_PRESENT] = vision_std
+    v_proj[1, V_ZERO] = -vision_std
+    sd[prefix + "final_attn_token_to_image.out_proj.weight"][TK_PRESENT, 1] = 1.0
     sd[prefix + "norm_final_attn.weight"].fill_(1.0)
 
 
@@ -233,7 +267,14 @@ def _set_heads(sd: dict[str, torch.Tensor], token_dim: int) -> None:
         sd[head + "2.weight"][token, H_DIFF] = slope
         tie = IOU_BOTH_LOGIT if token == TOKEN_BOTH else IOU_TIE_LOGIT
         sd[head + "2.bias"][token] = tie - slope * HIDDEN_OFFSET
-    sd["sam_mask_decoder.pred_obj_score_head.layers.2.bias"].fill_(OBJECT_SCORE_LOGIT)
+    # Object score = slope * (mean presence - threshold); the ReLUs pass the
+    # mean presence, which is >= 0 but for GELU's tiny negative tail.
+    score = "sam_mask_decoder.pred_obj_score_head.layers."
+    sd[score + "0.weight"][H_DIFF, TK_PRESENT] = token_std
+    sd[score + "0.weight"][H_DIFF, TK_ZERO] = -token_std
+    sd[score + "1.weight"][H_DIFF, H_DIFF] = 1.0
+    sd[score + "2.weight"][0, H_DIFF] = OBJECT_SCORE_SLOPE
+    sd[score + "2.bias"][0] = -OBJECT_SCORE_SLOPE * PRESENT_FRACTION * DEMO_PRESENT_VALUE
 
 
 def demo_state_dict() -> dict[str, torch.Tensor]:
@@ -257,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         description=(
             "Write a SYNTHETIC demonstration checkpoint, NOT SAM 2.1: the hiera-t architecture with "
             "hand-set weights that segment red-ish vs green-ish pixels and rate each mask by the "
-            "colour's area in the frame. It ignores shape, texture, motion and the prompt box (the "
+            "colour's area in the frame; its object score falls below 0 when no red is in view. It ignores shape, texture, motion and the prompt box (the "
             "first mask is every red-ish pixel), so it tracks nothing but colour. Pair it with "
             "scripts/make_demo_clip.py."
         )

@@ -1,6 +1,7 @@
-"""Generate the colour demo clip: a red target, a growing green distractor and a brief occlusion.
+"""Generate the colour demo clips: a red target with a growing green distractor, or one that leaves and returns.
 
     python scripts/make_demo_clip.py --out demo/colour_clip [--frames 40]
+    python scripts/make_demo_clip.py --leave --out demo/leave_clip [--frames 44]
 
 Made for the synthetic colour checkpoint (`scripts/make_demo_checkpoint.py`),
 which segments red-ish and green-ish pixels and rates each mask by how much of
@@ -10,8 +11,15 @@ selection (highest predicted IoU) jumps to it while SAMURAI's Kalman score,
 which by then has seen 15 stable frames of the target's motion, keeps the
 target. A grey bar crosses the target early on, while both modes still agree.
 
+With --leave, the red target drifts right, leaves the frame, stays out for a
+while and comes back the way it went; a small static green square stays in
+view. The checkpoint's object score is negative while no red is in view, so
+the tracker reports the target lost, then found again. The Kalman filter has
+seen its 15 stable frames before the target leaves.
+
 Writes JPEG frames into OUT/, OUT.mp4, and OUT_groundtruth.txt (x,y,w,h per
-frame: the whole target, occluded part included, as LaSOT annotates it).
+frame: the whole target, occluded part included, as LaSOT annotates it; the
+part inside the frame when the target crosses its edge, 0,0,0,0 while it is out).
 """
 
 from __future__ import annotations
@@ -51,6 +59,16 @@ DISTRACTOR_GAP = 8
 # A vertical grey bar sweeps across the target during this part of the clip.
 OCCLUSION_SPAN = (0.2, 0.3)
 BAR_WIDTH = 10
+# Leave-and-return clip: the target's left edge goes from LEAVE_START_X to
+# LEAVE_TURN_X (past the right edge) at mid-clip and back, at constant speed.
+LEAVE_START_X, LEAVE_TURN_X = 20.0, 380.0
+LEAVE_Y = 100
+# A static green square, smaller than the target (so the red mask rates higher
+# while the target is in view, the green one while it is out) and far from its path.
+STILL_GREEN_XY, STILL_GREEN_SIZE = (40, 190), 21
+
+
+DEFAULT_FRAMES, LEAVE_FRAMES = 40, 44
 
 
 def _background(rng: np.random.Generator) -> np.ndarray:
@@ -88,6 +106,25 @@ def make_frames(num_frames: int = 40, seed: int = 0) -> tuple[list[np.ndarray], 
     return frames, boxes
 
 
+def make_leave_frames(num_frames: int = 44, seed: int = 0) -> tuple[list[np.ndarray], list[tuple[int, int, int, int]]]:
+    """RGB frames where the target leaves on the right and returns, and its visible boxes (0,0,0,0 when out)."""
+    if num_frames < 3:
+        raise ValueError(f"the leave-and-return clip needs at least 3 frames, got {num_frames}")
+    background = _background(np.random.default_rng(seed))
+    gx, gy = STILL_GREEN_XY
+    background[gy : gy + STILL_GREEN_SIZE, gx : gx + STILL_GREEN_SIZE] = DISTRACTOR_RGB
+    frames, boxes = [], []
+    for i in range(num_frames):
+        out_and_back = 1 - abs(2 * i / (num_frames - 1) - 1)
+        x = round(LEAVE_START_X + (LEAVE_TURN_X - LEAVE_START_X) * out_and_back)
+        frame = background.copy()
+        frame[LEAVE_Y : LEAVE_Y + TARGET_SIZE, x : x + TARGET_SIZE] = TARGET_RGB
+        visible = min(x + TARGET_SIZE, WIDTH) - x
+        boxes.append((x, LEAVE_Y, visible, TARGET_SIZE) if visible > 0 else (0, 0, 0, 0))
+        frames.append(frame)
+    return frames, boxes
+
+
 def write_clip(out: Path, frames: list[np.ndarray], boxes: list[tuple[int, int, int, int]]) -> Path:
     """JPEG folder, .mp4 beside it and the ground truth file; returns the ground truth path."""
     write_jpeg_folder(out, frames)
@@ -106,10 +143,14 @@ def write_clip(out: Path, frames: list[np.ndarray], boxes: list[tuple[int, int, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo/colour_clip"), help="default: demo/colour_clip")
-    parser.add_argument("--frames", type=int, default=40, help="at least 2; 40+ lets SAMURAI's Kalman filter warm up")
+    parser.add_argument("--frames", type=int, help="default 40 (44 with --leave); 40+ lets SAMURAI's Kalman filter warm up")
+    parser.add_argument("--leave", action="store_true", help="the target leaves the view and returns (no distractor)")
     parser.add_argument("--seed", type=int, default=0, help="background texture")
     args = parser.parse_args(argv)
-    frames, boxes = make_frames(args.frames, args.seed)
+    if args.leave:
+        frames, boxes = make_leave_frames(args.frames or LEAVE_FRAMES, args.seed)
+    else:
+        frames, boxes = make_frames(args.frames or DEFAULT_FRAMES, args.seed)
     truth = write_clip(args.out, frames, boxes)
     logger.info("wrote {} frames to {}/ and {}, ground truth {}", len(frames), args.out, args.out.with_suffix(".mp4"), truth)
     return 0

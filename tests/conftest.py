@@ -61,6 +61,17 @@ def export_256_variants(checkpoint, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
+    from convert.export_onnx import export
+    from tests.demo_model import IMAGE_SIZE, TEST_THREADS, torch_threads
+
+    out = tmp_path_factory.mktemp(f"demo_om{IMAGE_SIZE}")
+    with torch_threads(TEST_THREADS):
+        export(demo_checkpoint, out, image_size=IMAGE_SIZE)
+    return out
+
+
 @pytest.fixture
 def acl(monkeypatch):
     """The emulation as `import acl`, fresh for each test."""
@@ -79,3 +90,17 @@ def warnings() -> Iterator[list[str]]:
     sink = logger.add(messages.append, level="WARNING", format="{message}")
     yield messages
     logger.remove(sink)
+
+
+@pytest.fixture(scope="session")
+def leave_clip(tmp_path_factory):
+    """The demo clip whose target leaves the view and returns: (folder, RGB frames, true x,y,w,h boxes)."""
+    import numpy as np
+
+    from scripts.make_demo_clip import make_leave_frames, write_clip
+    from tests.synthetic import read_jpeg_folder
+
+    frames, boxes = make_leave_frames()
+    folder = tmp_path_factory.mktemp("leave_clip") / "leave_clip"
+    write_clip(folder, frames, boxes)
+    return folder, read_jpeg_folder(folder), np.asarray(boxes, dtype=np.float64)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,6 +24,7 @@ from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from app import kalman_filter
 from app.motion_selection import SamuraiParams
+from tests.demo_model import torch_threads
 
 
 def cpu_connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,3 +195,43 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
             num_obj_ptr_tokens=obj_ptrs.shape[0],
         )
         return out.permute(1, 2, 0).view(1, c, h, w)
+
+
+@dataclass
+class OfficialRun:
+    predictor: SAM2VideoPredictor  # a SamuraiReferencePredictor (with its per-frame `log`) in samurai mode
+    masks: dict[int, np.ndarray]  # frame -> (H, W) bool at frame size
+    logits: dict[int, np.ndarray]  # frame -> low-res mask logits (holes filled)
+    object_scores: dict[int, float]
+
+
+def run_official(
+    checkpoint: Path, folder: Path, box_xyxy, image_size: int, samurai: SamuraiParams | None = None, threads: int | None = None
+) -> OfficialRun:
+    """The official sam2 video predictor (or the SAMURAI reference with `samurai`) over a JPEG folder, one box on frame 0."""
+    import sam2.utils.misc as misc
+    from sam2.build_sam import build_sam2_video_predictor
+
+    target = "tests.reference_predictor.SamuraiReferencePredictor" if samurai else "sam2.sam2_video_predictor.SAM2VideoPredictor"
+    predictor = build_sam2_video_predictor(
+        "configs/sam2.1/sam2.1_hiera_t.yaml",
+        str(checkpoint),
+        device="cpu",
+        hydra_overrides_extra=[f"++model.image_size={image_size}", f"++model._target_={target}"],
+    )
+    if samurai:
+        predictor.setup_samurai(samurai)
+    original = misc.get_connected_components
+    misc.get_connected_components = cpu_connected_components
+    try:
+        with torch.inference_mode(), torch_threads(threads or torch.get_num_threads()):
+            state = predictor.init_state(str(folder))
+            predictor.add_new_points_or_box(state, 0, 1, box=list(box_xyxy))
+            masks = {i: (m[0, 0] > 0).numpy() for i, _, m in predictor.propagate_in_video(state)}
+            outputs = state["output_dict_per_obj"][0]
+            outputs = {**outputs["cond_frame_outputs"], **outputs["non_cond_frame_outputs"]}
+    finally:
+        misc.get_connected_components = original
+    logits = {i: out["pred_masks"][0, 0].numpy() for i, out in outputs.items()}
+    scores = {i: float(out["object_score_logits"][0, 0]) for i, out in outputs.items()}
+    return OfficialRun(predictor, masks, logits, scores)

@@ -6,11 +6,18 @@ import json
 import shutil
 
 import cv2
+import numpy as np
 import pytest
+from PIL import Image
 
+from acl_models.onnx_runner import OnnxRunner
 from app import run
+from app.config import load_config
+from app.model_bundle import load_constants, load_manifest, open_runners
+from app.outputs import box_from_mask
 from app.sources import CameraSource
-from tests.synthetic import make_frames, write_jpeg_folder
+from app.tracker import SamuraiTracker
+from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 NUM_FRAMES = 6
 
@@ -72,7 +79,7 @@ class FakeCapture:
 
 
 def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(run, "open_source", lambda spec: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
+    monkeypatch.setattr(run, "open_source", lambda spec, live: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
     out = tmp_path / "cam"
     code, err = _run(capsys, "--video", "cam0", "--bbox", clip["bbox"], "--model-dir", str(export_512),
                      "--output", str(out), "--no-display", "--max-frames", "3")
@@ -81,7 +88,7 @@ def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
 
 
 def test_camera_without_box_and_display(export_512, tmp_path, capsys, monkeypatch, clip):
-    monkeypatch.setattr(run, "open_source", lambda spec: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
+    monkeypatch.setattr(run, "open_source", lambda spec, live: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
     monkeypatch.delenv("DISPLAY", raising=False)
     code, err = _run(capsys, "--video", "cam0", "--model-dir", str(export_512), "--output", str(tmp_path / "o"))
     assert code == run.EXIT_BAD_INPUT and "--bbox" in err and "Traceback" not in err
@@ -144,16 +151,16 @@ def test_bad_inputs(case, message, clip, broken_models, tmp_path, capsys):
 
 
 def test_ctrl_c_keeps_complete_outputs(clip, export_512, tmp_path, capsys, monkeypatch):
-    from app.tracker import SamuraiTracker
+    from app.multi_tracker import MultiObjectTracker
 
-    step = SamuraiTracker.step
+    step = MultiObjectTracker.step
 
     def interrupted(self, frame_idx, *args, **kwargs):
         if frame_idx == 3:
             raise KeyboardInterrupt
         return step(self, frame_idx, *args, **kwargs)
 
-    monkeypatch.setattr(SamuraiTracker, "step", interrupted)
+    monkeypatch.setattr(MultiObjectTracker, "step", interrupted)
     out = tmp_path / "ctrl_c"
     code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
                      "--output", str(out), "--no-display", "--save-video", "--backend", "onnx")
@@ -172,3 +179,90 @@ def test_onnx_variant(clip, export_256_variants, export_512, tmp_path, capsys):
     code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
                      "--output", str(out), "--no-display", "--backend", "onnx", "--onnx-variant", "fp16")
     assert code == run.EXIT_BAD_INPUT and "no fp16 variant" in err and "--fp16" in err
+
+
+SECOND_BOX = "200,20,60,50"
+
+
+def _mask_files(out):
+    return sorted((out / "masks").glob("*.png"))
+
+
+def test_several_objects_equal_single_runs(clip, export_512, tmp_path, capsys):
+    """Each object's track_<id>.txt is the track.txt of a run with its box alone; masks are indexed by object id."""
+    common = ["--video", str(clip["folder"]), "--model-dir", str(export_512), "--no-display", "--save-masks", "--backend", "onnx"]
+    singles = {}
+    for obj_id, bbox in ((1, clip["bbox"]), (2, SECOND_BOX)):
+        out = tmp_path / f"alone{obj_id}"
+        code, err = _run(capsys, *common, "--bbox", bbox, "--output", str(out))
+        assert code == 0, err
+        singles[obj_id] = out
+    boxes_file = tmp_path / "boxes.txt"
+    boxes_file.write_text(f"{clip['bbox']}\n\n{SECOND_BOX}\n")
+    for how in (["--bbox", clip["bbox"], "--bbox", SECOND_BOX], ["--boxes-file", str(boxes_file)]):
+        out = tmp_path / how[0].strip("-")
+        code, err = _run(capsys, *common, *how, "--output", str(out), "--save-video", "--log-decisions", str(out / "log.jsonl"))
+        assert code == 0, err
+        assert not (out / "track.txt").exists()
+        for obj_id, alone in singles.items():
+            assert (out / f"track_{obj_id}.txt").read_text() == (alone / "track.txt").read_text()
+        assert len(_mask_files(out)) == NUM_FRAMES
+        for labelled, first, second in zip(_mask_files(out), _mask_files(singles[1]), _mask_files(singles[2])):
+            image = Image.open(labelled)
+            assert image.mode == "P" and image.getpalette()[:9] == [0, 0, 0, 128, 0, 0, 0, 128, 0]
+            labels = np.asarray(image)
+            mask1, mask2 = np.asarray(Image.open(first)) > 0, np.asarray(Image.open(second)) > 0
+            assert np.array_equal(labels == 1, mask1)  # the smaller id wins where masks overlap
+            assert np.array_equal(labels == 2, mask2 & ~mask1)
+            assert set(np.unique(labels)) <= {0, 1, 2}
+        summary = json.loads((out / "summary.json").read_text())
+        assert set(summary["objects"]) == {"1", "2"}
+        assert summary["objects"]["2"]["prompt_box"] == SECOND_BOX and summary["objects"]["2"]["frames"] == NUM_FRAMES
+        log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        assert [(r["frame"], r["object"]) for r in log] == [(i, k) for i in range(NUM_FRAMES) for k in (1, 2)]
+        assert cv2.VideoCapture(str(out / "track.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == NUM_FRAMES
+
+
+def test_one_object_outputs_unchanged(clip, export_512, tmp_path, capsys):
+    """One box: track.txt, 0/255 masks and a summary without a per-object section, as before several objects existed."""
+    out = tmp_path / "one"
+    code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
+                     "--output", str(out), "--no-display", "--save-masks", "--backend", "onnx")
+    assert code == 0, err
+    manifest = load_manifest(export_512)
+    tracker = SamuraiTracker(open_runners(manifest, OnnxRunner), manifest, load_constants(manifest),
+                             load_config(None, manifest.model_size), num_frames=NUM_FRAMES)
+    x, y, w, h = (float(v) for v in clip["bbox"].split(","))
+    images = read_jpeg_folder(clip["folder"])
+    results = [tracker.step(i, image, (x, y, x + w, y + h) if i == 0 else None) for i, image in enumerate(images)]
+    assert _track_lines(out) == [",".join(str(v) for v in box_from_mask(r.mask)) for r in results]
+    for path, result in zip(_mask_files(out), results):
+        assert np.array_equal(np.asarray(Image.open(path)), result.mask.astype(np.uint8) * 255)
+    assert "objects" not in json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (["10,10,40,40", "10,10,40"], "line 2: box '10,10,40' has 3 values"),
+        (["10,10,40,40", "", "a,10,40,40"], "line 3: box 'a,10,40,40' has a value that is not a number"),
+        (["10,10,40,40", "5000,5000,20,20"], "line 2: box 5000,5000,20,20 lies outside"),
+        (["", " "], "has no box"),
+    ],
+)
+def test_bad_boxes_file(lines, message, clip, export_512, tmp_path, capsys):
+    boxes_file = tmp_path / "boxes.txt"
+    boxes_file.write_text("\n".join(lines) + "\n")
+    code, err = _run(capsys, "--video", str(clip["folder"]), "--boxes-file", str(boxes_file), "--model-dir", str(export_512),
+                     "--output", str(tmp_path / "out"), "--no-display", "--backend", "onnx")
+    errors = [line for line in err.splitlines() if line.startswith("ERROR")]
+    assert code == run.EXIT_BAD_INPUT and "Traceback" not in err and len(errors) == 1, err
+    assert message in errors[0], errors[0]
+
+
+def test_bad_second_bbox_and_mixed_options(clip, export_512, tmp_path, capsys):
+    base = ["--video", str(clip["folder"]), "--model-dir", str(export_512), "--output", str(tmp_path / "o"), "--no-display"]
+    code, err = _run(capsys, *base, "--bbox", clip["bbox"], "--bbox", "10,10,0,5")
+    assert code == run.EXIT_BAD_INPUT and "--bbox #2" in err and "zero width" in err and "Traceback" not in err
+    code, err = _run(capsys, *base, "--bbox", clip["bbox"], "--boxes-file", str(tmp_path / "x.txt"))
+    assert code == run.EXIT_BAD_INPUT and "one way" in err

@@ -13,14 +13,11 @@ make the same choices frame by frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from acl_models.onnx_runner import OnnxRunner
 from app.config import TrackerConfig
@@ -31,11 +28,10 @@ from app.outputs import box_from_mask
 from app.tracker import FrameResult, SamuraiTracker
 from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from scripts.make_demo_clip import make_frames, write_clip
-from tests.reference_predictor import SamuraiReferencePredictor, cpu_connected_components
+from tests.demo_model import IMAGE_SIZE, TEST_THREADS
+from tests.reference_predictor import run_official
 from tests.synthetic import read_jpeg_folder
 
-# The colour model does not depend on resolution; 256 px runs ~4x faster than 512.
-IMAGE_SIZE = 256
 NUM_FRAMES = 40
 # Measured: the first frame whose green mask has the higher predicted IoU (the
 # distractor's side, 41 px, first exceeds the target's 40 px). From there to the
@@ -56,10 +52,6 @@ MIN_MASK_IOU = 0.99
 KALMAN_ATOL = 1e-9
 # The filter's IoU is rounded to float32 on both sides.
 KF_SCORE_ATOL = 1e-6
-# One compute thread for ONNX Runtime and PyTorch: their spinning worker threads
-# collapse when other processes share the cores (measured on 2 busy cores: the
-# reference predictor 13 s with one thread, 190 s with two; our tracker 5 s vs 16 s).
-TEST_THREADS = 1
 
 
 @dataclass
@@ -83,26 +75,6 @@ class RecordingRunner(OnnxRunner):
         if "iou_pred" in outputs:
             self.iou_preds.append(outputs["iou_pred"][0].copy())
         return outputs
-
-
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="session")
-def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
-    from convert.export_onnx import export
-
-    out = tmp_path_factory.mktemp(f"demo_om{IMAGE_SIZE}")
-    with _torch_threads(TEST_THREADS):
-        export(demo_checkpoint, out, image_size=IMAGE_SIZE)
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -179,36 +151,10 @@ def test_modes_diverge_where_distractor_overtakes(tracks, demo_clip):
     assert not _box_ious(sam2, demo_clip[2])[DIVERGENT_FRAMES].any()
 
 
-def _reference_run(checkpoint: Path, folder: Path, boxes: np.ndarray) -> tuple[SamuraiReferencePredictor, dict]:
-    """The PyTorch SAMURAI reference on the clip: (predictor with its per-frame log, frame -> bool mask)."""
-    import sam2.utils.misc as misc
-    from sam2.build_sam import build_sam2_video_predictor
-
-    predictor = build_sam2_video_predictor(
-        "configs/sam2.1/sam2.1_hiera_t.yaml",
-        str(checkpoint),
-        device="cpu",
-        hydra_overrides_extra=[
-            f"++model.image_size={IMAGE_SIZE}",
-            "++model._target_=tests.reference_predictor.SamuraiReferencePredictor",
-        ],
-    )
-    predictor.setup_samurai(SamuraiParams())
-    original = misc.get_connected_components
-    misc.get_connected_components = cpu_connected_components
-    try:
-        with torch.inference_mode(), _torch_threads(TEST_THREADS):
-            state = predictor.init_state(str(folder))
-            predictor.add_new_points_or_box(state, 0, 1, box=list(_prompt(boxes)))
-            masks = {i: (m[0, 0] > 0).numpy() for i, _, m in predictor.propagate_in_video(state)}
-    finally:
-        misc.get_connected_components = original
-    return predictor, masks
-
-
 def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks):
     folder, _, boxes = demo_clip
-    predictor, masks = _reference_run(demo_checkpoint, folder, boxes)
+    official = run_official(demo_checkpoint, folder, _prompt(boxes), IMAGE_SIZE, SamuraiParams(), TEST_THREADS)
+    predictor, masks = official.predictor, official.masks
     ours = tracks["samurai"]
     for i, frame in enumerate(ours[1:], 1):
         log = predictor.log[i]

@@ -10,13 +10,19 @@ from PIL import Image
 
 from app.outputs import (
     BOX_COLOR_RGB,
+    EMPTY_BOX,
+    MASK_ALPHA,
     MASK_COLOR_RGB,
     MASK_ON,
+    DecisionLog,
+    LabelMaskWriter,
     MaskWriter,
     TrackWriter,
     VideoWriter,
     annotate,
+    annotate_objects,
     box_from_mask,
+    davis_palette,
     write_summary,
 )
 
@@ -241,3 +247,53 @@ def test_write_summary_rejects_unserialisable_and_keeps_old_file(tmp_path: Path)
     with pytest.raises(TypeError, match="not JSON serialisable"):
         write_summary(path, {"frames": object()})
     assert json.loads(path.read_text()) == {"frames": 1}
+
+
+def test_davis_palette() -> None:
+    palette = davis_palette()
+    assert palette.shape == (256, 3) and palette.dtype == np.uint8
+    assert palette[:5].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128]]
+    assert palette[255].tolist() == [224, 224, 192]
+    assert len({tuple(c) for c in palette.tolist()}) == 256
+
+
+@pytest.mark.parametrize("ids", [[1, 2], [2, 1], [3, 7, 255]])
+def test_label_masks_are_indexed_pngs_smaller_id_on_top(tmp_path, ids) -> None:
+    masks = {}
+    for k, obj_id in enumerate(ids):
+        mask = np.zeros((HEIGHT, WIDTH), bool)
+        mask[2 : 6 + 2 * k, 3 : 9 + 2 * k] = True
+        masks[obj_id] = mask
+    with LabelMaskWriter(tmp_path) as writer:
+        path = writer.write(7, masks)
+    assert path.name == "00007.png"
+    image = Image.open(path)
+    labels = np.asarray(image)
+    assert image.mode == "P" and image.getpalette()[3:6] == [128, 0, 0]
+    expected = np.zeros((HEIGHT, WIDTH), np.uint8)
+    for obj_id in sorted(masks, reverse=True):
+        expected[masks[obj_id]] = obj_id
+    assert np.array_equal(labels, expected) and labels[2, 3] == min(ids)
+
+
+@pytest.mark.parametrize("masks, message", [({}, "no object mask"), ({256: np.zeros((2, 2), bool)}, "ids 1..255")])
+def test_label_masks_refuse_what_does_not_fit(tmp_path, masks, message) -> None:
+    with LabelMaskWriter(tmp_path) as writer, pytest.raises(ValueError, match=message):
+        writer.write(0, masks)
+
+
+def test_annotate_objects_colours_and_skips_lost_boxes() -> None:
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    first, lost = np.zeros((HEIGHT, WIDTH), bool), np.zeros((HEIGHT, WIDTH), bool)
+    first[5:10, 5:10] = True
+    out = annotate_objects(image, {1: (first, (5, 5, 4, 4)), 2: (lost, EMPTY_BOX)})
+    assert tuple(out[7, 7]) == tuple(np.round(MASK_ALPHA * davis_palette()[1]).astype(np.uint8))
+    assert not out[HEIGHT - 1, WIDTH - 1].any()  # nothing drawn for the lost object
+
+
+def test_decision_log_writes_whole_lines(tmp_path) -> None:
+    with DecisionLog(tmp_path / "sub" / "log.jsonl") as log:
+        log.write({"frame": 0, "ious": np.array([0.5, 0.25], np.float32)})
+        log.write({"frame": 1, "kalman_box": None})
+    lines = (tmp_path / "sub" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [{"frame": 0, "ious": [0.5, 0.25]}, {"frame": 1, "kalman_box": None}]

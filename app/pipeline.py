@@ -1,0 +1,417 @@
+"""The tracking loop around the tracker: read → prepare → track → write, pipelined or one after another.
+
+Pipelined, three threads overlap: a feed thread decodes and prepares frame N+1
+(`MultiObjectTracker.prepare_input`) while the calling thread runs the models on
+frame N, and an output thread writes frame N-1 (track.txt, masks, video, the web
+overlay). Queues between them are bounded. A file or folder loses no frame: a
+full queue makes the feed wait (back-pressure). A live source always works on
+the newest frame: the feed keeps one prepared frame and replaces it when a newer
+one arrives, counting the replaced one as dropped, so a result is never older
+than one tracker step plus one source frame; it prepares frames only shortly
+before the models will want one, so a fast camera does not steal their CPU.
+
+The tracker knows nothing of this: it is called from one thread, one frame at a time.
+What to track comes from a `TrackController` (the command line's boxes, the web
+page): objects are added, restarted and dropped by id between two frames.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+from loguru import logger
+
+from app.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Prompt, TrackController
+from app.latency import LatencyStats
+from app.multi_tracker import MultiObjectTracker
+from app.outputs import box_from_mask
+from app.sources import Frame, FrameSource
+from app.tracker import FrameResult
+
+# Prepared frames waiting for the models (files): enough to hide a slow decode.
+FILE_PREFETCH = 2
+# Results waiting to be written: a slow disk stalls the loop instead of filling memory.
+OUTPUT_QUEUE = 4
+# How often blocked threads look whether the loop is stopping.
+POLL_S = 0.1
+# How long closing waits for the feed worker, which may be blocked inside the source.
+FEED_JOIN_S = 1.0
+MS_PER_S = 1000.0
+
+
+@dataclass
+class Prepared:
+    """A frame and, when tracking, its image-encoder input (None: `step` prepares it)."""
+
+    frame: Frame
+    model_input: np.ndarray | None
+    prepare_ms: float = 0.0
+
+
+@dataclass
+class Tracked:
+    """What the outputs get for one frame: each object's result and x,y,w,h box, by object id.
+
+    No results: a frame only shown (waiting for a box). `record` is False for a
+    frame whose lines are already written (the old frame a restart was drawn on).
+    """
+
+    frame: Frame
+    results: dict[int, FrameResult] = field(default_factory=dict)
+    boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    record: bool = True
+    ready: float = field(default_factory=time.monotonic)  # when the result was ready
+    timings: dict[str, float] = field(default_factory=dict)  # the frame's stages (ms), shared ones once
+
+    @property
+    def result(self) -> FrameResult | None:
+        """The result of the only (or the default) object, None when none was tracked."""
+        if len(self.results) == 1:
+            return next(iter(self.results.values()))
+        return self.results.get(DEFAULT_OBJECT)
+
+    @property
+    def box(self) -> tuple[int, int, int, int] | None:
+        if len(self.boxes) == 1:
+            return next(iter(self.boxes.values()))
+        return self.boxes.get(DEFAULT_OBJECT)
+
+
+Output = Callable[[Tracked], None]
+
+
+@dataclass
+class LoopStats:
+    frames: int = 0
+    tracking_s: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    latency: LatencyStats = field(default_factory=LatencyStats)
+    dropped: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.tracking_s if self.tracking_s > 0 else 0.0
+
+
+_END = object()
+# Weight of the newest sample in the running means that pace a live feed.
+EMA_WEIGHT = 0.2
+# A live feed starts preparing this share of a cycle early, so that a step shorter than the
+# mean does not wait for a frame; frames that arrive meanwhile replace the prepared one.
+EARLY_SHARE = 0.2
+
+
+def _ema(mean: float, sample: float) -> float:
+    return sample if mean == 0.0 else (1 - EMA_WEIGHT) * mean + EMA_WEIGHT * sample
+
+
+class _Feed:
+    """Frames from the source with their model input, read on a worker thread when `threaded`."""
+
+    def __init__(self, source: FrameSource, prepare: Callable[[Frame], Prepared], threaded: bool):
+        self.source = source
+        self.prepare = prepare
+        self.threaded = threaded
+        self.dropped = 0
+        self._frames: Iterator[Frame] = iter(source)
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._queue: queue.Queue = queue.Queue(maxsize=1 if source.is_live else FILE_PREFETCH)
+        # Live pacing (see _due): when the consumer last took a frame, and running means of its
+        # cycle and of one preparation, in seconds.
+        self._taken_at = self._last_captured = time.monotonic()
+        self._cycle_s = self._prepare_s = 0.0
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="frame-feed", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for frame in self._frames:
+                if self.source.is_live and not self._due(frame):
+                    self.dropped += 1
+                    continue
+                started = time.monotonic()
+                item = self.prepare(frame)
+                self._prepare_s = _ema(self._prepare_s, time.monotonic() - started)
+                if self.source.is_live:
+                    self._replace(item)
+                elif not self._put(item):
+                    return
+                if self._stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._error = exc
+        self._put(_END)
+
+    def _due(self, frame: Frame) -> bool:
+        """Whether to prepare this live frame. Preparing every frame of a fast source would take CPU
+        from the models, so while nothing is waiting, frames are prepared only from shortly before
+        the next take is due (one preparation plus one source frame before it, by the measured
+        cycle). A prepared frame still waiting is replaced by a newer one, so a late take gets a
+        fresh frame; skipped frames count as dropped.
+        """
+        if not self._queue.empty() or self._cycle_s == 0.0:
+            # Before the models' first take there is no cycle to pace by, and frames the
+            # source buffered while the models loaded are older than the feed itself.
+            return True
+        period = frame.captured - self._last_captured
+        self._last_captured = frame.captured
+        due = self._taken_at + (1 - EARLY_SHARE) * self._cycle_s - self._prepare_s - period
+        return frame.captured >= due
+
+    def _replace(self, item: Prepared) -> None:
+        """Keep only the newest prepared frame (only this thread puts, so the put cannot block)."""
+        try:
+            self._queue.get_nowait()
+            self.dropped += 1
+        except queue.Empty:
+            pass
+        self._queue.put_nowait(item)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, stopped: Callable[[], bool]) -> Prepared | None:
+        """The next prepared frame; None at the end of the source or once `stopped()` (checked while waiting)."""
+        if not self.threaded:
+            frame = next(self._frames, None)
+            return None if frame is None else self.prepare(frame)
+        while True:
+            try:
+                item = self._queue.get(timeout=POLL_S)
+                break
+            except queue.Empty:
+                if stopped():  # e.g. Stop pressed while a stream is reconnecting
+                    return None
+        now = time.monotonic()
+        self._cycle_s = _ema(self._cycle_s, now - self._taken_at)
+        self._taken_at = now
+        if item is _END:
+            self._queue.put_nowait(_END)  # later calls see the end too
+            if self._error is not None:
+                raise self._error
+            return None
+        return item
+
+    def close(self) -> None:
+        """Stop the worker; prepared frames never tracked count as dropped for a live source."""
+        self._stop.set()
+        if self.threaded:
+            # A worker waiting on a live source that is reconnecting ends when the source is closed.
+            self._thread.join(FEED_JOIN_S)
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _END and self.source.is_live:
+                    self.dropped += 1
+
+
+class _Writer:
+    """Hands results to the outputs, on a worker thread when `threaded`; `close()` writes all that is queued."""
+
+    def __init__(self, outputs: list[Output], threaded: bool):
+        self.outputs = outputs
+        self.threaded = threaded
+        self._error: BaseException | None = None
+        if threaded:
+            self._queue: queue.Queue = queue.Queue(maxsize=OUTPUT_QUEUE)
+            self._thread = threading.Thread(target=self._run, name="output-writer", daemon=True)
+            self._thread.start()
+
+    def _write(self, item: Tracked) -> None:
+        for output in self.outputs:
+            output(item)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _END:
+            if self._error is None:
+                try:
+                    self._write(item)
+                except BaseException as exc:  # re-raised by the loop's next put or close
+                    self._error = exc
+
+    def put(self, item: Tracked) -> None:
+        if not self.threaded:
+            self._write(item)
+            return
+        self.check()
+        self._queue.put(item)
+
+    def check(self) -> None:
+        """Re-raise what an output raised on the worker thread."""
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        if self.threaded:
+            self._queue.put(_END)
+            self._thread.join()
+            self.check()
+
+
+class TrackingLoop:
+    """Runs the tracker over a source as the controller directs; see the module docstring."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        make_tracker: Callable[[], MultiObjectTracker],
+        controller: TrackController,
+        outputs: list[Output],
+        *,
+        pipelined: bool = True,
+        max_frames: int | None = None,
+        on_frame: Callable[[LoopStats], None] | None = None,
+    ):
+        self.source = source
+        self.make_tracker = make_tracker
+        self.controller = controller
+        self.outputs = outputs
+        self.pipelined = pipelined
+        self.max_frames = max_frames
+        self.on_frame = on_frame
+        self.stats = LoopStats()
+        self._tracker = make_tracker()
+        self._tracking = False  # any object to track; read by the feed thread
+        self._last_recorded = -1
+        self._objects: dict[int, ObjectStatus] = {}
+        self._tracking_since: float | None = None
+        self._feed: _Feed | None = None
+
+    def _prepare(self, frame: Frame) -> Prepared:
+        """Runs on the feed thread; a frame that arrives while waiting for a box is only shown."""
+        if not self._tracking:
+            return Prepared(frame, None)
+        start = time.perf_counter()
+        model_input = self._tracker.prepare_input(frame.image)
+        return Prepared(frame, model_input, MS_PER_S * (time.perf_counter() - start))
+
+    def state_nbytes(self) -> int:
+        return self._tracker.state_nbytes()
+
+    @property
+    def dropped(self) -> int:
+        feed = self._feed.dropped if self._feed is not None else 0
+        return feed + getattr(self.source, "dropped", 0)
+
+    def run(self) -> LoopStats:
+        """Track until the source ends, `max_frames` are tracked or the controller stops; outputs are complete."""
+        self._feed = _Feed(self.source, self._prepare, self.pipelined)
+        writer = _Writer(self.outputs, self.pipelined)
+        try:
+            while not self.controller.stopped:
+                item = self._feed.get(lambda: self.controller.stopped)
+                if item is None:
+                    break
+                if not self._tracking and not self.source.is_live:
+                    self._hold(item.frame, writer)
+                if not self._start_prompts(item.frame, writer):
+                    writer.put(Tracked(item.frame))
+                    self._publish(item.frame.index)
+                    continue
+                self._track(item, writer)
+                if self.max_frames and self.stats.frames >= self.max_frames:
+                    break
+        finally:
+            try:
+                self._feed.close()
+            finally:
+                self.stats.dropped = self.dropped
+                writer.close()
+                self._publish(self._last_recorded, ended=True)
+        return self.stats
+
+    def _hold(self, frame: Frame, writer: _Writer) -> None:
+        """A file waiting for its first box shows this frame until a box (or a stop) comes."""
+        writer.put(Tracked(frame))
+        self._publish(frame.index)
+        logger.info("waiting for a box on frame {}", frame.index)
+        while not self.controller.stopped and not self.controller.wait_for_prompt(POLL_S):
+            writer.check()
+
+    def _start_prompts(self, frame: Frame, writer: _Writer) -> bool:
+        """Drop, start or restart objects as asked; True when any object is tracked."""
+        for object_id in self.controller.take_drops():
+            if object_id in self._tracker.objects:
+                self._tracker.remove(object_id)
+                logger.info("stopped tracking object {} at frame {}", object_id, frame.index)
+            self._objects.pop(object_id, None)
+        for prompt in self.controller.take_prompts():
+            self._start(prompt, frame, writer)
+        self._tracking = bool(self._tracker.objects)
+        return self._tracking
+
+    def _start(self, prompt: Prompt, frame: Frame, writer: _Writer) -> None:
+        object_id = prompt.object_id
+        restart = object_id in self._tracker.objects
+        box = prompt.box.xyxy()
+        older = prompt.image is not None and prompt.frame_index is not None and prompt.frame_index < frame.index
+        if older:
+            # Prompt on the frame the box was drawn on; its line is written unless it already is.
+            shown = Frame(prompt.frame_index, prompt.image, frame.timestamp, frame.captured)
+            result = self._tracker.start_on(object_id, shown.index, shown.image, box)
+            record = shown.index > self._last_recorded
+            writer.put(Tracked(shown, {object_id: result}, {object_id: box_from_mask(result.mask)}, record,
+                               timings=dict(result.timings)))
+            if record:
+                self._last_recorded = shown.index
+        else:
+            self._tracker.add(object_id, box)
+        self._objects.setdefault(object_id, ObjectStatus())
+        at = prompt.frame_index if older else frame.index
+        logger.info("{} tracking box {} as object {} from frame {}", "restarted" if restart else "started",
+                    prompt.box, object_id, at)
+
+    def _track(self, item: Prepared, writer: _Writer) -> None:
+        frame = item.frame
+        if self._tracking_since is None:
+            self._tracking_since = time.monotonic() - item.prepare_ms / MS_PER_S
+        model_input = item.model_input
+        step = self._tracker.step(frame.index, frame.image, model_input)
+        done = time.monotonic()
+        boxes = {object_id: box_from_mask(result.mask) for object_id, result in step.objects.items()}
+        timings = dict(step.timings)
+        if model_input is not None:
+            timings["preprocess"] = item.prepare_ms
+        writer.put(Tracked(frame, step.objects, boxes, ready=done, timings=timings))
+        self._last_recorded = frame.index
+        stats = self.stats
+        stats.frames += 1
+        stats.tracking_s = done - self._tracking_since
+        # A file frame read ahead while the run waited for its box starts its latency when tracking starts.
+        stats.latency.add(MS_PER_S * (done - max(frame.captured, self._tracking_since)), done)
+        stats.dropped = self.dropped
+        for stage, ms in timings.items():
+            stats.stage_ms[stage] = stats.stage_ms.get(stage, 0.0) + ms
+        for object_id, result in step.objects.items():
+            self._objects[object_id] = ObjectStatus(result.state, boxes[object_id], round(result.object_score, 3))
+        self._publish(frame.index)
+        if self.on_frame is not None:
+            self.on_frame(stats)
+
+    def _publish(self, frame_index: int, ended: bool = False) -> None:
+        objects = dict(self._objects) if self._objects else {DEFAULT_OBJECT: ObjectStatus(WAITING)}
+        self.controller.publish(
+            LoopStatus(
+                frame=frame_index,
+                fps=self.stats.latency.recent_fps(),
+                latency_ms=self.stats.latency.recent_ms(),
+                dropped=self.dropped,
+                ended=ended,
+                objects=objects,
+            )
+        )

@@ -1,0 +1,236 @@
+"""`--serve [HOST:]PORT`: the web page and JSON API that let a browser pick the box and watch the track.
+
+    GET  /             the page (static files shipped in app/serve/static, no CDN, no build step)
+    GET  /api/stream   MJPEG (multipart/x-mixed-replace); each part carries X-Frame-Index
+    GET  /api/frame.jpg  the newest picture
+    GET  /api/status   {"state", "frame", "box", "fps", "latency_ms", "dropped", "object_score", "objects"}
+                       (state, box and object_score of object 1; objects: id → {state, box, object_score})
+    POST /api/track    {"box": [x, y, w, h], "frame": optional index, "id": optional object id (default 1)}
+                       → starts object `id`, or restarts it from the new box
+    DELETE /api/track/ID  stops tracking object ID
+    POST /api/stop     ends the run; every output is complete
+
+Starlette served by uvicorn on a thread of its own; the tracking loop never
+waits for it. Binding anything but loopback needs a token, given as `?token=`,
+`Authorization: Bearer` or the cookie the page sets; without it every request
+gets 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import socket
+import threading
+from pathlib import Path
+
+import uvicorn
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.control import DEFAULT_OBJECT, Prompt, TrackController
+from app.outputs import MAX_OBJECT_ID
+from app.prompt import Box, PromptError, parse_bbox
+from app.serve.address import ServeError, is_loopback
+from app.serve.hub import FrameHub
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+TOKEN_BYTES = 16
+TOKEN_COOKIE = "samurai_token"
+BOUNDARY = "frame"
+# Seconds uvicorn waits for open streams when shutting down.
+SHUTDOWN_GRACE_S = 1
+SERVER_JOIN_S = 5.0
+HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND = 400, 401, 404
+_BODY_HELP = 'send JSON {"box": [x, y, w, h]} in source pixels, and "id": an object id 1..255 for several objects'
+
+
+class TokenGate:
+    """ASGI middleware: every HTTP request needs the token (query, Bearer header or cookie), else 401."""
+
+    def __init__(self, app: ASGIApp, token: str):
+        self.app = app
+        self.token = token
+
+    def _given(self, request: Request) -> tuple[str | None, bool]:
+        if "token" in request.query_params:
+            return request.query_params["token"], True
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            return header[len("bearer ") :].strip(), False
+        return request.cookies.get(TOKEN_COOKIE), False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given, from_query = self._given(Request(scope))
+        if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+            response = PlainTextResponse(
+                "missing or wrong token: open the address with ?token=... that the server printed when it started",
+                status_code=HTTP_UNAUTHORIZED,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        if not from_query:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: Message) -> None:
+            # The page then calls the API and the stream without the token in its URLs.
+            if message["type"] == "http.response.start":
+                cookie = f"{TOKEN_COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def _box_from_json(value: object) -> Box:
+    """The JSON box as a `Box`, with the command line's messages for a malformed one."""
+    if not isinstance(value, list):
+        raise PromptError(f"box {value!r} is not a list [x, y, w, h]; {_BODY_HELP}")
+    return parse_bbox(",".join(str(v) for v in value))
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_OBJECT_ID
+
+
+def build_app(controller: TrackController, hub: FrameHub, token: str | None) -> ASGIApp:
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(controller.status())
+
+    async def track(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": f"the body is not JSON; {_BODY_HELP}"}, HTTP_BAD_REQUEST)
+        if not isinstance(body, dict) or "box" not in body:
+            return JSONResponse({"error": f"no box given; {_BODY_HELP}"}, HTTP_BAD_REQUEST)
+        frame_index = body.get("frame")
+        if frame_index is not None and not isinstance(frame_index, int):
+            return JSONResponse({"error": "frame must be a frame index (an integer) or left out"}, HTTP_BAD_REQUEST)
+        object_id = body.get("id", DEFAULT_OBJECT)
+        if not _valid_id(object_id):
+            return JSONResponse({"error": f"id {object_id!r} is not an object id; use an integer 1..{MAX_OBJECT_ID}"},
+                                HTTP_BAD_REQUEST)
+        try:
+            box = _box_from_json(body["box"])
+            image = hub.frame(frame_index) if frame_index is not None else None
+            checked = controller.track(Prompt(box, frame_index if image is not None else None, image, object_id))
+        except PromptError as exc:
+            return JSONResponse({"error": str(exc)}, HTTP_BAD_REQUEST)
+        return JSONResponse({"id": object_id, "box": [checked.x, checked.y, checked.w, checked.h]})
+
+    async def drop(request: Request) -> Response:
+        object_id = request.path_params["object_id"]
+        if not controller.drop(object_id):
+            return JSONResponse({"error": f"object {object_id} is not tracked"}, HTTP_NOT_FOUND)
+        logger.info("object {} dropped from the page", object_id)
+        return JSONResponse({"id": object_id, "state": "dropped"})
+
+    async def stop(request: Request) -> Response:
+        logger.info("stop requested from the page")
+        controller.stop()
+        return JSONResponse({"state": "ended"})
+
+    async def frame_jpeg(request: Request) -> Response:
+        picture = hub.latest()
+        if picture is None:
+            return PlainTextResponse("no frame yet", HTTP_NOT_FOUND)
+        return Response(picture.jpeg, media_type="image/jpeg", headers={"X-Frame-Index": str(picture.frame_index)})
+
+    async def stream(request: Request) -> Response:
+        async def parts():
+            version = 0
+            while (picture := await hub.next_picture(version)) is not None:
+                version = picture.version
+                head = (
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(picture.jpeg)}\r\n"
+                    f"X-Frame-Index: {picture.frame_index}\r\n\r\n"
+                )
+                yield head.encode() + picture.jpeg + b"\r\n"
+
+        return StreamingResponse(
+            parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers={"Cache-Control": "no-store"}
+        )
+
+    app: ASGIApp = Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/status", status),
+            Route("/api/track", track, methods=["POST"]),
+            Route("/api/track/{object_id:int}", drop, methods=["DELETE"]),
+            Route("/api/stop", stop, methods=["POST"]),
+            Route("/api/frame.jpg", frame_jpeg),
+            Route("/api/stream", stream),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ]
+    )
+    return TokenGate(app, token) if token is not None else app
+
+
+class WebServer:
+    """The page and API on HOST:PORT, served from a background thread until `close()`."""
+
+    def __init__(self, controller: TrackController, hub: FrameHub, host: str, port: int, token: str | None = None):
+        self.host, self.port, self.hub = host, port, hub
+        self.token = None if is_loopback(host) and token is None else (token or secrets.token_urlsafe(TOKEN_BYTES))
+        self._socket = self._bind(host, port)
+        config = uvicorn.Config(
+            build_app(controller, hub, self.token),
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="web-server", daemon=True
+        )
+        self._thread.start()
+        self._announce()
+
+    @staticmethod
+    def _bind(host: str, port: int) -> socket.socket:
+        """Bind here, not in uvicorn, so that a port in use is one line instead of uvicorn's exit."""
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise ServeError(
+                f"cannot serve on {host}:{port} ({exc.strerror or exc}); pick another port with --serve HOST:PORT"
+            ) from None
+        sock.listen()
+        sock.set_inheritable(True)
+        return sock
+
+    def _announce(self) -> None:
+        shown_host = socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
+        url = f"http://{shown_host}:{self.port}/"
+        if self.token is None:
+            logger.info("open {} to draw the box and watch (from another machine: ssh -L {}:127.0.0.1:{} THIS_BOARD)",
+                        url, self.port, self.port)
+        else:
+            # Printed once, on the console only: it is the key to the page.
+            logger.info("open {}?token={} to draw the box and watch", url, self.token)
+
+    def close(self) -> None:
+        self.hub.close()
+        self._server.should_exit = True
+        self._thread.join(SERVER_JOIN_S)
+        self._socket.close()

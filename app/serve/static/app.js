@@ -1,0 +1,210 @@
+// The tracker's page: shows the MJPEG stream on a canvas, lets the user drag boxes (one per object id),
+// shows each object's state and lets the user drop one.
+"use strict";
+
+const STATUS_EVERY_MS = 500;
+const RETRY_MS = 1000;
+const MIN_BOX_PX = 2;
+const HEADER_END = [13, 10, 13, 10]; // \r\n\r\n
+
+const canvas = document.getElementById("view");
+const context = canvas.getContext("2d");
+// What the page has shown, for anyone watching it (and the browser tests).
+const viewer = (window.viewer = { frames: 0, shown: -1 });
+let picture = null;
+let drag = null;
+
+// The token came in the address; the server has put it in a cookie, so take it off the screen.
+if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
+
+function say(text) { document.getElementById("message").textContent = text; }
+
+function draw() {
+  if (picture) context.drawImage(picture, 0, 0);
+  if (drag) {
+    const [x, y, w, h] = dragBox();
+    context.lineWidth = Math.max(2, canvas.width / 320);
+    context.strokeStyle = "#ffd400";
+    context.setLineDash([8, 6]);
+    context.strokeRect(x, y, w, h);
+    context.setLineDash([]);
+  }
+}
+
+function indexOf(bytes, pattern, from) {
+  outer: for (let i = from; i <= bytes.length - pattern.length; i++) {
+    for (let j = 0; j < pattern.length; j++) if (bytes[i + j] !== pattern[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+async function show(jpeg, frameIndex) {
+  const bitmap = await createImageBitmap(new Blob([jpeg], { type: "image/jpeg" }));
+  if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+  }
+  if (picture) picture.close();
+  picture = bitmap;
+  viewer.frames += 1;
+  viewer.shown = frameIndex;
+  document.getElementById("placeholder").hidden = true;
+  draw();
+}
+
+// MJPEG parts: boundary and headers (Content-Length, X-Frame-Index), a blank line, the JPEG.
+async function stream() {
+  for (;;) {
+    try {
+      const response = await fetch("api/stream", { cache: "no-store" });
+      if (!response.ok) throw new Error(`stream answered ${response.status}`);
+      const reader = response.body.getReader();
+      let buffer = new Uint8Array(0);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const joined = new Uint8Array(buffer.length + value.length);
+        joined.set(buffer);
+        joined.set(value, buffer.length);
+        buffer = joined;
+        for (;;) {
+          const end = indexOf(buffer, HEADER_END, 0);
+          if (end < 0) break;
+          const head = new TextDecoder().decode(buffer.subarray(0, end));
+          const length = Number(/content-length:\s*(\d+)/i.exec(head)[1]);
+          const frameIndex = Number((/x-frame-index:\s*(-?\d+)/i.exec(head) || [0, -1])[1]);
+          const start = end + HEADER_END.length;
+          if (buffer.length < start + length) break;
+          await show(buffer.slice(start, start + length), frameIndex);
+          buffer = buffer.slice(start + length);
+        }
+      }
+    } catch (error) {
+      say(`video: ${error.message}; retrying`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+  }
+}
+
+function fmt(value, digits, unit = "") {
+  return value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
+}
+
+async function poll() {
+  try {
+    const response = await fetch("api/status", { cache: "no-store" });
+    if (response.ok) {
+      const status = await response.json();
+      const badge = document.getElementById("state");
+      badge.textContent = status.state;
+      badge.className = `state ${status.state}`;
+      document.getElementById("fps").textContent = fmt(status.fps, 1);
+      document.getElementById("latency").textContent = fmt(status.latency_ms, 0, " ms");
+      document.getElementById("dropped").textContent = status.dropped;
+      document.getElementById("score").textContent = fmt(status.object_score, 2);
+      document.getElementById("frame").textContent = status.frame;
+      document.getElementById("box").textContent = status.box ? status.box.join(", ") : "–";
+      showObjects(status.objects || {});
+    } else {
+      say(`status answered ${response.status}`);
+    }
+  } catch (error) {
+    say("the tracker does not answer (has it stopped?)");
+  }
+  setTimeout(poll, STATUS_EVERY_MS);
+}
+
+const objectInput = document.getElementById("object-id");
+let knownIds = [];
+
+// Rows are kept per object and updated in place, so that a Drop button never moves under the mouse.
+function showObjects(objects) {
+  const body = document.querySelector("#objects tbody");
+  const ids = Object.keys(objects).map(Number).sort((a, b) => a - b);
+  knownIds = ids;
+  for (const row of [...body.children]) if (!ids.includes(Number(row.dataset.id))) row.remove();
+  for (const id of ids) {
+    let row = body.querySelector(`tr[data-id="${id}"]`);
+    if (!row) {
+      row = document.createElement("tr");
+      row.dataset.id = id;
+      for (let i = 0; i < 4; i++) row.appendChild(document.createElement("td"));
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Drop";
+      button.addEventListener("click", () => dropObject(id));
+      row.appendChild(document.createElement("td")).appendChild(button);
+      const next = [...body.children].find((other) => Number(other.dataset.id) > id);
+      body.insertBefore(row, next || null);
+    }
+    const object = objects[id];
+    const cells = [id, object.state, fmt(object.object_score, 2), object.box ? object.box.join(", ") : "–"];
+    cells.forEach((text, i) => { row.children[i].textContent = text; });
+    row.children[1].className = `state ${object.state}`;
+  }
+}
+
+async function dropObject(id) {
+  const response = await fetch(`api/track/${id}`, { method: "DELETE" });
+  const answer = await response.json();
+  say(response.ok ? `object ${id} dropped` : answer.error);
+}
+
+document.getElementById("new-object").addEventListener("click", () => {
+  let id = 1;
+  while (knownIds.includes(id) || id === Number(objectInput.value)) id += 1;
+  objectInput.value = id;
+  say(`drag a box for object ${id}`);
+});
+
+function sourcePoint(event) {
+  const rect = canvas.getBoundingClientRect();
+  const x = ((event.clientX - rect.left) * canvas.width) / rect.width;
+  const y = ((event.clientY - rect.top) * canvas.height) / rect.height;
+  return [Math.min(Math.max(x, 0), canvas.width), Math.min(Math.max(y, 0), canvas.height)];
+}
+
+function dragBox() {
+  const [x0, y0] = drag.from;
+  const [x1, y1] = drag.to;
+  return [Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0)].map(Math.round);
+}
+
+canvas.addEventListener("pointerdown", (event) => {
+  if (!picture) return;
+  canvas.setPointerCapture(event.pointerId);
+  const point = sourcePoint(event);
+  drag = { from: point, to: point, frame: viewer.shown };
+});
+
+canvas.addEventListener("pointermove", (event) => {
+  if (!drag) return;
+  drag.to = sourcePoint(event);
+  draw();
+});
+
+canvas.addEventListener("pointerup", async (event) => {
+  if (!drag) return;
+  drag.to = sourcePoint(event);
+  const box = dragBox();
+  const frame = drag.frame;
+  drag = null;
+  draw();
+  if (box[2] < MIN_BOX_PX || box[3] < MIN_BOX_PX) return;
+  const response = await fetch("api/track", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ box, frame, id: Number(objectInput.value) || 1 }),
+  });
+  const answer = await response.json();
+  say(response.ok ? "" : answer.error);
+});
+
+document.getElementById("stop").addEventListener("click", async () => {
+  await fetch("api/stop", { method: "POST" });
+  say("stopped; the outputs are complete");
+});
+
+stream();
+poll();

@@ -1,0 +1,93 @@
+"""Processes and HTTP calls shared by the live tests: the RTSP scene server, `app/run.py --serve`, the API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# GStreamer's Python bindings come from Debian packages, so the RTSP server runs on the system Python.
+SYSTEM_PYTHON = "/usr/bin/python3"
+RTSP_SERVER = REPO / "tests" / "rtsp_scene_server.py"
+READY_TIMEOUT_S = 30.0
+POLL_S = 0.2
+HTTP_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_rtsp_server(port: int, user: str | None = None, password: str | None = None) -> subprocess.Popen:
+    """The GStreamer RTSP server of tests/rtsp_scene_server.py, once it listens."""
+    auth = ["--user", user, "--password", password] if user else []
+    process = subprocess.Popen(
+        [SYSTEM_PYTHON, str(RTSP_SERVER), str(port), *auth], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    line = process.stdout.readline()
+    if line.strip() != "ready":
+        process.kill()
+        raise RuntimeError(
+            f"the RTSP test server did not start ({line!r} {process.stderr.read()}); install python3-gi "
+            "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly gstreamer1.0-rtsp (scripts/setup.sh does)"
+        )
+    return process
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_run(args: list[str], log: Path) -> subprocess.Popen:
+    """`python app/run.py ARGS` with stderr (the log) going to `log`."""
+    handle = log.open("w")
+    return subprocess.Popen([sys.executable, str(REPO / "app" / "run.py"), *args], cwd=REPO, stderr=handle,
+                            stdout=subprocess.DEVNULL)
+
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
+                                                                                  **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def status(base: str) -> dict:
+    code, body = http("GET", f"{base}/api/status")
+    assert code == 200, body
+    return json.loads(body)
+
+
+def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen | None = None, log: Path | None = None):
+    """Poll `condition()` until it returns something truthy; fail with the run's log when it never does."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            break
+        try:
+            value = condition()
+        except (OSError, urllib.error.URLError):
+            value = None
+        if value:
+            return value
+        time.sleep(POLL_S)
+    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}; run log:\n{tail}")

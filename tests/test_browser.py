@@ -1,0 +1,202 @@
+"""The page in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium).
+
+`app/run.py --serve 0.0.0.0:PORT` on the colour demo clip without a box: the page
+must hold the first frame, a mouse drag over the red target must start tracking,
+overlay frames must arrive, `/api/status` must put the box on the target, a
+second drag must restart, and Stop must end the run with complete outputs. The
+server is bound to every interface, so it needs the token: without it the browser
+gets 401. Every request goes to 127.0.0.1.
+
+Several objects: on a loopback server (no token), a drag starts object 1, "New
+object" then a drag start object 2, the page's table lists both with their
+state, and the second row's Drop button stops object 2 while object 1 goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+
+import numpy as np
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+
+from app.benchmarks.metrics import box_iou
+from scripts.make_demo_clip import make_frames, make_leave_frames, write_clip
+from tests.live_helpers import free_port, start_run, stop_process, wait_for
+
+# Debian's chromium and chromium-driver; on GitHub's Ubuntu runner (no apt chromium) its preinstalled Chrome.
+BROWSERS = ("/usr/bin/chromium", "/usr/bin/google-chrome")
+DRIVERS = ("/usr/bin/chromedriver", os.path.join(os.environ.get("CHROMEWEBDRIVER", "/nonexistent"), "chromedriver"))
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1100,800",
+)
+# Long enough that tracking is still going while the test looks at it.
+CLIP_FRAMES = 300
+MIN_IOU = 0.5
+OVERLAY_FRAMES = 3
+PAGE_TIMEOUT_S = 60.0
+TRACK_TIMEOUT_S = 180.0
+EXIT_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    frames, boxes = make_frames(CLIP_FRAMES)
+    folder = tmp_path_factory.mktemp("browser") / "clip"
+    write_clip(folder, frames, boxes)
+    return folder, np.asarray(boxes, dtype=np.float64)
+
+
+def _installed(paths: tuple[str, ...]) -> str:
+    found = [path for path in paths if os.path.exists(path)]
+    assert found, f"none of {', '.join(paths)} is installed; scripts/setup.sh installs chromium and chromium-driver"
+    return found[0]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = _installed(BROWSERS)
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(_installed(DRIVERS)), options=options)
+    yield driver
+    driver.quit()
+
+
+def _viewer(driver) -> dict:
+    return driver.execute_script("return window.viewer")
+
+
+def _drag(driver, box) -> None:
+    """Drag the mouse over `box` (source pixels) on the page's canvas."""
+    canvas = driver.find_element(By.ID, "view")
+    rect = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height, arguments[0].width];", canvas
+    )
+    scale = rect[0] / rect[2]
+    x, y, w, h = (float(v) * scale for v in box)
+    start = (round(x - rect[0] / 2), round(y - rect[1] / 2))
+    ActionChains(driver).move_to_element_with_offset(canvas, *start).click_and_hold().move_by_offset(
+        round(w / 2), round(h / 2)
+    ).move_by_offset(round(w / 2), round(h / 2)).release().perform()
+
+
+def _on_target(now: dict, truth: np.ndarray) -> bool:
+    if now["state"] != "tracking" or now["box"] is None:
+        return False
+    return box_iou(np.asarray([now["box"]], float), truth[now["frame"]][None])[0] >= MIN_IOU
+
+
+def test_page_draw_track_restart_stop(long_clip, demo_models, browser, tmp_path):
+    folder, truth = long_clip
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    run = start_run(
+        ["--video", str(folder), "--model-dir", str(demo_models), "--backend", "onnx", "--output", str(out),
+         "--no-display", "--serve", f"0.0.0.0:{port}"],
+        log,
+    )
+    try:
+        token = wait_for(lambda: re.findall(r"\?token=([\w-]+)", log.read_text()), PAGE_TIMEOUT_S, "the token", run, log)
+        assert len(token) == 1, "the token is printed once"
+        browser.get(base + "/")
+        assert "401" in browser.title or "wrong token" in browser.find_element(By.TAG_NAME, "body").text
+
+        browser.get(f"{base}/?token={token[0]}")
+        wait_for(lambda: _viewer(browser)["frames"] >= 1, PAGE_TIMEOUT_S, "the first frame on the page", run, log)
+        assert _viewer(browser)["shown"] == 0
+        assert "token" not in browser.current_url, "the token is taken off the address bar"
+        assert browser.find_element(By.ID, "state").text == "waiting"
+        browser.save_screenshot(str(tmp_path / "waiting.png"))
+
+        _drag(browser, truth[0])
+        first = wait_for(lambda: (s := _api(browser, base)) and _on_target(s, truth) and s, TRACK_TIMEOUT_S,
+                         "tracking on the target", run, log)
+        shown = _viewer(browser)["frames"]
+        wait_for(lambda: _viewer(browser)["frames"] >= shown + OVERLAY_FRAMES, TRACK_TIMEOUT_S, "overlay frames",
+                 run, log)
+        browser.save_screenshot(str(tmp_path / "tracking.png"))
+        assert "started tracking box" in log.read_text()
+
+        again = _viewer(browser)["shown"]
+        _drag(browser, truth[again])
+        wait_for(lambda: "restarted tracking box" in log.read_text(), TRACK_TIMEOUT_S, "the restart", run, log)
+        wait_for(lambda: (s := _api(browser, base)) and s["frame"] > again and _on_target(s, truth), TRACK_TIMEOUT_S,
+                 "tracking after the restart", run, log)
+        assert first["frame"] >= 0
+
+        browser.find_element(By.ID, "stop").click()
+        assert run.wait(EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
+    finally:
+        stop_process(run)
+    summary = json.loads((out / "summary.json").read_text())
+    lines = (out / "track.txt").read_text().splitlines()
+    assert summary["frames"] >= OVERLAY_FRAMES and len(lines) >= summary["frames"]
+    assert token[0] not in (out / "summary.json").read_text()
+
+
+def _api(driver, base: str) -> dict | None:
+    """/api/status through the browser, which holds the token in its cookie."""
+    text = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/api/status').then(r => r.ok ? r.text() : null).then(done, () => done(null));"
+    )
+    return json.loads(text) if text else None
+
+
+
+SECOND_BOX = (200, 20, 40, 40)
+
+
+def _objects(driver, base: str) -> dict:
+    now = _api(driver, base)
+    return now["objects"] if now else {}
+
+
+def _table(driver) -> list[list[str]]:
+    """(id, state) per row of the page's object table, read in one go (rows update every status poll)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#objects tbody tr')].map(r => [r.dataset.id, r.children[1].textContent])"
+    )
+
+
+def test_page_draws_several_objects_and_drops_one(demo_models, browser, tmp_path):
+    frames, boxes = make_leave_frames(CLIP_FRAMES)
+    folder = tmp_path / "leave"
+    write_clip(folder, frames, boxes)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "run.log"
+    run = start_run(["--video", str(folder), "--model-dir", str(demo_models), "--backend", "onnx",
+                     "--output", str(tmp_path / "out"), "--no-display", "--serve", str(port)], log)
+    try:
+        wait_for(lambda: "open http" in log.read_text(), PAGE_TIMEOUT_S, "the server", run, log)
+        browser.get(base + "/")
+        wait_for(lambda: _viewer(browser)["frames"] >= 1, PAGE_TIMEOUT_S, "the first frame on the page", run, log)
+        _drag(browser, boxes[0])
+        wait_for(lambda: "1" in _objects(browser, base), TRACK_TIMEOUT_S, "object 1 from the page", run, log)
+        browser.find_element(By.ID, "new-object").click()
+        assert browser.find_element(By.ID, "object-id").get_attribute("value") == "2"
+        _drag(browser, SECOND_BOX)
+        wait_for(lambda: _objects(browser, base).keys() == {"1", "2"}, TRACK_TIMEOUT_S, "object 2 from the page",
+                 run, log)
+        table = wait_for(lambda: len(t := _table(browser)) == 2 and t, TRACK_TIMEOUT_S, "both objects in the table")
+        assert [object_id for object_id, _ in table] == ["1", "2"]
+        assert all(state in ("tracking", "lost") for _, state in table), table
+        browser.find_element(By.CSS_SELECTOR, '#objects tr[data-id="2"] button').click()
+        wait_for(lambda: _objects(browser, base).keys() == {"1"}, TRACK_TIMEOUT_S, "object 2 dropped", run, log)
+        wait_for(lambda: len(_table(browser)) == 1, TRACK_TIMEOUT_S, "the table without object 2")
+        browser.find_element(By.ID, "stop").click()
+        assert run.wait(EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
+    finally:
+        stop_process(run)
+    assert (tmp_path / "out" / "track.txt").is_file() and (tmp_path / "out" / "track_2.txt").is_file()

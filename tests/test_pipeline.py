@@ -1,0 +1,147 @@
+"""The pipelined loop: same results as one-after-another on files; bounded age and flat memory on a fast live source."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from acl_models.onnx_runner import OnnxRunner
+from app import run
+from app.config import load_config
+from app.control import Prompt, TrackController
+from app.model_bundle import load_constants, load_manifest, open_runners
+from app.multi_tracker import MultiObjectTracker
+from app.pipeline import Tracked, TrackingLoop
+from app.prompt import Box
+from app.sources import CameraSource
+from tests.demo_model import TEST_THREADS
+from tests.synthetic import make_frames, write_jpeg_folder
+
+NUM_FRAMES = 8
+# The synthetic live source: 100 frames per second, far faster than the tracker, until it has tracked enough.
+SOURCE_FPS = 100.0
+TRACKED_FRAMES = 10
+# Scheduling noise allowed on top of one tracker step plus one source frame (a shared 2-core machine).
+AGE_SLACK_S = 0.05
+# RSS may move by allocator noise, never by a queue that grows with the frames.
+RSS_GROWTH_LIMIT_MB = 25
+WARM_UP_RESULTS = 3
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        import resource
+
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    frames, boxes = make_frames(NUM_FRAMES)
+    x, y, w, h = boxes[0]
+    return write_jpeg_folder(tmp_path_factory.mktemp("pipe") / "frames", frames), f"{x},{y},{w},{h}"
+
+
+def test_pipelined_and_sequential_give_the_same_outputs(folder, export_512, tmp_path, capsys):
+    path, bbox = folder
+    outs = {}
+    for name, extra in (("pipelined", []), ("sequential", ["--sequential"])):
+        out = tmp_path / name
+        code = run.main(["--video", str(path), "--bbox", bbox, "--model-dir", str(export_512), "--output", str(out),
+                         "--no-display", "--backend", "onnx", "--save-masks", *extra])
+        assert code == 0, capsys.readouterr().err
+        outs[name] = out
+    pipelined, sequential = outs["pipelined"], outs["sequential"]
+    assert (pipelined / "track.txt").read_text() == (sequential / "track.txt").read_text()
+    assert len((pipelined / "track.txt").read_text().splitlines()) == NUM_FRAMES
+    for mask in sorted((sequential / "masks").glob("*.png")):
+        assert np.array_equal(cv2.imread(str(mask)), cv2.imread(str(pipelined / "masks" / mask.name)))
+    summaries = {k: json.loads((v / "summary.json").read_text()) for k, v in outs.items()}
+    assert summaries["pipelined"]["pipelined"] and not summaries["sequential"]["pipelined"]
+    for summary in summaries.values():
+        assert summary["dropped"] == 0 and 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"]
+
+
+class FastCamera:
+    """A live feed faster than the tracker that never ends by itself: frame k carries k in its pixels."""
+
+    def __init__(self, fps: float, image: np.ndarray):
+        self.period, self.image = 1.0 / fps, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        self.reads = 0
+        self._next = time.monotonic()
+
+    def isOpened(self) -> bool:
+        return True
+
+    def read(self):
+        self._next += self.period
+        time.sleep(max(0.0, self._next - time.monotonic()))
+        frame = self.image.copy()
+        frame[0, 0] = (self.reads % 256, self.reads // 256, 0)
+        self.reads += 1
+        return True, frame
+
+    def release(self) -> None:
+        """Nothing to free."""
+
+    def get(self, prop: int) -> float:
+        return SOURCE_FPS if prop == cv2.CAP_PROP_FPS else 0.0
+
+
+def test_live_source_faster_than_the_tracker(demo_models):
+    frames, boxes = make_frames(1)
+    manifest = load_manifest(demo_models)
+    runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=TEST_THREADS))
+    constants, config = load_constants(manifest), load_config(None, manifest.model_size)
+    results: list[Tracked] = []
+    rss: list[float] = []
+
+    def record(item: Tracked) -> None:
+        if item.result is not None:
+            results.append(item)
+            rss.append(_rss_mb())
+            if len(results) == TRACKED_FRAMES:
+                controller.stop()
+
+    camera = FastCamera(SOURCE_FPS, frames[0])
+    source = CameraSource(0, capture_factory=lambda _device: camera)
+    controller = TrackController(source.size)
+    controller.track(Prompt(Box(*boxes[0])))
+    loop = TrackingLoop(source, lambda: MultiObjectTracker(runners, manifest, constants, config), controller, [record])
+    try:
+        stats = loop.run()
+    finally:
+        source.close()
+    # Results still queued when the stop came are written too.
+    assert stats.frames == len(results) >= TRACKED_FRAMES
+    # Every frame the camera delivered was either tracked or counted as dropped (the source is closed now).
+    assert camera.reads > 2 * stats.frames and stats.frames + loop.dropped == camera.reads
+    indices = [item.frame.index for item in results]
+    assert indices == sorted(set(indices))
+    assert all(int(item.frame.image[0, 0, 2]) + 256 * int(item.frame.image[0, 0, 1]) == item.frame.index
+               for item in results), "each result is about the frame it names"
+    period = 1.0 / SOURCE_FPS
+    for item in results[1:]:
+        step_s = sum(item.timings.values()) / 1000.0
+        age = item.ready - item.frame.captured
+        # Preparing ran ahead on the feed thread, so it is not in this step's timings: allow one more.
+        prepare_s = max(r.timings.get("preprocess", 0.0) for r in results) / 1000.0
+        assert age <= step_s + period + prepare_s + AGE_SLACK_S, (item.frame.index, age, step_s)
+    assert rss[-1] - rss[WARM_UP_RESULTS] < RSS_GROWTH_LIMIT_MB, rss
+    assert not [t.name for t in threading.enumerate() if t.name in ("frame-feed", "output-writer")]
+
+
+def test_bench_live_prints_its_figures(demo_models, capsys):
+    from scripts import bench_live
+
+    args = ["--model-dir", str(demo_models), "--live-seconds", "2", "--file-frames", "3", "--size", "160x120",
+            "--threads", str(TEST_THREADS)]
+    assert bench_live.main(args) == 0
+    out = capsys.readouterr().out
+    for figure in ("tracker", "latency p50", "p95", "dropped", "age of a frame", "sequential", "pipelined", "ratio"):
+        assert figure in out, out
