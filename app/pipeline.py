@@ -156,12 +156,10 @@ class _Feed:
         cycle). A prepared frame still waiting is replaced by a newer one, so a late take gets a
         fresh frame; skipped frames count as dropped.
         """
-        if not self._queue.empty() or self._cycle_s == 0.0:
-            # Before the models' first take there is no cycle to pace by, and frames the
-            # source buffered while the models loaded are older than the feed itself.
-            return True
-        period = frame.captured - self._last_captured
+        period = max(frame.captured - self._last_captured, 0.0)
         self._last_captured = frame.captured
+        if not self._queue.empty() or self._cycle_s == 0.0:
+            return True  # a fresher frame for the one waiting, or no cycle measured yet
         due = self._taken_at + (1 - EARLY_SHARE) * self._cycle_s - self._prepare_s - period
         return frame.captured >= due
 
