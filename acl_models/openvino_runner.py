@@ -24,6 +24,8 @@ from acl_models.base import BackendError, ModelRunner
 DEVICE = "CPU"
 # --precision -> (OpenVINO element type name, the OPTIMIZATION_CAPABILITIES entry the CPU must report).
 PRECISIONS: dict[str, tuple[str, str]] = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16")}
+# Reduced precisions the README recommends: the tests check that each keeps every chosen mask on the test clips.
+RECOMMENDED_REDUCED = ("bf16",)
 INSTALL_HINT = "install it with `pip install -e .[openvino]` or use --backend onnx"
 
 

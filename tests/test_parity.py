@@ -18,11 +18,14 @@ by a CPU connected-components function so both sides fill holes.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 
 from acl_models.onnx_runner import OnnxRunner
+from acl_models.openvino_runner import RECOMMENDED_REDUCED, OpenVinoRunner, openvino_problem, supported_precisions
 from app.config import TrackerConfig
 from app.model_bundle import load_constants, load_manifest, open_runners
 from app.motion_selection import SamuraiParams
@@ -37,6 +40,17 @@ NUM_FRAMES = 32
 LOGIT_ATOL = 1e-2
 MIN_MASK_IOU = 0.99
 MIN_FRACTION = 0.98
+# Every installed CPU backend at full precision must pass the same parity tests.
+BACKENDS = {"onnx": OnnxRunner} | ({} if openvino_problem() else {"openvino": OpenVinoRunner})
+SAMURAI_PARAMS = [SamuraiParams(), SamuraiParams(stable_frames_threshold=3, memory_bank_iou_threshold=0.62)]
+# Reduced precisions the README recommends, where this CPU runs them; each must keep every chosen mask.
+_SUPPORTED = [] if openvino_problem() else supported_precisions()
+REDUCED_PRECISIONS = [
+    pytest.param(p, marks=pytest.mark.skipif(p not in _SUPPORTED, reason=f"OpenVINO cannot run {p} on this CPU"))
+    for p in RECOMMENDED_REDUCED
+]
+# bf16 keeps 8 mantissa bits: logits move by ~1e-1 where they are O(10), so mask edges move by a pixel or two.
+REDUCED_MIN_MASK_IOU = 0.95
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +58,21 @@ def clip(tmp_path_factory):
     frames, boxes = make_frames(NUM_FRAMES)
     folder = write_jpeg_folder(tmp_path_factory.mktemp("clip"), frames)
     return folder, read_jpeg_folder(folder), boxes
+
+
+@pytest.fixture(scope="module")
+def official(checkpoint, clip):
+    """The PyTorch run for a parameter set (None: the official sam2 predictor), computed once per module."""
+    folder, _, boxes = clip
+    x, y, w, h = boxes[0]
+    runs = {}
+
+    def get(params=None):
+        if params not in runs:
+            runs[params] = _official(checkpoint, folder, (x, y, x + w, y + h), params)
+        return runs[params]
+
+    return get
 
 
 def _official(checkpoint, folder, box, samurai_params=None):
@@ -74,9 +103,26 @@ def _official(checkpoint, folder, box, samurai_params=None):
     return predictor, masks, logits
 
 
-def _ours(folder_model, images, box, mode, params=SamuraiParams()):
+@pytest.fixture(scope="module")
+def ours(export_512, clip):
+    """The tracker's run for (mode, params, backend, precision), computed once per module."""
+    _, images, boxes = clip
+    x, y, w, h = boxes[0]
+    runs = {}
+
+    def get(mode, params=SamuraiParams(), backend="onnx", precision="f32"):
+        key = (mode, params, backend, precision)
+        if key not in runs:
+            factory = partial(OpenVinoRunner, precision=precision) if backend == "openvino" else BACKENDS[backend]
+            runs[key] = _ours(export_512, images, (x, y, x + w, y + h), mode, params, factory)
+        return runs[key]
+
+    return get
+
+
+def _ours(folder_model, images, box, mode, params=SamuraiParams(), factory=OnnxRunner):
     manifest = load_manifest(folder_model)
-    runners = open_runners(manifest, OnnxRunner)
+    runners = open_runners(manifest, factory)
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(mode=mode, samurai=params), num_frames=len(images))
     results = []
     for i, image in enumerate(images):
@@ -98,23 +144,18 @@ def _check_masks(results, masks, logits):
     assert np.mean(ious >= MIN_MASK_IOU) >= MIN_FRACTION
 
 
-def test_sam2_mode_matches_official_predictor(checkpoint, export_512, clip):
-    folder, images, boxes = clip
-    x, y, w, h = boxes[0]
-    box = (x, y, x + w, y + h)
-    _, masks, logits = _official(checkpoint, folder, box)
-    results = _ours(export_512, images, box, "sam2")
-    _check_masks(results, masks, logits)
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_sam2_mode_matches_official_predictor(official, ours, backend):
+    _, masks, logits = official()
+    _check_masks(ours("sam2", backend=backend), masks, logits)
 
 
-@pytest.mark.parametrize("params", [SamuraiParams(), SamuraiParams(stable_frames_threshold=3, memory_bank_iou_threshold=0.62)])
-def test_samurai_mode_matches_reference(checkpoint, export_512, clip, params):
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("params", SAMURAI_PARAMS)
+def test_samurai_mode_matches_reference(official, ours, params, backend):
     """The second parameter set reaches the Kalman-weighted branch and the memory filter within 32 frames."""
-    folder, images, boxes = clip
-    x, y, w, h = boxes[0]
-    box = (x, y, x + w, y + h)
-    reference, masks, logits = _official(checkpoint, folder, box, params)
-    results = _ours(export_512, images, box, "samurai", params)
+    reference, masks, logits = official(params)
+    results = ours("samurai", params, backend)
     for r in results[1:]:
         log = reference.log[r.frame_idx]
         assert r.mask_index - 1 == log.index, f"frame {r.frame_idx}"
@@ -128,3 +169,13 @@ def test_samurai_mode_matches_reference(checkpoint, export_512, clip, params):
     _check_masks(results, masks, logits)
     if params.stable_frames_threshold < NUM_FRAMES:  # the test must exercise the Kalman-weighted branch
         assert sum(r.kf_score is not None for r in results) >= NUM_FRAMES // 2
+
+
+@pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
+@pytest.mark.parametrize(("mode", "params"), [("sam2", SamuraiParams()), ("samurai", SAMURAI_PARAMS[1])])
+def test_reduced_precision_keeps_every_decision(ours, mode, params, precision):
+    """A precision the README recommends chooses the same mask as fp32 on every frame of the random clip."""
+    reduced, exact = ours(mode, params, "openvino", precision), ours(mode, params)
+    assert [r.mask_index for r in reduced] == [r.mask_index for r in exact]
+    ious = [_mask_iou(a.mask, b.mask) for a, b in zip(reduced, exact)]
+    assert min(ious) >= REDUCED_MIN_MASK_IOU, f"min mask IoU {min(ious):.3f}"
