@@ -18,18 +18,16 @@ by a CPU connected-components function so both sides fill holes.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import pytest
 import torch
 
 from acl_models.onnx_runner import OnnxRunner
-from acl_models.openvino_runner import RECOMMENDED_REDUCED, OpenVinoRunner, openvino_problem, supported_precisions
 from app.config import TrackerConfig
 from app.model_bundle import load_constants, load_manifest, open_runners
 from app.motion_selection import SamuraiParams
 from app.tracker import SamuraiTracker
+from tests.backends import EXACT_BACKENDS, REDUCED_PRECISIONS, assert_same_decisions, mask_iou, reduced
 from tests.reference_predictor import cpu_connected_components
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
@@ -40,17 +38,7 @@ NUM_FRAMES = 32
 LOGIT_ATOL = 1e-2
 MIN_MASK_IOU = 0.99
 MIN_FRACTION = 0.98
-# Every installed CPU backend at full precision must pass the same parity tests.
-BACKENDS = {"onnx": OnnxRunner} | ({} if openvino_problem() else {"openvino": OpenVinoRunner})
 SAMURAI_PARAMS = [SamuraiParams(), SamuraiParams(stable_frames_threshold=3, memory_bank_iou_threshold=0.62)]
-# Reduced precisions the README recommends, where this CPU runs them; each must keep every chosen mask.
-_SUPPORTED = [] if openvino_problem() else supported_precisions()
-REDUCED_PRECISIONS = [
-    pytest.param(p, marks=pytest.mark.skipif(p not in _SUPPORTED, reason=f"OpenVINO cannot run {p} on this CPU"))
-    for p in RECOMMENDED_REDUCED
-]
-# bf16 keeps 8 mantissa bits: logits move by ~1e-1 where they are O(10), so mask edges move by a pixel or two.
-REDUCED_MIN_MASK_IOU = 0.95
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +101,7 @@ def ours(export_512, clip):
     def get(mode, params=SamuraiParams(), backend="onnx", precision="f32"):
         key = (mode, params, backend, precision)
         if key not in runs:
-            factory = partial(OpenVinoRunner, precision=precision) if backend == "openvino" else BACKENDS[backend]
+            factory = reduced(precision) if precision != "f32" else EXACT_BACKENDS[backend]
             runs[key] = _ours(export_512, images, (x, y, x + w, y + h), mode, params, factory)
         return runs[key]
 
@@ -132,25 +120,20 @@ def _ours(folder_model, images, box, mode, params=SamuraiParams(), factory=OnnxR
     return results
 
 
-def _mask_iou(a, b):
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else np.logical_and(a, b).sum() / union
-
-
 def _check_masks(results, masks, logits):
     for r in results:
         assert np.abs(r.low_res_logits - logits[r.frame_idx]).max() <= LOGIT_ATOL, f"frame {r.frame_idx}"
-    ious = np.array([_mask_iou(r.mask, masks[r.frame_idx]) for r in results])
+    ious = np.array([mask_iou(r.mask, masks[r.frame_idx]) for r in results])
     assert np.mean(ious >= MIN_MASK_IOU) >= MIN_FRACTION
 
 
-@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("backend", list(EXACT_BACKENDS))
 def test_sam2_mode_matches_official_predictor(official, ours, backend):
     _, masks, logits = official()
     _check_masks(ours("sam2", backend=backend), masks, logits)
 
 
-@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("backend", list(EXACT_BACKENDS))
 @pytest.mark.parametrize("params", SAMURAI_PARAMS)
 def test_samurai_mode_matches_reference(official, ours, params, backend):
     """The second parameter set reaches the Kalman-weighted branch and the memory filter within 32 frames."""
@@ -175,7 +158,4 @@ def test_samurai_mode_matches_reference(official, ours, params, backend):
 @pytest.mark.parametrize(("mode", "params"), [("sam2", SamuraiParams()), ("samurai", SAMURAI_PARAMS[1])])
 def test_reduced_precision_keeps_every_decision(ours, mode, params, precision):
     """A precision the README recommends chooses the same mask as fp32 on every frame of the random clip."""
-    reduced, exact = ours(mode, params, "openvino", precision), ours(mode, params)
-    assert [r.mask_index for r in reduced] == [r.mask_index for r in exact]
-    ious = [_mask_iou(a.mask, b.mask) for a, b in zip(reduced, exact)]
-    assert min(ious) >= REDUCED_MIN_MASK_IOU, f"min mask IoU {min(ious):.3f}"
+    assert_same_decisions(ours(mode, params, "openvino", precision), ours(mode, params))
