@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
-from acl_models.base import BackendError, ModelRunner
+from acl_models.base import BackendError, ModelRunner, import_problem
 
 DEVICE = "CPU"
 # --precision -> (OpenVINO element type name, the OPTIMIZATION_CAPABILITIES entry the CPU must report).
@@ -31,11 +31,7 @@ INSTALL_HINT = "install it with `pip install -e .[openvino]` or use --backend on
 
 def openvino_problem() -> str | None:
     """Why OpenVINO cannot be used here, or None when `import openvino` works."""
-    try:
-        importlib.import_module("openvino")
-    except ImportError as exc:
-        return f"OpenVINO is not importable ({exc})"
-    return None
+    return import_problem("openvino", "OpenVINO")
 
 
 def _core():

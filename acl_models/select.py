@@ -8,7 +8,6 @@ runtime for these graphs), otherwise ONNX Runtime, saying why. Asking for
 
 from __future__ import annotations
 
-import importlib
 import json
 from functools import partial
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Callable
 from loguru import logger
 
 from acl_models.acl_runner import SET_ENV, AclResource, AclRunner
-from acl_models.base import BackendError, ModelRunner
+from acl_models.base import BackendError, ModelRunner, import_problem
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import INSTALL_HINT, OpenVinoRunner, check_precision, openvino_problem
 
@@ -29,11 +28,7 @@ DEFAULT_PRECISION = "f32"
 
 def _pyacl_problem() -> str | None:
     """Why pyACL cannot be used here, or None when `import acl` works."""
-    try:
-        importlib.import_module("acl")
-    except ImportError as exc:
-        return f"pyACL is not importable ({exc})"
-    return None
+    return import_problem("acl", "pyACL")
 
 
 def _missing_om(model_dir: Path) -> list[str]:
