@@ -113,3 +113,23 @@ def test_auto_prefers_openvino_then_onnx_runtime(export_512, monkeypatch):
 def test_precision_belongs_to_openvino(export_512):
     with pytest.raises(BackendError, match="--precision bf16 is OpenVINO's; on onnx use --onnx-variant"):
         runner_factory("onnx", export_512, precision="bf16")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "openvino", "--precision", "bf16"], "--precision bf16: this cpu does not report bf16"),
+        (["--backend", "onnx", "--precision", "bf16"], "--precision bf16 is openvino's; on onnx use --onnx-variant"),
+        (["--backend", "openvino", "--onnx-variant", "int8"], "--onnx-variant applies to onnx runtime, not openvino"),
+    ],
+)
+def test_cli_precision_errors_are_one_line(export_512, tmp_path, monkeypatch, capsys, args, message):
+    from app import run
+
+    monkeypatch.setattr(openvino_runner, "supported_precisions", lambda: ["f32"])
+    code = run.main(["--video", str(tmp_path), "--bbox", "1,1,4,4", "--model-dir", str(export_512),
+                     "--output", str(tmp_path / "out"), "--no-display", *args])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("ERROR")]
+    assert code == run.EXIT_BAD_INPUT and "Traceback" not in err and len(errors) == 1, err
+    assert message in errors[0].lower(), errors[0]
