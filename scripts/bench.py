@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -228,6 +229,7 @@ def side_by_side(args: argparse.Namespace) -> int:
     runs: dict[str, list[Run]] = {name: [] for name in names}
     frames, boxes = make_frames(args.frames)
     x, y, w, h = boxes[0]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_jpeg_folder(Path(tmp) / "clip", frames)
         clip.with_suffix(".json").write_text(json.dumps([x, y, x + w, y + h]))
@@ -240,7 +242,8 @@ def side_by_side(args: argparse.Namespace) -> int:
     official_whole = statistics.median(r.whole_s for r in official)
     official_loop = statistics.median(r.loop_s for r in official)
     reference = runs[REFERENCE_PAIR][0]
-    print(f"{args.frames} frames, {args.mode} mode, median of {args.repeats} alternated runs per row, one process each")
+    print(f"{args.frames} frames, {args.mode} mode, median of {args.repeats} alternated runs per row, one process each; "
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(f"{'run':<16}{'whole s':>9}{'FPS':>7}{'ratio':>7}{'loop ms/f':>11}{'FPS':>7}{'ratio':>7}"
           f"{'overhead':>10}{'flips':>7}{'min IoU':>9}")
     for name in names:
