@@ -183,8 +183,12 @@ def run_child(name: str, args: argparse.Namespace, clip: Path, result: Path) -> 
                "--result", str(result), "--model-dir", str(args.model_dir), "--mode", args.mode]
     if args.official:
         command += ["--official", str(args.official)]
+    # Idle OpenMP threads of the official predictor sleep, as ONNX Runtime's do here: on
+    # shared cores PyTorch's default spin-waiting makes it several times slower, which
+    # would flatter the tracker.
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     spawned_at = time.time()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{name} run failed: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}")
     data = np.load(result)
