@@ -67,7 +67,7 @@ def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
     return (x_min, y_min, x_max - x_min, y_max - y_min)
 
 
-def _replace_atomically(path: Path, data: bytes) -> None:
+def replace_atomically(path: Path, data: bytes) -> None:
     """Write to a temporary name, then rename: an interrupt leaves the old file or the new, never half."""
     tmp = path.with_name(path.name + _TMP_SUFFIX)
     tmp.write_bytes(data)
@@ -130,7 +130,7 @@ class MaskWriter:
         if not ok:
             raise OutputError(f"cv2.imencode failed to encode the mask of frame {index} as PNG")
         path = self.directory / f"{index:0{MASK_NAME_DIGITS}d}.png"
-        _replace_atomically(path, png.tobytes())
+        replace_atomically(path, png.tobytes())
         return path
 
     def close(self) -> None:
@@ -216,4 +216,4 @@ def write_summary(path: Path | str, summary: Mapping[str, Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary, indent=JSON_INDENT, default=_json_default) + "\n"
-    _replace_atomically(path, text.encode())
+    replace_atomically(path, text.encode())

@@ -26,6 +26,16 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_checkpoint(tmp_path_factory) -> Path:
+    """The hand-set colour checkpoint (scripts/make_demo_checkpoint.py) in the official format."""
+    from scripts.make_demo_checkpoint import demo_state_dict
+
+    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
+    torch.save({"model": demo_state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def torch_model_512(checkpoint):
     from convert.checkpoint import load_model
 

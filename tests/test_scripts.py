@@ -30,5 +30,5 @@ def test_clip_and_evaluation(tmp_path, capsys):
     truth = tmp_path / "clip_groundtruth.txt"
     assert len(list(clip.glob("*.jpg"))) == 5 and len(truth.read_text().splitlines()) == 5
     assert evaluate.main([str(truth), str(truth)]) == 0
-    assert "mean IoU 1.000" in capsys.readouterr().out
+    assert "success AUC 0.952, precision@20px 1.000" in capsys.readouterr().out
     assert evaluate.main([str(tmp_path / "missing.txt"), str(truth)]) == 2
