@@ -33,6 +33,21 @@ def from_bfloat16(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << _BF16_SHIFT).view(np.float32)
 
 
+
+def pad_rows(rows: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` (n, ...) as float32 zero-padded to (length, ...), and (length,) float32 validity: 1 for the n real rows.
+
+    Memory attention takes a static number of memory frames and pointers; the
+    validity flags mask the padding out of its attention keys.
+    """
+    if rows.shape[0] > length:
+        raise ValueError(f"{rows.shape[0]} rows do not fit the model's {length}")
+    padded = np.zeros((length, *rows.shape[1:]), dtype=np.float32)
+    padded[: rows.shape[0]] = rows
+    valid = np.zeros(length, dtype=np.float32)
+    valid[: rows.shape[0]] = 1.0
+    return padded, valid
+
 @dataclass
 class MemoryEntry:
     """One frame's contribution: its memory feature (bfloat16 bits) and object pointer."""

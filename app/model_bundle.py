@@ -18,6 +18,8 @@ from loguru import logger
 from acl_models.base import ModelRunner
 
 SUBMODELS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")
+# manifest.json layout; 2: memory attention takes a static number of frames and pointers plus validity flags.
+MANIFEST_FORMAT = 2
 EXPORT_COMMAND = "python convert/export_onnx.py --checkpoint checkpoints/sam2.1_hiera_tiny.pt --out {folder}"
 
 
@@ -64,6 +66,11 @@ def load_manifest(folder: Path) -> Manifest:
         )
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ModelFolderError(f"{path} is not a valid manifest ({exc}); export the models again") from exc
+    if raw.get("format") != MANIFEST_FORMAT:
+        raise ModelFolderError(
+            f"{path} has format {raw.get('format')}, this tracker reads format {MANIFEST_FORMAT} "
+            f"(static memory attention); export again with `{EXPORT_COMMAND.format(folder=folder)}`"
+        )
     for name in SUBMODELS:
         if name not in manifest.models:
             raise ModelFolderError(f"{path} lists no '{name}'; export the models again")

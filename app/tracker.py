@@ -18,7 +18,7 @@ import numpy as np
 from acl_models.base import ModelRunner
 from app import preprocess
 from app.config import TrackerConfig
-from app.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, to_bfloat16
+from app.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
 from app.model_bundle import Manifest
 from app.motion_selection import MotionState, mask_box, select
 
@@ -88,20 +88,26 @@ class SamuraiTracker:
         return preprocess.normalise(resized, self.mean, self.std)
 
     def _attend_memory(self, t: int, vision_feat: np.ndarray) -> np.ndarray:
+        """Memory attention at the graph's static shape: memories and pointers zero-padded, validity flags set."""
         frames = self.bank.memory_frames(t)
-        memory = np.concatenate([from_bfloat16(e.features) for _, e in frames])
+        memory, memory_valid = pad_rows(np.concatenate([from_bfloat16(e.features) for _, e in frames]), self.num_maskmem)
         slots = [self.num_maskmem - t_pos - 1 for t_pos, _ in frames]
-        memory_pos = self.memory_pos + self.tpos[slots][:, :, None, None]
+        memory_pos, _ = pad_rows(self.memory_pos + self.tpos[slots][:, :, None, None], self.num_maskmem)
         pointers = self.bank.object_pointers(t)
+        # The graph's pointer count; self.max_obj_ptrs may be lower for a short video.
+        max_ptrs = int(self.manifest.hyper["max_obj_ptrs_in_encoder"])
+        obj_ptrs, obj_ptr_valid = pad_rows(np.stack([p for _, p in pointers]), max_ptrs)
         offsets = np.array([d for d, _ in pointers], dtype=np.float32) / np.float32(self.max_obj_ptrs - 1)
         out = self.runners["memory_attention"].run(
             {
                 "vision_feat": vision_feat,
                 "vision_pos": self.vision_pos,
                 "memory": memory,
-                "memory_pos": memory_pos.astype(np.float32),
-                "obj_ptrs": np.stack([p for _, p in pointers]).astype(np.float32),
-                "obj_ptr_offsets": offsets,
+                "memory_pos": memory_pos,
+                "memory_valid": memory_valid,
+                "obj_ptrs": obj_ptrs,
+                "obj_ptr_offsets": pad_rows(offsets, max_ptrs)[0],
+                "obj_ptr_valid": obj_ptr_valid,
             }
         )
         return out["pix_feat_with_mem"]

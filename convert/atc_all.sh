@@ -2,29 +2,31 @@
 # Convert the exported ONNX sub-models to Ascend .om files with ATC.
 #
 #   convert/atc_all.sh [--soc-version SOC] [--model-dir om_model] [--precision MODE]
-#                      [--gears N] [--aipp] [--dry-run] [--force]
+#                      [--aipp] [--dry-run] [--force]
 #
 # Every ATC argument comes from `python -m convert.atc_args`, which reads the
-# graphs and manifest.json: no shape here is typed by hand. A model whose .om is
+# graphs and manifest.json: no shape here is typed by hand. The default
+# precision is convert/atc_args.py's DEFAULT_PRECISION. Python: .venv/bin/python
+# when it exists, else $PYTHON, else python3. A model whose .om is
 # newer than its .onnx and was built with the same SOC / precision / AIPP (as
 # recorded in om_manifest.json) is skipped unless --force. Each conversion logs
 # to MODEL_DIR/atc_logs/<model>.log; the first failure stops the script.
 set -euo pipefail
 
 readonly REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly PYTHON="${PYTHON:-python3}"
 readonly SET_ENV="/usr/local/Ascend/ascend-toolkit/set_env.sh"
+# shellcheck source=../scripts/project_python.sh
+source "${REPO_ROOT}/scripts/project_python.sh"
 
 soc_version=""
 model_dir="om_model"
-precision="force_fp16"
-gears=""
+precision=""
 aipp=false
 dry_run=false
 force=false
 
 usage() {
-    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -41,7 +43,6 @@ while [[ $# -gt 0 ]]; do
         --soc-version) need_value "$@"; soc_version=$2; shift 2 ;;
         --model-dir) need_value "$@"; model_dir=$2; shift 2 ;;
         --precision) need_value "$@"; precision=$2; shift 2 ;;
-        --gears) need_value "$@"; gears=$2; shift 2 ;;
         --aipp) aipp=true; shift ;;
         --dry-run) dry_run=true; shift ;;
         --force) force=true; shift ;;
@@ -73,12 +74,13 @@ if ! $dry_run && ! command -v atc >/dev/null 2>&1; then
 fi
 [[ -d $model_dir ]] || die "model dir '${model_dir}' not found; export first with: python convert/export_onnx.py --out ${model_dir}"
 
-args=(--model-dir "$model_dir" --soc-version "$soc_version" --precision "$precision")
-[[ -n $gears ]] && args+=(--gears "$gears")
+python=$(project_python "atc_all.sh" convert.atc_args onnx) || exit 1
+args=(--model-dir "$model_dir" --soc-version "$soc_version")
+[[ -n $precision ]] && args+=(--precision "$precision")
 $aipp && args+=(--aipp)
 
 atc_args() {
-    PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}" "$PYTHON" -m convert.atc_args "${args[@]}" "$@"
+    PYTHONPATH="${REPO_ROOT}${PYTHONPATH:+:${PYTHONPATH}}" "$python" -m convert.atc_args "${args[@]}" "$@"
 }
 
 plan_args=(--plan)
@@ -111,4 +113,4 @@ while IFS=$'\t' read -r name action reason command; do
     echo "atc_all.sh: ${name}: done in $((SECONDS - started)) s"
 done <<<"$plan"
 
-$dry_run || echo "atc_all.sh: ${converted} model(s) converted in ${model_dir} for ${soc_version} (${precision}$($aipp && echo ', AIPP'))"
+$dry_run || echo "atc_all.sh: ${converted} model(s) converted in ${model_dir} for ${soc_version} (${precision:-default precision}$($aipp && echo ', AIPP'))"

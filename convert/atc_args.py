@@ -1,19 +1,23 @@
 """ATC command lines for the exported sub-models, derived from the graphs, never typed by hand.
 
-    python -m convert.atc_args --model-dir om_model --soc-version Ascend310B4 [--precision force_fp16] [--aipp]
+    python -m convert.atc_args --model-dir om_model --soc-version Ascend310B4 [--precision MODE] [--aipp]
+    python -m convert.atc_args --model-dir om_model --audit
 
 Reads `manifest.json` and every ONNX graph it names, refuses to go on when the
 two disagree (a stale manifest would give the tracker shapes the .om does not
-have), and prints one `atc` command per sub-model. A hand-typed ATC command in
-a public port names the same input twice; here input names, static dims,
-dynamic axes (`-1`), gears and output nodes all come from the graph.
+have) or when a graph uses an op ATC does not parse (convert/op_audit.py), and
+prints one `atc` command per sub-model. A hand-typed ATC command in a public
+port names the same input twice; here input names, static dims, dynamic axes
+(`-1`), gears, output nodes and the nodes kept in float32 all come from the graph.
 
-Gears: the tracker feeds memory attention M memory frames and P object pointers
-with 1 <= M <= num_maskmem, 1 <= P <= max_obj_ptrs_in_encoder and M <= P (both
-grow from the first frame, the prompt frame counts in both). With the SAM 2.1
-values 7 / 16 that is 91 gears, under ATC's limit of 100, so every reachable
-pair gets its own gear and nothing needs padding. The mask decoder sees one
-padding point (tracking) or a box as two corners.
+Compiles: every `--dynamic_dims` gear is compiled as its own static graph, so a
+conversion makes one compile per static model plus one per gear. Memory
+attention is exported at one static shape (validity inputs mask absent memory
+frames and pointers), so only the mask decoder has gears: one padding point
+while tracking, a box as two corners on the prompt frame. Those prompts give
+2 and 3 sparse tokens that attend to each other inside the official decoder,
+so padding one into the other would change its results; the two gears of that
+small graph cost one extra compile. Four models, five compiles.
 
 `convert/atc_all.sh` drives this module (`--plan`, `--record`); see docs/ascend.md.
 """
@@ -31,6 +35,9 @@ from pathlib import Path
 from typing import Callable
 
 from loguru import logger
+
+from convert import op_audit
+from convert.precision import KEEP_SENSITIVE_FP32, sensitive_nodes
 
 MANIFEST = "manifest.json"
 OM_MANIFEST = "om_manifest.json"
@@ -56,8 +63,15 @@ SOC_VERSIONS = (
     "Ascend910B3",
     "Ascend910B4",
 )
-PRECISION_MODES = ("force_fp16", "allow_mix_precision", "force_fp32", "allow_fp32_to_fp16", "must_keep_origin_dtype")
-DEFAULT_PRECISION = "force_fp16"  # ATC's own default for inference models
+# ATC's --precision_mode values, plus KEEP_SENSITIVE_FP32: force_fp16 with the sensitive
+# nodes of convert/precision.py kept in float32 through a generated --keep_dtype file.
+PRECISION_MODES = (
+    "force_fp16", KEEP_SENSITIVE_FP32, "allow_mix_precision", "force_fp32", "allow_fp32_to_fp16", "must_keep_origin_dtype"
+)
+# The cheapest mode whose ONNX Runtime imitation keeps every tracking decision of
+# float32 (scripts/precision_study.py; measured table in docs/ascend.md).
+DEFAULT_PRECISION = "force_fp16"
+KEEP_DTYPE_FILE = "keep_dtype_{model}.cfg"
 
 ATC_ONNX_FRAMEWORK = 5  # ATC --framework code for ONNX (0 Caffe, 1 MindSpore, 3 TensorFlow)
 ATC_LOG_LEVEL = "error"
@@ -99,16 +113,16 @@ class Graph:
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
     out_nodes: tuple[str, ...]  # "node_name:index" per graph output, in output order
+    keep_fp32: tuple[str, ...] = ()  # nodes the KEEP_SENSITIVE_FP32 mode keeps in float32
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How to build: for which chip, in which precision, whether the encoder gets AIPP, how many gears at most."""
+    """How to build: for which chip, in which precision, whether the encoder gets AIPP."""
 
     soc_version: str
     precision_mode: str = DEFAULT_PRECISION
     aipp: bool = False
-    max_gears: int = ATC_MAX_GEARS
 
     def __post_init__(self) -> None:
         if self.soc_version not in SOC_VERSIONS:
@@ -118,8 +132,6 @@ class Settings:
             )
         if self.precision_mode not in PRECISION_MODES:
             raise AtcArgsError(f"unknown --precision {self.precision_mode!r}; use one of {', '.join(PRECISION_MODES)}")
-        if not ATC_MIN_GEARS <= self.max_gears <= ATC_MAX_GEARS:
-            raise AtcArgsError(f"--gears {self.max_gears} is outside ATC's range {ATC_MIN_GEARS}..{ATC_MAX_GEARS}")
 
     def uses_aipp(self, model: str) -> bool:
         return self.aipp and model == AIPP_MODEL
@@ -155,22 +167,12 @@ class AtcJob:
 # -- gears ---------------------------------------------------------------------
 
 
-def _memory_attention_gears(hyper: dict) -> list[dict[str, int]]:
-    frames, pointers = int(hyper["num_maskmem"]), int(hyper["max_obj_ptrs_in_encoder"])
-    return [
-        {"num_mem_frames": m, "num_obj_ptrs": p}
-        for m in range(1, frames + 1)
-        for p in range(m, pointers + 1)
-    ]
-
-
 def _mask_decoder_gears(hyper: dict) -> list[dict[str, int]]:
     return [{"num_points": TRACKING_POINTS}, {"num_points": BOX_POINTS}]
 
 
 # Per sub-model: every value combination of its dynamic axes the tracker can ask for.
 GEAR_RULES: dict[str, Callable[[dict], list[dict[str, int]]]] = {
-    "memory_attention": _memory_attention_gears,
     "mask_decoder": _mask_decoder_gears,
 }
 
@@ -180,7 +182,7 @@ def dynamic_axes(graph: Graph) -> list[str]:
     return [dim for tensor in graph.inputs for dim in tensor.shape if isinstance(dim, str)]
 
 
-def gears_for(graph: Graph, hyper: dict, max_gears: int = ATC_MAX_GEARS) -> list[tuple[int, ...]]:
+def gears_for(graph: Graph, hyper: dict) -> list[tuple[int, ...]]:
     """--dynamic_dims rows for `graph`: one value per -1, in --input_shape order; [] for a static graph."""
     axes = dynamic_axes(graph)
     rule = GEAR_RULES.get(graph.name)
@@ -198,17 +200,8 @@ def gears_for(graph: Graph, hyper: dict, max_gears: int = ATC_MAX_GEARS) -> list
             f"{graph.name}: graph has dynamic axes {sorted(set(axes))} but the tracker varies {sorted(expected)}; "
             "re-export with convert/export_onnx.py"
         )
-    if not ATC_MIN_GEARS <= len(gears) <= max_gears:
-        fix = (
-            f"raise --gears (ATC allows up to {ATC_MAX_GEARS})"
-            if ATC_MIN_GEARS <= len(gears) <= ATC_MAX_GEARS
-            else "export with other num_maskmem / max_obj_ptrs_in_encoder"
-        )
-        raise AtcArgsError(
-            f"{graph.name}: {len(gears)} gears (num_maskmem={hyper.get('num_maskmem')}, "
-            f"max_obj_ptrs_in_encoder={hyper.get('max_obj_ptrs_in_encoder')}) is outside "
-            f"{ATC_MIN_GEARS}..{max_gears}; {fix}"
-        )
+    if not ATC_MIN_GEARS <= len(gears) <= ATC_MAX_GEARS:
+        raise AtcArgsError(f"{graph.name}: {len(gears)} gears is outside ATC's {ATC_MIN_GEARS}..{ATC_MAX_GEARS}")
     return [tuple(gear[axis] for axis in axes) for gear in gears]
 
 
@@ -252,10 +245,15 @@ def read_graph(name: str, path: Path) -> Graph:
         out_nodes.append(f"{node}:{index}")
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     inputs = tuple(_tensor(v) for v in graph.input if v.name not in initializers)
-    for text in [t.name for t in inputs] + out_nodes:
+    keep_fp32 = tuple(sensitive_nodes(model))
+    for text in [t.name for t in inputs] + out_nodes + list(keep_fp32):
         if not _SAFE_NAME.match(text):
             raise AtcArgsError(f"{name}: name {text!r} in {path.name} has characters ATC arguments cannot carry")
-    return Graph(name, path, opset, inputs, tuple(_tensor(v) for v in graph.output), tuple(out_nodes))
+    try:
+        op_audit.check(path)
+    except op_audit.UnsupportedOpError as exc:
+        raise AtcArgsError(f"{name}: {exc}") from exc
+    return Graph(name, path, opset, inputs, tuple(_tensor(v) for v in graph.output), tuple(out_nodes), keep_fp32)
 
 
 def _check_tensors(model: str, kind: str, listed: list[dict], actual: tuple[Tensor, ...], file: str) -> None:
@@ -342,8 +340,21 @@ def aipp_config(manifest: dict) -> str:
 # -- commands ------------------------------------------------------------------------
 
 
+def keep_dtype_path(model_dir: Path, model: str) -> Path:
+    return model_dir / KEEP_DTYPE_FILE.format(model=model)
+
+
+def precision_args(graph: Graph, settings: Settings, model_dir: Path) -> list[str]:
+    if settings.precision_mode != KEEP_SENSITIVE_FP32:
+        return [f"--precision_mode={settings.precision_mode}"]
+    args = ["--precision_mode=force_fp16"]
+    if graph.keep_fp32:
+        args.append(f"--keep_dtype={keep_dtype_path(model_dir, graph.name)}")
+    return args
+
+
 def build_job(graph: Graph, manifest: dict, settings: Settings, model_dir: Path) -> AtcJob:
-    gears = gears_for(graph, manifest["hyper"], settings.max_gears)
+    gears = gears_for(graph, manifest["hyper"])
     four_d = all(len(t.shape) == 4 for t in graph.inputs)
     input_format = "ND" if gears or not four_d else "NCHW"
     shape = ";".join(
@@ -362,7 +373,7 @@ def build_job(graph: Graph, manifest: dict, settings: Settings, model_dir: Path)
         argv.append("--dynamic_dims=" + ";".join(",".join(map(str, gear)) for gear in gears))
     argv += [
         "--out_nodes=" + ";".join(graph.out_nodes),
-        f"--precision_mode={settings.precision_mode}",
+        *precision_args(graph, settings, model_dir),
         f"--log={ATC_LOG_LEVEL}",
     ]
     if settings.uses_aipp(graph.name):
@@ -370,15 +381,19 @@ def build_job(graph: Graph, manifest: dict, settings: Settings, model_dir: Path)
     return AtcJob(graph.name, tuple(argv), graph.path, model_dir / f"{graph.name}.om")
 
 
-def build_jobs(model_dir: Path, settings: Settings, write_aipp: bool = True) -> list[AtcJob]:
-    """One job per sub-model; writes the AIPP config next to the models when asked to use it."""
+def build_jobs(model_dir: Path, settings: Settings, write_files: bool = True) -> list[AtcJob]:
+    """One job per sub-model; writes the AIPP config and --keep_dtype lists next to the models when they are used."""
     manifest, graphs = load_graphs(model_dir)
     if settings.aipp:
         image = next((g for g in graphs if g.name == AIPP_MODEL), None)
         if image is None or len(image.inputs) != 1:
             raise AtcArgsError(f"--aipp needs {AIPP_MODEL} with one image input in {MANIFEST}")
-        if write_aipp:
+        if write_files:
             (model_dir / AIPP_CONFIG).write_text(aipp_config(manifest))
+    if settings.precision_mode == KEEP_SENSITIVE_FP32 and write_files:
+        for graph in graphs:
+            if graph.keep_fp32:
+                keep_dtype_path(model_dir, graph.name).write_text("\n".join(graph.keep_fp32) + "\n")
     return [build_job(graph, manifest, settings, model_dir) for graph in graphs]
 
 
@@ -420,27 +435,58 @@ def staleness(job: AtcJob, settings: Settings, records: dict) -> str | None:
 # -- CLI -----------------------------------------------------------------------------
 
 
+def audit_table(model_dir: Path) -> tuple[str, bool]:
+    """Markdown table of every op type per graph and whether ATC parses it at the graph's opset; (table, all parsed)."""
+    import onnx
+
+    manifest = json.loads((model_dir / MANIFEST).read_text()) if (model_dir / MANIFEST).is_file() else None
+    if manifest is None:
+        raise AtcArgsError(f"{model_dir / MANIFEST} not found; export first with `python convert/export_onnx.py --out {model_dir}`")
+    table = op_audit.supported_ops()
+    lines = ["| model | op | opset | nodes | first node | ATC parses |", "|---|---|---|---|---|---|"]
+    ok = True
+    for name, entry in manifest["models"].items():
+        path = model_dir / entry["file"]
+        if not path.is_file():
+            raise AtcArgsError(f"{name}: {path} not found; run `python convert/export_onnx.py --out {model_dir}`")
+        for use in op_audit.audit(onnx.load(str(path), load_external_data=False), table):
+            ok &= use.supported
+            lines.append(
+                f"| {name} | {use.domain}::{use.op_type} | {use.opset} | {use.count} | {use.first_node} | "
+                f"{'yes' if use.supported else 'NO'} |"
+            )
+    return "\n".join(lines), ok
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--soc-version", required=True, help="Ascend + chip name from `npu-smi info`")
+    parser.add_argument("--soc-version", help="Ascend + chip name from `npu-smi info` (not needed for --audit)")
     parser.add_argument("--precision", default=DEFAULT_PRECISION, help=f"one of {', '.join(PRECISION_MODES)}")
     parser.add_argument("--aipp", action="store_true", help="image encoder takes uint8 RGB HWC, normalised on the NPU")
-    parser.add_argument("--gears", type=int, default=ATC_MAX_GEARS, help="most gears one model may get")
-    parser.add_argument("--dry-run", action="store_true", help="write nothing (no AIPP config)")
+    parser.add_argument("--dry-run", action="store_true", help="write nothing (no AIPP config, no --keep_dtype lists)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--plan", action="store_true", help="TSV: model, convert|skip, reason, command (for atc_all.sh)")
     mode.add_argument("--record", metavar="MODEL", help="note in om_manifest.json that MODEL.om was just built")
+    mode.add_argument("--audit", action="store_true", help="table of the graphs' ops and whether ATC parses them")
     parser.add_argument("--force", action="store_true", help="with --plan: convert even up-to-date models")
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, format="atc_args: {message}", level="INFO")
     try:
-        settings = Settings(args.soc_version, args.precision, args.aipp, args.gears)
+        if args.audit:
+            table, ok = audit_table(args.model_dir)
+            print(table)
+            if not ok:
+                logger.error("some ops are not parsed by CANN's ATC (rows marked NO); see {}", op_audit.SUPPORTED_OPS_FILE.name)
+            return 0 if ok else 2
+        if not args.soc_version:
+            raise AtcArgsError("--soc-version is required, e.g. --soc-version Ascend310B4 (\"Ascend\" + the chip `npu-smi info` shows)")
+        settings = Settings(args.soc_version, args.precision, args.aipp)
         if args.record:
             record_conversion(args.model_dir, args.record, settings)
             return 0
-        jobs = build_jobs(args.model_dir, settings, write_aipp=not args.dry_run)
+        jobs = build_jobs(args.model_dir, settings, write_files=not args.dry_run)
     except AtcArgsError as exc:
         logger.error("{}", exc)
         return 2

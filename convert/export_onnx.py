@@ -22,7 +22,8 @@ import onnx
 import torch
 from loguru import logger
 
-from convert import reference, submodels
+from app.model_bundle import MANIFEST_FORMAT
+from convert import op_audit, reference, submodels
 from convert.checkpoint import CheckpointError, check_image_size, file_sha256, load_model
 
 OPSET = 17
@@ -68,7 +69,7 @@ def _feature_shapes(model) -> dict[str, tuple[int, ...]]:
 
 
 def memory_attention_inputs(model, consts, num_frames: int, num_ptrs: int, generator) -> dict[str, torch.Tensor]:
-    """Random memory-attention inputs shaped as the tracker builds them."""
+    """Random memory-attention inputs shaped as the tracker builds them, before padding (the official call's view)."""
     shapes = _feature_shapes(model)
     memory_pos = torch.from_numpy(consts["memory_pos"]) + torch.from_numpy(consts["maskmem_tpos_enc"])[
         :num_frames, :, None, None
@@ -81,6 +82,25 @@ def memory_attention_inputs(model, consts, num_frames: int, num_ptrs: int, gener
         "obj_ptrs": torch.randn((num_ptrs, model.hidden_dim), generator=generator),
         "obj_ptr_offsets": torch.arange(num_ptrs, dtype=torch.float32) / (model.max_obj_ptrs_in_encoder - 1),
     }
+
+
+def static_memory_attention_inputs(model, inputs: dict[str, torch.Tensor], generator) -> dict[str, torch.Tensor]:
+    """`inputs` padded to the graph's static shape with random filler, plus the validity inputs.
+
+    The filler is random rather than zero so that a check proves absent entries are masked out.
+    """
+    sizes = {"memory": model.num_maskmem, "obj_ptrs": model.max_obj_ptrs_in_encoder}
+    owner = {"memory": "memory", "memory_pos": "memory", "obj_ptrs": "obj_ptrs", "obj_ptr_offsets": "obj_ptrs"}
+    padded = dict(inputs)
+    for name, group in owner.items():
+        value = inputs[name]
+        filler = torch.randn((sizes[group] - value.shape[0], *value.shape[1:]), generator=generator)
+        padded[name] = torch.cat((value, filler))
+    for group, valid_name in (("memory", "memory_valid"), ("obj_ptrs", "obj_ptr_valid")):
+        valid = torch.zeros(sizes[group])
+        valid[: inputs[group].shape[0]] = 1.0
+        padded[valid_name] = valid
+    return padded
 
 
 def mask_decoder_inputs(model, num_points: int, generator) -> dict[str, torch.Tensor]:
@@ -123,13 +143,8 @@ def build_submodels(model, consts) -> list[SubModel]:
         SubModel(
             "memory_attention",
             submodels.MemoryAttention(model, side),
-            memory_attention_inputs(model, consts, 3, 5, g),
-            {
-                "memory": {0: "num_mem_frames"},
-                "memory_pos": {0: "num_mem_frames"},
-                "obj_ptrs": {0: "num_obj_ptrs"},
-                "obj_ptr_offsets": {0: "num_obj_ptrs"},
-            },
+            static_memory_attention_inputs(model, memory_attention_inputs(model, consts, 3, 5, g), g),
+            {},
         ),
         SubModel("memory_encoder", submodels.MemoryEncoder(model), memory_encoder_inputs(model, False, g), {}),
         SubModel(
@@ -153,15 +168,23 @@ def official_outputs(model, name: str, inputs: dict[str, torch.Tensor], wrapper)
         return list(wrapper(**inputs))
 
 
-def verification_cases(model, consts, name: str) -> list[dict[str, torch.Tensor]]:
+def verification_cases(model, consts, name: str) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
+    """(graph inputs, official inputs) pairs; they differ only for memory attention, which the graph takes padded."""
     g = torch.Generator().manual_seed(1)
     if name == "image_encoder":
-        return [{"image": torch.randn(_feature_shapes(model)["image"], generator=g)}]
-    if name == "memory_attention":
-        return [memory_attention_inputs(model, consts, m, p, g) for m, p in ((1, 1), (7, 16))]
-    if name == "memory_encoder":
-        return [memory_encoder_inputs(model, b, g) for b in (False, True)]
-    return [mask_decoder_inputs(model, n, g) for n in (1, 2)]
+        cases = [{"image": torch.randn(_feature_shapes(model)["image"], generator=g)}]
+    elif name == "memory_attention":
+        # The smallest memory the tracker feeds (mostly padding) and the largest (none).
+        pairs = []
+        for frames, ptrs in ((1, 1), (model.num_maskmem, model.max_obj_ptrs_in_encoder)):
+            official = memory_attention_inputs(model, consts, frames, ptrs, g)
+            pairs.append((static_memory_attention_inputs(model, official, g), official))
+        return pairs
+    elif name == "memory_encoder":
+        cases = [memory_encoder_inputs(model, b, g) for b in (False, True)]
+    else:
+        cases = [mask_decoder_inputs(model, n, g) for n in (1, 2)]
+    return [(case, case) for case in cases]
 
 
 def max_errors(session, inputs, expected, output_names) -> dict[str, tuple[float, float]]:
@@ -184,9 +207,9 @@ def verify(path: Path, sub: SubModel, model, consts, variant: str) -> dict[str, 
     names = type(sub.module).output_names
     worst: dict[str, float] = {}
     ranges: dict[str, float] = {}
-    for case in verification_cases(model, consts, sub.name):
-        expected = official_outputs(model, sub.name, case, sub.module)
-        for out, (err, scale) in max_errors(session, case, expected, names).items():
+    for feeds, official in verification_cases(model, consts, sub.name):
+        expected = official_outputs(model, sub.name, official, sub.module)
+        for out, (err, scale) in max_errors(session, feeds, expected, names).items():
             rel = err / max(scale, 1.0)
             worst[out] = max(worst.get(out, 0.0), err)
             ranges[out] = max(ranges.get(out, 0.0), scale)
@@ -343,6 +366,10 @@ def export(
         logger.info("[{}/{}] exporting {}", index, len(subs), sub.name)
         path = out / f"{sub.name}.onnx"
         export_one(sub, path)
+        try:
+            op_audit.check(path)
+        except op_audit.UnsupportedOpError as exc:
+            raise ExportError(str(exc)) from exc
         entry: dict = {"file": path.name, "variants": {}}
         errors[sub.name] = {}
         # Variants are converted from the traced graph: the fp16 converter does not
@@ -360,7 +387,7 @@ def export(
     for name, value in consts.items():
         np.save(out / f"{name}.npy", value)
     manifest = {
-        "format": 1,
+        "format": MANIFEST_FORMAT,
         "model_size": size,
         "image_size": image_size,
         "opset": OPSET,

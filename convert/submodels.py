@@ -53,11 +53,32 @@ class ImageEncoder(nn.Module):
         return fpn[0], fpn[1], fpn[2]
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate consecutive (real, imaginary) pairs of the last axis; cos/sin broadcast over pairs."""
-    pairs = x.reshape(*x.shape[:-1], -1, 2)
-    real, imag = pairs[..., 0], pairs[..., 1]
-    return torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1).flatten(-2)
+# Additive key bias for absent memory frames and pointers. Large enough that
+# exp() of a masked score is exactly 0 in float32 and float16 (below -104 after
+# the softmax's max subtraction), small enough that score + bias stays finite in
+# float16 (|x| <= 65504) so fp16 arithmetic on the NPU cannot turn it into -inf
+# or NaN.
+KEY_MASK_BIAS = -3.0e4
+
+
+class Rotary(nn.Module):
+    """2-D RoPE with real cos/sin tensors; its own module so that its nodes share one name scope.
+
+    The precision study keeps this arithmetic in float32 by that scope (see convert/precision.py).
+    """
+
+    def __init__(self, cos: torch.Tensor, sin: torch.Tensor):
+        super().__init__()
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate consecutive (real, imaginary) pairs of the last axis; x: (B, H, F*hw, d), F frames of the grid."""
+        b, h, n, d = x.shape
+        pairs = x.reshape(b, h, -1, self.cos.shape[0], d // 2, 2)
+        real, imag = pairs[..., 0], pairs[..., 1]
+        rotated = torch.stack((real * self.cos - imag * self.sin, real * self.sin + imag * self.cos), dim=-1)
+        return rotated.reshape(b, h, n, d)
 
 
 def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -65,24 +86,65 @@ def _heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
 
 
-def _attend(attn: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-    out = torch.matmul(torch.softmax(scores, dim=-1), v)
-    b, h, n, d = out.shape
-    return attn.out_proj(out.transpose(1, 2).reshape(b, n, h * d))
+def _value_output_projection(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """out_proj ∘ v_proj folded per head: (H·C_in, C) weight and (C,) bias.
+
+    With A the attention weights of head h (rows sum to one) and X the value
+    tokens, out_proj(concat_h A_h (X W_vhᵀ + b_vh)) = Σ_h (A_h X)(W_oh W_vh)ᵀ + W_o b_v + b_o.
+    """
+    heads = attn.num_heads
+    head_dim = attn.internal_dim // heads
+    w_v = attn.v_proj.weight.detach()  # (internal, C_in)
+    w_o = attn.out_proj.weight.detach()  # (C, internal)
+    blocks = [
+        (w_o[:, h * head_dim:(h + 1) * head_dim] @ w_v[h * head_dim:(h + 1) * head_dim]).T for h in range(heads)
+    ]
+    bias = w_o @ attn.v_proj.bias.detach() + attn.out_proj.bias.detach()
+    return torch.cat(blocks, dim=0).contiguous(), bias.contiguous()
+
+
+class _ValueOutput(nn.Module):
+    """The folded value and output projections of one attention (see `_value_output_projection`)."""
+
+    def __init__(self, attn: nn.Module):
+        super().__init__()
+        weight, bias = _value_output_projection(attn)
+        self.register_buffer("weight", weight, persistent=False)
+        self.register_buffer("bias", bias, persistent=False)
+
+    def forward(self, mixed: torch.Tensor) -> torch.Tensor:
+        """mixed: (B, H, N, C_in) attention-weighted value tokens -> (B, N, C)."""
+        b, h, n, c = mixed.shape
+        return torch.matmul(mixed.transpose(1, 2).reshape(b, n, h * c), self.weight) + self.bias
 
 
 class MemoryAttention(nn.Module):
-    """Memory attention with real-valued 2-D RoPE and dynamic memory/pointer counts.
+    """Memory attention at one static shape, with real-valued 2-D RoPE and a lighter value path.
 
-    The official code concatenates spatial memories and pointer tokens on the
-    host side and rotates keys with complex numbers; here the graph receives the
-    memories frame by frame and the raw pointers with their temporal offsets, and
-    does the concatenation, the pointer split into `hidden/mem_dim` tokens and the
-    pointer temporal encoding itself.
+    Static shape: the graph always takes `num_maskmem` memory frames and
+    `max_obj_ptrs_in_encoder` pointers; `memory_valid` / `obj_ptr_valid` (1 or 0)
+    say which are real. Absent ones get KEY_MASK_BIAS on their attention keys, so
+    their softmax weight is exactly 0: memory tokens are only keys and values,
+    never queries, and the result equals the official computation over the real
+    ones alone. ATC then compiles the graph once, without gears.
+
+    Value path: softmax rows sum to one, so A·(X W_vᵀ + b_v) = (A·X)·W_vᵀ + b_v.
+    The cross-attention's value tokens X are the 64-channel memory tokens (the
+    spatial memories and each 256-channel pointer split into 4 tokens of 64, as
+    SAM 2 does), so attention weights multiply 64 channels instead of 256; the
+    value and output projections then fold into one matrix per attention
+    (`_ValueOutput`), which also saves a 256×256 projection in self-attention.
+    Keys carry the rotary encoding, so no such reordering applies to them.
+
+    The official code concatenates memories and pointer tokens on the host and
+    rotates keys with complex numbers; here the graph receives the memories
+    frame by frame and the raw pointers with their temporal offsets, and does the
+    concatenation, the pointer split and the pointer temporal encoding itself.
     """
 
-    input_names = ["vision_feat", "vision_pos", "memory", "memory_pos", "obj_ptrs", "obj_ptr_offsets"]
+    input_names = [
+        "vision_feat", "vision_pos", "memory", "memory_pos", "memory_valid", "obj_ptrs", "obj_ptr_offsets", "obj_ptr_valid"
+    ]
     output_names = ["pix_feat_with_mem"]
 
     def __init__(self, model: nn.Module, feat_size: int):
@@ -95,28 +157,28 @@ class MemoryAttention(nn.Module):
         head_dim = layer.self_attn.internal_dim // layer.self_attn.num_heads
         theta = _rope_theta(layer.self_attn)
         cis = compute_axial_cis(dim=head_dim, end_x=feat_size, end_y=feat_size, theta=theta)
-        self.register_buffer("rope_cos", cis.real.float().contiguous(), persistent=False)
-        self.register_buffer("rope_sin", cis.imag.float().contiguous(), persistent=False)
+        self.rotary = Rotary(cis.real.float().contiguous(), cis.imag.float().contiguous())
+        self.self_value_out = nn.ModuleList(_ValueOutput(l.self_attn) for l in self.attention.layers)
+        self.cross_value_out = nn.ModuleList(_ValueOutput(l.cross_attn_image) for l in self.attention.layers)
 
-    def _rope_attention(self, attn: nn.Module, q, k, v, k_unrotated=None):
-        """Attention with RoPE on q and k; `k_unrotated` (pointer tokens) joins k without rotation.
-
-        k may hold several frames of the query grid: the grid's rotation repeats per frame.
-        """
-        hw = self.rope_cos.shape[0]
-        q = _rotate(_heads(attn.q_proj(q), attn.num_heads), self.rope_cos, self.rope_sin)
-        k = _heads(attn.k_proj(k), attn.num_heads)
-        b, h, _, d = k.shape
-        k = _rotate(k.reshape(b, h, -1, hw, d), self.rope_cos, self.rope_sin).reshape(b, h, -1, d)
+    def _attention(self, attn, value_out, q, k, tokens, k_unrotated=None, key_bias=None):
+        """RoPE attention whose values are `tokens` (B, K, C_in) before v_proj; `k_unrotated` keys join unrotated."""
+        q = self.rotary(_heads(attn.q_proj(q), attn.num_heads))
+        k = self.rotary(_heads(attn.k_proj(k), attn.num_heads))
         if k_unrotated is not None:
             k = torch.cat((k, _heads(attn.k_proj(k_unrotated), attn.num_heads)), dim=2)
-        return _attend(attn, q, k, _heads(attn.v_proj(v), attn.num_heads))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(attn.internal_dim // attn.num_heads)
+        if key_bias is not None:
+            scores = scores + key_bias
+        weights = torch.softmax(scores, dim=-1)
+        return value_out(torch.matmul(weights, tokens.unsqueeze(1)))
 
-    def forward(self, vision_feat, vision_pos, memory, memory_pos, obj_ptrs, obj_ptr_offsets):
+    def forward(self, vision_feat, vision_pos, memory, memory_pos, memory_valid, obj_ptrs, obj_ptr_offsets, obj_ptr_valid):
         """
-        vision_feat, vision_pos: (1, C, h, w); memory, memory_pos: (M, mem_dim, h, w), M in 1..num_maskmem;
-        obj_ptrs: (P, C); obj_ptr_offsets: (P,) float32, frame distance / (max_obj_ptrs - 1).
-        Returns the memory-conditioned feature (1, C, h, w).
+        vision_feat, vision_pos: (1, C, h, w); memory, memory_pos: (num_maskmem, mem_dim, h, w);
+        memory_valid: (num_maskmem,) float32; obj_ptrs: (max_ptrs, C); obj_ptr_offsets: (max_ptrs,)
+        float32, frame distance / (max_obj_ptrs - 1); obj_ptr_valid: (max_ptrs,) float32.
+        Absent frames and pointers may hold anything finite. Returns (1, C, h, w).
         """
         _, c, h, w = vision_feat.shape
         tgt = vision_feat.flatten(2).transpose(1, 2)  # (1, hw, C)
@@ -129,18 +191,21 @@ class MemoryAttention(nn.Module):
         ptr_tokens = obj_ptrs.reshape(-1, split, self.mem_dim).reshape(1, -1, self.mem_dim)
         ptr_pos = ptr_pos.unsqueeze(1).repeat(1, split, 1).reshape(1, -1, self.mem_dim)
         mem = torch.cat((spatial, ptr_tokens), dim=1)
+        frame_bias = ((1.0 - memory_valid) * KEY_MASK_BIAS).unsqueeze(1).expand(memory.shape[0], h * w)
+        ptr_bias = ((1.0 - obj_ptr_valid) * KEY_MASK_BIAS).unsqueeze(1).expand(obj_ptrs.shape[0], split)
+        key_bias = torch.cat((frame_bias.reshape(-1), ptr_bias.reshape(-1))).reshape(1, 1, 1, -1)
 
         output = tgt + 0.1 * query_pos if self.attention.pos_enc_at_input else tgt
-        for layer in self.attention.layers:
+        for layer, self_out, cross_out in zip(self.attention.layers, self.self_value_out, self.cross_value_out):
             x = layer.norm1(output)
             q = x + query_pos if layer.pos_enc_at_attn else x
-            output = output + self._rope_attention(layer.self_attn, q, q, x)
+            output = output + self._attention(layer.self_attn, self_out, q, q, x)
             x = layer.norm2(output)
             q = x + query_pos if layer.pos_enc_at_cross_attn_queries else x
             k_spatial, k_ptr = spatial, ptr_tokens
             if layer.pos_enc_at_cross_attn_keys:
                 k_spatial, k_ptr = spatial + spatial_pos, ptr_tokens + ptr_pos
-            output = output + self._rope_attention(layer.cross_attn_image, q, k_spatial, mem, k_ptr)
+            output = output + self._attention(layer.cross_attn_image, cross_out, q, k_spatial, mem, k_ptr, key_bias)
             x = layer.norm3(output)
             output = output + layer.linear2(layer.activation(layer.linear1(x)))
         output = self.attention.norm(output)

@@ -49,14 +49,20 @@ def manifest_entry(model_dir: Path, name: str) -> dict:
     return json.loads((model_dir / "manifest.json").read_text())["models"][name]
 
 
+# Memory attention's validity inputs: how many leading entries are real comes from `sizes`.
+VALIDITY = {"memory_valid": "real_frames", "obj_ptr_valid": "real_pointers"}
+
+
 def make_inputs(model_dir: Path, name: str, sizes: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs shaped as the tracker builds them; `sizes` fills the dynamic axes."""
+    """Random inputs shaped as the tracker builds them; `sizes` fills the dynamic axes and the real memory counts."""
     rng = np.random.default_rng(seed)
     image_size = json.loads((model_dir / "manifest.json").read_text())["image_size"]
     inputs = {}
     for spec in manifest_entry(model_dir, name)["inputs"]:
         shape = [sizes[d] if isinstance(d, str) else d for d in spec["shape"]]
-        if spec["name"] == "point_labels":
+        if spec["name"] in VALIDITY:
+            inputs[spec["name"]] = (np.arange(shape[0]) < sizes.get(VALIDITY[spec["name"]], shape[0])).astype(np.float32)
+        elif spec["name"] == "point_labels":
             inputs["point_labels"] = np.array([[-1]] if shape[1] == 1 else [[2, 3]], dtype=np.int32)
         elif spec["name"] == "point_coords":
             inputs["point_coords"] = (rng.random(shape) * image_size).astype(np.float32)
@@ -77,7 +83,7 @@ CASES = [
     ("memory_encoder", {}),
     ("mask_decoder", {"num_points": 1}),
     ("mask_decoder", {"num_points": 2}),
-    *[("memory_attention", {"num_mem_frames": m, "num_obj_ptrs": p}) for m, p in [(1, 1), (1, 16), (3, 5), (7, 7), (7, 16)]],
+    *[("memory_attention", {"real_frames": m, "real_pointers": p}) for m, p in [(1, 1), (1, 16), (3, 5), (7, 7), (7, 16)]],
 ]
 
 
@@ -92,21 +98,42 @@ def test_submodel_equals_onnx_runtime(acl, om_512, name, sizes):
     assert acl.live() == {}
 
 
-def test_one_runner_switches_gears_without_new_buffers(acl, om_512):
+def test_memory_attention_has_no_gears(acl, om_512):
+    """One static graph serves every memory size: no gear input, no set_input_dynamic_dims."""
     reference = OnnxRunner(om_512 / "memory_attention.onnx")
     with AclResource() as resource, AclRunner(om_512 / "memory_attention.om", resource) as runner:
         allocated = acl.live()["allocations"]
-        for seed, (m, p) in enumerate([(7, 16), (1, 1), (4, 9), (2, 2), (6, 15)]):
-            inputs = make_inputs(om_512, "memory_attention", {"num_mem_frames": m, "num_obj_ptrs": p}, seed)
+        assert allocated == len(reference.input_names) + len(reference.output_names)
+        for seed, (m, p) in enumerate([(7, 16), (1, 1), (4, 9)]):
+            inputs = make_inputs(om_512, "memory_attention", {"real_frames": m, "real_pointers": p}, seed)
             assert_same(runner.run(inputs), reference.run(inputs))
         assert acl.live()["allocations"] == allocated
+    assert acl.executed_gears() == []
 
 
-@pytest.mark.parametrize("frames, pointers", [(8, 16), (5, 3), (1, 17), (0, 1)])
-def test_shapes_without_a_gear_are_refused(acl, om_512, frames, pointers):
-    inputs = make_inputs(om_512, "memory_attention", {"num_mem_frames": frames, "num_obj_ptrs": pointers})
+def test_one_runner_switches_gears_without_new_buffers(acl, om_512):
+    reference = OnnxRunner(om_512 / "mask_decoder.onnx")
+    with AclResource() as resource, AclRunner(om_512 / "mask_decoder.om", resource) as runner:
+        allocated = acl.live()["allocations"]
+        for seed, points in enumerate([2, 1, 1, 2]):
+            inputs = make_inputs(om_512, "mask_decoder", {"num_points": points}, seed)
+            assert_same(runner.run(inputs), reference.run(inputs))
+        assert acl.live()["allocations"] == allocated
+    assert acl.executed_gears() == [[2, 2], [1, 1], [1, 1], [2, 2]]
+
+
+def test_shapes_without_a_gear_are_refused(acl, om_512):
+    inputs = make_inputs(om_512, "mask_decoder", {"num_points": 3})
+    with AclResource() as resource, AclRunner(om_512 / "mask_decoder.om", resource) as runner:
+        with pytest.raises(BackendError, match="mask_decoder.om: no gear for input shapes"):
+            runner.run(inputs)
+
+
+def test_memory_of_another_size_is_refused(acl, om_512):
+    inputs = make_inputs(om_512, "memory_attention", {})
+    inputs["memory"] = inputs["memory"][:3]
     with AclResource() as resource, AclRunner(om_512 / "memory_attention.om", resource) as runner:
-        with pytest.raises(BackendError, match="memory_attention.om: no gear for input shapes"):
+        with pytest.raises(BackendError, match=r"memory_attention.om: input 'memory' has shape \(3, 64, 32, 32\), the model takes \(7, 64, 32, 32\)"):
             runner.run(inputs)
 
 
@@ -215,18 +242,18 @@ def test_pyacl_initialised_by_someone_else_is_left_initialised(acl, om_512):
     assert acl.live() == {"initialized": 1}
 
 
-# (call, how many earlier calls of it succeed). Memory attention has 6 inputs plus
-# the gear input, so copy 6 is the first output copy and malloc 7 the first output buffer.
+# (call, how many earlier calls of it succeed). The mask decoder has 5 inputs plus
+# the gear input, so copy 5 is the first output copy and malloc 6 the first output buffer.
 SETUP_AND_RUN_CALLS = [
     ("acl.init", 0), ("acl.rt.set_device", 0), ("acl.rt.create_context", 0), ("acl.rt.create_stream", 0),
     ("acl.rt.get_run_mode", 0), ("acl.mdl.load_from_file", 0), ("acl.mdl.create_desc", 0), ("acl.mdl.get_desc", 0),
     ("acl.mdl.get_num_inputs", 0), ("acl.mdl.get_num_outputs", 0), ("acl.mdl.get_input_dims", 0),
-    ("acl.mdl.get_input_dims", 6), ("acl.mdl.get_input_data_type", 2), ("acl.mdl.get_input_size_by_index", 1),
+    ("acl.mdl.get_input_dims", 5), ("acl.mdl.get_input_data_type", 2), ("acl.mdl.get_input_size_by_index", 1),
     ("acl.mdl.get_output_dims", 0), ("acl.mdl.get_output_data_type", 0), ("acl.mdl.get_output_size_by_index", 0),
     ("acl.mdl.get_input_index_by_name", 0), ("acl.mdl.get_input_dynamic_gear_count", 0),
     ("acl.mdl.get_input_dynamic_dims", 0), ("acl.mdl.create_dataset", 0), ("acl.mdl.create_dataset", 1),
-    ("acl.rt.malloc", 0), ("acl.rt.malloc", 7), ("acl.create_data_buffer", 3), ("acl.mdl.add_dataset_buffer", 2),
-    ("acl.mdl.set_input_dynamic_dims", 0), ("acl.rt.memcpy", 0), ("acl.rt.memcpy", 6), ("acl.mdl.execute", 0),
+    ("acl.rt.malloc", 0), ("acl.rt.malloc", 6), ("acl.create_data_buffer", 3), ("acl.mdl.add_dataset_buffer", 2),
+    ("acl.mdl.set_input_dynamic_dims", 0), ("acl.rt.memcpy", 0), ("acl.rt.memcpy", 5), ("acl.mdl.execute", 0),
     ("acl.mdl.get_cur_output_dims", 0),
 ]
 # What each release call would have released; its failure may leave exactly that behind.
@@ -245,10 +272,10 @@ BUFFER_KINDS = ("allocations", "data_buffers", "datasets")
 FORCED_CODE = 507899
 
 
-def _use_memory_attention(model_dir: Path) -> None:
-    inputs = make_inputs(model_dir, "memory_attention", {"num_mem_frames": 3, "num_obj_ptrs": 8})
+def _use_mask_decoder(model_dir: Path) -> None:
+    inputs = make_inputs(model_dir, "mask_decoder", {"num_points": 2})
     with AclResource() as resource:
-        with AclRunner(model_dir / "memory_attention.om", resource) as runner:
+        with AclRunner(model_dir / "mask_decoder.om", resource) as runner:
             runner.run(inputs)
 
 
@@ -256,7 +283,7 @@ def _use_memory_attention(model_dir: Path) -> None:
 def test_failing_call_is_named_and_nothing_leaks(acl, om_512, call, after):
     acl.fail(call, FORCED_CODE, after)
     with pytest.raises(BackendError, match=re.escape(call)) as error:
-        _use_memory_attention(om_512)
+        _use_mask_decoder(om_512)
     assert "\n" not in str(error.value)
     assert acl.live() == {}
 
@@ -265,7 +292,7 @@ def test_failing_call_is_named_and_nothing_leaks(acl, om_512, call, after):
 def test_failing_release_is_named_and_buffers_are_still_freed(acl, om_512, call):
     acl.fail(call, FORCED_CODE)
     with pytest.raises(BackendError, match=re.escape(f"{call} failed with code {FORCED_CODE}")):
-        _use_memory_attention(om_512)
+        _use_mask_decoder(om_512)
     leaked = {kind: n for kind, n in acl.live().items() if kind in BUFFER_KINDS}
     expected = {TEARDOWN_CALLS[call]: 1} if TEARDOWN_CALLS[call] in BUFFER_KINDS else {}
     assert leaked == expected
@@ -337,10 +364,10 @@ def test_runner_factory_resource_closes_with_its_last_runner(acl, om_512):
 
 
 def test_tracker_on_the_acl_backend_equals_onnx(acl, om_256):
-    """17 frames reach every memory size the tracker uses: 7 memory frames, 16 object pointers."""
+    """17 frames go from 1 to every memory size the tracker uses (7 frames, 16 pointers), all in one static graph."""
     num_frames = 17
     for ours, expected in zip(track_logits(om_256, "acl", num_frames), track_logits(om_256, "onnx", num_frames)):
         np.testing.assert_allclose(ours, expected, atol=1e-4)
     assert acl.live() == {}
-    attention = [tuple(g) for g in acl.executed_gears() if len(g) == 4]  # M, M, P, P per frame after the first
-    assert attention[0] == (1, 1, 1, 1) and attention[-1] == (7, 7, 16, 16) and len(attention) == num_frames - 1
+    # Only the mask decoder switches gears: the box on the prompt frame, one padding point after it.
+    assert acl.executed_gears() == [[2, 2]] + [[1, 1]] * (num_frames - 1)

@@ -14,12 +14,15 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from convert.atc_args import (
     AIPP_CONFIG,
+    DEFAULT_PRECISION,
+    KEEP_SENSITIVE_FP32,
     OM_MANIFEST,
     AtcArgsError,
     Settings,
@@ -86,12 +89,13 @@ def test_converts_every_submodel(export, request, tmp_path):
         assert built["soc_version"] == SOC and built["precision_mode"] == "force_fp16"
         assert records[name]["soc_version"] == SOC and records[name]["aipp"] is False
         assert "ATC run success" in (model_dir / "atc_logs" / f"{name}.log").read_text()
-    # Every (memory frames M, object pointers P) the tracker can reach, each as M,M,P,P.
-    gears = om(model_dir, "memory_attention")["gears"]
-    assert len(gears) == 91
-    assert sorted(gears) == sorted([m, m, p, p] for m in range(1, 8) for p in range(m, 17))
+    # Memory attention is static: no --dynamic_dims reaches ATC for it. Only the
+    # mask decoder has gears (1 point, 2 points): 4 models, 5 compiles.
+    assert not any(arg.startswith("--dynamic_dims") for arg in om(model_dir, "memory_attention")["argv"])
+    assert om(model_dir, "memory_attention")["gears"] == []
     assert om(model_dir, "mask_decoder")["gears"] == [[1, 1], [2, 2]]
     assert om(model_dir, "image_encoder")["gears"] == [] == om(model_dir, "memory_encoder")["gears"]
+    assert sum(max(1, len(om(model_dir, name)["gears"])) for name in SUBMODELS) == 5
 
 
 def test_dry_run_prints_the_commands_a_real_run_executes(export_256, tmp_path):
@@ -100,7 +104,8 @@ def test_dry_run_prints_the_commands_a_real_run_executes(export_256, tmp_path):
     commands = dry.stdout.splitlines()
     assert len(commands) == len(SUBMODELS) and all(c.startswith("atc --framework=5 ") for c in commands)
     assert not list(export_256.glob("*.om")) and not (export_256 / "atc_logs").exists()
-    assert '--dynamic_dims="1,1,1,1;1,1,2,2;' in commands[1] and "--input_format=ND" in commands[1]
+    assert "--dynamic_dims" not in commands[1] and '--dynamic_dims="1,1;2,2"' in commands[3]
+    assert "memory:7,64,16,16" in commands[1] and "obj_ptr_valid:16" in commands[1]
     assert "--input_format=NCHW" in commands[0] and f"--soc_version={SOC}" in commands[0]
 
     real = atc_all("--soc-version", SOC, "--model-dir", str(export_256), bin_dir=make_bin(tmp_path))
@@ -112,7 +117,7 @@ def test_dry_run_prints_the_commands_a_real_run_executes(export_256, tmp_path):
 TAMPERING = [
     # (model, section, tensor index, field, new value, text both sides must show)
     ("memory_attention", "inputs", 0, ("shape", 2), 99, ("vision_feat", "99")),
-    ("memory_attention", "inputs", 2, ("shape", 0), 3, ("memory", "3", "num_mem_frames")),
+    ("memory_attention", "inputs", 2, ("shape", 0), 3, ("memory", "3", "7")),
     ("image_encoder", "inputs", 0, ("name",), "pixels", ("pixels", "image")),
     ("mask_decoder", "inputs", 4, ("dtype",), "int64", ("point_labels", "int64", "int32")),
     ("memory_encoder", "outputs", 0, ("shape", 1), 63, ("maskmem_feat", "63", "64")),
@@ -220,21 +225,25 @@ def test_first_failure_stops_and_names_its_log(export_256, tmp_path):
     assert not (export_256 / "memory_attention.om").exists() and not (export_256 / "mask_decoder.om").exists()
 
 
-def test_gears_cover_every_reachable_pair_and_respect_the_limit(export_256, tmp_path):
+def test_gears_only_where_the_graph_is_dynamic(export_256):
+    manifest, graphs = load_graphs(export_256)
+    gears = {g.name: gears_for(g, manifest["hyper"]) for g in graphs}
+    assert gears == {"image_encoder": [], "memory_attention": [], "memory_encoder": [], "mask_decoder": [(1, 1), (2, 2)]}
+
+
+def test_a_dynamic_memory_attention_is_refused(export_256):
+    """A folder exported before memory attention became static cannot be converted without gears."""
     manifest, graphs = load_graphs(export_256)
     attention = next(g for g in graphs if g.name == "memory_attention")
-    gears = gears_for(attention, manifest["hyper"])
-    assert len(set(gears)) == len(gears) == 91
-    assert all(1 <= m <= p <= 16 and m <= 7 and (m, p) == (m2, p2) for m, m2, p, p2 in gears)
-
-    with pytest.raises(AtcArgsError, match=r"memory_attention: 108 gears .*outside 2\.\.100; export with other"):
-        gears_for(attention, {**manifest["hyper"], "num_maskmem": 8, "max_obj_ptrs_in_encoder": 17})
-    result = atc_all("--soc-version", SOC, "--model-dir", str(export_256), "--gears", "50", bin_dir=make_bin(tmp_path))
-    assert result.returncode != 0 and "91 gears" in result.stderr and "2..50; raise --gears" in result.stderr
+    memory = attention.inputs[2]
+    frames_axis = replace(memory, shape=("num_mem_frames", *memory.shape[1:]))
+    dynamic = replace(attention, inputs=(*attention.inputs[:2], frames_axis, *attention.inputs[3:]))
+    with pytest.raises(AtcArgsError, match=r"memory_attention: dynamic axes \['num_mem_frames'\] but no gear rule"):
+        gears_for(dynamic, manifest["hyper"])
 
 
-def _memory_attention_argv(model_dir: Path) -> list[str]:
-    job = next(j for j in build_jobs(model_dir, Settings(SOC)) if j.model == "memory_attention")
+def _mask_decoder_argv(model_dir: Path) -> list[str]:
+    job = next(j for j in build_jobs(model_dir, Settings(SOC)) if j.model == "mask_decoder")
     return list(job.argv[1:])
 
 
@@ -249,11 +258,11 @@ def _shape_with(argv: list[str], old: str, new: str) -> list[str]:
 
 BROKEN_COMMANDS = [
     # (what is wrong, how to break the generated argv, what the stand-in says)
-    ("same input twice", lambda a: _shape_with(a, "vision_pos:", "vision_feat:"), "twice"),
-    ("wrong static dim", lambda a: _shape_with(a, "vision_feat:1,256,16,16", "vision_feat:1,256,16,17"), "axis 3"),
+    ("same input twice", lambda a: _shape_with(a, "high_res_feat0:", "pix_feat:"), "twice"),
+    ("wrong static dim", lambda a: _shape_with(a, "pix_feat:1,256,16,16", "pix_feat:1,256,16,17"), "axis 3"),
     ("gear arity", lambda a: _replace(a, "--dynamic_dims", "1,1,1;2,2,2"), "has 3 values"),
-    ("one gear", lambda a: _replace(a, "--dynamic_dims", "1,1,1,1"), "1 gears"),
-    ("101 gears", lambda a: _replace(a, "--dynamic_dims", ";".join(f"{i},{i},1,1" for i in range(1, 102))), "101 gears"),
+    ("one gear", lambda a: _replace(a, "--dynamic_dims", "1,1"), "1 gears"),
+    ("101 gears", lambda a: _replace(a, "--dynamic_dims", ";".join(f"{i},{i}" for i in range(1, 102))), "101 gears"),
     ("unknown node", lambda a: _replace(a, "--out_nodes", "/NoSuchNode:0"), "names no node"),
     ("unknown soc", lambda a: _replace(a, "--soc_version", "Ascend320"), "Ascend320"),
     ("gears need ND", lambda a: _replace(a, "--input_format", "NCHW"), "ND"),
@@ -262,7 +271,133 @@ BROKEN_COMMANDS = [
 
 @pytest.mark.parametrize("case, breaks, says", BROKEN_COMMANDS, ids=[c[0] for c in BROKEN_COMMANDS])
 def test_stand_in_atc_rejects_what_atc_rejects(export_256, case, breaks, says):
-    argv = breaks(_memory_attention_argv(export_256))
+    argv = breaks(_mask_decoder_argv(export_256))
     result = subprocess.run([sys.executable, str(FAKE_ATC), *argv], capture_output=True, text=True)
     assert result.returncode != 0 and says in result.stdout, result.stdout
-    assert not (export_256 / "memory_attention.om").exists()
+    assert not (export_256 / "mask_decoder.om").exists()
+
+
+# ---------------------------------------------------------------- precision
+
+
+def test_sensitive_nodes_stay_float32_through_keep_dtype(export_256, tmp_path):
+    import onnx
+
+    from convert.precision import sensitive_nodes
+
+    result = atc_all(
+        "--soc-version", SOC, "--model-dir", str(export_256), "--precision", KEEP_SENSITIVE_FP32, bin_dir=make_bin(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    for name in SUBMODELS:
+        built = om(export_256, name)
+        expected = sensitive_nodes(onnx.load(str(export_256 / f"{name}.onnx"), load_external_data=False))
+        assert built["precision_mode"] == "force_fp16" and built["keep_dtype"] == expected
+    kept = om(export_256, "memory_attention")["keep_dtype"]
+    assert any("/rotary/" in node for node in kept) and any("Softmax" in node for node in kept)
+    records = json.loads((export_256 / OM_MANIFEST).read_text())["models"]
+    assert {r["precision_mode"] for r in records.values()} == {KEEP_SENSITIVE_FP32}
+
+
+def test_default_precision_is_the_measured_one(export_256, tmp_path):
+    """atc_all.sh without --precision converts with DEFAULT_PRECISION (chosen by scripts/precision_study.py)."""
+    result = atc_all("--soc-version", SOC, "--model-dir", str(export_256), "--dry-run", bin_dir=make_bin(tmp_path, atc=False))
+    assert result.returncode == 0, result.stderr
+    assert DEFAULT_PRECISION == "force_fp16"
+    assert all("--precision_mode=force_fp16" in line and "--keep_dtype" not in line for line in result.stdout.splitlines())
+
+
+# ---------------------------------------------------------------- operator audit
+
+
+def _tiny_graph(path: Path, op_type: str, domain: str = "", opset: int = 17) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu_0"), helper.make_node(op_type, ["r"], ["y"], name="act_1", domain=domain)]
+    imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    onnx.save(helper.make_model(helper.make_graph(nodes, "tiny", [x], [y]), opset_imports=imports), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "op_type, domain, opset, named",
+    [("Gelu", "", 17, "ai.onnx::Gelu at opset 17"), ("Relu", "", 20, "ai.onnx::Relu at opset 20"),
+     ("FastGelu", "com.microsoft", 17, "com.microsoft::FastGelu")],
+)
+def test_audit_rejects_an_op_atc_does_not_parse(tmp_path, op_type, domain, opset, named):
+    from convert.op_audit import UnsupportedOpError, check
+
+    with pytest.raises(UnsupportedOpError) as error:
+        check(_tiny_graph(tmp_path / "tiny.onnx", op_type, domain, opset))
+    message = str(error.value)
+    assert "\n" not in message and named in message and "tiny.onnx" in message
+    assert "'act_1'" in message or "'relu_0'" in message
+
+
+def test_audit_table_lists_every_op_of_the_export(export_256):
+    result = subprocess.run(
+        [sys.executable, "-m", "convert.atc_args", "--model-dir", str(export_256), "--audit"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(" | ") for line in result.stdout.splitlines()[2:]]
+    assert {row[0].strip("| ") for row in rows} == set(SUBMODELS)
+    assert all(row[-1].strip("| ") == "yes" for row in rows)
+    assert any("ai.onnx::Softmax" in row[1] for row in rows)
+
+
+def test_export_stops_on_an_op_atc_does_not_parse(checkpoint, tmp_path, monkeypatch):
+    from convert import op_audit
+    from convert.export_onnx import ExportError, export
+
+    table = {op: versions for op, versions in op_audit.supported_ops().items() if op != "Erf"}
+    monkeypatch.setattr(op_audit, "supported_ops", lambda path=op_audit.SUPPORTED_OPS_FILE: table)
+    with pytest.raises(ExportError, match=r"image_encoder\.onnx: op ai\.onnx::Erf at opset 17 \(node '[^']+'"):
+        export(checkpoint, tmp_path / "out", image_size=256)
+
+
+# ---------------------------------------------------------------- which Python
+
+
+def test_runs_without_activating_anything(export_256, tmp_path):
+    """As after `bash scripts/quickstart.sh`: a plain shell, no venv on PATH, no $PYTHON; .venv/bin/python is found."""
+    assert (REPO / ".venv" / "bin" / "python").is_file(), "run bash scripts/setup.sh first"
+    result = subprocess.run(
+        ["bash", str(ATC_ALL), "--dry-run", "--soc-version", SOC, "--model-dir", str(export_256)],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == len(SUBMODELS)
+
+
+def _repo_without_venv(tmp_path: Path) -> Path:
+    """The repository's folders behind symlinks in a folder that has no .venv."""
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for folder in ("convert", "scripts", "app", "acl_models"):
+        (root / folder).symlink_to(REPO / folder)
+    return root
+
+
+def test_python_without_the_modules_gives_one_line(export_256, tmp_path):
+    bare = tmp_path / "bare-python"
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")  # no site-packages: no loguru, no onnx
+    bare.chmod(0o755)
+    root = _repo_without_venv(tmp_path)
+    result = subprocess.run(
+        ["bash", str(root / "convert" / "atc_all.sh"), "--dry-run", "--soc-version", SOC, "--model-dir", str(export_256)],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": str(bare), "HOME": str(tmp_path)},
+    )
+    assert result.returncode != 0 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert str(bare) in lines[0] and "No module named" in lines[0] and "bash scripts/setup.sh" in lines[0]
+
+    with_modules = subprocess.run(
+        ["bash", str(root / "convert" / "atc_all.sh"), "--dry-run", "--soc-version", SOC, "--model-dir", str(export_256)],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)},
+    )
+    assert with_modules.returncode == 0, with_modules.stderr

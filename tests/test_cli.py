@@ -100,6 +100,7 @@ def broken_models(export_512, tmp_path):
         ("missing_dir", "manifest.json not found"),
         ("missing_file", "memory_encoder.onnx is missing"),
         ("mismatch", "do not match manifest.json"),
+        ("old_export", "has format 1, this tracker reads format 2"),
         ("zero_box", "zero"),
         ("bad_box", "bbox"),
         ("outside_box", "outside"),
@@ -118,6 +119,9 @@ def test_bad_inputs(case, message, clip, broken_models, tmp_path, capsys):
         manifest = json.loads((models / "manifest.json").read_text())
         manifest["models"]["mask_decoder"]["inputs"][0]["name"] = "renamed"
         (models / "manifest.json").write_text(json.dumps(manifest))
+    elif case == "old_export":  # memory attention with dynamic memory sizes, before validity inputs
+        manifest = json.loads((models / "manifest.json").read_text())
+        (models / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
     elif case == "zero_box":
         bbox = "10,10,0,20"
     elif case == "bad_box":

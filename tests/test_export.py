@@ -11,8 +11,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from convert import reference
-from convert.export_onnx import TOLERANCES, mask_decoder_inputs, memory_attention_inputs, memory_encoder_inputs
+from convert import reference, submodels
+from convert.export_onnx import (
+    TOLERANCES,
+    mask_decoder_inputs,
+    memory_attention_inputs,
+    memory_encoder_inputs,
+    static_memory_attention_inputs,
+)
 
 # fp32 graphs redo the same float32 arithmetic in another order; 1e-4 absolute on
 # outputs of magnitude ~1-10 is about 100 ulps of headroom (see export_onnx.TOLERANCES).
@@ -50,8 +56,54 @@ def test_memory_attention_matches_complex_rope(export_512, torch_model_512, cons
     inputs = memory_attention_inputs(torch_model_512, consts_512, num_frames, num_ptrs, g)
     with torch.no_grad():
         expected = reference.memory_attention(torch_model_512, **inputs).numpy()
-    (got,) = _run(export_512, "memory_attention", inputs)
+    (got,) = _run(export_512, "memory_attention", static_memory_attention_inputs(torch_model_512, inputs, g))
     assert np.abs(got - expected).max() <= FP32_ATOL
+
+
+@pytest.fixture(scope="module")
+def static_attention_256(checkpoint, tmp_path_factory):
+    """The exported memory-attention graph at 256 px (static shape, lighter value path) and its official model."""
+    from convert.checkpoint import load_model
+    from convert.export_onnx import build_submodels, export_one
+
+    model = load_model(checkpoint, None, 256)[0]
+    consts = submodels.constants(model)
+    sub = next(s for s in build_submodels(model, consts) if s.name == "memory_attention")
+    path = tmp_path_factory.mktemp("attention") / "memory_attention.onnx"
+    export_one(sub, path)
+    return model, consts, _session(path.parent, "memory_attention")
+
+
+def test_static_memory_attention_equals_the_official_module_for_every_memory_size(static_attention_256):
+    """Every (memory frames, pointers) pair up to num_maskmem x max_obj_ptrs, padding filled with noise."""
+    model, consts, session = static_attention_256
+    g = torch.Generator().manual_seed(7)
+    worst = 0.0
+    for num_frames in range(1, model.num_maskmem + 1):
+        for num_ptrs in range(1, model.max_obj_ptrs_in_encoder + 1):
+            inputs = memory_attention_inputs(model, consts, num_frames, num_ptrs, g)
+            with torch.no_grad():
+                expected = reference.memory_attention(model, **inputs).numpy()
+            feeds = static_memory_attention_inputs(model, inputs, g)
+            (got,) = session.run(None, {k: v.numpy() for k, v in feeds.items()})
+            worst = max(worst, float(np.abs(got - expected).max()))
+    assert worst <= FP32_ATOL
+
+
+def test_value_path_reorder_is_exact_algebra(torch_model_512):
+    """softmax(QKᵀ)(X W_vᵀ + b_v) W_oᵀ + b_o = softmax(QKᵀ) X (W_o W_v)ᵀ + (W_o b_v + b_o), rows of A summing to one."""
+    attn = torch_model_512.memory_attention.layers[0].cross_attn_image
+    weight, bias = submodels._value_output_projection(attn)
+    g = torch.Generator().manual_seed(3)
+    weights = torch.softmax(torch.randn(1, attn.num_heads, 5, 9, generator=g), dim=-1)
+    tokens = torch.randn(1, 9, attn.v_proj.in_features, generator=g)
+    with torch.no_grad():
+        values = attn._separate_heads(attn.v_proj(tokens), attn.num_heads)
+        expected = attn.out_proj(attn._recombine_heads(weights @ values))
+        mixed = weights @ tokens.unsqueeze(1)
+        got = mixed.transpose(1, 2).reshape(1, 5, -1) @ weight + bias
+    assert weight.shape == (attn.num_heads * attn.v_proj.in_features, attn.out_proj.out_features)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("binarize", [False, True])
@@ -106,7 +158,9 @@ def test_manifest_matches_graphs(export_512):
             assert [d["dtype"] for d in declared] == [types[a.type] for a in actual]
     for name, meta in manifest["constants"].items():
         assert list(np.load(export_512 / meta["file"]).shape) == meta["shape"]
-    assert manifest["models"]["memory_attention"]["inputs"][2]["shape"][0] == "num_mem_frames"
+    attention_inputs = {i["name"]: i["shape"] for i in manifest["models"]["memory_attention"]["inputs"]}
+    assert attention_inputs["memory"][0] == manifest["hyper"]["num_maskmem"] == attention_inputs["memory_valid"][0]
+    assert attention_inputs["obj_ptrs"][0] == manifest["hyper"]["max_obj_ptrs_in_encoder"] == attention_inputs["obj_ptr_valid"][0]
     assert manifest["models"]["mask_decoder"]["inputs"][3]["shape"][1] == "num_points"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, to_bfloat16
+from app.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
 from app.motion_selection import SamuraiParams
 
 NUM_MASKMEM, MAX_PTRS = 7, 16
@@ -75,3 +75,18 @@ def test_bfloat16_round_trip_rounds_to_nearest_even():
     x = np.random.default_rng(2).standard_normal(10000).astype(np.float32) * 10
     expected = torch.from_numpy(x).to(torch.bfloat16).float().numpy()
     np.testing.assert_array_equal(from_bfloat16(to_bfloat16(x)), expected)
+
+
+@pytest.mark.parametrize("rows, length", [(1, 1), (1, 7), (3, 7), (7, 7), (5, 16)])
+def test_pad_rows_keeps_the_rows_and_flags_them(rows, length):
+    values = np.arange(rows * 2, dtype=np.float64).reshape(rows, 2) + 1
+    padded, valid = pad_rows(values, length)
+    assert padded.shape == (length, 2) and padded.dtype == np.float32 and valid.dtype == np.float32
+    np.testing.assert_array_equal(padded[:rows], values)
+    assert not padded[rows:].any()
+    np.testing.assert_array_equal(valid, [1.0] * rows + [0.0] * (length - rows))
+
+
+def test_pad_rows_refuses_more_rows_than_the_model_takes():
+    with pytest.raises(ValueError, match="8 rows do not fit the model's 7"):
+        pad_rows(np.zeros((8, 3)), 7)
