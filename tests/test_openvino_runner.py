@@ -35,8 +35,9 @@ def _inputs(runner: OnnxRunner, sizes: dict[str, int], rng: np.random.Generator)
         dims = [sizes[d] if isinstance(d, str) else d for d in shape]
         if "int32" in kind:
             feeds[name] = rng.integers(0, 4, dims).astype(np.int32)
-        elif "bool" in kind:
-            feeds[name] = rng.integers(0, 2, dims).astype(bool)
+        elif name.endswith("_valid"):
+            # Validity flags of a padded input: the first rows valid, the rest padding.
+            feeds[name] = (np.arange(dims[0]) < max(1, dims[0] // 2)).astype(np.float32)
         else:
             feeds[name] = rng.standard_normal(dims).astype(np.float32)
     return feeds
