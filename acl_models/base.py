@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -10,6 +11,15 @@ import numpy as np
 
 class BackendError(RuntimeError):
     """A runtime call failed; the message names the call and what to do."""
+
+
+def import_problem(module: str, label: str) -> str | None:
+    """Why `module` (an optional runtime) cannot be imported here, or None when it can."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return f"{label} is not importable ({exc})"
+    return None
 
 
 class ModelRunner(ABC):

@@ -1,33 +1,34 @@
-"""Which runtime runs the sub-models: pyACL on an Ascend NPU, or ONNX Runtime anywhere.
+"""Which runtime runs the sub-models: pyACL on an Ascend NPU, OpenVINO or ONNX Runtime on a CPU.
 
 "auto" takes pyACL when `import acl` works and every sub-model in the folder
-has its `.om`; otherwise ONNX Runtime, saying why. Asking for "acl" where it
-cannot work is an error, never a silent fallback.
+has its `.om`; otherwise OpenVINO when it is installed (the faster CPU
+runtime for these graphs), otherwise ONNX Runtime, saying why. Asking for
+"acl" or "openvino" where it cannot work is an error, never a silent fallback.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from loguru import logger
 
 from acl_models.acl_runner import SET_ENV, AclResource, AclRunner
-from acl_models.base import BackendError, ModelRunner
+from acl_models.base import BackendError, ModelRunner, import_problem
 from acl_models.onnx_runner import OnnxRunner
+from acl_models.openvino_runner import INSTALL_HINT, OpenVinoRunner, check_precision, openvino_problem
 
-BACKENDS = ("auto", "onnx", "acl")
+BACKENDS = ("auto", "onnx", "openvino", "acl")
+# What the backends compute in: OpenVINO takes a precision at load time; ONNX
+# Runtime takes exported variants (--onnx-variant); the NPU its ATC conversion.
+DEFAULT_PRECISION = "f32"
 
 
 def _pyacl_problem() -> str | None:
     """Why pyACL cannot be used here, or None when `import acl` works."""
-    try:
-        importlib.import_module("acl")
-    except ImportError as exc:
-        return f"pyACL is not importable ({exc})"
-    return None
+    return import_problem("acl", "pyACL")
 
 
 def _missing_om(model_dir: Path) -> list[str]:
@@ -38,13 +39,29 @@ def _missing_om(model_dir: Path) -> list[str]:
     return [f"{name}.om" for name in names if not (model_dir / f"{name}.om").is_file()]
 
 
+def _cpu_backend(not_acl: str) -> tuple[str, str]:
+    """OpenVINO when installed, else ONNX Runtime; `not_acl` says why the NPU is not used."""
+    problem = openvino_problem()
+    if problem is None:
+        return "openvino", f"{not_acl}; OpenVINO installed"
+    return "onnx", f"{not_acl}; {problem}"
+
+
 def choose_backend(model_dir: Path, requested: str) -> tuple[str, str]:
-    """("acl" | "onnx", why) for the sub-models in `model_dir`; raises BackendError when "acl" cannot work."""
+    """("acl" | "openvino" | "onnx", why) for the sub-models in `model_dir`.
+
+    Raises BackendError when an explicitly requested backend cannot work.
+    """
     if requested not in BACKENDS:
         raise BackendError(f"unknown backend {requested!r}; use one of {', '.join(BACKENDS)}")
     model_dir = Path(model_dir)
     if requested == "onnx":
         backend, reason = "onnx", "requested"
+    elif requested == "openvino":
+        problem = openvino_problem()
+        if problem:
+            raise BackendError(f"--backend openvino: {problem}; {INSTALL_HINT}")
+        backend, reason = "openvino", "requested"
     else:
         problem = _pyacl_problem()
         missing = _missing_om(model_dir)
@@ -58,8 +75,9 @@ def choose_backend(model_dir: Path, requested: str) -> tuple[str, str]:
                 f"run `convert/atc_all.sh --model-dir {model_dir}`"
             )
         else:
-            backend = "onnx"
-            reason = problem or f"{', '.join(missing)} missing in {model_dir} (convert/atc_all.sh makes them)"
+            backend, reason = _cpu_backend(
+                problem or f"{', '.join(missing)} missing in {model_dir} (convert/atc_all.sh makes them)"
+            )
     logger.info("backend {} for {}: {}", backend, model_dir, reason)
     return backend, reason
 
@@ -82,10 +100,21 @@ class _AclFactory:
 
 
 def runner_factory(
-    backend: str, model_dir: Path, resource: AclResource | None = None
+    backend: str, model_dir: Path, resource: AclResource | None = None, precision: str = DEFAULT_PRECISION
 ) -> Callable[[Path], ModelRunner]:
-    """path of a sub-model's .onnx -> its runner on `backend` (as app.model_bundle.open_runners expects)."""
+    """path of a sub-model's .onnx -> its runner on `backend` (as app.model_bundle.open_runners expects).
+
+    `precision` (f32, bf16, fp16) is OpenVINO's; the other backends only take f32 here.
+    """
     chosen = choose_backend(model_dir, backend)[0] if backend == "auto" else backend
+    if chosen == "openvino":
+        check_precision(precision)
+        return partial(OpenVinoRunner, precision=precision)
+    if precision != DEFAULT_PRECISION:
+        raise BackendError(
+            f"--precision {precision} is OpenVINO's; on {chosen} use "
+            + ("--onnx-variant" if chosen == "onnx" else "convert/atc_all.sh --precision")
+        )
     if chosen == "acl":
         return _AclFactory(resource)
     if chosen == "onnx":

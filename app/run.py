@@ -24,7 +24,8 @@ from loguru import logger
 from tqdm import tqdm
 
 from acl_models.base import BackendError
-from acl_models.select import choose_backend, runner_factory
+from acl_models.openvino_runner import PRECISIONS
+from acl_models.select import BACKENDS, DEFAULT_PRECISION, choose_backend, runner_factory
 from app import heap
 from app.config import ConfigError, load_config
 from app.control import DEFAULT_OBJECT, Prompt, TrackController
@@ -75,10 +76,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
     parser.add_argument("--config", type=Path, help="tracker YAML (default configs/samurai.yaml)")
     parser.add_argument("--mode", choices=["samurai", "sam2"], help="override the config's mode")
-    parser.add_argument("--backend", choices=["auto", "onnx", "acl"], default="auto")
+    parser.add_argument(
+        "--backend", choices=list(BACKENDS), default="auto",
+        help="auto: the NPU when pyACL and the .om files are there, else OpenVINO when installed, else ONNX Runtime",
+    )
+    parser.add_argument(
+        "--precision", choices=list(PRECISIONS), default=DEFAULT_PRECISION,
+        help="OpenVINO's compute precision; bf16 keeps every decision on the test clips and is the fast CPU choice "
+        "where the CPU has it (an error where it does not)",
+    )
     parser.add_argument(
         "--onnx-variant", choices=["fp32", "fp16", "int8"], default="fp32",
-        help="ONNX Runtime graphs: the fp32 export or its --fp16/--int8 variant (int8 is the fast CPU choice)",
+        help="ONNX Runtime graphs: the fp32 export or its --fp16/--int8 variant (both change some decisions)",
     )
     parser.add_argument("--output", type=Path, default=Path("out"))
     parser.add_argument("--save-video", action="store_true", help="write OUTPUT/track.mp4 with the mask and box")
@@ -243,6 +252,7 @@ def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, 
         "stage_ms_mean": {k: v / max(stats.frames, 1) for k, v in stats.stage_ms.items()},
         "backend": backend,
         "onnx_variant": args.onnx_variant if backend == "onnx" else None,
+        "precision": args.precision if backend == "openvino" else None,
         "mode": mode,
         "model_size": manifest.model_size,
         "image_size": manifest.image_size,
@@ -255,9 +265,12 @@ def track(args: argparse.Namespace) -> dict:
     manifest = load_manifest(args.model_dir)
     config = load_config(args.config, manifest.model_size, args.mode)
     constants = load_constants(manifest)
-    backend, _ = choose_backend(args.model_dir, args.backend)
-    if backend == "acl" and args.onnx_variant != "fp32":
-        raise BackendError("--onnx-variant applies to ONNX Runtime; on the NPU choose convert/atc_all.sh --precision")
+    # An ONNX Runtime variant asks for ONNX Runtime, as an OpenVINO precision asks for OpenVINO.
+    requested = "onnx" if args.backend == "auto" and args.onnx_variant != "fp32" else args.backend
+    backend, _ = choose_backend(args.model_dir, requested)
+    if backend != "onnx" and args.onnx_variant != "fp32":
+        raise BackendError(f"--onnx-variant applies to ONNX Runtime, not {backend}; use --backend onnx")
+    factory = runner_factory(backend, args.model_dir, precision=args.precision)
     boxes = first_boxes(args)
     display = args.serve is None and not args.no_display and has_display() and window_works()
     if not boxes and args.serve is None and not display:
@@ -270,7 +283,7 @@ def track(args: argparse.Namespace) -> dict:
             controller = TrackController(source.size)
             prompt_boxes = queue_boxes(controller, boxes)
             server = start_server(args, controller, serving)
-            runners = open_runners(manifest, runner_factory(backend, args.model_dir), args.onnx_variant)
+            runners = open_runners(manifest, factory, args.onnx_variant)
             for runner in runners.values():
                 stack.callback(runner.close)
             num_frames = source.num_frames

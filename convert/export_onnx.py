@@ -159,6 +159,8 @@ def build_submodels(model, consts) -> list[SubModel]:
 def official_outputs(model, name: str, inputs: dict[str, torch.Tensor], wrapper) -> list[torch.Tensor]:
     """What the official code computes for these inputs (the wrapper where it *is* the official call)."""
     with torch.no_grad():
+        if name == "image_encoder":
+            return list(model.forward_image(inputs["image"])["backbone_fpn"])
         if name == "memory_attention":
             return [reference.memory_attention(model, **inputs)]
         if name == "memory_encoder":

@@ -23,7 +23,13 @@ from torch import nn
 
 
 class ImageEncoder(nn.Module):
-    """Hiera trunk + FPN neck + the decoder's conv_s0/conv_s1 projections."""
+    """Hiera trunk + FPN neck + the decoder's conv_s0/conv_s1 projections.
+
+    The trunk's positional embedding depends only on the image size; it is
+    computed here once by the official code and enters the graph as a
+    constant, instead of as a bicubic resize of a weight that every runtime
+    would have to fold (OpenVINO spends ~30 s folding it at load).
+    """
 
     input_names = ["image"]
     output_names = ["high_res_feat0", "high_res_feat1", "vision_feat"]
@@ -31,10 +37,19 @@ class ImageEncoder(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        trunk = model.image_encoder.trunk
+        with torch.no_grad():
+            patches = trunk.patch_embed(torch.zeros(1, 3, model.image_size, model.image_size))
+            self.register_buffer("pos_embed", trunk._get_pos_embed(patches.shape[1:3]), persistent=False)
 
     def forward(self, image: torch.Tensor):
         """image: (1, 3, S, S) float32, RGB, normalised with the SAM mean/std."""
-        fpn = self.model.forward_image(image)["backbone_fpn"]
+        trunk = self.model.image_encoder.trunk
+        trunk._get_pos_embed = lambda hw: self.pos_embed  # an instance attribute, removed below
+        try:
+            fpn = self.model.forward_image(image)["backbone_fpn"]
+        finally:
+            del trunk._get_pos_embed
         return fpn[0], fpn[1], fpn[2]
 
 

@@ -1,11 +1,21 @@
 """Benchmark the tracker on a generated clip, optionally side by side with the official predictor.
 
-    python scripts/bench.py --model-dir om_model [--frames 60] [--official CHECKPOINT] [--objects 1 2 4]
+    python scripts/bench.py --model-dir om_model [--frames 60] [--backend onnx|openvino] [--precision ...] [--objects 1 2 4]
+    python scripts/bench.py --model-dir om_model --frames 40 --official CHECKPOINT [--pairs onnx:fp32,openvino:bf16]
     taskset -c 0 python scripts/bench.py --model-dir om_model --null-models [--recording FILE]
 
-Prints FPS, mean ms per stage, the share of frame time spent outside the
-sub-models (preprocessing, memory bank, selection, post-processing), peak RSS
-and the RSS growth between frame 100 (or the middle) and the end.
+Alone it prints FPS, mean ms per stage, the share of frame time spent outside
+the sub-models (preprocessing, memory bank, selection, post-processing), peak
+RSS and the RSS growth between frame 100 (or the middle) and the end.
+
+With --official every backend/precision pair and the official PyTorch
+predictor run as separate processes on the same JPEG folder, alternated, each
+--repeats times, and both are timed the same two ways: the whole process
+(from its start to its last frame: imports, model loading or compilation,
+reading the frames, tracking) and in the loop (from the prompt frame to the
+last frame, per frame). It prints the medians, each pair's ratio to the
+official predictor, and each pair's decisions against the exact ONNX Runtime
+fp32 run: frames whose chosen mask token differs, and the lowest mask IoU.
 
 `--null-models` measures only the CPU side: the four sub-models are replaced
 by instant replays of their outputs (recorded from a real run into FILE first,
@@ -23,11 +33,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +49,8 @@ from loguru import logger
 
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
+from acl_models.openvino_runner import PRECISIONS, openvino_problem, supported_precisions
+from acl_models.select import DEFAULT_PRECISION, runner_factory
 from app import heap, preprocess
 from app.config import load_config
 from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
@@ -60,6 +76,12 @@ EXTRA_BOXES = [(200.0, 20.0, 260.0, 70.0), (20.0, 150.0, 100.0, 210.0), (150.0, 
 # Shared stages: they run once per frame whatever the number of objects.
 SHARED_STAGES = ("preprocess", "image_encoder")
 MULTI_OBJECT_SLACK = 1.05
+VARIANTS = ("fp32", "fp16", "int8")
+# The exact pair every other pair's decisions are compared with.
+REFERENCE_PAIR = "onnx:fp32"
+DEFAULT_PAIRS = "onnx:fp32,onnx:int8,openvino:f32,openvino:bf16"
+OFFICIAL = "official"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def rss_mb() -> float:
@@ -87,9 +109,21 @@ class TimedRunner:
         self.runner.close()
 
 
-def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, variant: str, objects: int = 1, runners=None) -> dict:
+def open_pair(model_dir: Path, backend: str, precision: str) -> dict:
+    """Runners for one backend/precision pair: ONNX Runtime takes an exported variant, OpenVINO a precision."""
     manifest = load_manifest(model_dir)
-    runners = runners or {k: TimedRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
+    if backend == "onnx":
+        return open_runners(manifest, runner_factory("onnx", model_dir), precision)
+    return open_runners(manifest, runner_factory(backend, model_dir, precision=precision))
+
+
+def bench_tracker(
+    model_dir: Path, frames, box, mode: str, num_frames: int, backend: str = "onnx", precision: str = "fp32",
+    objects: int = 1, runners=None, keep_masks: bool = False,
+) -> dict:
+    """Track `objects` objects (the first on `box`); `runners` from an earlier call are reused (and stay open)."""
+    manifest = load_manifest(model_dir)
+    runners = runners or {k: TimedRunner(v) for k, v in open_pair(model_dir, backend, precision).items()}
     for runner in runners.values():
         runner.seconds, runner.calls = 0.0, 0
     tracker = MultiObjectTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
@@ -97,13 +131,18 @@ def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, vari
         tracker.add(obj_id, obj_box)
     stage_ms: dict[str, float] = {}
     reference_rss = None
+    tokens, masks = [], []
     started = time.perf_counter()
     for i in range(num_frames):
         result = tracker.step(i, frames[i % len(frames)])
         for k, v in result.timings.items():
             stage_ms[k] = stage_ms.get(k, 0.0) + v
+        if keep_masks:
+            tokens.append(result.results[1].mask_index)
+            masks.append(np.packbits(result.results[1].mask))
         if i == min(RSS_REFERENCE_FRAME, num_frames // 2):
             reference_rss = rss_mb()
+    last_frame_at = time.time()
     elapsed = time.perf_counter() - started
     model_s = sum(r.seconds for r in runners.values())
     image_encoder_calls = runners["image_encoder"].calls
@@ -111,11 +150,15 @@ def bench_tracker(model_dir: Path, frames, box, mode: str, num_frames: int, vari
         "runners": runners,
         "frame_ms": 1000.0 * elapsed / num_frames,
         "fps": num_frames / elapsed,
+        "loop_s": elapsed,
+        "last_frame_at": last_frame_at,
         "stage_ms": {k: v / num_frames for k, v in stage_ms.items()},
         "overhead_pct": 100.0 * (elapsed - model_s) / elapsed,
         "image_encoder_calls": image_encoder_calls,
         "rss_growth_mb": rss_mb() - reference_rss,
         "state_bytes": tracker.state_nbytes(),
+        "tokens": tokens,
+        "masks": masks,
     }
 
 
@@ -194,7 +237,8 @@ def report_null_models(args, frames, boxes, heap_tuned: bool) -> None:
               + f" (resize alone {figures['resize_ms']:.2f})")
 
 
-def bench_official(checkpoint: Path, image_size: int, folder: Path, box) -> float:
+def bench_official(checkpoint: Path, image_size: int, folder: Path, box) -> dict:
+    """The official predictor on a JPEG folder, timed from the prompt frame to the last frame."""
     import torch
     from sam2.build_sam import build_sam2_video_predictor
 
@@ -202,12 +246,139 @@ def bench_official(checkpoint: Path, image_size: int, folder: Path, box) -> floa
         "configs/sam2.1/sam2.1_hiera_t.yaml", str(checkpoint), device="cpu",
         hydra_overrides_extra=[f"++model.image_size={image_size}"],
     )
+    masks = []
     with torch.inference_mode():
         state = predictor.init_state(str(folder))
-        predictor.add_new_points_or_box(state, 0, 1, box=list(box))
         started = time.perf_counter()
-        count = sum(1 for _ in predictor.propagate_in_video(state))
-    return count / (time.perf_counter() - started)
+        predictor.add_new_points_or_box(state, 0, 1, box=list(box))
+        for _, _, logits in predictor.propagate_in_video(state):
+            masks.append(np.packbits((logits[0, 0] > 0).numpy()))
+    last_frame_at = time.time()
+    elapsed = time.perf_counter() - started
+    return {"fps": len(masks) / elapsed, "loop_s": elapsed, "last_frame_at": last_frame_at, "tokens": [], "masks": masks}
+
+
+# -- side by side, one process per run ---------------------------------------
+
+
+@dataclass
+class Run:
+    whole_s: float
+    loop_s: float
+    overhead_pct: float | None
+    tokens: list[int]
+    masks: list[np.ndarray]
+
+
+def child_main(args: argparse.Namespace) -> int:
+    """One timed run in this process; the result goes to args.result as .npz."""
+    from PIL import Image
+
+    folder = args.clip
+    box = tuple(json.loads(folder.with_suffix(".json").read_text()))
+    if args.child == OFFICIAL:
+        out = bench_official(args.official, load_manifest(args.model_dir).image_size, folder, box)
+        overhead = np.nan
+    else:
+        # Read as the official predictor's init_state does: every frame before the loop.
+        frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.jpg"))]
+        backend, precision = args.child.split(":")
+        out = bench_tracker(args.model_dir, frames, box, args.mode, len(frames), backend, precision, keep_masks=True)
+        overhead = out["overhead_pct"]
+    np.savez(
+        args.result, loop_s=out["loop_s"], last_frame_at=out["last_frame_at"], overhead_pct=overhead,
+        tokens=np.asarray(out["tokens"], dtype=np.int64), masks=np.stack(out["masks"]),
+    )
+    return 0
+
+
+def run_child(name: str, args: argparse.Namespace, clip: Path, result: Path) -> Run:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--clip", str(clip),
+               "--result", str(result), "--model-dir", str(args.model_dir), "--mode", args.mode]
+    if args.official:
+        command += ["--official", str(args.official)]
+    # Idle OpenMP threads of the official predictor sleep, as ONNX Runtime's do here: on
+    # shared cores PyTorch's default spin-waiting makes it several times slower, which
+    # would flatter the tracker.
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    spawned_at = time.time()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} run failed: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}")
+    data = np.load(result)
+    overhead = float(data["overhead_pct"])
+    return Run(
+        whole_s=float(data["last_frame_at"]) - spawned_at, loop_s=float(data["loop_s"]),
+        overhead_pct=None if np.isnan(overhead) else overhead, tokens=data["tokens"].tolist(), masks=list(data["masks"]),
+    )
+
+
+def available_pairs(requested: str, model_dir: Path) -> list[str]:
+    """The requested pairs this machine and this export can run; says which it leaves out."""
+    manifest = load_manifest(model_dir)
+    pairs = []
+    for pair in requested.split(","):
+        backend, precision = pair.split(":")
+        if backend == "onnx":
+            ok = precision == "fp32" or precision in manifest.models["image_encoder"].get("variants", {})
+            why = f"no {precision} export (convert/export_onnx.py --{precision})"
+        else:
+            problem = openvino_problem()
+            ok = problem is None and precision in supported_precisions()
+            why = problem or f"this CPU does not run {precision} in OpenVINO"
+        if ok:
+            pairs.append(pair)
+        else:
+            print(f"skipping {pair}: {why}")
+    return pairs
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.unpackbits(a).astype(bool), np.unpackbits(b).astype(bool)
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def side_by_side(args: argparse.Namespace) -> int:
+    pairs = available_pairs(args.pairs, args.model_dir)
+    if REFERENCE_PAIR not in pairs:
+        pairs.insert(0, REFERENCE_PAIR)
+    names = [OFFICIAL, *pairs]
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    frames, boxes = make_frames(args.frames)
+    x, y, w, h = boxes[0]
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_jpeg_folder(Path(tmp) / "clip", frames)
+        clip.with_suffix(".json").write_text(json.dumps([x, y, x + w, y + h]))
+        for repeat in range(args.repeats):
+            # Alternate the order so that a slow spell on the shared machine does not hit one side only.
+            for name in names if repeat % 2 == 0 else names[::-1]:
+                runs[name].append(run_child(name, args, clip, Path(tmp) / "result.npz"))
+                logger.info("run {}/{} {}: whole {:.1f} s", repeat + 1, args.repeats, name, runs[name][-1].whole_s)
+    official = runs[OFFICIAL]
+    official_whole = statistics.median(r.whole_s for r in official)
+    official_loop = statistics.median(r.loop_s for r in official)
+    reference = runs[REFERENCE_PAIR][0]
+    print(f"{args.frames} frames, {args.mode} mode, median of {args.repeats} alternated runs per row, one process each; "
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    print(f"{'run':<16}{'whole s':>9}{'FPS':>7}{'ratio':>7}{'loop ms/f':>11}{'FPS':>7}{'ratio':>7}"
+          f"{'overhead':>10}{'flips':>7}{'min IoU':>9}")
+    for name in names:
+        whole = statistics.median(r.whole_s for r in runs[name])
+        loop = statistics.median(r.loop_s for r in runs[name])
+        overheads = [r.overhead_pct for r in runs[name] if r.overhead_pct is not None]
+        overhead = f"{statistics.median(overheads):.1f} %" if overheads else "-"
+        agreement = f"{'-':>7}{'-':>9}"
+        if name != OFFICIAL:
+            first = runs[name][0]
+            flips = sum(a != b for a, b in zip(first.tokens, reference.tokens))
+            iou = min(_mask_iou(a, b) for a, b in zip(first.masks, reference.masks))
+            agreement = f"{flips:>7}{iou:>9.3f}"
+        print(f"{name:<16}{whole:>9.1f}{args.frames / whole:>7.2f}{official_whole / whole:>6.2f}x"
+              f"{1000 * loop / args.frames:>11.0f}{args.frames / loop:>7.2f}{official_loop / loop:>6.2f}x"
+              f"{overhead:>10}{agreement}")
+    return 0
 
 
 def bench_objects(args: argparse.Namespace, frames, box, runners) -> None:
@@ -218,7 +389,7 @@ def bench_objects(args: argparse.Namespace, frames, box, runners) -> None:
     """
     counts = sorted({1, *args.objects})
     rounds = [
-        {n: bench_tracker(args.model_dir, frames, box, args.mode, args.frames, args.variant, n, runners) for n in counts}
+        {n: bench_tracker(args.model_dir, frames, box, args.mode, args.frames, objects=n, runners=runners) for n in counts}
         for _ in range(args.repeats)
     ]
     frame_ms = {n: statistics.median(r[n]["frame_ms"] for r in rounds) for n in counts}
@@ -241,23 +412,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--mode", choices=["samurai", "sam2"], default="samurai")
-    parser.add_argument("--variant", choices=["fp32", "fp16", "int8"], default="fp32", help="ONNX graphs to time")
-    parser.add_argument("--official", type=Path, help="checkpoint: also time the official PyTorch predictor")
+    parser.add_argument("--backend", choices=["onnx", "openvino"], default="onnx")
+    parser.add_argument("--variant", choices=VARIANTS, default="fp32", help="ONNX Runtime graphs to time")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default=DEFAULT_PRECISION, help="OpenVINO precision")
+    parser.add_argument("--official", type=Path, help="checkpoint: time the official PyTorch predictor side by side")
+    parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="backend:precision pairs to time against the official predictor")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="alternated runs per pair with --official, runs per source size with --null-models, "
+                             "interleaved rounds with --objects (medians)")
     parser.add_argument("--null-models", action="store_true",
                         help="time only the CPU side, with the sub-models replaying --recording")
     parser.add_argument("--recording", type=Path,
                         help="with --null-models: recorded sub-model outputs, made from a real run when missing "
                              "(default MODEL_DIR/null_models.npz)")
     parser.add_argument("--sizes", default=NULL_MODEL_SIZES, help="with --null-models: source sizes WxH,WxH")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="with --null-models: runs per source size; with --objects: interleaved rounds (median)")
     parser.add_argument("--resize", choices=list(preprocess.RESIZES), help="frame resize (default: the config's)")
     parser.add_argument("--no-heap-tuning", action="store_true",
                         help="leave glibc's heap thresholds at their defaults (app/run.py fixes them)")
     parser.add_argument("--objects", type=int, nargs="+", metavar="N",
                         help=f"also time N objects per frame for each N (1..{len(EXTRA_BOXES) + 1}), e.g. 1 2 4")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     heap_tuned = not args.no_heap_tuning and heap.keep_freed_pages()
+    if args.child:
+        return child_main(args)
+    if args.official:
+        return side_by_side(args)
     if args.objects and not all(1 <= n <= len(EXTRA_BOXES) + 1 for n in args.objects):
         parser.error(f"--objects takes counts from 1 to {len(EXTRA_BOXES) + 1}")
     frames, boxes = make_frames(min(args.frames, CLIP_FRAMES))
@@ -269,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ERROR {exc}", file=sys.stderr)
             return 2
         return 0
-    ours = bench_tracker(args.model_dir, frames, box, args.mode, args.frames, args.variant)
-    print(f"tracker ({args.mode}, ONNX Runtime {args.variant}): {ours['fps']:.2f} FPS over {args.frames} frames")
+    precision = args.variant if args.backend == "onnx" else args.precision
+    ours = bench_tracker(args.model_dir, frames, box, args.mode, args.frames, args.backend, precision)
+    print(f"tracker ({args.mode}, {args.backend} {precision}): {ours['fps']:.2f} FPS over {args.frames} frames")
     print("  mean ms per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in ours["stage_ms"].items()))
     print(f"  non-model overhead: {ours['overhead_pct']:.1f} % of frame time")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB, "
@@ -278,15 +461,10 @@ def main(argv: list[str] | None = None) -> int:
           f"tracker state {ours['state_bytes'] / 2**20:.2f} MB")
     if args.objects:
         bench_objects(args, frames, box, ours["runners"])
-    if args.official:
-        manifest = load_manifest(args.model_dir)
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = write_jpeg_folder(Path(tmp), frames)
-            official = bench_official(args.official, manifest.image_size, folder, box)
-        print(f"official PyTorch predictor: {official:.2f} FPS; ratio tracker/official = {ours['fps'] / official:.2f}x")
     return 0
 
 
 if __name__ == "__main__":
     logger.remove()
+    logger.add(sys.stderr, level="INFO", format="{message}")
     sys.exit(main())

@@ -15,6 +15,7 @@ from pathlib import Path
 from loguru import logger
 
 from acl_models.base import BackendError
+from acl_models.select import BACKENDS
 from app.benchmarks.datasets import DATASETS, PROTOCOL_GOT10K, DatasetError, load_attributes, load_dataset
 from app.benchmarks.plots import plot_runs
 from app.benchmarks.report import (
@@ -69,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--out", required=True, type=Path, help="results folder")
     run.add_argument("--config", type=Path, help="tracker YAML (default configs/samurai.yaml)")
     run.add_argument("--mode", choices=["samurai", "sam2"], help="override the config's mode")
-    run.add_argument("--backend", choices=["auto", "onnx", "acl"], default="auto")
+    run.add_argument("--backend", choices=list(BACKENDS), default="auto")
     run.add_argument("--onnx-variant", choices=["fp32", "fp16", "int8"], default="fp32")
     run.add_argument("--workers", type=int, default=1, help="sequences tracked in parallel processes")
     run.add_argument("--threads", type=int, help="ONNX Runtime threads per process (default: cores / workers)")

@@ -315,7 +315,8 @@ def test_auto_takes_acl_when_pyacl_and_every_om_are_there(acl, om_512, logged):
     assert any("backend acl" in line and reason in line for line in logged)
 
 
-def test_auto_falls_back_to_onnx_when_an_om_is_missing(acl, om_512, tmp_path, logged):
+def test_auto_falls_back_to_onnx_when_an_om_is_missing(acl, om_512, tmp_path, logged, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # OpenVINO's place in the order: test_openvino_runner.py
     partial = linked_copy(om_512, tmp_path / "partial")
     for name in SUBMODELS[:-1]:
         (partial / f"{name}.om").symlink_to(om_512 / f"{name}.om")
@@ -328,6 +329,7 @@ def test_auto_falls_back_to_onnx_when_an_om_is_missing(acl, om_512, tmp_path, lo
 
 def test_without_pyacl(om_512, monkeypatch):
     monkeypatch.setitem(sys.modules, "acl", None)  # `import acl` raises ImportError
+    monkeypatch.setitem(sys.modules, "openvino", None)
     backend, reason = choose_backend(om_512, "auto")
     assert backend == "onnx" and "pyACL is not importable" in reason
     with pytest.raises(BackendError, match="set_env.sh"):

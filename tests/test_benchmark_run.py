@@ -63,7 +63,7 @@ def _results(folder) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def whole_run(demo_lasot, small_demo_models, tmp_path_factory):
     out = tmp_path_factory.mktemp("whole")
-    assert _run(demo_lasot, small_demo_models, out) == 0
+    assert _run(demo_lasot, small_demo_models, out, "--backend", "onnx") == 0
     return out
 
 

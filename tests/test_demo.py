@@ -28,6 +28,7 @@ from app.outputs import box_from_mask
 from app.tracker import FrameResult, SamuraiTracker
 from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from scripts.make_demo_clip import make_frames, write_clip
+from tests.backends import REDUCED_PRECISIONS, assert_same_decisions, reduced, track_clip
 from tests.demo_model import IMAGE_SIZE, TEST_THREADS
 from tests.reference_predictor import run_official
 from tests.synthetic import read_jpeg_folder
@@ -149,6 +150,16 @@ def test_modes_diverge_where_distractor_overtakes(tracks, demo_clip):
         assert samurai[i].result.kf_score is not None and samurai[i].stable_frames > 0, f"frame {i}"
     # The distractor's box never touches the target's (8 px gap): SAM 2 scores 0 there.
     assert not _box_ious(sam2, demo_clip[2])[DIVERGENT_FRAMES].any()
+
+
+@pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
+@pytest.mark.parametrize("mode", ["sam2", "samurai"])
+def test_reduced_precision_keeps_every_decision(demo_models, demo_clip, tracks, mode, precision):
+    """A precision the README recommends chooses the same mask as fp32 on every frame, distractor included."""
+    _, images, boxes = demo_clip
+    config = TrackerConfig(mode=mode, samurai=SamuraiParams())
+    ours = track_clip(demo_models, images, _prompt(boxes), config, reduced(precision, TEST_THREADS))
+    assert_same_decisions(ours, [f.result for f in tracks[mode]])
 
 
 def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks):

@@ -27,6 +27,7 @@ from app.config import TrackerConfig
 from app.model_bundle import load_constants, load_manifest, open_runners
 from app.motion_selection import SamuraiParams
 from app.tracker import SamuraiTracker
+from tests.backends import EXACT_BACKENDS, REDUCED_PRECISIONS, assert_same_decisions, mask_iou, reduced
 from tests.reference_predictor import cpu_connected_components
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
@@ -37,6 +38,7 @@ NUM_FRAMES = 32
 LOGIT_ATOL = 1e-2
 MIN_MASK_IOU = 0.99
 MIN_FRACTION = 0.98
+SAMURAI_PARAMS = [SamuraiParams(), SamuraiParams(stable_frames_threshold=3, memory_bank_iou_threshold=0.62)]
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,21 @@ def clip(tmp_path_factory):
     frames, boxes = make_frames(NUM_FRAMES)
     folder = write_jpeg_folder(tmp_path_factory.mktemp("clip"), frames)
     return folder, read_jpeg_folder(folder), boxes
+
+
+@pytest.fixture(scope="module")
+def official(checkpoint, clip):
+    """The PyTorch run for a parameter set (None: the official sam2 predictor), computed once per module."""
+    folder, _, boxes = clip
+    x, y, w, h = boxes[0]
+    runs = {}
+
+    def get(params=None):
+        if params not in runs:
+            runs[params] = _official(checkpoint, folder, (x, y, x + w, y + h), params)
+        return runs[params]
+
+    return get
 
 
 def _official(checkpoint, folder, box, samurai_params=None):
@@ -74,9 +91,26 @@ def _official(checkpoint, folder, box, samurai_params=None):
     return predictor, masks, logits
 
 
-def _ours(folder_model, images, box, mode, params=SamuraiParams()):
+@pytest.fixture(scope="module")
+def ours(export_512, clip):
+    """The tracker's run for (mode, params, backend, precision), computed once per module."""
+    _, images, boxes = clip
+    x, y, w, h = boxes[0]
+    runs = {}
+
+    def get(mode, params=SamuraiParams(), backend="onnx", precision="f32"):
+        key = (mode, params, backend, precision)
+        if key not in runs:
+            factory = reduced(precision) if precision != "f32" else EXACT_BACKENDS[backend]
+            runs[key] = _ours(export_512, images, (x, y, x + w, y + h), mode, params, factory)
+        return runs[key]
+
+    return get
+
+
+def _ours(folder_model, images, box, mode, params=SamuraiParams(), factory=OnnxRunner):
     manifest = load_manifest(folder_model)
-    runners = open_runners(manifest, OnnxRunner)
+    runners = open_runners(manifest, factory)
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(mode=mode, samurai=params), num_frames=len(images))
     results = []
     for i, image in enumerate(images):
@@ -86,35 +120,25 @@ def _ours(folder_model, images, box, mode, params=SamuraiParams()):
     return results
 
 
-def _mask_iou(a, b):
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else np.logical_and(a, b).sum() / union
-
-
 def _check_masks(results, masks, logits):
     for r in results:
         assert np.abs(r.low_res_logits - logits[r.frame_idx]).max() <= LOGIT_ATOL, f"frame {r.frame_idx}"
-    ious = np.array([_mask_iou(r.mask, masks[r.frame_idx]) for r in results])
+    ious = np.array([mask_iou(r.mask, masks[r.frame_idx]) for r in results])
     assert np.mean(ious >= MIN_MASK_IOU) >= MIN_FRACTION
 
 
-def test_sam2_mode_matches_official_predictor(checkpoint, export_512, clip):
-    folder, images, boxes = clip
-    x, y, w, h = boxes[0]
-    box = (x, y, x + w, y + h)
-    _, masks, logits = _official(checkpoint, folder, box)
-    results = _ours(export_512, images, box, "sam2")
-    _check_masks(results, masks, logits)
+@pytest.mark.parametrize("backend", list(EXACT_BACKENDS))
+def test_sam2_mode_matches_official_predictor(official, ours, backend):
+    _, masks, logits = official()
+    _check_masks(ours("sam2", backend=backend), masks, logits)
 
 
-@pytest.mark.parametrize("params", [SamuraiParams(), SamuraiParams(stable_frames_threshold=3, memory_bank_iou_threshold=0.62)])
-def test_samurai_mode_matches_reference(checkpoint, export_512, clip, params):
+@pytest.mark.parametrize("backend", list(EXACT_BACKENDS))
+@pytest.mark.parametrize("params", SAMURAI_PARAMS)
+def test_samurai_mode_matches_reference(official, ours, params, backend):
     """The second parameter set reaches the Kalman-weighted branch and the memory filter within 32 frames."""
-    folder, images, boxes = clip
-    x, y, w, h = boxes[0]
-    box = (x, y, x + w, y + h)
-    reference, masks, logits = _official(checkpoint, folder, box, params)
-    results = _ours(export_512, images, box, "samurai", params)
+    reference, masks, logits = official(params)
+    results = ours("samurai", params, backend)
     for r in results[1:]:
         log = reference.log[r.frame_idx]
         assert r.mask_index - 1 == log.index, f"frame {r.frame_idx}"
@@ -128,3 +152,10 @@ def test_samurai_mode_matches_reference(checkpoint, export_512, clip, params):
     _check_masks(results, masks, logits)
     if params.stable_frames_threshold < NUM_FRAMES:  # the test must exercise the Kalman-weighted branch
         assert sum(r.kf_score is not None for r in results) >= NUM_FRAMES // 2
+
+
+@pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
+@pytest.mark.parametrize(("mode", "params"), [("sam2", SamuraiParams()), ("samurai", SAMURAI_PARAMS[1])])
+def test_reduced_precision_keeps_every_decision(ours, mode, params, precision):
+    """A precision the README recommends chooses the same mask as fp32 on every frame of the random clip."""
+    assert_same_decisions(ours(mode, params, "openvino", precision), ours(mode, params))

@@ -64,6 +64,18 @@ def test_box_agreement_counts_identical_boxes_as_one():
     np.testing.assert_allclose(compare_resize.box_agreement(a, b), [1.0, 1.0, 8 / 24])
 
 
+def test_bench_side_by_side_with_the_official_predictor(export_256_variants, checkpoint, capsys):
+    """Separate timed processes for each pair and the official predictor; one table with both timings."""
+    argv = ["--model-dir", str(export_256_variants), "--frames", "2", "--repeats", "1",
+            "--official", str(checkpoint), "--pairs", "onnx:fp32,onnx:int8"]
+    assert bench.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "whole s" in lines[1] and "loop ms/f" in lines[1] and "min IoU" in lines[1]
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert set(rows) == {"official", "onnx:fp32", "onnx:int8"}
+    assert rows["official"][3] == "1.00x" and rows["onnx:fp32"][-2:] == ["0", "1.000"]
+
+
 def test_clip_and_evaluation(tmp_path, capsys):
     clip = tmp_path / "clip"
     assert make_clip.main(["--out", str(clip), "--frames", "5"]) == 0

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
+from acl_models.openvino_runner import OpenVinoRunner
 from acl_models.select import choose_backend, runner_factory
 from app.benchmarks.datasets import Dataset, Sequence
 from app.config import load_config
@@ -125,13 +126,15 @@ class SequenceTracker:
         self.manifest = load_manifest(settings.model_dir)
         self.config = load_config(settings.config, self.manifest.model_size, settings.mode)
         self.constants = load_constants(self.manifest)
-        backend, _ = choose_backend(settings.model_dir, settings.backend)
-        if backend == "acl" and settings.onnx_variant != "fp32":
-            raise BackendError(
-                "--onnx-variant applies to ONNX Runtime; on the NPU choose convert/atc_all.sh --precision"
-            )
+        # An ONNX Runtime variant asks for ONNX Runtime (auto would otherwise take OpenVINO).
+        wants_onnx = settings.backend == "auto" and settings.onnx_variant != "fp32"
+        backend, _ = choose_backend(settings.model_dir, "onnx" if wants_onnx else settings.backend)
+        if backend != "onnx" and settings.onnx_variant != "fp32":
+            raise BackendError(f"--onnx-variant applies to ONNX Runtime, not {backend}; use --backend onnx")
         if backend == "onnx":
             factory = partial(OnnxRunner, threads=settings.threads)
+        elif backend == "openvino":
+            factory = partial(OpenVinoRunner, threads=settings.threads)
         else:
             factory = runner_factory(backend, settings.model_dir)
         self.runners = open_runners(self.manifest, factory, settings.onnx_variant)

@@ -1,0 +1,117 @@
+"""OpenVINO backend: the same ONNX graphs, compiled once for the CPU, in f32, bf16 or fp16.
+
+OpenVINO reads ONNX directly, so there is no extra export step. Its CPU plugin
+picks bf16 by default on CPUs that have it, which would change the numbers
+silently: the runner always sets the inference precision it was asked for, and
+refuses a reduced precision the CPU does not report (a one-line error naming
+what it does report) rather than measuring f32 under a bf16 label.
+
+`import openvino` happens on first use, so this module imports where the
+optional `[openvino]` extra is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+from acl_models.base import BackendError, ModelRunner, import_problem
+
+DEVICE = "CPU"
+# --precision -> (OpenVINO element type name, the OPTIMIZATION_CAPABILITIES entry the CPU must report).
+PRECISIONS: dict[str, tuple[str, str]] = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16")}
+# Reduced precisions the README recommends: the tests check that each keeps every chosen mask on the test clips.
+RECOMMENDED_REDUCED = ("bf16",)
+INSTALL_HINT = "install it with `pip install -e .[openvino]` or use --backend onnx"
+
+
+def openvino_problem() -> str | None:
+    """Why OpenVINO cannot be used here, or None when `import openvino` works."""
+    return import_problem("openvino", "OpenVINO")
+
+
+def _core():
+    try:
+        ov = importlib.import_module("openvino")
+    except ImportError as exc:
+        raise BackendError(f"--backend openvino: OpenVINO is not importable ({exc}); {INSTALL_HINT}") from exc
+    return ov, ov.Core()
+
+
+def supported_precisions() -> list[str]:
+    """The --precision values this machine's CPU can run (f32 always)."""
+    _, core = _core()
+    capabilities = set(core.get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
+    return [name for name, (_, capability) in PRECISIONS.items() if capability in capabilities]
+
+
+def check_precision(precision: str) -> None:
+    """Raise BackendError when `precision` is unknown or this CPU does not report it."""
+    if precision not in PRECISIONS:
+        raise BackendError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    supported = supported_precisions()
+    if precision not in supported:
+        raise BackendError(
+            f"--precision {precision}: this CPU does not report {PRECISIONS[precision][1]} to OpenVINO "
+            f"(it supports {', '.join(supported)}); use --precision f32"
+        )
+
+
+class OpenVinoRunner(ModelRunner):
+    """One ONNX graph compiled for the CPU, with one infer request reused for every call.
+
+    Inputs are handed to OpenVINO without a copy; outputs are copied out of the
+    request's own buffers, because the tracker keeps some of them (features,
+    pointers) while the same request runs again.
+    """
+
+    def __init__(self, path: Path, precision: str = "f32", threads: int | None = None):
+        super().__init__(path)
+        if not self.path.is_file():
+            raise BackendError(f"model file {self.path} not found; run `python convert/export_onnx.py` first")
+        check_precision(precision)
+        _, core = _core()
+        self.precision = precision
+        config = {
+            "INFERENCE_PRECISION_HINT": PRECISIONS[precision][0],
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": "1",
+            "INFERENCE_NUM_THREADS": str(threads or os.cpu_count() or 1),
+        }
+        try:
+            model = core.read_model(str(self.path))
+            # Names come from the graph as read: compiling may merge an input's tensor with
+            # the node after it and report that node's name. Ports keep their order.
+            self._inputs = [port.get_node().get_friendly_name() for port in model.inputs]
+            self._outputs = [port.get_any_name() for port in model.outputs]
+            self._compiled = core.compile_model(model, DEVICE, config)
+        except RuntimeError as exc:  # OpenVINO raises RuntimeError for unreadable or unsupported graphs
+            raise BackendError(f"OpenVINO cannot load {self.path}: {str(exc).strip().splitlines()[0]}") from exc
+        self._request = self._compiled.create_infer_request()
+        logger.debug("compiled {} for OpenVINO {} at {}", self.path.name, DEVICE, precision)
+
+    @property
+    def input_names(self) -> list[str]:
+        return self._inputs
+
+    @property
+    def output_names(self) -> list[str]:
+        return self._outputs
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._request is None:
+            raise BackendError(f"{self.path.name} was closed")
+        missing = set(self._inputs) - set(inputs)
+        if missing:
+            raise BackendError(f"{self.path.name}: missing inputs {sorted(missing)}")
+        feeds = {index: inputs[name] for index, name in enumerate(self._inputs)}
+        results = self._request.infer(feeds, share_inputs=True, share_outputs=True)
+        return {name: np.array(results[index]) for index, name in enumerate(self._outputs)}
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None

@@ -1,0 +1,58 @@
+"""The CPU backends the tests run on: every installed one at full precision, and the recommended reduced ones."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from acl_models.base import ModelRunner
+from acl_models.onnx_runner import OnnxRunner
+from acl_models.openvino_runner import RECOMMENDED_REDUCED, OpenVinoRunner, openvino_problem, supported_precisions
+from app.config import TrackerConfig
+from app.model_bundle import load_constants, load_manifest, open_runners
+from app.tracker import FrameResult, SamuraiTracker
+
+# Every installed CPU backend at full precision must pass the same parity tests.
+EXACT_BACKENDS: dict[str, Callable[..., ModelRunner]] = {"onnx": OnnxRunner} | (
+    {} if openvino_problem() else {"openvino": OpenVinoRunner}
+)
+_SUPPORTED = [] if openvino_problem() else supported_precisions()
+# Reduced precisions the README recommends, where this CPU runs them; each must keep every chosen mask.
+REDUCED_PRECISIONS = [
+    pytest.param(p, marks=pytest.mark.skipif(p not in _SUPPORTED, reason=f"OpenVINO cannot run {p} on this CPU"))
+    for p in RECOMMENDED_REDUCED
+]
+# bf16 keeps 8 mantissa bits: logits move by ~1e-1 where they are O(10), so mask edges move by a pixel or two.
+REDUCED_MIN_MASK_IOU = 0.95
+
+
+def reduced(precision: str, threads: int | None = None) -> Callable[[Path], ModelRunner]:
+    return partial(OpenVinoRunner, precision=precision, threads=threads)
+
+
+def track_clip(model_dir: Path, images: list[np.ndarray], box, config: TrackerConfig, factory) -> list[FrameResult]:
+    """The tracker over a whole clip with every sub-model from `factory`."""
+    manifest = load_manifest(model_dir)
+    runners = open_runners(manifest, factory)
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
+    try:
+        return [tracker.step(i, image, box if i == 0 else None) for i, image in enumerate(images)]
+    finally:
+        for runner in runners.values():
+            runner.close()
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def assert_same_decisions(reduced_run: list[FrameResult], exact_run: list[FrameResult]) -> None:
+    """Same chosen mask on every frame, and masks that differ only at their edges."""
+    assert [r.mask_index for r in reduced_run] == [r.mask_index for r in exact_run]
+    ious = [mask_iou(a.mask, b.mask) for a, b in zip(reduced_run, exact_run)]
+    assert min(ious) >= REDUCED_MIN_MASK_IOU, f"min mask IoU {min(ious):.3f}"
