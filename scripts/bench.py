@@ -138,8 +138,8 @@ def bench_tracker(
         for k, v in result.timings.items():
             stage_ms[k] = stage_ms.get(k, 0.0) + v
         if keep_masks:
-            tokens.append(result.results[1].mask_index)
-            masks.append(np.packbits(result.results[1].mask))
+            tokens.append(result.objects[1].mask_index)
+            masks.append(np.packbits(result.objects[1].mask))
         if i == min(RSS_REFERENCE_FRAME, num_frames // 2):
             reference_rss = rss_mb()
     last_frame_at = time.time()

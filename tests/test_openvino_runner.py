@@ -134,3 +134,14 @@ def test_cli_precision_errors_are_one_line(export_512, tmp_path, monkeypatch, ca
     errors = [line for line in err.splitlines() if line.startswith("ERROR")]
     assert code == run.EXIT_BAD_INPUT and "Traceback" not in err and len(errors) == 1, err
     assert message in errors[0].lower(), errors[0]
+
+
+def test_decision_heads_stay_f32_under_a_reduced_precision(export_512, monkeypatch):
+    """bf16 applies to the heavy graphs; the mask decoder, whose IoUs and object score decide, keeps f32."""
+    monkeypatch.setattr(openvino_runner, "supported_precisions", lambda: ["f32", "bf16"])
+    manifest = load_manifest(export_512)
+    precisions = {}
+    for name in ("mask_decoder", "memory_encoder"):
+        with openvino_runner.OpenVinoRunner(model_file(manifest, name), precision="bf16") as runner:
+            precisions[name] = (runner.precision, runner._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+    assert precisions == {"mask_decoder": ("f32", "f32"), "memory_encoder": ("bf16", "bf16")}
