@@ -102,7 +102,7 @@ class _AclFactory:
 def runner_factory(
     backend: str, model_dir: Path, resource: AclResource | None = None, precision: str = DEFAULT_PRECISION
 ) -> Callable[[Path], ModelRunner]:
-    """path of a sub-model's .onnx -> its runner on `backend` (as app.model_bundle.open_runners expects).
+    """path of a sub-model's .onnx -> its runner on `backend` (as app.samurai.model_bundle.open_runners expects).
 
     `precision` (f32, bf16, fp16) is OpenVINO's; the other backends only take f32 here.
     """

@@ -8,7 +8,7 @@ Objects are numbered 1..N in the order their boxes are given. One object writes
 `track.txt` and binary masks; several write `track_<id>.txt` each and indexed
 masks whose pixel value is the object id.
 
-The loop itself (threads, queues, latency) is `app.pipeline`; the page is `app.serve`.
+The loop itself (threads, queues, latency) is `app.live.pipeline`; the page is `app.serve`.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from tqdm import tqdm
 from acl_models.base import BackendError
 from acl_models.openvino_runner import PRECISIONS
 from acl_models.select import BACKENDS, DEFAULT_PRECISION, choose_backend, runner_factory
-from app import heap
-from app.config import ConfigError, load_config
-from app.control import DEFAULT_OBJECT, Prompt, TrackController
-from app.credentials import mask_credentials, redact_log_record
-from app.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
-from app.multi_tracker import MultiObjectTracker
-from app.outputs import (
+from app.live import heap
+from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
+from app.live.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
+from app.live.window import DesktopWindow, has_display, window_works
+from app.media.credentials import mask_credentials, redact_log_record
+from app.media.outputs import (
     MAX_OBJECT_ID,
     TRACK_FILE,
     DecisionLog,
@@ -46,13 +45,15 @@ from app.outputs import (
     track_file,
     write_summary,
 )
-from app.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
-from app.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_boxes_file
+from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_boxes_file
+from app.media.source_spec import LiveOptions, open_source
+from app.media.sources import SourceError
+from app.media.streams import quiet_native_logs
+from app.samurai.config import ConfigError, load_config
+from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
+from app.samurai.multi_tracker import MultiObjectTracker
+from app.samurai.tracker import LOST, TRACKING
 from app.serve.address import ServeError
-from app.sources import LiveOptions, SourceError, open_source
-from app.streams import quiet_native_logs
-from app.tracker import LOST, TRACKING
-from app.window import DesktopWindow, has_display, window_works
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130

@@ -22,7 +22,7 @@ import onnx
 import torch
 from loguru import logger
 
-from app.model_bundle import MANIFEST_FORMAT
+from app.samurai.model_bundle import MANIFEST_FORMAT
 from convert import op_audit, reference, submodels
 from convert.checkpoint import CheckpointError, check_image_size, file_sha256, load_model
 

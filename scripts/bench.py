@@ -51,11 +51,12 @@ from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import PRECISIONS, openvino_problem, supported_precisions
 from acl_models.select import DEFAULT_PRECISION, runner_factory
-from app import heap, preprocess
-from app.config import load_config
-from app.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
-from app.multi_tracker import MultiObjectTracker
-from app.tracker import SamuraiTracker
+from app.live import heap
+from app.samurai import preprocess
+from app.samurai.config import load_config
+from app.samurai.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
+from app.samurai.multi_tracker import MultiObjectTracker
+from app.samurai.tracker import SamuraiTracker
 from scripts.make_clip import make_frames, scaled_clip, write_jpeg_folder
 from scripts.null_models import Recording, RecordingError, RecordingRunner
 

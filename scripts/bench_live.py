@@ -27,14 +27,14 @@ import numpy as np
 from loguru import logger
 
 from acl_models.onnx_runner import OnnxRunner
-from app.config import load_config
-from app.control import Prompt, TrackController
-from app.model_bundle import load_constants, load_manifest, open_runners
-from app.multi_tracker import MultiObjectTracker
-from app.outputs import MaskWriter, TrackWriter, VideoWriter
-from app.pipeline import LoopStats, Tracked, TrackingLoop
-from app.prompt import Box
-from app.sources import CameraSource, FolderSource
+from app.live.control import Prompt, TrackController
+from app.live.pipeline import LoopStats, Tracked, TrackingLoop
+from app.media.outputs import MaskWriter, TrackWriter, VideoWriter
+from app.media.prompt import Box
+from app.media.sources import CameraSource, FolderSource
+from app.samurai.config import load_config
+from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.multi_tracker import MultiObjectTracker
 from scripts.bench import TimedRunner
 from scripts.make_clip import make_frames, write_jpeg_folder
 

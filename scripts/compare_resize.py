@@ -4,7 +4,7 @@
 
 The generated clip (`demo`: the colour clip for the synthetic demo checkpoint;
 `textured`: the textured clip, for any checkpoint) is scaled to each source
-size; every resize in `app.preprocess.RESIZES` is timed on its frames (median
+size; every resize in `app.samurai.preprocess.RESIZES` is timed on its frames (median
 CPU ms per frame) and the clip is tracked once per resize with the real
 models. Per resize it prints the time, the frames whose chosen decoder mask is
 the one `pil_bicubic` (the official loader's resize) chose, the IoU of the
@@ -24,12 +24,13 @@ from loguru import logger
 
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
-from app import heap, preprocess
-from app.config import load_config
 from app.benchmarks.metrics import box_iou
-from app.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
-from app.outputs import box_from_mask
-from app.tracker import SamuraiTracker
+from app.live import heap
+from app.media.outputs import box_from_mask
+from app.samurai import preprocess
+from app.samurai.config import load_config
+from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
+from app.samurai.tracker import SamuraiTracker
 from scripts import make_clip, make_demo_clip
 from scripts.bench import CPU_CLOCK, parse_size, prompt_box
 

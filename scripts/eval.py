@@ -34,9 +34,9 @@ from app.benchmarks.report import (
     score_runs,
 )
 from app.benchmarks.runner import RunError, RunSettings, parse_shard, run_dataset
-from app.config import ConfigError
-from app.model_bundle import ModelFolderError
-from app.outputs import OutputError, write_summary
+from app.media.outputs import OutputError, write_summary
+from app.samurai.config import ConfigError
+from app.samurai.model_bundle import ModelFolderError
 
 EXIT_SEQUENCES_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from acl_models.base import ModelRunner
-from app.model_bundle import SUBMODELS, Manifest
+from app.samurai.model_bundle import SUBMODELS, Manifest
 
 _META_KEY = "meta"
 _SEPARATOR = "."

@@ -29,11 +29,11 @@ import numpy as np
 from loguru import logger
 
 from acl_models.onnx_runner import OnnxRunner
-from app.config import TrackerConfig
 from app.benchmarks.metrics import box_iou
-from app.model_bundle import SUBMODELS, load_constants, load_manifest, open_runners
-from app.outputs import box_from_mask
-from app.tracker import FrameResult, SamuraiTracker
+from app.media.outputs import box_from_mask
+from app.samurai.config import TrackerConfig
+from app.samurai.model_bundle import SUBMODELS, load_constants, load_manifest, open_runners
+from app.samurai.tracker import FrameResult, SamuraiTracker
 from convert.precision import ATC_PRECISION, MODES, imitate
 
 # A decision is kept when the same token is chosen and the frame's box moves less than this (IoU).

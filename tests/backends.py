@@ -12,9 +12,9 @@ import pytest
 from acl_models.base import ModelRunner
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import RECOMMENDED_REDUCED, OpenVinoRunner, openvino_problem, supported_precisions
-from app.config import TrackerConfig
-from app.model_bundle import load_constants, load_manifest, open_runners
-from app.tracker import FrameResult, SamuraiTracker
+from app.samurai.config import TrackerConfig
+from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.tracker import FrameResult, SamuraiTracker
 
 # Every installed CPU backend at full precision must pass the same parity tests.
 EXACT_BACKENDS: dict[str, Callable[..., ModelRunner]] = {"onnx": OnnxRunner} | (

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import importlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch

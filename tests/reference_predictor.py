@@ -22,8 +22,8 @@ from sam2.modeling.sam2_base import NO_OBJ_SCORE
 from sam2.modeling.sam2_utils import get_1d_sine_pe
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-from app import kalman_filter
-from app.motion_selection import SamuraiParams
+from app.samurai import kalman_filter
+from app.samurai.motion_selection import SamuraiParams
 from tests.demo_model import torch_threads
 
 

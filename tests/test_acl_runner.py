@@ -180,9 +180,9 @@ def test_aipp_encoder_takes_uint8_pixels(acl, export_512, tmp_path):
 
 def track_logits(model_dir: Path, backend: str, num_frames: int) -> list[np.ndarray]:
     """Low-res logits of the tracker on a generated clip, with every sub-model on `backend`."""
-    from app.config import TrackerConfig
-    from app.model_bundle import load_constants, load_manifest, open_runners
-    from app.tracker import SamuraiTracker
+    from app.samurai.config import TrackerConfig
+    from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+    from app.samurai.tracker import SamuraiTracker
     from tests.synthetic import make_frames
 
     frames, boxes = make_frames(num_frames)

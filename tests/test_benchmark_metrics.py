@@ -23,7 +23,7 @@ from app.benchmarks.metrics import (
     sequence_curves,
 )
 from app.benchmarks.runner import write_result
-from app.outputs import box_from_mask
+from app.media.outputs import box_from_mask
 
 SQUARE = [10.0, 10.0, 20.0, 20.0]
 ALL_BUT_LAST = 20 / 21  # success at every threshold except t = 1 (overlap > 1 never holds)

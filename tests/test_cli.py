@@ -12,11 +12,11 @@ from PIL import Image
 
 from acl_models.onnx_runner import OnnxRunner
 from app import run
-from app.config import load_config
-from app.model_bundle import load_constants, load_manifest, open_runners
-from app.outputs import box_from_mask
-from app.sources import CameraSource
-from app.tracker import SamuraiTracker
+from app.media.outputs import box_from_mask
+from app.media.sources import CameraSource
+from app.samurai.config import load_config
+from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.tracker import SamuraiTracker
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 NUM_FRAMES = 6
@@ -151,7 +151,7 @@ def test_bad_inputs(case, message, clip, broken_models, tmp_path, capsys):
 
 
 def test_ctrl_c_keeps_complete_outputs(clip, export_512, tmp_path, capsys, monkeypatch):
-    from app.multi_tracker import MultiObjectTracker
+    from app.samurai.multi_tracker import MultiObjectTracker
 
     step = MultiObjectTracker.step
 

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 
 from acl_models.onnx_runner import OnnxRunner
-from app.config import TrackerConfig
 from app.benchmarks.metrics import box_iou
-from app.model_bundle import load_constants, load_manifest, open_runners
-from app.motion_selection import SamuraiParams
-from app.outputs import box_from_mask
-from app.tracker import FrameResult, SamuraiTracker
+from app.media.outputs import box_from_mask
+from app.samurai.config import TrackerConfig
+from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.motion_selection import SamuraiParams
+from app.samurai.tracker import FrameResult, SamuraiTracker
 from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from scripts.make_demo_clip import make_frames, write_clip
 from tests.backends import REDUCED_PRECISIONS, assert_same_decisions, reduced, track_clip

@@ -15,7 +15,7 @@ _PROGRAM = textwrap.dedent(
     """
     import resource, sys
     import numpy as np
-    from app import heap
+    from app.live import heap
     if sys.argv[1] == "fixed":
         assert heap.keep_freed_pages()
     def frame():

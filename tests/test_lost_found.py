@@ -23,13 +23,14 @@ from PIL import Image
 
 from acl_models.onnx_runner import OnnxRunner
 from app import run
-from app.config import TrackerConfig
-from app.model_bundle import load_constants, load_manifest, open_runners
-from app.motion_selection import SamuraiParams
-from app.outputs import EMPTY_BOX, kalman_box
-from app.tracker import LOST, TRACKING, SamuraiTracker
+from app.media.outputs import EMPTY_BOX, kalman_box
+from app.samurai.config import TrackerConfig
+from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.motion_selection import SamuraiParams
+from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
+from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE
+from tests.demo_model import TEST_THREADS as DEMO_THREADS
 from tests.reference_predictor import run_official
-from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE, TEST_THREADS as DEMO_THREADS
 
 # Measured: the frames on which no red is in view (the target's last 15 px sliver
 # still counts as present, see scripts/make_demo_checkpoint.py).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
-from app.motion_selection import SamuraiParams
+from app.samurai.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
+from app.samurai.motion_selection import SamuraiParams
 
 NUM_MASKMEM, MAX_PTRS = 7, 16
 

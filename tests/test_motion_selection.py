@@ -7,8 +7,8 @@ from dataclasses import FrozenInstanceError
 import numpy as np
 import pytest
 
-from app import kalman_filter as kf
-from app.motion_selection import (
+from app.samurai import kalman_filter as kf
+from app.samurai.motion_selection import (
     MotionState,
     SamuraiParams,
     Selection,

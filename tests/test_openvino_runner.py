@@ -18,7 +18,7 @@ from acl_models import openvino_runner
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.select import choose_backend, runner_factory
-from app.model_bundle import SUBMODELS, load_manifest, model_file
+from app.samurai.model_bundle import SUBMODELS, load_manifest, model_file
 
 pytest.importorskip("openvino", reason="the [openvino] extra is not installed")
 

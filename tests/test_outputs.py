@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.outputs import (
+from app.media.outputs import (
     BOX_COLOR_RGB,
     EMPTY_BOX,
     MASK_ALPHA,

@@ -23,10 +23,10 @@ import pytest
 import torch
 
 from acl_models.onnx_runner import OnnxRunner
-from app.config import TrackerConfig
-from app.model_bundle import load_constants, load_manifest, open_runners
-from app.motion_selection import SamuraiParams
-from app.tracker import SamuraiTracker
+from app.samurai.config import TrackerConfig
+from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.motion_selection import SamuraiParams
+from app.samurai.tracker import SamuraiTracker
 from tests.backends import EXACT_BACKENDS, REDUCED_PRECISIONS, assert_same_decisions, mask_iou, reduced
 from tests.reference_predictor import cpu_connected_components
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder

@@ -12,13 +12,13 @@ import pytest
 
 from acl_models.onnx_runner import OnnxRunner
 from app import run
-from app.config import load_config
-from app.control import Prompt, TrackController
-from app.model_bundle import load_constants, load_manifest, open_runners
-from app.multi_tracker import MultiObjectTracker
-from app.pipeline import Tracked, TrackingLoop
-from app.prompt import Box
-from app.sources import CameraSource
+from app.live.control import Prompt, TrackController
+from app.live.pipeline import Tracked, TrackingLoop
+from app.media.prompt import Box
+from app.media.sources import CameraSource
+from app.samurai.config import load_config
+from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.multi_tracker import MultiObjectTracker
 from tests.demo_model import TEST_THREADS
 from tests.synthetic import make_frames, write_jpeg_folder
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import preprocess
-from app.config import ConfigError, TrackerConfig, load_config
+from app.samurai import preprocess
+from app.samurai.config import ConfigError, TrackerConfig, load_config
 
 # SAM 2's ImageNet statistics, as the manifest records them.
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

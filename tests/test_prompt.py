@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app.prompt import Box, PromptError, parse_bbox, read_bbox_file, validate_bbox
+from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, validate_bbox
 
 FRAME_W, FRAME_H = 640, 480
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from app import preprocess
+from app.samurai import preprocess
 from scripts import bench, compare_resize, evaluate, make_clip, make_demo_clip
 
 

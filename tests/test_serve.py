@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from http.client import HTTPConnection
 import json
 import socket
+from http.client import HTTPConnection
 
 import numpy as np
 import pytest
 
 from app import run
-from app.control import TrackController
-from app.prompt import PromptError, parse_bbox, validate_bbox
+from app.live.control import TrackController
+from app.media.prompt import PromptError, parse_bbox, validate_bbox
 from app.serve.address import ServeError, is_loopback, parse_serve
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer

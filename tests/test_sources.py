@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.sources import (
+from app.media.source_spec import open_source, parse_camera
+from app.media.sources import (
     MAX_CONSECUTIVE_READ_FAILURES,
     CameraSource,
     FolderSource,
@@ -19,8 +20,6 @@ from app.sources import (
     SourceError,
     VideoSource,
     natural_key,
-    open_source,
-    parse_camera,
 )
 
 WIDTH, HEIGHT = 32, 24

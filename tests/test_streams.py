@@ -12,9 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from app.credentials import mask_credentials, url_host
-from app.sources import Reconnect, SourceError, open_source
-from app.streams import StreamSource, is_stream_url
+from app.media.credentials import mask_credentials, url_host
+from app.media.source_spec import LiveOptions, open_source
+from app.media.sources import Reconnect, SourceError
+from app.media.streams import StreamSource, is_stream_url
 
 URL = "rtsp://admin:hunter2@127.0.0.1:8554/live"
 MASKED = "rtsp://admin:***@127.0.0.1:8554/live"
@@ -161,8 +162,7 @@ def test_open_source_routes_urls(monkeypatch: pytest.MonkeyPatch) -> None:
             seen.update(url=url, timeout=timeout_s, window=reconnect.window_s)
             raise SourceError("probe")
 
-    monkeypatch.setattr("app.streams.StreamSource", Probe)
-    from app.sources import LiveOptions
+    monkeypatch.setattr("app.media.source_spec.StreamSource", Probe)
 
     with pytest.raises(SourceError, match="probe"):
         open_source(URL, LiveOptions(timeout_s=4.0, reconnect_s=30.0))

@@ -18,7 +18,7 @@ import numpy as np
 from loguru import logger
 
 from app.benchmarks.frame_ranges import OTB_DIGITS, OTB_RANGES, UAV_DIGITS, UAV_SPLITS, FrameRange
-from app.sources import natural_key
+from app.media.sources import natural_key
 
 # How a dataset's frames are scored (see app.benchmarks.metrics).
 PROTOCOL_LASOT = "lasot"  # pytracking's LaSOT rules: invisible frames fail every measure

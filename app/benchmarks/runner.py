@@ -35,10 +35,10 @@ from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import OpenVinoRunner
 from acl_models.select import choose_backend, runner_factory
 from app.benchmarks.datasets import Dataset, Sequence
-from app.config import load_config
-from app.model_bundle import load_constants, load_manifest, open_runners
-from app.outputs import box_from_mask, replace_atomically, write_summary
-from app.tracker import SamuraiTracker
+from app.media.outputs import box_from_mask, replace_atomically, write_summary
+from app.samurai.config import load_config
+from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.tracker import SamuraiTracker
 
 RUN_FILE = "run.json"
 TIME_SUFFIX = "_time"

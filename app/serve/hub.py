@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from app.outputs import annotate_tracked
-from app.pipeline import Tracked
+from app.live.pipeline import Tracked
+from app.media.outputs import annotate_tracked
 
 JPEG_QUALITY = 85
 # Waiting for a box, a live source is shown at most this often: enough to aim, light on the CPU.

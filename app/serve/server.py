@@ -34,9 +34,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.control import DEFAULT_OBJECT, Prompt, TrackController
-from app.outputs import MAX_OBJECT_ID
-from app.prompt import Box, PromptError, parse_bbox
+from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
+from app.media.outputs import MAX_OBJECT_ID
+from app.media.prompt import Box, PromptError, parse_bbox
 from app.serve.address import ServeError, is_loopback
 from app.serve.hub import FrameHub
 

@@ -6,7 +6,7 @@ memory attention (or the no-memory embedding on the prompt frame) → mask
 decoder → mask selection (stability fallback, best IoU, or SAMURAI's Kalman
 score) → memory encoder → frame-sized mask. The runners know nothing about
 the video; an object's state lives in its `MemoryBank` and `MotionState`, so
-objects that share one encoded frame stay independent (`app.multi_tracker`).
+objects that share one encoded frame stay independent (`app.samurai.multi_tracker`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from acl_models.base import ModelRunner
-from app import preprocess
-from app.config import TrackerConfig
-from app.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
-from app.model_bundle import Manifest
-from app.motion_selection import MotionState, mask_box, select
+from app.samurai import preprocess
+from app.samurai.config import TrackerConfig
+from app.samurai.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
+from app.samurai.model_bundle import Manifest
+from app.samurai.motion_selection import MotionState, mask_box, select
 
 # Point labels of the SAM prompt encoder.
 BOX_TOP_LEFT, BOX_BOTTOM_RIGHT, PADDING_POINT = 2, 3, -1

@@ -6,7 +6,7 @@ the summary are written to a temporary name and renamed, and the video is
 finalised by `close()`, which leaving the `with` block always calls. `close()`
 may be called twice.
 
-Writers are keyed by `Frame.index` (see `app.sources`): line N of `track.txt`
+Writers are keyed by `Frame.index` (see `app.media.sources`): line N of `track.txt`
 and `masks/0000N.png` belong to frame N of the source. With several objects,
 each has its `track_<id>.txt`, and a frame's masks are one indexed PNG whose
 pixel value is the object id, with the DAVIS palette (the convention of video
@@ -27,8 +27,8 @@ import numpy as np
 from loguru import logger
 from PIL import Image
 
-from app import kalman_filter
-from app.tracker import FrameResult
+from app.samurai import kalman_filter
+from app.samurai.tracker import FrameResult
 
 TRACK_FILE = "track.txt"
 MASK_DIR = "masks"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from app.motion_selection import SamuraiParams
-from app.preprocess import RESIZES
+from app.samurai.motion_selection import SamuraiParams
+from app.samurai.preprocess import RESIZES
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "samurai.yaml"
 MODES = ("samurai", "sam2")

@@ -9,7 +9,7 @@ Alignment: `Frame.index` is the frame's position in the source, not a count of
 frames yielded. A frame that cannot be decoded is skipped with a warning and
 never replaced by a stand-in (a black frame would poison the tracker's memory
 bank), so the indices have a gap there, and a live camera's dropped frames leave
-gaps too. The writers in `app.outputs` key lines and file names by this index,
+gaps too. The writers in `app.media.outputs` key lines and file names by this index,
 which keeps line N of `track.txt` and `masks/0000N.png` about frame N.
 """
 
@@ -43,20 +43,11 @@ MAX_CONSECUTIVE_READ_FAILURES = 25
 LIVE_POLL_S = 0.1
 # A driver stuck inside read() must not hang shutdown; the reader is a daemon thread.
 LIVE_JOIN_TIMEOUT_S = 2.0
-_CAMERA_SPEC = re.compile(r"cam(\d+)|/dev/video(\d+)")
 _DIGITS = re.compile(r"(\d+)")
 
 
 class SourceError(ValueError):
     """A source that cannot be opened or read; the one-line message says what to do."""
-
-
-@dataclass(frozen=True)
-class LiveOptions:
-    """Network-stream settings from the command line: open/read timeout and how long to keep reconnecting."""
-
-    timeout_s: float = 10.0
-    reconnect_s: float = 60.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -466,34 +457,3 @@ class CameraSource(LiveSource):
 
     def _read_failed(self, exc: cv2.error) -> str:
         return f"camera {self.device} failed: {exc}; check the cable and the driver"
-
-
-def parse_camera(spec: str) -> int | None:
-    """The camera index named by `cam0`, `cam1`, `/dev/video0`, ...; None for anything else."""
-    match = _CAMERA_SPEC.fullmatch(spec)
-    if match is None:
-        return None
-    return int(match.group(1) or match.group(2))
-
-
-def open_source(spec: str, live: LiveOptions = LiveOptions()) -> FrameSource:
-    """Open a network stream (rtsp://, http://, ...), a camera (`cam0`, `/dev/video0`), a folder or a video file."""
-    if not spec.strip():
-        raise SourceError("no source given; pass a video file, a folder of .jpg/.png frames or a camera (cam0)")
-    # Imported here: the stream source builds on LiveSource from this module.
-    from app.streams import StreamSource, is_stream_url
-
-    if is_stream_url(spec):
-        return StreamSource(spec, live.timeout_s, Reconnect(window_s=live.reconnect_s))
-    device = parse_camera(spec)
-    if device is not None:
-        return CameraSource(device)
-    path = Path(spec)
-    if path.is_dir():
-        return FolderSource(path)
-    if path.is_file():
-        return VideoSource(path)
-    raise SourceError(
-        f"{spec} does not exist; pass a video file, a folder of .jpg/.png frames, a camera (cam0, /dev/video0) "
-        "or a stream URL (rtsp://host/path)"
-    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.motion_selection import SamuraiParams, is_memory_candidate
+from app.samurai.motion_selection import SamuraiParams, is_memory_candidate
 
 # SAMURAI scans earlier frames down to this relative index (frame 1 only enters as "previous frame").
 SAMURAI_FIRST_SCANNED_FRAME = 2

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from loguru import logger
 
-from app.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Prompt, TrackController
-from app.latency import LatencyStats
-from app.multi_tracker import MultiObjectTracker
-from app.outputs import box_from_mask
-from app.sources import Frame, FrameSource
-from app.tracker import FrameResult
+from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Prompt, TrackController
+from app.live.latency import LatencyStats
+from app.media.outputs import box_from_mask
+from app.media.sources import Frame, FrameSource
+from app.samurai.multi_tracker import MultiObjectTracker
+from app.samurai.tracker import FrameResult
 
 # Prepared frames waiting for the models (files): enough to hide a slow decode.
 FILE_PREFETCH = 2

@@ -12,10 +12,10 @@ import os
 import cv2
 from loguru import logger
 
-from app.control import Prompt, TrackController
-from app.outputs import annotate_tracked
-from app.pipeline import Tracked
-from app.prompt import Box, PromptError
+from app.live.control import Prompt, TrackController
+from app.live.pipeline import Tracked
+from app.media.outputs import annotate_tracked
+from app.media.prompt import Box, PromptError
 
 WINDOW = "SAMURAI"
 QUIT_KEYS = (ord("q"), 27)  # q, Esc

@@ -15,9 +15,9 @@ from functools import partial
 import numpy as np
 
 from acl_models.base import ModelRunner
-from app.config import TrackerConfig
-from app.model_bundle import Manifest
-from app.tracker import FrameEncoder, FrameResult, SamuraiTracker
+from app.samurai.config import TrackerConfig
+from app.samurai.model_bundle import Manifest
+from app.samurai.tracker import FrameEncoder, FrameResult, SamuraiTracker
 
 BoxXYXY = tuple[float, float, float, float]
 

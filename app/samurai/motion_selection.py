@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
-from app import kalman_filter
+from app.samurai import kalman_filter
 
 BOX_SIZE = 4
 """Entries of an xyxy box."""

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.prompt import Box, validate_bbox
+from app.media.prompt import Box, validate_bbox
 
 DEFAULT_OBJECT = 1
-# Besides the tracker's own states (app.tracker TRACKING, LOST): no box yet, and the run is over.
+# Besides the tracker's own states (app.samurai.tracker TRACKING, LOST): no box yet, and the run is over.
 WAITING, ENDED = "waiting", "ended"
 
 
