@@ -28,6 +28,7 @@ from acl_models.openvino_runner import PRECISIONS
 from acl_models.select import BACKENDS, DEFAULT_PRECISION, choose_backend, runner_factory
 from app.live import heap
 from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
+from app.live.latency import LatencyStats
 from app.live.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
 from app.live.window import DesktopWindow, has_display, window_works
 from app.media.credentials import mask_credentials, redact_log_record
@@ -226,17 +227,30 @@ def start_server(args: argparse.Namespace, controller: TrackController, stack: E
     return server
 
 
-def progress_line(progress: tqdm) -> Callable[[LoopStats], None]:
+def per_frame_figure(stats: LoopStats, live: bool) -> tuple[str, LatencyStats]:
+    """Latency (capture → result) on a live source; the tracker's step time on a file.
+
+    A file is read ahead and waits behind back-pressure, so its capture → result
+    time measures the queue, not the tracker; a live source drops frames instead
+    of queueing them, so its latency is what a consumer of the results sees.
+    """
+    return ("latency", stats.latency) if live else ("step", stats.step)
+
+
+def progress_line(progress: tqdm, live: bool) -> Callable[[LoopStats], None]:
     def update(stats: LoopStats) -> None:
+        name, figure = per_frame_figure(stats, live)
         progress.update(1)
         progress.set_postfix(
-            fps=f"{stats.fps:.2f}",
-            latency=f"{stats.latency.recent_ms():.0f}ms",
-            p95=f"{stats.latency.percentile(PERCENTILE_HIGH):.0f}ms",
-            dropped=stats.dropped,
+            {"fps": f"{stats.fps:.2f}", name: f"{figure.recent_ms():.0f}ms",
+             "p95": f"{figure.percentile(PERCENTILE_HIGH):.0f}ms", "dropped": stats.dropped}
         )
 
     return update
+
+
+def percentiles(figure: LatencyStats) -> dict[str, float]:
+    return {"p50": figure.percentile(PERCENTILE_MEDIAN), "p95": figure.percentile(PERCENTILE_HIGH)}
 
 
 def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, backend: str, mode: str,
@@ -247,7 +261,9 @@ def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, 
         "source": source_name,
         "frames": stats.frames,
         "fps": stats.fps,
-        "latency_ms": {"p50": stats.latency.percentile(PERCENTILE_MEDIAN), "p95": stats.latency.percentile(PERCENTILE_HIGH)},
+        "per_frame": "latency" if loop.source.is_live else "step",
+        "latency_ms": percentiles(stats.latency) if loop.source.is_live else None,
+        "step_ms": percentiles(stats.step),
         "dropped": stats.dropped,
         "pipelined": not args.sequential,
         "stage_ms_mean": {k: v / max(stats.frames, 1) for k, v in stats.stage_ms.items()},
@@ -305,7 +321,7 @@ def track(args: argparse.Namespace) -> dict:
                 outputs,
                 pipelined=not args.sequential,
                 max_frames=args.max_frames,
-                on_frame=progress_line(progress),
+                on_frame=progress_line(progress, source.is_live),
             )
             logger.info("reading {}", source_name)
             try:
@@ -356,10 +372,11 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning("stopped before tracking started; no frame was tracked")
         return 0
     stages = ", ".join(f"{k} {v:.0f} ms" for k, v in summary["stage_ms_mean"].items())
-    latency = summary["latency_ms"]
+    name = summary["per_frame"]
+    figure = summary[f"{name}_ms"]
     logger.info(
-        "{} frames at {:.2f} FPS ({}); latency p50 {:.0f} ms, p95 {:.0f} ms; {} dropped; results in {}",
-        summary["frames"], summary["fps"], stages, latency["p50"], latency["p95"], summary["dropped"], args.output,
+        "{} frames at {:.2f} FPS ({}); {} p50 {:.0f} ms, p95 {:.0f} ms; {} dropped; results in {}",
+        summary["frames"], summary["fps"], stages, name, figure["p50"], figure["p95"], summary["dropped"], args.output,
     )
     return 0
 

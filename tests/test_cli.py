@@ -59,6 +59,10 @@ def test_file_inputs(clip, export_512, tmp_path, capsys, kind):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == NUM_FRAMES and summary["backend"] == "onnx" and "image_encoder" in summary["stage_ms_mean"]
     assert cv2.VideoCapture(str(out / "track.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == NUM_FRAMES
+    # A file reports the tracker's step time (its capture → result time is queueing), and a box given on the
+    # command line is never waited for.
+    assert summary["per_frame"] == "step" and summary["latency_ms"] is None and summary["step_ms"]["p50"] > 0
+    assert " step p50 " in err and "latency" not in err and "waiting for a box" not in err
 
 
 class FakeCapture:

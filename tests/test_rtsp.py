@@ -96,7 +96,7 @@ def test_stream_follows_target_survives_outage_and_hides_password(demo_models, t
     summary = json.loads(summary_text)
     assert summary["source"] == f"rtsp://{USER}:***@127.0.0.1:{rtsp_port}/scene"
     assert summary["frames"] >= 2 * RESULTS_EACH_SIDE and summary["dropped"] > 0
-    assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"]
+    assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p95"] and summary["per_frame"] == "latency"
     boxes = [tuple(map(int, line.split(","))) for line in (out / "track.txt").read_text().splitlines()]
     tracked = [box for box in boxes if any(box)]
     assert len(tracked) >= summary["frames"] - 1 and all(on_target(box) for box in tracked), tracked

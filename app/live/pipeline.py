@@ -87,10 +87,13 @@ Output = Callable[[Tracked], None]
 
 @dataclass
 class LoopStats:
+    """Counts and timings of a run: `latency` is capture → result ready, `step` the tracker's own time per frame."""
+
     frames: int = 0
     tracking_s: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)
     latency: LatencyStats = field(default_factory=LatencyStats)
+    step: LatencyStats = field(default_factory=LatencyStats)
     dropped: int = 0
 
     @property
@@ -337,6 +340,8 @@ class TrackingLoop:
         """A file waiting for its first box shows this frame until a box (or a stop) comes."""
         writer.put(Tracked(frame))
         self._publish(frame.index)
+        if self.controller.wait_for_prompt(0.0):
+            return
         logger.info("waiting for a box on frame {}", frame.index)
         while not self.controller.stopped and not self.controller.wait_for_prompt(POLL_S):
             writer.check()
@@ -379,6 +384,7 @@ class TrackingLoop:
         if self._tracking_since is None:
             self._tracking_since = time.monotonic() - item.prepare_ms / MS_PER_S
         model_input = item.model_input
+        started = time.monotonic()
         step = self._tracker.step(frame.index, frame.image, model_input)
         done = time.monotonic()
         boxes = {object_id: box_from_mask(result.mask) for object_id, result in step.objects.items()}
@@ -392,6 +398,7 @@ class TrackingLoop:
         stats.tracking_s = done - self._tracking_since
         # A file frame read ahead while the run waited for its box starts its latency when tracking starts.
         stats.latency.add(MS_PER_S * (done - max(frame.captured, self._tracking_since)), done)
+        stats.step.add(MS_PER_S * (done - started), done)
         stats.dropped = self.dropped
         for stage, ms in timings.items():
             stats.stage_ms[stage] = stats.stage_ms.get(stage, 0.0) + ms
