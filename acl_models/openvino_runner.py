@@ -24,7 +24,7 @@ from acl_models.base import BackendError, ModelRunner, import_problem
 DEVICE = "CPU"
 # --precision -> (OpenVINO element type name, the OPTIMIZATION_CAPABILITIES entry the CPU must report).
 PRECISIONS: dict[str, tuple[str, str]] = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16")}
-# Reduced precisions the README recommends: the tests check that each keeps every chosen mask on the test clips.
+# Reduced precisions docs/usage.md recommends: the tests check that each keeps every chosen mask on the test clips.
 RECOMMENDED_REDUCED = ("bf16",)
 # Graphs that always run at f32: the mask decoder's IoU and object-score heads make the
 # tracking decisions, and bf16's 8-bit mantissa ties IoUs 0.01 apart (measured: the demo

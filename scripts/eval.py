@@ -47,7 +47,7 @@ COMPARISON_FILE = "comparison.json"
 
 def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--root", required=True, type=Path, help="the dataset folder (see README, Evaluation)")
+    parser.add_argument("--root", required=True, type=Path, help="the dataset folder (layouts in docs/evaluation.md)")
     parser.add_argument("--split", default="val", choices=["val", "test"], help="GOT-10k split (default val)")
     parser.add_argument("--sequences", help="comma-separated sequence names (default: all)")
     parser.add_argument("--verbose", action="store_true")

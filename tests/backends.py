@@ -21,7 +21,7 @@ EXACT_BACKENDS: dict[str, Callable[..., ModelRunner]] = {"onnx": OnnxRunner} | (
     {} if openvino_problem() else {"openvino": OpenVinoRunner}
 )
 _SUPPORTED = [] if openvino_problem() else supported_precisions()
-# Reduced precisions the README recommends, where this CPU runs them; each must keep every chosen mask.
+# Reduced precisions docs/usage.md recommends, where this CPU runs them; each must keep every chosen mask.
 REDUCED_PRECISIONS = [
     pytest.param(p, marks=pytest.mark.skipif(p not in _SUPPORTED, reason=f"OpenVINO cannot run {p} on this CPU"))
     for p in RECOMMENDED_REDUCED

@@ -155,7 +155,7 @@ def test_modes_diverge_where_distractor_overtakes(tracks, demo_clip):
 @pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
 @pytest.mark.parametrize("mode", ["sam2", "samurai"])
 def test_reduced_precision_keeps_every_decision(demo_models, demo_clip, tracks, mode, precision):
-    """A precision the README recommends chooses the same mask as fp32 on every frame, distractor included."""
+    """A precision docs/usage.md recommends chooses the same mask as fp32 on every frame, distractor included."""
     _, images, boxes = demo_clip
     config = TrackerConfig(mode=mode, samurai=SamuraiParams())
     ours = track_clip(demo_models, images, _prompt(boxes), config, reduced(precision, TEST_THREADS))

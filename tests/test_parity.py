@@ -157,5 +157,5 @@ def test_samurai_mode_matches_reference(official, ours, params, backend):
 @pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
 @pytest.mark.parametrize(("mode", "params"), [("sam2", SamuraiParams()), ("samurai", SAMURAI_PARAMS[1])])
 def test_reduced_precision_keeps_every_decision(ours, mode, params, precision):
-    """A precision the README recommends chooses the same mask as fp32 on every frame of the random clip."""
+    """A precision docs/usage.md recommends chooses the same mask as fp32 on every frame of the random clip."""
     assert_same_decisions(ours(mode, params, "openvino", precision), ours(mode, params))
