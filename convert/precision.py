@@ -32,7 +32,6 @@ decisions with float32.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,19 +173,24 @@ class _Float16Steps:
         self.constants.append(numpy_helper.from_array(np.array(values, np.int64), name))
         return name
 
-    def reduce(self, op_type: str, x: str, axes: list[int]) -> str:
-        """An unrounded ReduceMean / ReduceMax over `axes`, dims kept."""
+    def reduce_max(self, x: str, axis: int) -> str:
+        """An unrounded ReduceMax over `axis`, dims kept (the maximum of float16 values is one of them)."""
         if self.opset >= _REDUCE_AXES_INPUT_OPSET:
-            return self.op(op_type, [x, self.ints(axes)], round_result=False, keepdims=1)
-        return self.op(op_type, [x], round_result=False, axes=axes, keepdims=1)
+            return self.op("ReduceMax", [x, self.ints([axis])], round_result=False, keepdims=1)
+        return self.op("ReduceMax", [x], round_result=False, axes=[axis], keepdims=1)
 
-    def sum(self, x: str, axes: list[int], count: int) -> str:
-        """The sum over `axes` (`count` elements) as a float16 accumulator ends it: rounded, inf above 65504."""
-        return self.op("Mul", [self.reduce("ReduceMean", x, axes), self.constant(count)])
+    def sum(self, x: str, axes: list[int]) -> str:
+        """The sum over `axes` as a float16 accumulator ends it: rounded once, inf above 65504."""
+        return self.op("ReduceSum", [x, self.ints(axes)], keepdims=1)
 
-    def mean(self, x: str, axes: list[int], count: int) -> str:
+    def mean(self, x: str, axes: list[int]) -> str:
         """Sum-then-divide, as a float16 vector unit computes a mean: it overflows where the sum does."""
-        return self.op("Mul", [self.sum(x, axes, count), self.constant(1.0 / count)])
+        from onnx import TensorProto
+
+        dims = self.op("Gather", [self.op("Shape", [x], False), self.ints(axes)], False)
+        count = self.op("ReduceProd", [dims], False, keepdims=0)
+        reciprocal = self.op("Reciprocal", [self.op("Cast", [count], False, to=TensorProto.FLOAT)])
+        return self.op("Mul", [self.sum(x, axes), reciprocal])
 
 
 def _attr(node, name: str, default):
@@ -195,47 +199,40 @@ def _attr(node, name: str, default):
     return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
-def _axes(node, rank: int) -> list[int]:
-    """Reduced axes of a ReduceMean, attribute or constant input; all axes when none are given."""
-    axes = _attr(node, "axes", None)
-    return [a % rank for a in (axes if axes is not None else range(rank))]
+def _float16_steps(node, opset: int, ranks: dict[str, int], constants: list, initial: dict) -> list | None:
+    """`node` (one of FP16_REDUCTIONS) as rounded steps writing its output; None where its axes are not known."""
+    from onnx import helper
 
-
-def _float16_steps(node, opset: int, shapes: dict, constants: list, initial: dict) -> list | None:
-    """`node` (one of FP16_REDUCTIONS) as rounded steps writing its output; None when its shapes are not static."""
-    shape = shapes.get(node.input[0])
-    if shape is None or not all(isinstance(d, int) and d > 0 for d in shape) or len([o for o in node.output if o]) > 1:
+    if len([o for o in node.output if o]) > 1:
         return None
-    rank = len(shape)
     steps = _Float16Steps(node, opset, constants)
     x = node.input[0]
     if node.op_type == "ReduceMean":
-        if len(node.input) > 1:  # axes as an input (opset 18)
-            if node.input[1] not in initial:
-                return None
-            axes = [int(a) % rank for a in initial[node.input[1]]]
-        else:
-            axes = _axes(node, rank)
-        y = steps.mean(x, axes, math.prod(shape[a] for a in axes))
+        axes = _attr(node, "axes", None)
+        if len(node.input) > 1 and node.input[1]:  # axes as an input (opset 18)
+            axes = initial.get(node.input[1])
+        if axes is None:
+            return None
+        axes = [int(a) for a in axes]
+        y = steps.mean(x, axes)
         if not _attr(node, "keepdims", 1):
             y = steps.op("Squeeze", [y, steps.ints(axes)], round_result=False)
     elif node.op_type == "Softmax":
-        axis = _attr(node, "axis", -1) % rank
-        exps = steps.op("Exp", [steps.op("Sub", [x, steps.reduce("ReduceMax", x, [axis])])])
-        y = steps.op("Div", [exps, steps.sum(exps, [axis], shape[axis])])
-    else:  # LayerNormalization over axis..rank-1
-        axis = _attr(node, "axis", -1) % rank
-        axes = list(range(axis, rank))
-        count = math.prod(shape[axis:])
-        centred = steps.op("Sub", [x, steps.mean(x, axes, count)])
-        variance = steps.mean(steps.op("Mul", [centred, centred]), axes, count)
+        axis = _attr(node, "axis", -1)
+        exps = steps.op("Exp", [steps.op("Sub", [x, steps.reduce_max(x, axis)])])
+        y = steps.op("Div", [exps, steps.sum(exps, [axis])])
+    else:  # LayerNormalization over axis .. last
+        axis = _attr(node, "axis", -1)
+        if axis >= 0 and x not in ranks:
+            return None
+        axes = list(range(axis, 0)) if axis < 0 else list(range(axis, ranks[x]))
+        centred = steps.op("Sub", [x, steps.mean(x, axes)])
+        variance = steps.mean(steps.op("Mul", [centred, centred]), axes)
         epsilon = steps.constant(_attr(node, "epsilon", _LAYER_NORM_EPSILON))
         std = steps.op("Sqrt", [steps.op("Add", [variance, epsilon])])
         y = steps.op("Mul", [steps.op("Div", [centred, std]), node.input[1]])
         if len(node.input) > 2 and node.input[2]:
             y = steps.op("Add", [y, node.input[2]])
-    from onnx import helper
-
     steps.nodes.append(helper.make_node("Identity", [y], [node.output[0]], name=f"{node.name}/fp16_out"))
     return steps.nodes
 
@@ -253,6 +250,7 @@ def imitate(src: Path, dst: Path, mode: str) -> None:
         return
     keep = set(sensitive_nodes(model)) if mode == KEEP_SENSITIVE_FP32 else set()
     floats, shapes = _float_tensors(model)
+    ranks = {name: len(shape) for name, shape in shapes.items()}
     graph = model.graph
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     initializers = {t.name: t for t in graph.initializer}
@@ -284,7 +282,7 @@ def imitate(src: Path, dst: Path, mode: str) -> None:
         raw = {name: name + "_fp32" for name in node.output if name in floats and node.op_type != "Cast"}
         for i, name in enumerate(node.output):
             node.output[i] = raw.get(name, name)
-        steps = _float16_steps(node, opset, shapes, new_initializers, initial) if node.op_type in FP16_REDUCTIONS else None
+        steps = _float16_steps(node, opset, ranks, new_initializers, initial) if node.op_type in FP16_REDUCTIONS else None
         nodes.extend(steps if steps is not None else [node])
         for name, fp32 in raw.items():
             nodes.append(helper.make_node("Cast", [fp32], [fp32 + "_half"], to=onnx.TensorProto.FLOAT16))
