@@ -254,7 +254,9 @@ def imitate(src: Path, dst: Path, mode: str) -> None:
     graph = model.graph
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     initializers = {t.name: t for t in graph.initializer}
-    initial = {name: numpy_helper.to_array(t) for name, t in initializers.items() if t.data_type == onnx.TensorProto.INT64}
+    initial = {
+        name: numpy_helper.to_array(t) for name, t in initializers.items() if t.data_type == onnx.TensorProto.INT64
+    }
     sources = {v.name for v in graph.input} | set(initializers)
     new_initializers, casts, rounded_sources = [], [], set()
 
@@ -282,7 +284,9 @@ def imitate(src: Path, dst: Path, mode: str) -> None:
         raw = {name: name + "_fp32" for name in node.output if name in floats and node.op_type != "Cast"}
         for i, name in enumerate(node.output):
             node.output[i] = raw.get(name, name)
-        steps = _float16_steps(node, opset, ranks, new_initializers, initial) if node.op_type in FP16_REDUCTIONS else None
+        steps = None
+        if node.op_type in FP16_REDUCTIONS:
+            steps = _float16_steps(node, opset, ranks, new_initializers, initial)
         nodes.extend(steps if steps is not None else [node])
         for name, fp32 in raw.items():
             nodes.append(helper.make_node("Cast", [fp32], [fp32 + "_half"], to=onnx.TensorProto.FLOAT16))

@@ -49,7 +49,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from loguru import logger
@@ -224,7 +223,8 @@ def activation_report(checkpoint: Path, image_size: int, num_frames: int, thread
         for i, frame in enumerate(frames):
             tracker.step(i, frame, box if i == 0 else None)
     header = [
-        "| sub-model | node | op | max abs(x) | top channels (max abs) | max sum (x - mean)^2 (x 65504) | max logit range |",
+        "| sub-model | node | op | max abs(x) | top channels (max abs) | max sum (x - mean)^2 (x 65504) "
+        "| max logit range |",
         "|---|---|---|---|---|---|---|",
     ]
     return header + [row for name in SUBMODELS for row in format_stats(name, probes[name].stats)]
@@ -250,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--report-size", type=int, default=DEFAULT_REPORT_SIZE, help="image size of the printed statistics")
+    parser.add_argument(
+        "--report-size", type=int, default=DEFAULT_REPORT_SIZE, help="image size of the printed statistics"
+    )
     parser.add_argument("--frames", type=int, default=4, help="frames of the textured clip tracked for the statistics")
     parser.add_argument("--threads", type=int, help="ONNX Runtime threads")
     args = parser.parse_args(argv)

@@ -206,7 +206,8 @@ def format_cost(model_dir: Path) -> str:
         cost = keep_cost(onnx.load(str(model_dir / manifest.models[name]["file"]), load_external_data=False))
         kept = ", ".join(f"{op} {n}" for op, n in sorted(cost.kept.items()))
         lines.append(
-            f"| {name} | {cost.nodes} | {sum(cost.kept.values())} ({kept}) | {cost.folded} | {cost.casts_in} | {cost.casts_out} |"
+            f"| {name} | {cost.nodes} | {sum(cost.kept.values())} ({kept}) | {cost.folded} | "
+            f"{cost.casts_in} | {cost.casts_out} |"
         )
     return "\n".join(lines)
 

@@ -306,7 +306,7 @@ COST_ORDER = ("force_fp16", KEEP_SENSITIVE_FP32, "must_keep_origin_dtype")
 
 
 def _docs_precision_rows() -> list[tuple[str, str, str]]:
-    """(checkpoint / clip, mode, keeps decisions) per row of the measured table in docs/ascend.md's Precision section."""
+    """(checkpoint / clip, mode, keeps decisions) per row of the measured table in docs/ascend.md's Precision."""
     section = DOCS.read_text().split("\n## Precision\n", 1)[1].split("\n## ", 1)[0]
     rows, checkpoint = [], ""
     for line in section.splitlines():
