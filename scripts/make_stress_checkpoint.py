@@ -199,29 +199,29 @@ def stress_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return {name: tensor.clone() for name, tensor in model.state_dict().items()}
 
 
-def activation_report(checkpoint: Path, image_size: int, num_frames: int, threads: int | None = None) -> list[str]:
-    """Export `checkpoint`, track the textured clip and return the per-node statistics as Markdown rows."""
+def activation_report(model_dir: Path, num_frames: int, threads: int | None = None) -> list[str]:
+    """Track the textured clip with the export in `model_dir`; the per-node statistics as Markdown rows."""
     from acl_models.onnx_runner import OnnxRunner
     from app.samurai.config import TrackerConfig
     from app.samurai.model_bundle import SUBMODELS, load_constants, load_manifest
     from app.samurai.tracker import SamuraiTracker
     from convert.activations import ActivationProbe, format_stats
-    from convert.export_onnx import export
     from scripts.precision_study import clip_frames
 
     frames, box = clip_frames("textured", num_frames)
-    with tempfile.TemporaryDirectory() as tmp:
-        export(checkpoint, Path(tmp), image_size=image_size)
-        manifest = load_manifest(Path(tmp))
-        probes = {}
-        runners = {}
-        for name in SUBMODELS:
-            path = Path(tmp) / manifest.models[name]["file"]
-            probes[name] = ActivationProbe(path, threads)
-            runners[name] = _ProbedRunner(OnnxRunner(path, threads=threads), probes[name])
+    manifest = load_manifest(model_dir)
+    probes, runners = {}, {}
+    for name in SUBMODELS:
+        path = model_dir / manifest.models[name]["file"]
+        probes[name] = ActivationProbe(path, threads)
+        runners[name] = _ProbedRunner(OnnxRunner(path, threads=threads), probes[name])
+    try:
         tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(), num_frames=len(frames))
         for i, frame in enumerate(frames):
             tracker.step(i, frame, box if i == 0 else None)
+    finally:
+        for runner in runners.values():
+            runner.close()
     header = [
         "| sub-model | node | op | max abs(x) | top channels (max abs) | max sum (x - mean)^2 (x 65504) "
         "| max logit range |",
@@ -260,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.save({"model": stress_state_dict(args.seed)}, args.out)
     logger.info("wrote stress hiera-{} checkpoint (seed {}) to {}", MODEL_SIZE, args.seed, args.out)
     logger.remove()
-    print("\n".join(activation_report(args.out, args.report_size, args.frames, args.threads)))
+    from convert.export_onnx import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export(args.out, Path(tmp), image_size=args.report_size)
+        print("\n".join(activation_report(Path(tmp), args.frames, args.threads)))
     return 0
 
 

@@ -127,6 +127,23 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def test_stress_script_reports_the_overflowing_layer_norms(stress_export):
+    """scripts/make_stress_checkpoint.py's table (2 frames: the second runs memory attention) agrees with the hooks."""
+    from scripts.make_stress_checkpoint import activation_report
+
+    rows = [[c.strip() for c in row.strip("|").split("|")] for row in activation_report(stress_export, 2, THREADS)[2:]]
+    over = {}
+    for model, _, op, peak, _, sums, _ in rows:
+        if op == "LayerNormalization" and float(sums.split()[0]) > FLOAT16_MAX:
+            over[model] = over.get(model, 0) + 1
+            assert FLOAT16_SQUARE_LIMIT <= float(peak) < FLOAT16_MAX
+    stated = _stated_overflows()
+    assert over == {
+        "image_encoder": sum(name.startswith("image_encoder.") for name in stated),
+        "memory_attention": sum(name.startswith("memory_attention.") for name in stated),
+    }
+
+
 def _relative_errors(source: Path, feeds: dict, tmp_path: Path) -> dict[str, float]:
     """Largest |difference| from float32 over all outputs, relative to the output's range, per float16 mode."""
     def run(path):
