@@ -11,9 +11,16 @@ round where the NPU would (`convert.precision.imitate`), then:
 2. decisions: the tracker runs the clip on the imitation alone; per frame the
    chosen mask token and the box of the frame-sized mask are compared with the
    float32 run (token flips, lowest box IoU, lowest mask IoU).
-A mode keeps the decisions when no token flips and every box IoU is at least
-MIN_BOX_IOU. The cheapest such mode is what convert/atc_all.sh converts with
-by default; docs/ascend.md has the measured table.
+A mode keeps the decisions when no token flips, every box IoU is at least
+MIN_BOX_IOU, every mask IoU at least MIN_MASK_IOU (the mask is what the user
+gets; a random-weight model's masks are scattered, so their boxes span the
+frame and cannot show a change) and no sub-model output of the imitation is
+inf or NaN. The
+cheapest mode that keeps them on every checkpoint studied is what
+convert/atc_all.sh converts with by default; docs/ascend.md has the measured
+table (demo, random and stress checkpoints: scripts/make_*_checkpoint.py).
+Last, the cost of `fp16_fp32_sensitive` per graph: the nodes `--keep_dtype`
+keeps in float32 and the casts ATC inserts around them (convert.precision.keep_cost).
 """
 
 from __future__ import annotations
@@ -34,10 +41,12 @@ from app.media.outputs import box_from_mask
 from app.samurai.config import TrackerConfig
 from app.samurai.model_bundle import SUBMODELS, load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
-from convert.precision import ATC_PRECISION, MODES, imitate
+from convert.precision import ATC_PRECISION, KEEP_SENSITIVE_FP32, MODES, imitate, keep_cost
 
 # A decision is kept when the same token is chosen and the frame's box moves less than this (IoU).
 MIN_BOX_IOU = 0.95
+# ... and the frame's mask keeps at least this IoU with float32's (a tenth of it may change).
+MIN_MASK_IOU = 0.9
 CLIPS = ("demo", "textured")
 
 
@@ -48,10 +57,13 @@ class ModeReport:
     flips: list[int] = field(default_factory=list)  # frames whose chosen token differs from float32
     min_box_iou: float = 1.0
     min_mask_iou: float = 1.0
+    nonfinite: int = 0  # inf / NaN values in the imitation's sub-model outputs over the clip
 
     @property
     def keeps_decisions(self) -> bool:
-        return not self.flips and self.min_box_iou >= MIN_BOX_IOU
+        return (
+            not self.flips and self.min_box_iou >= MIN_BOX_IOU and self.min_mask_iou >= MIN_MASK_IOU and not self.nonfinite
+        )
 
 
 class _TeeRunner:
@@ -63,12 +75,15 @@ class _TeeRunner:
         self.takes_pixels = reference.takes_pixels
         self.max_abs = 0.0
         self.scale = 0.0
+        self.nonfinite = 0
 
     def run(self, inputs):
         expected = self.reference.run(inputs)
         got = self.other.run(inputs)
         for name, value in expected.items():
-            self.max_abs = max(self.max_abs, float(np.max(np.abs(got[name] - value))))
+            finite = np.isfinite(got[name])
+            self.nonfinite += int(finite.size - finite.sum())
+            self.max_abs = max(self.max_abs, float(np.max(np.abs(np.where(finite, got[name], 0.0) - value))))
             self.scale = max(self.scale, float(np.max(np.abs(value))))
         return expected
 
@@ -145,6 +160,7 @@ def study(model_dir: Path, frames, box, modes=MODES, threads: int | None = None,
             }
             _track(tees, model_dir, frames, box, config)
             report.errors = {name: (t.max_abs, t.max_abs / max(t.scale, 1.0)) for name, t in tees.items()}
+            report.nonfinite = sum(t.nonfinite for t in tees.values())
             results = _track(open_runners(imitated, runner), folder, frames, box, config)
             for ours, ref in zip(results, reference):
                 if ours.mask_index != ref.mask_index:
@@ -165,14 +181,33 @@ def cheapest_keeping(reports: list[ModeReport]) -> str:
 def format_table(clip: str, reports: list[ModeReport]) -> str:
     lines = [
         f"clip {clip}: | mode | " + " | ".join(f"{n} max abs (rel.)" for n in SUBMODELS)
-        + " | token flips | min box IoU | min mask IoU | keeps decisions |",
+        + " | token flips | min box IoU | min mask IoU | non-finite | keeps decisions |",
     ]
     for r in reports:
         errors = " | ".join(f"{r.errors[n][0]:.2e} ({r.errors[n][1]:.1e})" for n in SUBMODELS)
         flips = f"{len(r.flips)} {r.flips[:5]}" if r.flips else "0"
         lines.append(
-            f"| {r.mode} | {errors} | {flips} | {r.min_box_iou:.3f} | {r.min_mask_iou:.3f} | "
+            f"| {r.mode} | {errors} | {flips} | {r.min_box_iou:.3f} | {r.min_mask_iou:.3f} | {r.nonfinite} | "
             f"{'yes' if r.keeps_decisions else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def format_cost(model_dir: Path) -> str:
+    """Per graph: nodes, float32 nodes `fp16_fp32_sensitive` keeps (by op type) and the casts ATC adds for them."""
+    import onnx
+
+    manifest = load_manifest(model_dir)
+    lines = [
+        f"cost of {KEEP_SENSITIVE_FP32}: | graph | nodes | kept in float32 (by op) | folded at compile time | "
+        "casts float16 -> float32 | casts float32 -> float16 |"
+    ]
+    for name in SUBMODELS:
+        cost = keep_cost(onnx.load(str(model_dir / manifest.models[name]["file"]), load_external_data=False))
+        kept = ", ".join(f"{op} {n}" for op, n in sorted(cost.kept.items()))
+        lines.append(
+            f"| {name} | {cost.nodes} | {sum(cost.kept.values())} ({kept}) | {cost.folded} | "
+            f"{cost.casts_in} | {cost.casts_out} |"
         )
     return "\n".join(lines)
 
@@ -193,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         all_reports += reports
     cheapest = cheapest_keeping(all_reports)
     print(f"cheapest mode that keeps every decision: {cheapest} (convert/atc_all.sh --precision {ATC_PRECISION[cheapest]})")
+    print(format_cost(args.model_dir))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: one random-weight checkpoint and exports at two image sizes per test session."""
+"""Shared fixtures: random-weight, demo and stress checkpoints and exports at two image sizes per test session."""
 
 from __future__ import annotations
 
@@ -31,6 +31,16 @@ def demo_checkpoint(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
     torch.save({"model": demo_state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def stress_checkpoint(tmp_path_factory) -> Path:
+    """Random weights with outlier residual channels and sharpened attention (scripts/make_stress_checkpoint.py)."""
+    from scripts.make_stress_checkpoint import stress_state_dict
+
+    path = tmp_path_factory.mktemp("stress_ckpt") / "stress_sam2.1_hiera_tiny.pt"
+    torch.save({"model": stress_state_dict(SEED)}, path)
     return path
 
 
