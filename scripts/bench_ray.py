@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         rates[name] = args.sequences / statistics.median(values)
         print(f"  {name:<22} {statistics.median(values):6.1f} s  {rates[name]:.2f} sequences/s")
     local, ray = rates.values()
-    print(f"  Ray / local: {ray / local:.2f}x sequences/s; same boxes: {'yes' if same else 'NO'}")
+    extra_s = statistics.median(seconds[list(variants)[1]]) - statistics.median(seconds[list(variants)[0]])
+    print(f"  Ray / local: {ray / local:.2f}x sequences/s ({extra_s:+.1f} s per run); "
+          f"same boxes: {'yes' if same else 'NO'}")
     return 0 if same else 1
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 from ray.cluster_utils import Cluster
 
 from scripts import eval as eval_cli
@@ -230,3 +230,12 @@ def test_without_ray_the_flag_names_the_extra(demo_lasot, small_demo_models, tmp
     assert _run(demo_lasot, small_demo_models, tmp_path / "out", "--ray") == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install -e .[cluster]" in err[0]
+
+
+def test_an_address_where_nothing_answers_is_one_line(demo_lasot, small_demo_models, tmp_path, capfd):  # noqa: F811
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    assert _run(demo_lasot, small_demo_models, tmp_path / "out", "--ray", address) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--ray {address}: nothing answers there" in err[0] and "ray start --head" in err[0]

@@ -13,6 +13,7 @@ Imported only for `scripts/eval.py run --ray`, so Ray stays an optional extra.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
 from collections import deque
@@ -39,6 +40,9 @@ from app.benchmarks.runner import (
 )
 
 LOCAL = "local"  # --ray without a value: start a Ray instance on this machine for this run
+AUTO = "auto"  # the cluster this host is a node of
+CLIENT_SCHEME = "ray://"
+CONNECT_TIMEOUT_S = 10.0  # a cluster address that does not accept a connection by then is refused
 NPU = "NPU"  # Ray's built-in resource for Ascend NPUs (it sets ASCEND_RT_VISIBLE_DEVICES per worker)
 POLL_S = 0.2  # how often the driver collects finished sequences and frame counts
 MAX_ATTEMPTS = 3  # a sequence whose worker is lost this often is reported as failed, not retried forever
@@ -114,9 +118,23 @@ def _can_read(root: str, paths: list[str]) -> list[str]:
     return [p for p in [root, *paths] if not Path(p).exists()]
 
 
+def _check_reachable(address: str) -> None:
+    """HOST:PORT and ray://HOST:PORT must answer before Ray is asked to join (it would retry for minutes)."""
+    host, _, port = address.removeprefix(CLIENT_SCHEME).rpartition(":")
+    if not host or not port.isdigit():
+        raise RunError(f"--ray {address}: give auto, HOST:6379 or ray://HOST:10001")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RunError(f"--ray {address}: nothing answers there ({exc}); start the head with "
+                       "`ray start --head --port 6379` and pass HOST:6379, or use auto on a node of the cluster") from None
+
+
 def connect(address: str) -> None:
     """Join the cluster at `address`, or start one on this machine for LOCAL."""
     quiet = {"logging_level": logging.WARNING, "configure_logging": True}
+    if address not in (LOCAL, AUTO):
+        _check_reachable(address)
     try:
         if address == LOCAL:
             ray.init(address=LOCAL, include_dashboard=False, **quiet)
@@ -128,6 +146,14 @@ def connect(address: str) -> None:
             f"--ray {address}: cannot join the cluster ({first}); start it with `ray start --head` "
             "and pass its address (or `auto` on one of its nodes)"
         ) from None
+
+
+def _near_driver() -> NodeAffinitySchedulingStrategy | str:
+    """On the driver's node when it is one (not through ray://), so the bar's counts live where it runs."""
+    try:
+        return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    except Exception:  # a Ray client has no node of its own
+        return "DEFAULT"
 
 
 def _short(node: str) -> str:
@@ -205,9 +231,7 @@ class _Scheduler:
     load_losses: int = 0  # workers lost in a row before their models were loaded
 
     def run(self) -> list[Outcome]:
-        self.board = ray.remote(num_cpus=0)(_FrameBoard).options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        ).remote()
+        self.board = ray.remote(num_cpus=0)(_FrameBoard).options(scheduling_strategy=_near_driver()).remote()
         self.queue.extend((task, 1) for task in self.tasks)
         try:
             while self.queue or self.running:
@@ -354,7 +378,7 @@ def run_on_ray(
         if tasks:
             check_root(dataset, tasks, resources)
         logger.info(
-            "{}: {} sequences in shard {}/{}, {} already in {}, {} to track on Ray ({} nodes, {})",
+            "{}: {} sequences in shard {}/{}, {} already in {}, {} to track on Ray ({} node(s), {})",
             dataset.name, len(sequences), *shard_of, len(sequences) - len(tasks), results, len(tasks),
             len(_alive_nodes()), ", ".join(f"{v:g} {k}" for k, v in sorted(ray.cluster_resources().items())
                                            if k in ("CPU", NPU)),
