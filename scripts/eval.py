@@ -1,6 +1,8 @@
 """Evaluate the tracker on the standard benchmarks: track, resume, shard, score, plot and compare.
 
     python scripts/eval.py run --dataset lasot --root data/LaSOT --model-dir om_model --out results/fp32
+    python scripts/eval.py run --ray auto --backend acl --dataset lasot --root /data/LaSOT --model-dir /models/om \
+        --out results/fp32        (on a Ray cluster: docs/cluster.md)
     python scripts/eval.py score --dataset lasot --root data/LaSOT --results results/fp32 results/int8 --out report
     python scripts/eval.py compare --dataset lasot --root data/LaSOT --results results/fp32 results/int8 --out report
 """
@@ -72,9 +74,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--mode", choices=["samurai", "sam2"], help="override the config's mode")
     run.add_argument("--backend", choices=list(BACKENDS), default="auto")
     run.add_argument("--onnx-variant", choices=["fp32", "fp16", "int8"], default="fp32")
-    run.add_argument("--workers", type=int, default=1, help="sequences tracked in parallel processes")
+    run.add_argument("--workers", type=int,
+                     help="sequences tracked in parallel processes (default 1; with --ray: all the cluster fits)")
     run.add_argument("--threads", type=int, help="ONNX Runtime threads per process (default: cores / workers)")
     run.add_argument("--shard", default="1/1", help="K/N: this machine takes sequences K, K+N, K+2N, ...")
+    run.add_argument("--ray", nargs="?", const="local", metavar="auto|ADDRESS",
+                     help="track on a Ray cluster: no value starts one here, `auto` or HOST:6379 or "
+                          "ray://HOST:10001 joins one (docs/cluster.md)")
+    run.add_argument("--cpus-per-worker", type=int, default=1,
+                     help="with --ray: CPUs each CPU-backend worker asks for (and its runtime's threads)")
     score = commands.add_parser("score", help="published metrics of one or more results folders")
     _dataset_arguments(score)
     _score_arguments(score)
@@ -92,11 +100,25 @@ def _dataset(args: argparse.Namespace):
     return dataset
 
 
+def _run_on_ray(args: argparse.Namespace, dataset, settings: RunSettings):
+    try:
+        from app.benchmarks.ray_runner import ClusterSettings, run_on_ray
+    except ImportError as exc:
+        if exc.name != "ray":
+            raise
+        raise RunError("--ray needs Ray, which is not installed here; pip install -e .[cluster]") from None
+    cluster = ClusterSettings(args.ray, args.workers, args.cpus_per_worker)
+    return run_on_ray(dataset, args.out, settings, cluster, parse_shard(args.shard))
+
+
 def command_run(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     settings = RunSettings(args.model_dir, args.config, args.mode, args.backend, args.onnx_variant, args.threads)
     try:
-        summary = run_dataset(dataset, args.out, settings, args.workers, parse_shard(args.shard))
+        if args.ray:
+            summary = _run_on_ray(args, dataset, settings)
+        else:
+            summary = run_dataset(dataset, args.out, settings, args.workers or 1, parse_shard(args.shard))
     except KeyboardInterrupt:
         logger.warning("interrupted; finished sequences are in {}: run the same command again to resume", args.out)
         return EXIT_INTERRUPTED

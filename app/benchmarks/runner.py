@@ -7,8 +7,9 @@ rename, when the sequence ends; a sequence is done exactly when its `.txt`
 exists, so running the same command again does only what is missing.
 `--workers N` tracks sequences in N processes, each with its own sub-model
 runners; `--shard K/N` takes sequences K, K+N, K+2N, ... so N machines split
-a dataset without talking to each other. `RESULTS/run.json` records what
-produced the folder, and a run with other settings refuses to mix into it.
+a dataset without talking to each other (app/benchmarks/ray_runner.py spreads
+them over a Ray cluster instead). `RESULTS/run.json` records what produced the
+folder, and a run with other settings refuses to mix into it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Tracked:
+    """A sequence's outcome with its boxes and per-frame seconds, before they are written."""
+
+    outcome: Outcome
+    boxes: list[tuple[int, int, int, int]]
+    seconds: list[float]
+
+
+@dataclass(frozen=True)
 class RunSummary:
     sequences: int  # in this shard
     already_done: int
@@ -140,8 +150,15 @@ class SequenceTracker:
         self.runners = open_runners(self.manifest, factory, settings.onnx_variant)
 
     def track(self, task: Task, results: Path, on_frame: Callable[[], None]) -> Outcome:
+        tracked = self.follow(task, on_frame)
+        if not tracked.outcome.error:
+            write_result(results, task.name, tracked.boxes, tracked.seconds)
+        return tracked.outcome
+
+    def follow(self, task: Task, on_frame: Callable[[], None]) -> Tracked:
+        """Boxes and times of one sequence, kept in memory (a remote worker returns them to the driver)."""
         if not task.frames:
-            return Outcome(task.name, 0, "no frames found")
+            return Tracked(Outcome(task.name, 0, "no frames found"), [], [])
         tracker = SamuraiTracker(self.runners, self.manifest, self.constants, self.config, num_frames=len(task.frames))
         x, y, w, h = task.first_box
         boxes, seconds = [], []
@@ -150,14 +167,13 @@ class SequenceTracker:
                 image = read_frame(path)
             # Pillow raises OSError for missing or bad files, SyntaxError from some parsers.
             except (OSError, SyntaxError) as exc:
-                return Outcome(task.name, index, f"frame {index} ({path}) cannot be read: {exc}")
+                return Tracked(Outcome(task.name, index, f"frame {index} ({path}) cannot be read: {exc}"), [], [])
             start = time.perf_counter()
             result = tracker.step(index, image, (x, y, x + w, y + h) if index == 0 else None)
             seconds.append(time.perf_counter() - start)
             boxes.append(box_from_mask(result.mask))
             on_frame()
-        write_result(results, task.name, boxes, seconds)
-        return Outcome(task.name, len(boxes))
+        return Tracked(Outcome(task.name, len(boxes)), boxes, seconds)
 
     def close(self) -> None:
         for runner in self.runners.values():
@@ -189,7 +205,7 @@ def _track_in_worker(task: Task, results: Path) -> Outcome:
     return _worker.track(task, results, lambda: _progress.put(1))
 
 
-def _task(sequence: Sequence) -> Task:
+def task_of(sequence: Sequence) -> Task:
     return Task(sequence.name, sequence.frames, tuple(float(v) for v in sequence.first_box))
 
 
@@ -221,7 +237,7 @@ def run_record(dataset: Dataset, settings: RunSettings) -> dict:
     }
 
 
-class _Progress:
+class Progress:
     """One bar for the whole run: frames with ETA, sequences in the description."""
 
     def __init__(self, tasks: list[Task]):
@@ -247,37 +263,48 @@ class _Progress:
         self.bar.close()
 
 
-def run_dataset(
-    dataset: Dataset, results: Path, settings: RunSettings, workers: int = 1, shard_of: tuple[int, int] = (1, 1)
-) -> RunSummary:
-    if workers < 1:
-        raise RunError(f"--workers {workers} must be at least 1")
+def prepare_run(
+    dataset: Dataset, results: Path, settings: RunSettings, shard_of: tuple[int, int]
+) -> tuple[tuple[Sequence, ...], list[Task]]:
+    """This shard's sequences and those of them without results yet; refuses a folder of other settings."""
     results = Path(results)
     sequences = shard(dataset.sequences, *shard_of)
     results.mkdir(parents=True, exist_ok=True)
     _check_run_file(results, run_record(dataset, settings))
-    tasks = [_task(s) for s in sequences if not result_path(results, s.name).is_file()]
-    logger.info(
-        "{}: {} sequences in shard {}/{}, {} already in {}, {} to track with {} worker(s)",
-        dataset.name, len(sequences), *shard_of, len(sequences) - len(tasks), results, len(tasks), workers,
-    )
-    if settings.threads is None:
-        settings = RunSettings(**{**asdict(settings), "threads": max(1, (os.cpu_count() or 1) // workers)})
-    progress = _Progress(tasks)
-    try:
-        if workers == 1 or len(tasks) <= 1:
-            outcomes = _run_here(tasks, results, settings, progress)
-        else:
-            outcomes = _run_in_pool(tasks, results, settings, min(workers, len(tasks)), progress)
-    finally:
-        progress.close()
+    return sequences, [task_of(s) for s in sequences if not result_path(results, s.name).is_file()]
+
+
+def summarise(sequences: tuple[Sequence, ...], tasks: list[Task], outcomes: list[Outcome]) -> RunSummary:
     failed = {o.name: o.error for o in outcomes if o.error}
     for name, error in failed.items():
         logger.error("{}: {}", name, error)
     return RunSummary(len(sequences), len(sequences) - len(tasks), [o.name for o in outcomes if not o.error], failed)
 
 
-def _run_here(tasks: list[Task], results: Path, settings: RunSettings, progress: _Progress) -> list[Outcome]:
+def run_dataset(
+    dataset: Dataset, results: Path, settings: RunSettings, workers: int = 1, shard_of: tuple[int, int] = (1, 1)
+) -> RunSummary:
+    if workers < 1:
+        raise RunError(f"--workers {workers} must be at least 1")
+    sequences, tasks = prepare_run(dataset, results, settings, shard_of)
+    logger.info(
+        "{}: {} sequences in shard {}/{}, {} already in {}, {} to track with {} worker(s)",
+        dataset.name, len(sequences), *shard_of, len(sequences) - len(tasks), results, len(tasks), workers,
+    )
+    if settings.threads is None:
+        settings = RunSettings(**{**asdict(settings), "threads": max(1, (os.cpu_count() or 1) // workers)})
+    progress = Progress(tasks)
+    try:
+        if workers == 1 or len(tasks) <= 1:
+            outcomes = _run_here(tasks, Path(results), settings, progress)
+        else:
+            outcomes = _run_in_pool(tasks, Path(results), settings, min(workers, len(tasks)), progress)
+    finally:
+        progress.close()
+    return summarise(sequences, tasks, outcomes)
+
+
+def _run_here(tasks: list[Task], results: Path, settings: RunSettings, progress: Progress) -> list[Outcome]:
     if not tasks:
         return []
     tracker = SequenceTracker(settings)
@@ -293,7 +320,7 @@ def _run_here(tasks: list[Task], results: Path, settings: RunSettings, progress:
 
 
 def _run_in_pool(
-    tasks: list[Task], results: Path, settings: RunSettings, workers: int, progress: _Progress
+    tasks: list[Task], results: Path, settings: RunSettings, workers: int, progress: Progress
 ) -> list[Outcome]:
     context = multiprocessing.get_context("spawn")
     frames_done = context.Queue()
