@@ -24,6 +24,7 @@ EXTERNAL = {
     "atc": {"--soc_version", "--keep_dtype", "--input_shape", "--dynamic_dims", "--out_nodes", "--input_format",
             "--insert_op_conf", "--log", "--precision_mode", "--output", "--framework", "--model", "--help"},
     "pytest": {"--durations"},
+    "ray start": {"--head", "--port", "--address", "--num-cpus", "--resources"},
 }
 EVAL_COMMANDS = ("run", "score", "compare")
 
