@@ -30,6 +30,7 @@ from app.live import heap
 from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
 from app.live.latency import LatencyStats
 from app.live.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
+from app.live.signals import StopRequested, StopSignals
 from app.live.window import DesktopWindow, has_display, window_works
 from app.media.credentials import mask_credentials, redact_log_record
 from app.media.outputs import (
@@ -48,7 +49,7 @@ from app.media.outputs import (
 )
 from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_boxes_file
 from app.media.source_spec import LiveOptions, open_source
-from app.media.sources import SourceError
+from app.media.sources import SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
 from app.samurai.config import ConfigError, load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
@@ -56,7 +57,12 @@ from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING
 from app.serve.address import ServeError
 
+# Exit codes (docs/service.md): a finished or requested stop (Stop, SIGTERM, SIGHUP, Ctrl-C) is 0; bad input is 2
+# (a service should not restart on it); a stream away longer than --reconnect-s is 3 (it should); a second
+# signal, which forces the exit, is 130.
+EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_SOURCE_LOST = 3
 EXIT_INTERRUPTED = 130
 DEFAULT_VIDEO_FPS = 30.0
 PERCENTILE_MEDIAN, PERCENTILE_HIGH = 50.0, 95.0
@@ -278,7 +284,7 @@ def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, 
     }
 
 
-def track(args: argparse.Namespace) -> dict:
+def track(args: argparse.Namespace, signals: StopSignals) -> dict:
     manifest = load_manifest(args.model_dir)
     config = load_config(args.config, manifest.model_size, args.mode)
     constants = load_constants(manifest)
@@ -300,6 +306,7 @@ def track(args: argparse.Namespace) -> dict:
             controller = TrackController(source.size)
             prompt_boxes = queue_boxes(controller, boxes)
             server = start_server(args, controller, serving)
+            logger.info("loading the {} models from {}", backend, args.model_dir)
             runners = open_runners(manifest, factory, args.onnx_variant)
             for runner in runners.values():
                 stack.callback(runner.close)
@@ -324,6 +331,7 @@ def track(args: argparse.Namespace) -> dict:
                 on_frame=progress_line(progress, source.is_live),
             )
             logger.info("reading {}", source_name)
+            signals.attach(controller)
             try:
                 stats = loop.run()
             except KeyboardInterrupt:
@@ -360,7 +368,13 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, level="DEBUG" if args.verbose else "INFO", format="<level>{level: <7}</level> {message}")
     heap.keep_freed_pages()
     try:
-        summary = track(args)
+        with StopSignals() as signals:
+            summary = track(args, signals)
+    except StopRequested:
+        return EXIT_OK
+    except SourceLostError as exc:
+        logger.error("{}", exc)
+        return EXIT_SOURCE_LOST
     except (
         ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError
     ) as exc:
@@ -370,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     if summary["frames"] == 0:
         logger.warning("stopped before tracking started; no frame was tracked")
-        return 0
+        return EXIT_OK
     stages = ", ".join(f"{k} {v:.0f} ms" for k, v in summary["stage_ms_mean"].items())
     name = summary["per_frame"]
     figure = summary[f"{name}_ms"]
@@ -378,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "{} frames at {:.2f} FPS ({}); {} p50 {:.0f} ms, p95 {:.0f} ms; {} dropped; results in {}",
         summary["frames"], summary["fps"], stages, name, figure["p50"], figure["p95"], summary["dropped"], args.output,
     )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
