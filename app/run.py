@@ -51,6 +51,8 @@ from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_
 from app.media.source_spec import LiveOptions, open_source
 from app.media.sources import SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
+from app.publish.events import EventStream, Sink
+from app.publish.jsonl import JsonLinesSink
 from app.samurai.config import ConfigError, load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
@@ -111,6 +113,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="web page to draw the box and watch the track (host 127.0.0.1 unless given; others need the token)",
     )
     parser.add_argument("--token", help="access token of the page on a non-loopback --serve (default: generated)")
+    parser.add_argument(
+        "--events", metavar="FILE.jsonl",
+        help="the result stream as JSON lines (docs/service.md), - for standard output (logs stay on stderr)",
+    )
     parser.add_argument("--stream-timeout", type=float, default=10.0, metavar="S",
                         help="give up opening or reading a stream after S seconds")
     parser.add_argument("--reconnect-s", type=float, default=60.0, metavar="S",
@@ -224,11 +230,12 @@ def start_server(args: argparse.Namespace, controller: TrackController, stack: E
         from app.serve.server import WebServer
     except ImportError as exc:
         raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
+    from app.publish.sse import SseBroadcaster
     from app.serve.address import parse_serve
     from app.serve.hub import FrameHub
 
     host, port = parse_serve(args.serve)
-    server = WebServer(controller, FrameHub(), host, port, args.token)
+    server = WebServer(controller, FrameHub(), host, port, args.token, SseBroadcaster(controller.status))
     stack.callback(server.close)
     return server
 
@@ -284,7 +291,21 @@ def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, 
     }
 
 
+def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
+    """The result stream's sinks given on the command line, checked before any model loads."""
+    sinks: list[Sink] = []
+    if args.events:
+        sinks.append(JsonLinesSink(args.events))
+        stack.callback(sinks[-1].close)
+    return sinks
+
+
 def track(args: argparse.Namespace, signals: StopSignals) -> dict:
+    with ExitStack() as publishing:
+        return _track(args, signals, open_sinks(args, publishing))
+
+
+def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink]) -> dict:
     manifest = load_manifest(args.model_dir)
     config = load_config(args.config, manifest.model_size, args.mode)
     constants = load_constants(manifest)
@@ -320,6 +341,11 @@ def track(args: argparse.Namespace, signals: StopSignals) -> dict:
                 outputs.append(server.hub)
             if display:
                 outputs.append(DesktopWindow(controller))
+            stream_sinks = [*sinks, *([server.events] if server is not None else [])]
+            if stream_sinks:
+                events = EventStream(stream_sinks)
+                outputs.append(events)
+                stack.callback(events.end)  # after the loop, before the files close
             progress = stack.enter_context(tqdm(total=num_frames, unit="frame"))
             loop = TrackingLoop(
                 source,
