@@ -53,6 +53,7 @@ from app.media.sources import SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
 from app.publish.events import EventStream, Sink
 from app.publish.jsonl import JsonLinesSink
+from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_publish_url
 from app.samurai.config import ConfigError, load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
@@ -113,6 +114,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="web page to draw the box and watch the track (host 127.0.0.1 unless given; others need the token)",
     )
     parser.add_argument("--token", help="access token of the page on a non-loopback --serve (default: generated)")
+    parser.add_argument(
+        "--publish", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
+        help="the result stream on an MQTT broker (mqtts:// for TLS); commands come in on PREFIX/cmd",
+    )
     parser.add_argument(
         "--events", metavar="FILE.jsonl",
         help="the result stream as JSON lines (docs/service.md), - for standard output (logs stay on stderr)",
@@ -301,11 +306,12 @@ def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
 
 
 def track(args: argparse.Namespace, signals: StopSignals) -> dict:
+    broker = parse_publish_url(args.publish) if args.publish else None
     with ExitStack() as publishing:
-        return _track(args, signals, open_sinks(args, publishing))
+        return _track(args, signals, open_sinks(args, publishing), broker)
 
 
-def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink]) -> dict:
+def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], broker: BrokerAddress | None) -> dict:
     manifest = load_manifest(args.model_dir)
     config = load_config(args.config, manifest.model_size, args.mode)
     constants = load_constants(manifest)
@@ -317,8 +323,9 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink]) ->
     factory = runner_factory(backend, args.model_dir, precision=args.precision)
     boxes = first_boxes(args)
     display = args.serve is None and not args.no_display and has_display() and window_works()
-    if not boxes and args.serve is None and not display:
-        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE or --serve PORT")
+    if not boxes and args.serve is None and not display and broker is None:
+        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE, --serve PORT "
+                          "or --publish URL (a box then comes on PREFIX/cmd)")
     source_name = mask_credentials(args.video)
     stats = LoopStats()
     with ExitStack() as serving:
@@ -327,6 +334,10 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink]) ->
             controller = TrackController(source.size)
             prompt_boxes = queue_boxes(controller, boxes)
             server = start_server(args, controller, serving)
+            if broker is not None:
+                publisher = MqttPublisher(broker, controller, server.hub.frame if server is not None else None)
+                serving.callback(publisher.close)
+                sinks = [*sinks, publisher]
             logger.info("loading the {} models from {}", backend, args.model_dir)
             runners = open_runners(manifest, factory, args.onnx_variant)
             for runner in runners.values():
@@ -402,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("{}", exc)
         return EXIT_SOURCE_LOST
     except (
-        ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError
+        ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError,
+        PublishError,
     ) as exc:
         logger.error("{}", exc)
         return EXIT_BAD_INPUT

@@ -127,3 +127,25 @@ class SseReader:
 
     def close(self) -> None:
         self._response.close()
+
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def start_broker(port: int, config_dir: Path) -> subprocess.Popen:
+    """Debian's mosquitto on 127.0.0.1:PORT (anonymous, no persistence), once it accepts connections."""
+    config = config_dir / f"mosquitto_{port}.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    try:
+        process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise RuntimeError("no MQTT broker for the tests: install Debian's mosquitto (scripts/setup.sh does)") from None
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=POLL_S).close()
+            return process
+        except OSError:
+            time.sleep(POLL_S / 4)
+    process.kill()
+    raise RuntimeError(f"mosquitto did not start on port {port}: {process.stderr.read().decode()}")
