@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 from tqdm import tqdm
@@ -49,7 +50,7 @@ from app.media.outputs import (
 )
 from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_boxes_file
 from app.media.source_spec import LiveOptions, open_source
-from app.media.sources import SourceError, SourceLostError
+from app.media.sources import FrameSource, SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
 from app.publish.events import EventStream, Sink
 from app.publish.jsonl import JsonLinesSink
@@ -59,6 +60,9 @@ from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants,
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING
 from app.serve.address import ServeError
+
+if TYPE_CHECKING:  # prometheus-client comes with the serve extra
+    from app.publish.metrics import RunMetrics
 
 # Exit codes (docs/service.md): a finished or requested stop (Stop, SIGTERM, SIGHUP, Ctrl-C) is 0; bad input is 2
 # (a service should not restart on it); a stream away longer than --reconnect-s is 3 (it should); a second
@@ -227,12 +231,17 @@ class FileOutputs:
             self.video.write_annotated(annotate_tracked(item.frame.image, masks, item.boxes))
 
 
-def start_server(args: argparse.Namespace, controller: TrackController, stack: ExitStack):
-    """The web page and API, or None without --serve; the hub it shows is one of the loop's outputs."""
+def start_server(args: argparse.Namespace, controller: TrackController, source: FrameSource, stack: ExitStack):
+    """The web page, API, metrics and health, and the run's metrics, or (None, None) without --serve.
+
+    The hub the page shows is one of the loop's outputs.
+    """
     if args.serve is None:
-        return None
+        return None, None
     try:
-        from app.serve.server import WebServer
+        from app.publish.health import HealthCheck
+        from app.publish.metrics import CONTENT_TYPE, RunMetrics
+        from app.serve.server import Probes, WebServer
     except ImportError as exc:
         raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
     from app.publish.sse import SseBroadcaster
@@ -240,9 +249,12 @@ def start_server(args: argparse.Namespace, controller: TrackController, stack: E
     from app.serve.hub import FrameHub
 
     host, port = parse_serve(args.serve)
-    server = WebServer(controller, FrameHub(), host, port, args.token, SseBroadcaster(controller.status))
+    metrics = RunMetrics(source, controller)
+    probes = Probes(metrics.exposition, CONTENT_TYPE, HealthCheck(source, controller, args.stream_timeout))
+    events = SseBroadcaster(controller.status, on_lost=metrics.client_lost)
+    server = WebServer(controller, FrameHub(), host, port, args.token, events, probes)
     stack.callback(server.close)
-    return server
+    return server, metrics
 
 
 def per_frame_figure(stats: LoopStats, live: bool) -> tuple[str, LatencyStats]:
@@ -255,8 +267,12 @@ def per_frame_figure(stats: LoopStats, live: bool) -> tuple[str, LatencyStats]:
     return ("latency", stats.latency) if live else ("step", stats.step)
 
 
-def progress_line(progress: tqdm, live: bool) -> Callable[[LoopStats], None]:
+def progress_line(progress: tqdm, live: bool, metrics: RunMetrics | None = None) -> Callable[[LoopStats], None]:
+    """The progress bar's line after each frame, and the metrics' counts when serving them."""
+
     def update(stats: LoopStats) -> None:
+        if metrics is not None:
+            metrics.on_frame(stats)
         name, figure = per_frame_figure(stats, live)
         progress.update(1)
         progress.set_postfix(
@@ -333,7 +349,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
             source = stack.enter_context(open_source(args.video, LiveOptions(args.stream_timeout, args.reconnect_s)))
             controller = TrackController(source.size)
             prompt_boxes = queue_boxes(controller, boxes)
-            server = start_server(args, controller, serving)
+            server, metrics = start_server(args, controller, source, serving)
             if broker is not None:
                 publisher = MqttPublisher(broker, controller, server.hub.frame if server is not None else None)
                 serving.callback(publisher.close)
@@ -365,7 +381,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 outputs,
                 pipelined=not args.sequential,
                 max_frames=args.max_frames,
-                on_frame=progress_line(progress, source.is_live),
+                on_frame=progress_line(progress, source.is_live, metrics),
             )
             logger.info("reading {}", source_name)
             signals.attach(controller)
@@ -378,6 +394,8 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 raise
             finally:
                 stats = loop.stats
+                if metrics is not None:
+                    metrics.sync(stats)
                 summary = run_summary(args, loop, source_name, backend, config.mode, manifest)
                 if len(files.objects) > 1:
                     summary["objects"] = {

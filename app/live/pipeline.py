@@ -347,6 +347,7 @@ class TrackingLoop:
         logger.info("waiting for a box on frame {}", frame.index)
         while not self.controller.stopped and not self.controller.wait_for_prompt(POLL_S):
             writer.check()
+            self._publish(frame.index)  # waiting is not stuck (the health check)
 
     def _start_prompts(self, frame: Frame, writer: _Writer) -> bool:
         """Drop, start or restart objects as asked; True when any object is tracked."""

@@ -10,6 +10,8 @@
                        → starts object `id`, or restarts it from the new box
     DELETE /api/track/ID  stops tracking object ID
     POST /api/stop     ends the run; every output is complete
+    GET  /metrics      Prometheus text format (app/publish/metrics.py)
+    GET  /healthz      200 "ok", or 503 and the reason (app/publish/health.py)
 
 Starlette served by uvicorn on a thread of its own; the tracking loop never
 waits for it. Binding anything but loopback needs a token, given as `?token=`,
@@ -24,6 +26,8 @@ import json
 import secrets
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -50,6 +54,15 @@ BOUNDARY = "frame"
 SHUTDOWN_GRACE_S = 1
 SERVER_JOIN_S = 5.0
 HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND = 400, 401, 404
+
+
+@dataclass(frozen=True)
+class Probes:
+    """What a monitoring system asks: the metrics' text (and its content type) and the health (code, reason)."""
+
+    metrics: Callable[[], bytes]
+    metrics_type: str
+    health: Callable[[], tuple[int, str]]
 
 
 class TokenGate:
@@ -95,7 +108,7 @@ class TokenGate:
 
 
 def build_app(controller: TrackController, hub: FrameHub, token: str | None,
-              events: SseBroadcaster | None = None) -> ASGIApp:
+              events: SseBroadcaster | None = None, probes: Probes | None = None) -> ASGIApp:
     async def page(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
@@ -161,6 +174,15 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None,
     ]
     if events is not None:
         routes.append(Route("/api/events", SseEndpoint(events), methods=["GET"]))
+    if probes is not None:
+        async def metrics(request: Request) -> Response:
+            return Response(probes.metrics(), media_type=probes.metrics_type)
+
+        async def healthz(request: Request) -> Response:
+            code, reason = probes.health()
+            return PlainTextResponse(reason + "\n", code)
+
+        routes += [Route("/metrics", metrics), Route("/healthz", healthz)]
     app: ASGIApp = Starlette(routes=routes)
     return TokenGate(app, token) if token is not None else app
 
@@ -169,13 +191,13 @@ class WebServer:
     """The page and API on HOST:PORT, served from a background thread until `close()`."""
 
     def __init__(self, controller: TrackController, hub: FrameHub, host: str, port: int, token: str | None = None,
-                 events: SseBroadcaster | None = None):
+                 events: SseBroadcaster | None = None, probes: Probes | None = None):
         self.host, self.port, self.hub = host, port, hub
         self.events = events if events is not None else SseBroadcaster(controller.status)
         self.token = None if is_loopback(host) and token is None else (token or secrets.token_urlsafe(TOKEN_BYTES))
         self._socket = self._bind(host, port)
         config = uvicorn.Config(
-            build_app(controller, hub, self.token, self.events),
+            build_app(controller, hub, self.token, self.events, probes),
             log_config=None,
             log_level="warning",
             access_log=False,
