@@ -39,6 +39,7 @@ from app.media.outputs import (
     TRACK_FILE,
     DecisionLog,
     LabelMaskWriter,
+    LiveTrackWriter,
     MaskWriter,
     OutputError,
     TrackWriter,
@@ -190,12 +191,14 @@ class FileOutputs:
 
     `several`: the run has several objects from the start; otherwise the default
     object writes the single-object files and any other object (added from the
-    web page) gets its own track_<id>.txt.
+    web page) gets its own track_<id>.txt. A live source writes one line per
+    tracked frame and frames.txt (frames_<id>.txt) beside it (LiveTrackWriter).
     """
 
     def __init__(self, stack: ExitStack, args: argparse.Namespace, several: bool, fps: float,
-                 size: tuple[int, int], image_size: int):
+                 size: tuple[int, int], image_size: int, live: bool = False):
         self.stack, self.output, self.several, self.image_size = stack, args.output, several, image_size
+        self.live = live  # one track line per tracked frame, with frames.txt (LiveTrackWriter)
         self.tracks: dict[int, TrackWriter] = {}
         self.objects: dict[int, ObjectSummary] = {}
         self.masks = None
@@ -207,7 +210,8 @@ class FileOutputs:
     def _track_writer(self, obj_id: int) -> TrackWriter:
         if obj_id not in self.tracks:
             name = TRACK_FILE if obj_id == DEFAULT_OBJECT and not self.several else track_file(obj_id)
-            self.tracks[obj_id] = self.stack.enter_context(TrackWriter(self.output, name))
+            writer = LiveTrackWriter(self.output, name) if self.live else TrackWriter(self.output, name)
+            self.tracks[obj_id] = self.stack.enter_context(writer)
         return self.tracks[obj_id]
 
     def __call__(self, item: Tracked) -> None:
@@ -215,7 +219,10 @@ class FileOutputs:
             return
         index = item.frame.index
         for obj_id, result in item.results.items():
-            self._track_writer(obj_id).write(index, item.boxes[obj_id])
+            if self.live:
+                self._track_writer(obj_id).write(index, item.boxes[obj_id], item.frame.timestamp)
+            else:
+                self._track_writer(obj_id).write(index, item.boxes[obj_id])
             summary = self.objects.setdefault(obj_id, ObjectSummary())
             summary.frames += 1
             summary.lost_frames += result.state == LOST
@@ -362,7 +369,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
             if args.max_frames:
                 num_frames = min(num_frames or args.max_frames, args.max_frames)
             files = FileOutputs(stack, args, len(boxes) > 1, source.fps or DEFAULT_VIDEO_FPS, source.size,
-                                manifest.image_size)
+                                manifest.image_size, live=source.is_live)
             outputs: list[Output] = [files]
             if server is not None:
                 outputs.append(server.hub)

@@ -31,6 +31,7 @@ from app.samurai import kalman_filter
 from app.samurai.tracker import FrameResult
 
 TRACK_FILE = "track.txt"
+TIMESTAMP_DECIMALS = 3
 MASK_DIR = "masks"
 VIDEO_FILE = "track.mp4"
 MASK_NAME_DIGITS = 5
@@ -59,6 +60,11 @@ _PALETTE_BITS = 8
 def track_file(obj_id: int) -> str:
     """A tracked object's box file when there are several objects."""
     return f"track_{obj_id}.txt"
+
+
+def frames_file(track_name: str) -> str:
+    """The live frames file beside a box file: track.txt → frames.txt, track_2.txt → frames_2.txt."""
+    return track_name.replace("track", "frames", 1)
 
 
 def davis_palette() -> np.ndarray:
@@ -150,6 +156,33 @@ class TrackWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LiveTrackWriter(TrackWriter):
+    """A live source's `track.txt`: one line per tracked frame, and `frames.txt` beside it saying which.
+
+    A camera tracked at 1 FPS of its 30 drops most frames; writing them as `0,0,0,0`
+    would make them read as "lost". Here line N of `frames.txt` is `index,time`
+    (the source's frame index and timestamp in seconds) of line N of `track.txt`:
+    a dropped frame is absent from both, a lost object is a `0,0,0,0` line.
+    """
+
+    def __init__(self, directory: Path | str, name: str = TRACK_FILE):
+        super().__init__(directory, name)
+        self.frames_path = self.path.with_name(frames_file(name))
+        self._frames = self.frames_path.open("w")
+
+    def write(self, index: int, box: Sequence[float], timestamp: float = 0.0) -> None:  # type: ignore[override]
+        if index < self._next_index:
+            raise ValueError(f"frame {index} comes after frame {self._next_index - 1}; write frames in order")
+        self._next_index = index  # no filler lines: the frame index is in frames.txt
+        super().write(index, box)
+        self._frames.write(f"{index},{timestamp:.{TIMESTAMP_DECIMALS}f}\n")
+        self._frames.flush()
+
+    def close(self) -> None:
+        super().close()
+        self._frames.close()
 
 
 class MaskWriter:
