@@ -119,6 +119,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="web page to draw the box and watch the track (host 127.0.0.1 unless given; others need the token)",
     )
     parser.add_argument("--token", help="access token of the page on a non-loopback --serve (default: generated)")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help="read the token from FILE (a service: not on the command line, not in the log)")
     parser.add_argument(
         "--publish", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
         help="the result stream on an MQTT broker (mqtts:// for TLS); commands come in on PREFIX/cmd",
@@ -252,14 +254,15 @@ def start_server(args: argparse.Namespace, controller: TrackController, source: 
     except ImportError as exc:
         raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
     from app.publish.sse import SseBroadcaster
-    from app.serve.address import parse_serve
+    from app.serve.address import parse_serve, read_token_file
     from app.serve.hub import FrameHub
 
     host, port = parse_serve(args.serve)
+    token = read_token_file(args.token_file, args.token) if args.token_file else args.token
     metrics = RunMetrics(source, controller)
     probes = Probes(metrics.exposition, CONTENT_TYPE, HealthCheck(source, controller, args.stream_timeout))
     events = SseBroadcaster(controller.status, on_lost=metrics.client_lost)
-    server = WebServer(controller, FrameHub(), host, port, args.token, events, probes)
+    server = WebServer(controller, FrameHub(), host, port, token, events, probes)
     stack.callback(server.close)
     return server, metrics
 

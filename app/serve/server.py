@@ -193,6 +193,7 @@ class WebServer:
     def __init__(self, controller: TrackController, hub: FrameHub, host: str, port: int, token: str | None = None,
                  events: SseBroadcaster | None = None, probes: Probes | None = None):
         self.host, self.port, self.hub = host, port, hub
+        self._token_given = token is not None
         self.events = events if events is not None else SseBroadcaster(controller.status)
         self.token = None if is_loopback(host) and token is None else (token or secrets.token_urlsafe(TOKEN_BYTES))
         self._socket = self._bind(host, port)
@@ -233,6 +234,9 @@ class WebServer:
         if self.token is None:
             logger.info("open {} to draw the box and watch (from another machine: ssh -L {}:127.0.0.1:{} THIS_BOARD)",
                         url, self.port, self.port)
+        elif self._token_given:
+            # The user has it; a service's log (the journal) must not.
+            logger.info("open {}?token=YOUR_TOKEN to draw the box and watch", url)
         else:
             # Printed once, on the console only: it is the key to the page.
             logger.info("open {}?token={} to draw the box and watch", url, self.token)
