@@ -46,6 +46,7 @@ from app.media.outputs import (
     VideoWriter,
     annotate_tracked,
     decision_record,
+    prepare_folder,
     track_file,
     write_summary,
 )
@@ -333,6 +334,9 @@ def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
 
 def track(args: argparse.Namespace, signals: StopSignals) -> dict:
     broker = parse_publish_url(args.publish) if args.publish else None
+    prepare_folder(args.output, "--output")
+    if args.log_decisions:
+        prepare_folder(args.log_decisions.parent, f"--log-decisions {args.log_decisions}: folder")
     with ExitStack() as publishing:
         return _track(args, signals, open_sinks(args, publishing), broker)
 

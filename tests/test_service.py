@@ -106,3 +106,26 @@ def test_a_stream_gone_past_reconnect_s_exits_3(demo_models, tmp_path):
     errors = [line for line in text.splitlines() if line.startswith("ERROR")]
     assert code == EXIT_SOURCE_LOST and len(errors) == 1 and "did not come back" in errors[0], text[-3000:]
     assert (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--publish", "http://broker/x"], "is not mqtt or mqtts"),
+    (["--publish", "mqtt://broker/a/+/b"], "may hold no +, # or ?"),
+    (["--publish", "mqtt://broker/a/#"], "may hold no +, # or ?"),
+    (["--publish", "mqtt://u:pw@broker:99999/x"], "cannot be read"),
+    (["--publish", "mqtt://broker"], "no topic prefix"),
+    (["--events", "{file}/events.jsonl"], "cannot write --events"),
+    (["--output", "{file}/out"], "lies under a file"),
+    (["--output", "{file}"], "is a file, not a folder"),
+    (["--log-decisions", "{file}/d.jsonl"], "is a file, not a folder"),
+])
+def test_bad_publishing_and_output_arguments_are_one_line_before_any_model_loads(extra, message, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    # No models at all: the arguments are checked first.
+    code = run.main(["--video", str(tmp_path), "--bbox", "1,1,5,5", "--model-dir", str(tmp_path / "no_models"),
+                     "--output", str(tmp_path / "out"), *[word.format(file=a_file) for word in extra]])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("ERROR")]
+    assert code == EXIT_BAD_INPUT and len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
+    assert "pw" not in err

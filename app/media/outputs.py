@@ -109,6 +109,18 @@ def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
     return (x_min, y_min, x_max - x_min, y_max - y_min)
 
 
+def prepare_folder(path: Path, option: str) -> None:
+    """Create an output folder now, before any model loads, or say in one line why it cannot be one."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{option} {path} is a file, not a folder; pass a folder for the results") from None
+    except NotADirectoryError:
+        raise OutputError(f"{option} {path} lies under a file, not a folder; pass a folder for the results") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create {option} {path} ({exc.strerror or exc}); pass a writable folder") from None
+
+
 def replace_atomically(path: Path, data: bytes) -> None:
     """Write to a temporary name, then rename: an interrupt leaves the old file or the new, never half."""
     tmp = path.with_name(path.name + _TMP_SUFFIX)
