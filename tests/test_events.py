@@ -225,3 +225,20 @@ def test_a_slow_sse_client_is_told_what_it_lost_and_a_stalled_one_is_cut_off():
         assert slowest < MAX_PUBLISH_S, slowest
     finally:
         server.close()
+
+
+def test_events_on_standard_output_leave_the_logs_on_standard_error(leave_clip, demo_models, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.live_helpers import REPO
+
+    frames = 4
+    done = subprocess.run([sys.executable, str(REPO / "app" / "run.py"), "--video", str(leave_clip[0]), "--bbox",
+                           ",".join(map(str, BOX)), "--model-dir", str(demo_models), "--backend", "onnx", "--output",
+                           str(tmp_path / "out"), "--no-display", "--max-frames", str(frames), "--events", "-"],
+                          cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["frame"] for r in records if r["type"] == "track"] == list(range(frames))
+    assert "INFO" in done.stderr and "INFO" not in done.stdout

@@ -188,3 +188,33 @@ def test_commands_start_and_drop_an_object_and_bad_ones_are_ignored(leave_clip, 
     dropped_at = next(s["frame"] for s in subscriber.on(f"{PREFIX}/2/state") if s["event"] == "dropped")
     assert all(t["frame"] < dropped_at for t in subscriber.on(f"{PREFIX}/2/track"))
     assert (out / "track_2.txt").exists()
+
+
+def test_a_broker_down_at_the_start_never_stops_tracking(demo_models, tmp_path):
+    port, rtsp_port = free_port(), free_port()  # nothing listens on `port` yet
+    rtsp = start_rtsp_server(rtsp_port)
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    run = start_run(["--video", f"rtsp://127.0.0.1:{rtsp_port}/scene", "--bbox", ROW_BOX, "--model-dir",
+                     str(demo_models), "--backend", "onnx", "--output", str(out), "--no-display", "--publish",
+                     f"mqtt://user:hunter2@127.0.0.1:{port}/{PREFIX}"], log)
+    broker = subscriber = None
+    try:
+        wait_for(lambda: (out / "track.txt").exists() and len(_track_lines(out)) >= RESULTS_EACH_SIDE, RUN_TIMEOUT_S,
+                 "tracking without a broker", run, log)
+        broker = start_broker(port, tmp_path)
+        subscriber = Subscriber(port)
+        wait_for(lambda: len(subscriber.on(f"{PREFIX}/1/track")) >= RESULTS_EACH_SIDE, RUN_TIMEOUT_S,
+                 "track messages once the broker is up", run, log)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+        wait_for(lambda: subscriber.on(f"{PREFIX}/status")[-1:] == ["offline"], 10.0, "offline")
+    finally:
+        stop_process(run)
+        stop_process(rtsp)
+        if subscriber is not None:
+            subscriber.close()
+        if broker is not None:
+            stop_process(broker)
+    text = log.read_text()
+    assert text.count("cannot be reached") == 1 and text.count("is back after") == 1, text[-3000:]
+    assert "hunter2" not in text and f"mqtt://user:***@127.0.0.1:{port}/{PREFIX}" in text
