@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 from tqdm import tqdm
@@ -30,6 +31,7 @@ from app.live import heap
 from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
 from app.live.latency import LatencyStats
 from app.live.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
+from app.live.signals import StopRequested, StopSignals
 from app.live.window import DesktopWindow, has_display, window_works
 from app.media.credentials import mask_credentials, redact_log_record
 from app.media.outputs import (
@@ -37,26 +39,39 @@ from app.media.outputs import (
     TRACK_FILE,
     DecisionLog,
     LabelMaskWriter,
+    LiveTrackWriter,
     MaskWriter,
     OutputError,
     TrackWriter,
     VideoWriter,
     annotate_tracked,
     decision_record,
+    prepare_folder,
     track_file,
     write_summary,
 )
 from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_boxes_file
 from app.media.source_spec import LiveOptions, open_source
-from app.media.sources import SourceError
+from app.media.sources import FrameSource, SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
+from app.publish.events import EventStream, Sink
+from app.publish.jsonl import JsonLinesSink
+from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_publish_url
 from app.samurai.config import ConfigError, load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING
 from app.serve.address import ServeError
 
+if TYPE_CHECKING:  # prometheus-client comes with the serve extra
+    from app.publish.metrics import RunMetrics
+
+# Exit codes (docs/service.md): a finished or requested stop (Stop, SIGTERM, SIGHUP, Ctrl-C) is 0; bad input is 2
+# (a service should not restart on it); a stream away longer than --reconnect-s is 3 (it should); a second
+# signal, which forces the exit, is 130.
+EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_SOURCE_LOST = 3
 EXIT_INTERRUPTED = 130
 DEFAULT_VIDEO_FPS = 30.0
 PERCENTILE_MEDIAN, PERCENTILE_HIGH = 50.0, 95.0
@@ -105,6 +120,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="web page to draw the box and watch the track (host 127.0.0.1 unless given; others need the token)",
     )
     parser.add_argument("--token", help="access token of the page on a non-loopback --serve (default: generated)")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help="read the token from FILE (a service: not on the command line, not in the log)")
+    parser.add_argument(
+        "--publish", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
+        help="the result stream on an MQTT broker (mqtts:// for TLS); commands come in on PREFIX/cmd",
+    )
+    parser.add_argument(
+        "--events", metavar="FILE.jsonl",
+        help="the result stream as JSON lines (docs/service.md), - for standard output (logs stay on stderr)",
+    )
     parser.add_argument("--stream-timeout", type=float, default=10.0, metavar="S",
                         help="give up opening or reading a stream after S seconds")
     parser.add_argument("--reconnect-s", type=float, default=60.0, metavar="S",
@@ -169,12 +194,14 @@ class FileOutputs:
 
     `several`: the run has several objects from the start; otherwise the default
     object writes the single-object files and any other object (added from the
-    web page) gets its own track_<id>.txt.
+    web page) gets its own track_<id>.txt. A live source writes one line per
+    tracked frame and frames.txt (frames_<id>.txt) beside it (LiveTrackWriter).
     """
 
     def __init__(self, stack: ExitStack, args: argparse.Namespace, several: bool, fps: float,
-                 size: tuple[int, int], image_size: int):
+                 size: tuple[int, int], image_size: int, live: bool = False):
         self.stack, self.output, self.several, self.image_size = stack, args.output, several, image_size
+        self.live = live  # one track line per tracked frame, with frames.txt (LiveTrackWriter)
         self.tracks: dict[int, TrackWriter] = {}
         self.objects: dict[int, ObjectSummary] = {}
         self.masks = None
@@ -186,7 +213,8 @@ class FileOutputs:
     def _track_writer(self, obj_id: int) -> TrackWriter:
         if obj_id not in self.tracks:
             name = TRACK_FILE if obj_id == DEFAULT_OBJECT and not self.several else track_file(obj_id)
-            self.tracks[obj_id] = self.stack.enter_context(TrackWriter(self.output, name))
+            writer = LiveTrackWriter(self.output, name) if self.live else TrackWriter(self.output, name)
+            self.tracks[obj_id] = self.stack.enter_context(writer)
         return self.tracks[obj_id]
 
     def __call__(self, item: Tracked) -> None:
@@ -194,7 +222,10 @@ class FileOutputs:
             return
         index = item.frame.index
         for obj_id, result in item.results.items():
-            self._track_writer(obj_id).write(index, item.boxes[obj_id])
+            if self.live:
+                self._track_writer(obj_id).write(index, item.boxes[obj_id], item.frame.timestamp)
+            else:
+                self._track_writer(obj_id).write(index, item.boxes[obj_id])
             summary = self.objects.setdefault(obj_id, ObjectSummary())
             summary.frames += 1
             summary.lost_frames += result.state == LOST
@@ -210,21 +241,31 @@ class FileOutputs:
             self.video.write_annotated(annotate_tracked(item.frame.image, masks, item.boxes))
 
 
-def start_server(args: argparse.Namespace, controller: TrackController, stack: ExitStack):
-    """The web page and API, or None without --serve; the hub it shows is one of the loop's outputs."""
+def start_server(args: argparse.Namespace, controller: TrackController, source: FrameSource, stack: ExitStack):
+    """The web page, API, metrics and health, and the run's metrics, or (None, None) without --serve.
+
+    The hub the page shows is one of the loop's outputs.
+    """
     if args.serve is None:
-        return None
+        return None, None
     try:
-        from app.serve.server import WebServer
+        from app.publish.health import HealthCheck
+        from app.publish.metrics import CONTENT_TYPE, RunMetrics
+        from app.serve.server import Probes, WebServer
     except ImportError as exc:
         raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
-    from app.serve.address import parse_serve
+    from app.publish.sse import SseBroadcaster
+    from app.serve.address import parse_serve, read_token_file
     from app.serve.hub import FrameHub
 
     host, port = parse_serve(args.serve)
-    server = WebServer(controller, FrameHub(), host, port, args.token)
+    token = read_token_file(args.token_file, args.token) if args.token_file else args.token
+    metrics = RunMetrics(source, controller)
+    probes = Probes(metrics.exposition, CONTENT_TYPE, HealthCheck(source, controller, args.stream_timeout))
+    events = SseBroadcaster(controller.status, on_lost=metrics.client_lost)
+    server = WebServer(controller, FrameHub(), host, port, token, events, probes)
     stack.callback(server.close)
-    return server
+    return server, metrics
 
 
 def per_frame_figure(stats: LoopStats, live: bool) -> tuple[str, LatencyStats]:
@@ -237,8 +278,12 @@ def per_frame_figure(stats: LoopStats, live: bool) -> tuple[str, LatencyStats]:
     return ("latency", stats.latency) if live else ("step", stats.step)
 
 
-def progress_line(progress: tqdm, live: bool) -> Callable[[LoopStats], None]:
+def progress_line(progress: tqdm, live: bool, metrics: RunMetrics | None = None) -> Callable[[LoopStats], None]:
+    """The progress bar's line after each frame, and the metrics' counts when serving them."""
+
     def update(stats: LoopStats) -> None:
+        if metrics is not None:
+            metrics.on_frame(stats)
         name, figure = per_frame_figure(stats, live)
         progress.update(1)
         progress.set_postfix(
@@ -278,7 +323,25 @@ def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, 
     }
 
 
-def track(args: argparse.Namespace) -> dict:
+def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
+    """The result stream's sinks given on the command line, checked before any model loads."""
+    sinks: list[Sink] = []
+    if args.events:
+        sinks.append(JsonLinesSink(args.events))
+        stack.callback(sinks[-1].close)
+    return sinks
+
+
+def track(args: argparse.Namespace, signals: StopSignals) -> dict:
+    broker = parse_publish_url(args.publish) if args.publish else None
+    prepare_folder(args.output, "--output")
+    if args.log_decisions:
+        prepare_folder(args.log_decisions.parent, f"--log-decisions {args.log_decisions}: folder")
+    with ExitStack() as publishing:
+        return _track(args, signals, open_sinks(args, publishing), broker)
+
+
+def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], broker: BrokerAddress | None) -> dict:
     manifest = load_manifest(args.model_dir)
     config = load_config(args.config, manifest.model_size, args.mode)
     constants = load_constants(manifest)
@@ -290,8 +353,9 @@ def track(args: argparse.Namespace) -> dict:
     factory = runner_factory(backend, args.model_dir, precision=args.precision)
     boxes = first_boxes(args)
     display = args.serve is None and not args.no_display and has_display() and window_works()
-    if not boxes and args.serve is None and not display:
-        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE or --serve PORT")
+    if not boxes and args.serve is None and not display and broker is None:
+        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE, --serve PORT "
+                          "or --publish URL (a box then comes on PREFIX/cmd)")
     source_name = mask_credentials(args.video)
     stats = LoopStats()
     with ExitStack() as serving:
@@ -299,7 +363,12 @@ def track(args: argparse.Namespace) -> dict:
             source = stack.enter_context(open_source(args.video, LiveOptions(args.stream_timeout, args.reconnect_s)))
             controller = TrackController(source.size)
             prompt_boxes = queue_boxes(controller, boxes)
-            server = start_server(args, controller, serving)
+            server, metrics = start_server(args, controller, source, serving)
+            if broker is not None:
+                publisher = MqttPublisher(broker, controller, server.hub.frame if server is not None else None)
+                serving.callback(publisher.close)
+                sinks = [*sinks, publisher]
+            logger.info("loading the {} models from {}", backend, args.model_dir)
             runners = open_runners(manifest, factory, args.onnx_variant)
             for runner in runners.values():
                 stack.callback(runner.close)
@@ -307,12 +376,17 @@ def track(args: argparse.Namespace) -> dict:
             if args.max_frames:
                 num_frames = min(num_frames or args.max_frames, args.max_frames)
             files = FileOutputs(stack, args, len(boxes) > 1, source.fps or DEFAULT_VIDEO_FPS, source.size,
-                                manifest.image_size)
+                                manifest.image_size, live=source.is_live)
             outputs: list[Output] = [files]
             if server is not None:
                 outputs.append(server.hub)
             if display:
                 outputs.append(DesktopWindow(controller))
+            stream_sinks = [*sinks, *([server.events] if server is not None else [])]
+            if stream_sinks:
+                events = EventStream(stream_sinks)
+                outputs.append(events)
+                stack.callback(events.end)  # after the loop, before the files close
             progress = stack.enter_context(tqdm(total=num_frames, unit="frame"))
             loop = TrackingLoop(
                 source,
@@ -321,9 +395,10 @@ def track(args: argparse.Namespace) -> dict:
                 outputs,
                 pipelined=not args.sequential,
                 max_frames=args.max_frames,
-                on_frame=progress_line(progress, source.is_live),
+                on_frame=progress_line(progress, source.is_live, metrics),
             )
             logger.info("reading {}", source_name)
+            signals.attach(controller)
             try:
                 stats = loop.run()
             except KeyboardInterrupt:
@@ -333,6 +408,8 @@ def track(args: argparse.Namespace) -> dict:
                 raise
             finally:
                 stats = loop.stats
+                if metrics is not None:
+                    metrics.sync(stats)
                 summary = run_summary(args, loop, source_name, backend, config.mode, manifest)
                 if len(files.objects) > 1:
                     summary["objects"] = {
@@ -360,9 +437,16 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, level="DEBUG" if args.verbose else "INFO", format="<level>{level: <7}</level> {message}")
     heap.keep_freed_pages()
     try:
-        summary = track(args)
+        with StopSignals() as signals:
+            summary = track(args, signals)
+    except StopRequested:
+        return EXIT_OK
+    except SourceLostError as exc:
+        logger.error("{}", exc)
+        return EXIT_SOURCE_LOST
     except (
-        ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError
+        ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError,
+        PublishError,
     ) as exc:
         logger.error("{}", exc)
         return EXIT_BAD_INPUT
@@ -370,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     if summary["frames"] == 0:
         logger.warning("stopped before tracking started; no frame was tracked")
-        return 0
+        return EXIT_OK
     stages = ", ".join(f"{k} {v:.0f} ms" for k, v in summary["stage_ms_mean"].items())
     name = summary["per_frame"]
     figure = summary[f"{name}_ms"]
@@ -378,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         "{} frames at {:.2f} FPS ({}); {} p50 {:.0f} ms, p95 {:.0f} ms; {} dropped; results in {}",
         summary["frames"], summary["fps"], stages, name, figure["p50"], figure["p95"], summary["dropped"], args.output,
     )
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

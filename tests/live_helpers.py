@@ -91,3 +91,61 @@ def wait_for(condition, timeout_s: float, what: str, process: subprocess.Popen |
         time.sleep(POLL_S)
     tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
     raise AssertionError(f"timed out waiting for {what}; run log:\n{tail}")
+
+
+class SseReader:
+    """Reads `GET url` as Server-Sent Events on a thread; `events` holds (name, JSON data) as they come."""
+
+    def __init__(self, url: str, headers: dict | None = None, timeout_s: float = READY_TIMEOUT_S * 4):
+        import threading
+
+        self.events: list[tuple[str, dict]] = []
+        self.ended = False
+        request = urllib.request.Request(url, headers=headers or {})
+        self._response = urllib.request.urlopen(request, timeout=timeout_s)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        name, data = "message", []
+        try:
+            for raw in self._response:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    name = line[len("event: "):]
+                elif line.startswith("data: "):
+                    data.append(line[len("data: "):])
+                elif not line and data:
+                    self.events.append((name, json.loads("\n".join(data))))
+                    name, data = "message", []
+        except OSError:
+            pass
+        self.ended = True
+
+    def named(self, name: str) -> list[dict]:
+        return [data for event, data in list(self.events) if event == name]
+
+    def close(self) -> None:
+        self._response.close()
+
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def start_broker(port: int, config_dir: Path) -> subprocess.Popen:
+    """Debian's mosquitto on 127.0.0.1:PORT (anonymous, no persistence), once it accepts connections."""
+    config = config_dir / f"mosquitto_{port}.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    try:
+        process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise RuntimeError("no MQTT broker for the tests: install Debian's mosquitto (scripts/setup.sh does)") from None
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=POLL_S).close()
+            return process
+        except OSError:
+            time.sleep(POLL_S / 4)
+    process.kill()
+    raise RuntimeError(f"mosquitto did not start on port {port}: {process.stderr.read().decode()}")

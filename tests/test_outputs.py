@@ -16,6 +16,7 @@ from app.media.outputs import (
     MASK_ON,
     DecisionLog,
     LabelMaskWriter,
+    LiveTrackWriter,
     MaskWriter,
     TrackWriter,
     VideoWriter,
@@ -297,3 +298,17 @@ def test_decision_log_writes_whole_lines(tmp_path) -> None:
         log.write({"frame": 1, "kalman_box": None})
     lines = (tmp_path / "sub" / "log.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [{"frame": 0, "ious": [0.5, 0.25]}, {"frame": 1, "kalman_box": None}]
+
+
+def test_live_track_writer_tells_a_dropped_frame_from_a_lost_object(tmp_path):
+    with LiveTrackWriter(tmp_path) as writer:
+        writer.write(3, (10, 20, 30, 40), 0.1)
+        writer.write(7, (0, 0, 0, 0), 0.2333)  # frames 4-6 dropped by the source; the object lost on 7
+        writer.write(8, (11.6, 20, 30, 40), 0.2667)
+        with pytest.raises(ValueError, match="in order"):
+            writer.write(8, (1, 1, 1, 1), 0.3)
+    assert (tmp_path / "track.txt").read_text() == "10,20,30,40\n0,0,0,0\n12,20,30,40\n"
+    assert (tmp_path / "frames.txt").read_text() == "3,0.100\n7,0.233\n8,0.267\n"
+    with LiveTrackWriter(tmp_path, "track_2.txt") as writer:
+        writer.write(0, (1, 2, 3, 4), 0.0)
+    assert (tmp_path / "frames_2.txt").read_text() == "0,0.000\n"

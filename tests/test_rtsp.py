@@ -101,6 +101,12 @@ def test_stream_follows_target_survives_outage_and_hides_password(demo_models, t
     tracked = [box for box in boxes if any(box)]
     assert len(tracked) >= summary["frames"] - 1 and all(on_target(box) for box in tracked), tracked
     assert len({box[0] for box in tracked}) >= 3, "the square moves, so must the box"
+    # A live source: one track line per tracked frame, and frames.txt says which source frame and when.
+    frames = [line.split(",") for line in (out / "frames.txt").read_text().splitlines()]
+    indices, times = [int(index) for index, _ in frames], [float(time_s) for _, time_s in frames]
+    assert len(frames) == len(boxes) == summary["frames"]
+    assert all(b > a for a, b in zip(indices, indices[1:])) and all(b > a for a, b in zip(times, times[1:]))
+    assert any(b - a > 1 for a, b in zip(indices, indices[1:])), "dropped frames leave gaps in frames.txt only"
     assert any(s["frame"] > last for s in after), "frame indices go on across the outage"
 
 

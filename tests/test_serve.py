@@ -54,11 +54,14 @@ def test_bad_box_gets_400_with_the_cli_message(served, box, cli):
     assert controller.take_prompts() == []
 
 
-@pytest.mark.parametrize("body", [{"box": "1,2,3,4"}, {"frame": 3}, {"box": [1, 2, 3, 4], "frame": "x"}])
+@pytest.mark.parametrize("body", [{"box": "1,2,3,4"}, {"frame": 3}, {"box": [1, 2, 3, 4], "frame": "x"},
+                                  {"box": [1, 2, 3, 4], "frame": -7}, {"box": [1, 2, 3, 4], "frame": True},
+                                  {"box": [1, 2, 3, 4], "id": 0}, [1, 2, 3, 4]])
 def test_malformed_requests_get_400(served, body):
-    _, _, base = served
+    controller, _, base = served
     code, answer = http("POST", f"{base}/api/track", body)
     assert code == 400 and "\n" not in json.loads(answer)["error"]
+    assert controller.take_prompts() == []
 
 
 def test_track_prompts_on_the_frame_the_box_was_drawn_on(served):

@@ -10,6 +10,7 @@ first of the command line's boxes).
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +65,7 @@ class TrackController:
         self._prompted = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._status = LoopStatus()
+        self.published_at: float | None = None  # monotonic time of the loop's last publish (the health check)
 
     # -- requests (any thread) ----------------------------------------------------------
 
@@ -120,6 +122,7 @@ class TrackController:
     def publish(self, status: LoopStatus) -> None:
         with self._lock:
             self._status = status
+            self.published_at = time.monotonic()
 
     def status(self, object_id: int = DEFAULT_OBJECT) -> dict:
         """The JSON status: state, box and object_score of one object (the default one), frame, fps,

@@ -38,6 +38,9 @@ class LatencyStats:
         rank = np.searchsorted(np.cumsum(self._bins), q / PERCENT * self.count)
         return float((rank + 1) * BIN_MS)
 
+    def last_ms(self) -> float:
+        return self._recent_ms[-1] if self._recent_ms else 0.0
+
     def recent_ms(self) -> float:
         return float(np.median(self._recent_ms)) if self._recent_ms else 0.0
 

@@ -67,6 +67,7 @@ class Tracked:
     record: bool = True
     ready: float = field(default_factory=time.monotonic)  # when the result was ready
     timings: dict[str, float] = field(default_factory=dict)  # the frame's stages (ms), shared ones once
+    dropped: list[int] = field(default_factory=list)  # objects the user stopped tracking before this frame
 
     @property
     def result(self) -> FrameResult | None:
@@ -292,6 +293,7 @@ class TrackingLoop:
         self._objects: dict[int, ObjectStatus] = {}
         self._tracking_since: float | None = None
         self._feed: _Feed | None = None
+        self._dropped: list[int] = []  # dropped since the last frame handed to the outputs
 
     def _prepare(self, frame: Frame) -> Prepared:
         """Runs on the feed thread; a frame that arrives while waiting for a box is only shown."""
@@ -321,7 +323,7 @@ class TrackingLoop:
                 if not self._tracking and not self.source.is_live:
                     self._hold(item.frame, writer)
                 if not self._start_prompts(item.frame, writer):
-                    writer.put(Tracked(item.frame))
+                    writer.put(Tracked(item.frame, dropped=self._take_dropped()))
                     self._publish(item.frame.index)
                     continue
                 self._track(item, writer)
@@ -345,6 +347,7 @@ class TrackingLoop:
         logger.info("waiting for a box on frame {}", frame.index)
         while not self.controller.stopped and not self.controller.wait_for_prompt(POLL_S):
             writer.check()
+            self._publish(frame.index)  # waiting is not stuck (the health check)
 
     def _start_prompts(self, frame: Frame, writer: _Writer) -> bool:
         """Drop, start or restart objects as asked; True when any object is tracked."""
@@ -353,6 +356,7 @@ class TrackingLoop:
                 self._tracker.remove(object_id)
                 logger.info("stopped tracking object {} at frame {}", object_id, frame.index)
             self._objects.pop(object_id, None)
+            self._dropped.append(object_id)
         for prompt in self.controller.take_prompts():
             self._start(prompt, frame, writer)
         self._tracking = bool(self._tracker.objects)
@@ -379,6 +383,10 @@ class TrackingLoop:
         logger.info("{} tracking box {} as object {} from frame {}", "restarted" if restart else "started",
                     prompt.box, object_id, at)
 
+    def _take_dropped(self) -> list[int]:
+        dropped, self._dropped = self._dropped, []
+        return dropped
+
     def _track(self, item: Prepared, writer: _Writer) -> None:
         frame = item.frame
         if self._tracking_since is None:
@@ -391,7 +399,7 @@ class TrackingLoop:
         timings = dict(step.timings)
         if model_input is not None:
             timings["preprocess"] = item.prepare_ms
-        writer.put(Tracked(frame, step.objects, boxes, ready=done, timings=timings))
+        writer.put(Tracked(frame, step.objects, boxes, ready=done, timings=timings, dropped=self._take_dropped()))
         self._last_recorded = frame.index
         stats = self.stats
         stats.frames += 1

@@ -31,6 +31,7 @@ from app.samurai import kalman_filter
 from app.samurai.tracker import FrameResult
 
 TRACK_FILE = "track.txt"
+TIMESTAMP_DECIMALS = 3
 MASK_DIR = "masks"
 VIDEO_FILE = "track.mp4"
 MASK_NAME_DIGITS = 5
@@ -59,6 +60,11 @@ _PALETTE_BITS = 8
 def track_file(obj_id: int) -> str:
     """A tracked object's box file when there are several objects."""
     return f"track_{obj_id}.txt"
+
+
+def frames_file(track_name: str) -> str:
+    """The live frames file beside a box file: track.txt → frames.txt, track_2.txt → frames_2.txt."""
+    return track_name.replace("track", "frames", 1)
 
 
 def davis_palette() -> np.ndarray:
@@ -101,6 +107,18 @@ def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
     y_min, x_min = points.min(axis=0).tolist()
     y_max, x_max = points.max(axis=0).tolist()
     return (x_min, y_min, x_max - x_min, y_max - y_min)
+
+
+def prepare_folder(path: Path, option: str) -> None:
+    """Create an output folder now, before any model loads, or say in one line why it cannot be one."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{option} {path} is a file, not a folder; pass a folder for the results") from None
+    except NotADirectoryError:
+        raise OutputError(f"{option} {path} lies under a file, not a folder; pass a folder for the results") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create {option} {path} ({exc.strerror or exc}); pass a writable folder") from None
 
 
 def replace_atomically(path: Path, data: bytes) -> None:
@@ -150,6 +168,33 @@ class TrackWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LiveTrackWriter(TrackWriter):
+    """A live source's `track.txt`: one line per tracked frame, and `frames.txt` beside it saying which.
+
+    A camera tracked at 1 FPS of its 30 drops most frames; writing them as `0,0,0,0`
+    would make them read as "lost". Here line N of `frames.txt` is `index,time`
+    (the source's frame index and timestamp in seconds) of line N of `track.txt`:
+    a dropped frame is absent from both, a lost object is a `0,0,0,0` line.
+    """
+
+    def __init__(self, directory: Path | str, name: str = TRACK_FILE):
+        super().__init__(directory, name)
+        self.frames_path = self.path.with_name(frames_file(name))
+        self._frames = self.frames_path.open("w")
+
+    def write(self, index: int, box: Sequence[float], timestamp: float = 0.0) -> None:  # type: ignore[override]
+        if index < self._next_index:
+            raise ValueError(f"frame {index} comes after frame {self._next_index - 1}; write frames in order")
+        self._next_index = index  # no filler lines: the frame index is in frames.txt
+        super().write(index, box)
+        self._frames.write(f"{index},{timestamp:.{TIMESTAMP_DECIMALS}f}\n")
+        self._frames.flush()
+
+    def close(self) -> None:
+        super().close()
+        self._frames.close()
 
 
 class MaskWriter:

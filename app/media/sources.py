@@ -50,6 +50,10 @@ class SourceError(ValueError):
     """A source that cannot be opened or read; the one-line message says what to do."""
 
 
+class SourceLostError(SourceError):
+    """A live source that stayed away longer than its reconnect window (a service restarts on it)."""
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
     """One decoded frame: `image` is (H, W, 3) uint8 RGB, `timestamp` in seconds from the start.
@@ -285,6 +289,9 @@ class LiveSource(FrameSource):
     def __init__(self, label: str, open_capture: Callable[[], Capture], reconnect: Reconnect = Reconnect()):
         self.label = label
         self.dropped = 0
+        self.reconnects = 0
+        # monotonic time the feed stopped delivering, None while it delivers (the health check reads it).
+        self.down_since: float | None = None
         self._open_capture = open_capture
         self._reconnect = reconnect
         self._closed = False
@@ -358,7 +365,7 @@ class LiveSource(FrameSource):
         logger.warning(
             "{} stopped delivering frames after frame {}; reconnecting for up to {:g} s", self.label, last_index, window
         )
-        lost = time.monotonic()
+        lost = self.down_since = time.monotonic()
         self._capture.release()
         delay = self._reconnect.first_delay_s
         while not self._stop.wait(min(delay, max(lost + window - time.monotonic(), 0.0))):
@@ -370,6 +377,8 @@ class LiveSource(FrameSource):
                 ok, bgr = capture.read()
                 if ok and bgr is not None:
                     self._capture = capture
+                    self.down_since = None
+                    self.reconnects += 1
                     logger.info("{} is back after {:.1f} s", self.label, time.monotonic() - lost)
                     return bgr
             capture.release()
@@ -379,7 +388,7 @@ class LiveSource(FrameSource):
         # The capture is released; keep a released object so close() has one to release again harmlessly.
         self._capture = _Released()
         if not self._stop.is_set():
-            self._error = SourceError(
+            self._error = SourceLostError(
                 f"{self.label} did not come back within {window:g} s after frame {last_index}; "
                 "check the camera and the network, or allow longer with --reconnect-s"
             )

@@ -1,8 +1,10 @@
-"""Where `--serve` listens: parsing `[HOST:]PORT` and telling loopback from the network (which needs a token)."""
+"""Where `--serve` listens: parsing `[HOST:]PORT`, telling loopback from the network (which needs a token),
+and reading the token from a file (`--token-file`, so that it is not on a command line `ps` shows)."""
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_PORT = 65535
@@ -28,3 +30,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def read_token_file(path: Path, given_token: str | None) -> str:
+    """The token in `path` (surrounding whitespace stripped); a `ServeError` for anything that cannot be one."""
+    if given_token is not None:
+        raise ServeError("give the token one way: --token or --token-file")
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
+        raise ServeError(f"cannot read --token-file {path} ({reason}); write the token in it, readable by this user")\
+            from None
+    if not token or any(ch.isspace() for ch in token):
+        raise ServeError(f"--token-file {path} holds no token (empty, or several words); write one word in it")
+    return token

@@ -3,12 +3,15 @@
     GET  /             the page (static files shipped in app/serve/static, no CDN, no build step)
     GET  /api/stream   MJPEG (multipart/x-mixed-replace); each part carries X-Frame-Index
     GET  /api/frame.jpg  the newest picture
+    GET  /api/events   the result stream as Server-Sent Events (app/publish/sse.py; docs/service.md)
     GET  /api/status   {"state", "frame", "box", "fps", "latency_ms", "dropped", "object_score", "objects"}
                        (state, box and object_score of object 1; objects: id → {state, box, object_score})
     POST /api/track    {"box": [x, y, w, h], "frame": optional index, "id": optional object id (default 1)}
                        → starts object `id`, or restarts it from the new box
     DELETE /api/track/ID  stops tracking object ID
     POST /api/stop     ends the run; every output is complete
+    GET  /metrics      Prometheus text format (app/publish/metrics.py)
+    GET  /healthz      200 "ok", or 503 and the reason (app/publish/health.py)
 
 Starlette served by uvicorn on a thread of its own; the tracking loop never
 waits for it. Binding anything but loopback needs a token, given as `?token=`,
@@ -23,6 +26,8 @@ import json
 import secrets
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -34,9 +39,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
-from app.media.outputs import MAX_OBJECT_ID
-from app.media.prompt import Box, PromptError, parse_bbox
+from app.live.commands import BODY_HELP, parse_track
+from app.live.control import Prompt, TrackController
+from app.media.prompt import PromptError
+from app.publish.sse import SseBroadcaster, SseEndpoint
 from app.serve.address import ServeError, is_loopback
 from app.serve.hub import FrameHub
 
@@ -48,7 +54,15 @@ BOUNDARY = "frame"
 SHUTDOWN_GRACE_S = 1
 SERVER_JOIN_S = 5.0
 HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND = 400, 401, 404
-_BODY_HELP = 'send JSON {"box": [x, y, w, h]} in source pixels, and "id": an object id 1..255 for several objects'
+
+
+@dataclass(frozen=True)
+class Probes:
+    """What a monitoring system asks: the metrics' text (and its content type) and the health (code, reason)."""
+
+    metrics: Callable[[], bytes]
+    metrics_type: str
+    health: Callable[[], tuple[int, str]]
 
 
 class TokenGate:
@@ -93,18 +107,8 @@ class TokenGate:
         await self.app(scope, receive, send_with_cookie)
 
 
-def _box_from_json(value: object) -> Box:
-    """The JSON box as a `Box`, with the command line's messages for a malformed one."""
-    if not isinstance(value, list):
-        raise PromptError(f"box {value!r} is not a list [x, y, w, h]; {_BODY_HELP}")
-    return parse_bbox(",".join(str(v) for v in value))
-
-
-def _valid_id(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_OBJECT_ID
-
-
-def build_app(controller: TrackController, hub: FrameHub, token: str | None) -> ASGIApp:
+def build_app(controller: TrackController, hub: FrameHub, token: str | None,
+              events: SseBroadcaster | None = None, probes: Probes | None = None) -> ASGIApp:
     async def page(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
@@ -115,23 +119,15 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None) -> 
         try:
             body = json.loads(await request.body())
         except ValueError:
-            return JSONResponse({"error": f"the body is not JSON; {_BODY_HELP}"}, HTTP_BAD_REQUEST)
-        if not isinstance(body, dict) or "box" not in body:
-            return JSONResponse({"error": f"no box given; {_BODY_HELP}"}, HTTP_BAD_REQUEST)
-        frame_index = body.get("frame")
-        if frame_index is not None and not isinstance(frame_index, int):
-            return JSONResponse({"error": "frame must be a frame index (an integer) or left out"}, HTTP_BAD_REQUEST)
-        object_id = body.get("id", DEFAULT_OBJECT)
-        if not _valid_id(object_id):
-            return JSONResponse({"error": f"id {object_id!r} is not an object id; use an integer 1..{MAX_OBJECT_ID}"},
-                                HTTP_BAD_REQUEST)
+            return JSONResponse({"error": f"the body is not JSON; {BODY_HELP}"}, HTTP_BAD_REQUEST)
         try:
-            box = _box_from_json(body["box"])
-            image = hub.frame(frame_index) if frame_index is not None else None
-            checked = controller.track(Prompt(box, frame_index if image is not None else None, image, object_id))
+            command = parse_track(body)
+            image = hub.frame(command.frame) if command.frame is not None else None
+            checked = controller.track(
+                Prompt(command.box, command.frame if image is not None else None, image, command.object_id))
         except PromptError as exc:
             return JSONResponse({"error": str(exc)}, HTTP_BAD_REQUEST)
-        return JSONResponse({"id": object_id, "box": [checked.x, checked.y, checked.w, checked.h]})
+        return JSONResponse({"id": command.object_id, "box": [checked.x, checked.y, checked.w, checked.h]})
 
     async def drop(request: Request) -> Response:
         object_id = request.path_params["object_id"]
@@ -166,30 +162,43 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None) -> 
             parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}", headers={"Cache-Control": "no-store"}
         )
 
-    app: ASGIApp = Starlette(
-        routes=[
-            Route("/", page),
-            Route("/api/status", status),
-            Route("/api/track", track, methods=["POST"]),
-            Route("/api/track/{object_id:int}", drop, methods=["DELETE"]),
-            Route("/api/stop", stop, methods=["POST"]),
-            Route("/api/frame.jpg", frame_jpeg),
-            Route("/api/stream", stream),
-            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-        ]
-    )
+    routes = [
+        Route("/", page),
+        Route("/api/status", status),
+        Route("/api/track", track, methods=["POST"]),
+        Route("/api/track/{object_id:int}", drop, methods=["DELETE"]),
+        Route("/api/stop", stop, methods=["POST"]),
+        Route("/api/frame.jpg", frame_jpeg),
+        Route("/api/stream", stream),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    if events is not None:
+        routes.append(Route("/api/events", SseEndpoint(events), methods=["GET"]))
+    if probes is not None:
+        async def metrics(request: Request) -> Response:
+            return Response(probes.metrics(), media_type=probes.metrics_type)
+
+        async def healthz(request: Request) -> Response:
+            code, reason = probes.health()
+            return PlainTextResponse(reason + "\n", code)
+
+        routes += [Route("/metrics", metrics), Route("/healthz", healthz)]
+    app: ASGIApp = Starlette(routes=routes)
     return TokenGate(app, token) if token is not None else app
 
 
 class WebServer:
     """The page and API on HOST:PORT, served from a background thread until `close()`."""
 
-    def __init__(self, controller: TrackController, hub: FrameHub, host: str, port: int, token: str | None = None):
+    def __init__(self, controller: TrackController, hub: FrameHub, host: str, port: int, token: str | None = None,
+                 events: SseBroadcaster | None = None, probes: Probes | None = None):
         self.host, self.port, self.hub = host, port, hub
+        self._token_given = token is not None
+        self.events = events if events is not None else SseBroadcaster(controller.status)
         self.token = None if is_loopback(host) and token is None else (token or secrets.token_urlsafe(TOKEN_BYTES))
         self._socket = self._bind(host, port)
         config = uvicorn.Config(
-            build_app(controller, hub, self.token),
+            build_app(controller, hub, self.token, self.events, probes),
             log_config=None,
             log_level="warning",
             access_log=False,
@@ -225,12 +234,16 @@ class WebServer:
         if self.token is None:
             logger.info("open {} to draw the box and watch (from another machine: ssh -L {}:127.0.0.1:{} THIS_BOARD)",
                         url, self.port, self.port)
+        elif self._token_given:
+            # The user has it; a service's log (the journal) must not.
+            logger.info("open {}?token=YOUR_TOKEN to draw the box and watch", url)
         else:
             # Printed once, on the console only: it is the key to the page.
             logger.info("open {}?token={} to draw the box and watch", url, self.token)
 
     def close(self) -> None:
         self.hub.close()
+        self.events.close()
         self._server.should_exit = True
         self._thread.join(SERVER_JOIN_S)
         self._socket.close()

@@ -2,7 +2,6 @@
 // shows each object's state and lets the user drop one.
 "use strict";
 
-const STATUS_EVERY_MS = 500;
 const RETRY_MS = 1000;
 const MIN_BOX_PX = 2;
 const HEADER_END = [13, 10, 13, 10]; // \r\n\r\n
@@ -91,28 +90,28 @@ function fmt(value, digits, unit = "") {
   return value === null || value === undefined ? "–" : `${Number(value).toFixed(digits)}${unit}`;
 }
 
-async function poll() {
-  try {
-    const response = await fetch("api/status", { cache: "no-store" });
-    if (response.ok) {
-      const status = await response.json();
-      const badge = document.getElementById("state");
-      badge.textContent = status.state;
-      badge.className = `state ${status.state}`;
-      document.getElementById("fps").textContent = fmt(status.fps, 1);
-      document.getElementById("latency").textContent = fmt(status.latency_ms, 0, " ms");
-      document.getElementById("dropped").textContent = status.dropped;
-      document.getElementById("score").textContent = fmt(status.object_score, 2);
-      document.getElementById("frame").textContent = status.frame;
-      document.getElementById("box").textContent = status.box ? status.box.join(", ") : "–";
-      showObjects(status.objects || {});
-    } else {
-      say(`status answered ${response.status}`);
-    }
-  } catch (error) {
-    say("the tracker does not answer (has it stopped?)");
-  }
-  setTimeout(poll, STATUS_EVERY_MS);
+function showStatus(status) {
+  const badge = document.getElementById("state");
+  badge.textContent = status.state;
+  badge.className = `state ${status.state}`;
+  document.getElementById("fps").textContent = fmt(status.fps, 1);
+  document.getElementById("latency").textContent = fmt(status.latency_ms, 0, " ms");
+  document.getElementById("dropped").textContent = status.dropped;
+  document.getElementById("score").textContent = fmt(status.object_score, 2);
+  document.getElementById("frame").textContent = status.frame;
+  document.getElementById("box").textContent = status.box ? status.box.join(", ") : "–";
+  showObjects(status.objects || {});
+}
+
+// The server pushes a status event after every tracked frame (Server-Sent Events); the browser reconnects by itself.
+function listen() {
+  const gone = "the tracker does not answer (has it stopped?)";
+  const events = new EventSource("api/events");
+  events.addEventListener("status", (event) => showStatus(JSON.parse(event.data)));
+  events.addEventListener("open", () => {
+    if (document.getElementById("message").textContent === gone) say("");
+  });
+  events.addEventListener("error", () => say(gone));
 }
 
 const objectInput = document.getElementById("object-id");
@@ -207,4 +206,4 @@ document.getElementById("stop").addEventListener("click", async () => {
 });
 
 stream();
-poll();
+listen();

@@ -1,0 +1,103 @@
+"""The one JSON shape of the result stream; docs/service.md documents it for users.
+
+Per tracked frame and object, a `track` record:
+
+    {"type": "track", "frame": 12, "time": 0.4, "id": 1, "state": "tracking", "box": [x, y, w, h],
+     "object_score": 3.21}
+
+`time` is the source's timestamp of the frame (seconds from its start), `box` is
+null when the object is not seen (track.txt's 0,0,0,0). When an object's state
+changes, a `state` record with the same fields and an `event` comes first:
+`added` (first tracked frame), `lost`, `found`, `dropped` (the user stopped
+tracking it; box null) or `ended` (the run is over; box null).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from app.live.pipeline import Tracked
+from app.media.outputs import EMPTY_BOX
+from app.samurai.tracker import LOST
+
+TRACK, STATE = "track", "state"
+ADDED, LOST_EVENT, FOUND, DROPPED, ENDED = "added", "lost", "found", "dropped", "ended"
+TIME_DECIMALS = 3
+SCORE_DECIMALS = 3
+
+Record = dict[str, Any]
+
+
+class Sink(Protocol):
+    """Where records go (a file, SSE clients, a broker); `publish` must return at once."""
+
+    def publish(self, records: list[Record]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def track_record(frame: int, time_s: float, object_id: int, state: str, box: tuple[int, int, int, int] | None,
+                 object_score: float | None) -> Record:
+    return {
+        "type": TRACK,
+        "frame": frame,
+        "time": round(time_s, TIME_DECIMALS),
+        "id": object_id,
+        "state": state,
+        "box": None if box is None or tuple(box) == EMPTY_BOX else list(box),
+        "object_score": None if object_score is None else round(float(object_score), SCORE_DECIMALS),
+    }
+
+
+def state_record(record: Record, event: str) -> Record:
+    return {**record, "type": STATE, "event": event}
+
+
+class EventStream:
+    """A loop output: each tracked frame as records, handed to every sink; `end()` says the run ended."""
+
+    def __init__(self, sinks: list[Sink]):
+        self.sinks = sinks
+        self._states: dict[int, str] = {}
+        self._frame, self._time = -1, 0.0
+
+    def __call__(self, item: Tracked) -> None:
+        records: list[Record] = []
+        frame, time_s = item.frame.index, item.frame.timestamp
+        for object_id in item.dropped:
+            if self._states.pop(object_id, None) is not None:
+                records.append(state_record(track_record(frame, time_s, object_id, DROPPED, None, None), DROPPED))
+        if item.record and item.results:
+            self._frame, self._time = frame, time_s
+            for object_id, result in sorted(item.results.items()):
+                record = track_record(frame, time_s, object_id, result.state, item.boxes[object_id],
+                                      result.object_score)
+                event = self._change(self._states.get(object_id), result.state)
+                self._states[object_id] = result.state
+                if event is not None:
+                    records.append(state_record(record, event))
+                records.append(record)
+        if records:
+            self._send(records)
+
+    @staticmethod
+    def _change(before: str | None, now: str) -> str | None:
+        if before is None:
+            return ADDED
+        if now == LOST and before != LOST:
+            return LOST_EVENT
+        if before == LOST and now != LOST:
+            return FOUND
+        return None
+
+    def _send(self, records: list[Record]) -> None:
+        for sink in self.sinks:
+            sink.publish(records)
+
+    def end(self) -> None:
+        """The run is over: every object still tracked gets `ended` (the sinks' owners close them)."""
+        ended = [state_record(track_record(self._frame, self._time, object_id, ENDED, None, None), ENDED)
+                 for object_id in sorted(self._states)]
+        self._states.clear()
+        if ended:
+            self._send(ended)

@@ -1,0 +1,203 @@
+"""`--publish mqtt://[user:pass@]host[:port]/PREFIX` (or mqtts://): the result stream on an MQTT broker.
+
+    PREFIX/<id>/track   every tracked frame's record (QoS 0)
+    PREFIX/<id>/state   state changes (QoS 1, retained: a late subscriber sees the last state)
+    PREFIX/status       `online`, and `offline` when the run ends or dies (retained; the Last Will)
+    PREFIX/cmd          commands in, the JSON of app/live/commands.py (the broker's authentication guards it)
+
+A maintained client (paho-mqtt) runs its own network thread. A broker that is down
+at the start or drops mid-run never stops tracking: the client reconnects with
+backoff, messages wait in a bounded buffer meanwhile (those that do not fit are
+counted as lost) and one line is logged when the broker goes and one when it is
+back. The password never leaves this module: logs show the URL masked.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+from loguru import logger
+
+from app.live.commands import DROP, STOP, parse_command
+from app.live.control import Prompt, TrackController
+from app.media.credentials import mask_credentials
+from app.media.prompt import PromptError
+from app.publish.events import STATE, Record
+
+SCHEMES = {"mqtt": 1883, "mqtts": 8883}
+QOS_TRACK, QOS_STATE = 0, 1
+ONLINE, OFFLINE = "online", "offline"
+KEEPALIVE_S = 30
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 8
+# Messages held for the broker while it is away: about a minute of one object at 30 FPS.
+MAX_QUEUED = 2000
+# How long closing waits for the broker to take the last messages (`offline`, the final states).
+FLUSH_S = 3.0
+_WILDCARDS = ("+", "#")
+
+
+class PublishError(ValueError):
+    """A --publish URL that cannot be used; the one-line message says what to write instead."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    url: str
+    tls: bool
+    host: str
+    port: int
+    user: str | None
+    password: str | None
+    prefix: str
+
+    @property
+    def shown(self) -> str:
+        return mask_credentials(self.url)
+
+
+def parse_publish_url(url: str) -> BrokerAddress:
+    """`mqtt://[user:pass@]host[:port]/PREFIX`; anything else (or no paho-mqtt) is a `PublishError` naming it."""
+    try:
+        import paho.mqtt.client  # noqa: F401 - checked here, before any model loads
+    except ImportError:
+        raise PublishError("--publish needs the publish extra (paho-mqtt): pip install -e '.[publish]'") from None
+    shown = mask_credentials(url)
+    usage = "write --publish mqtt://HOST[:PORT]/PREFIX, with USER:PASS@ before HOST if the broker asks (mqtts: TLS)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise PublishError(f"--publish {shown} cannot be read ({exc}); {usage}") from None
+    if parts.scheme not in SCHEMES:
+        raise PublishError(f"--publish {shown}: scheme {parts.scheme or '(none)'!r} is not mqtt or mqtts; {usage}")
+    if not parts.hostname:
+        raise PublishError(f"--publish {shown} names no broker host; {usage}")
+    prefix = parts.path.strip("/")
+    if not prefix:
+        raise PublishError(f"--publish {shown} has no topic prefix; {usage}")
+    if any(wildcard in prefix for wildcard in _WILDCARDS) or parts.query or "#" in url:
+        raise PublishError(f"--publish {shown}: topic prefix {prefix!r} may hold no +, # or ?; {usage}")
+    return BrokerAddress(url, parts.scheme == "mqtts", parts.hostname, port or SCHEMES[parts.scheme],
+                         unquote(parts.username) if parts.username else None,
+                         unquote(parts.password) if parts.password is not None else None, prefix)
+
+
+class MqttPublisher:
+    """A result-stream sink on a broker, and the broker's `PREFIX/cmd` as a source of commands."""
+
+    def __init__(self, address: BrokerAddress, controller: TrackController,
+                 frame_image: Callable[[int], np.ndarray | None] | None = None):
+        import paho.mqtt.client as mqtt
+
+        self.address, self.controller, self.frame_image = address, controller, frame_image
+        self.lost = 0
+        self._closing = False
+        self._lost_at_drop = 0
+        self._gone_at: float | None = None
+        self._connected = threading.Event()
+        self._ok = mqtt.MQTT_ERR_SUCCESS
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        if address.user is not None:
+            self._client.username_pw_set(address.user, address.password)
+        if address.tls:
+            self._client.tls_set()
+        self._client.will_set(self._topic("status"), OFFLINE, qos=QOS_STATE, retain=True)
+        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        self._client.max_queued_messages_set(MAX_QUEUED)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_message = self._on_message
+        self._client.connect_async(address.host, address.port, KEEPALIVE_S)
+        self._client.loop_start()
+        logger.info("publishing to {} (topics {}/...)", address.shown, address.prefix)
+
+    def _topic(self, *parts: object) -> str:
+        return "/".join([self.address.prefix, *map(str, parts)])
+
+    # -- the client's network thread ----------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            # Wrong credentials or a refused client: paho retries; say it once per state change.
+            if self._gone_at is None:
+                self._gone_at = time.monotonic()
+                logger.warning("{} refused the connection ({}); retrying", self.address.shown, reason_code)
+            return
+        client.publish(self._topic("status"), ONLINE, qos=QOS_STATE, retain=True)
+        client.subscribe(self._topic("cmd"), qos=QOS_STATE)
+        if self._gone_at is not None:
+            logger.info("MQTT broker {} is back after {:.1f} s; {} messages lost meanwhile", self.address.shown,
+                        time.monotonic() - self._gone_at, self.lost - self._lost_at_drop)
+            self._gone_at = None
+        self._connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        if self._gone_at is None and not self._closing:
+            self._gone_at = time.monotonic()
+            self._lost_at_drop = self.lost
+            logger.warning("MQTT broker {} went away ({}); tracking goes on, reconnecting", self.address.shown,
+                           reason_code)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        if self._gone_at is None:  # down at the start (a drop mid-run was logged by _on_disconnect)
+            self._gone_at = time.monotonic()
+            self._lost_at_drop = self.lost
+            logger.warning("MQTT broker {} cannot be reached; tracking goes on, retrying", self.address.shown)
+
+    def _on_message(self, client, userdata, message) -> None:
+        """A command; a bad one is one warning, never an exception in the client's thread."""
+        try:
+            self._command(message.payload)
+        except PromptError as exc:
+            logger.warning("ignored a command on {}: {}", message.topic, exc)
+        except Exception as exc:  # noqa: BLE001 - a command must never end the network thread
+            logger.warning("ignored a command on {}: {}", message.topic, exc)
+
+    def _command(self, payload: bytes) -> None:
+        command = parse_command(payload)
+        if command.action == STOP:
+            logger.info("stop requested on {}", self._topic("cmd"))
+            self.controller.stop()
+        elif command.action == DROP:
+            if not self.controller.drop(command.object_id):
+                raise PromptError(f"object {command.object_id} is not tracked")
+            logger.info("object {} dropped on {}", command.object_id, self._topic("cmd"))
+        else:
+            image = None
+            if command.frame is not None and self.frame_image is not None:
+                image = self.frame_image(command.frame)
+            self.controller.track(
+                Prompt(command.box, command.frame if image is not None else None, image, command.object_id))
+
+    # -- the loop's output thread ------------------------------------------------------------
+
+    def publish(self, records: list[Record]) -> None:
+        for record in records:
+            kind = record["type"]
+            qos = QOS_STATE if kind == STATE else QOS_TRACK
+            info = self._client.publish(self._topic(record["id"], kind), json.dumps(record), qos=qos,
+                                        retain=kind == STATE)
+            if info.rc != self._ok:
+                self.lost += 1
+
+    def close(self) -> None:
+        """Say `offline` (the Will is only for a death), give the broker the last messages, stop the thread."""
+        self._closing = True
+        if self._connected.is_set():
+            info = self._client.publish(self._topic("status"), OFFLINE, qos=QOS_STATE, retain=True)
+            try:
+                info.wait_for_publish(FLUSH_S)
+            except RuntimeError:  # the connection went while waiting
+                pass
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self.lost:
+            logger.warning("{} messages could not be published to {}", self.lost, self.address.shown)

@@ -1,0 +1,101 @@
+"""SIGTERM and SIGHUP (systemctl stop, docker stop, a closed SSH session) end a run without losing anything."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import cv2
+import pytest
+
+from tests.live_helpers import start_run, stop_process, wait_for
+
+BOX = "20,100,40,40"  # the leave clip's first box (scripts/make_demo_clip.py)
+RUN_TIMEOUT_S = 120.0
+FRAMES_BEFORE_SIGNAL = 3
+EXIT_OK, EXIT_FORCED = 0, 130
+LOG_POLL_S = 0.002
+SECOND_SIGNAL_AFTER_S = 0.01
+
+
+def _lines(path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _run(leave_clip, demo_models, out, *extra):
+    folder, _, _ = leave_clip
+    return start_run(["--video", str(folder), "--bbox", BOX, "--model-dir", str(demo_models), "--backend", "onnx",
+                      "--output", str(out), "--no-display", *extra], out.parent / f"{out.name}.log")
+
+
+def _outputs_agree(out) -> int:
+    """Every output holds the same frames; returns how many."""
+    tracked = _lines(out / "track.txt")
+    video = cv2.VideoCapture(str(out / "track.mp4"))
+    assert video.isOpened(), "the video does not open"
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == len(tracked)
+    assert sum(1 for _ in (out / "masks").glob("*.png")) == len(tracked)
+    decisions = [json.loads(line) for line in _lines(out / "decisions.jsonl")]
+    assert [d["frame"] for d in decisions] == list(range(len(tracked)))
+    assert [",".join(map(str, d["box"])) for d in decisions] == tracked
+    return len(tracked)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_signal_keeps_every_output_complete(signum, leave_clip, demo_models, tmp_path):
+    out = tmp_path / "out"
+    run = _run(leave_clip, demo_models, out, "--save-video", "--save-masks", "--log-decisions",
+               str(out / "decisions.jsonl"))
+    log = out.parent / "out.log"
+    try:
+        wait_for(lambda: len(_lines(out / "track.txt")) >= FRAMES_BEFORE_SIGNAL, RUN_TIMEOUT_S, "tracked frames", run,
+                 log)
+        run.send_signal(signum)
+        assert run.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+    finally:
+        stop_process(run)
+    text = log.read_text()
+    assert "Traceback" not in text and "stopping after the current frame" in text, text[-3000:]
+    frames = _outputs_agree(out)
+    assert FRAMES_BEFORE_SIGNAL <= frames < len(leave_clip[1]), "the run stopped early, not at the clip's end"
+    assert json.loads((out / "summary.json").read_text())["frames"] == frames
+
+
+def test_second_signal_forces_the_exit_and_files_stay_readable(leave_clip, demo_models, tmp_path):
+    out = tmp_path / "out"
+    run = _run(leave_clip, demo_models, out, "--save-video", "--save-masks", "--log-decisions",
+               str(out / "decisions.jsonl"))
+    log = out.parent / "out.log"
+    try:
+        wait_for(lambda: len(_lines(out / "track.txt")) >= FRAMES_BEFORE_SIGNAL, RUN_TIMEOUT_S, "tracked frames", run,
+                 log)
+        # systemctl stop, then Ctrl-C. A step takes far longer than the pause, so both arrive before the loop could
+        # end; two of the same signal would merge into one while the models run.
+        run.send_signal(signal.SIGTERM)
+        time.sleep(SECOND_SIGNAL_AFTER_S)
+        run.send_signal(signal.SIGINT)
+        code = run.wait(RUN_TIMEOUT_S)
+    finally:
+        stop_process(run)
+    text = log.read_text()
+    assert code == EXIT_FORCED and "again: exiting now" in text and "Traceback" not in text, text[-3000:]
+    assert _outputs_agree(out) >= FRAMES_BEFORE_SIGNAL
+
+
+def test_signal_while_the_models_load_exits_cleanly(leave_clip, demo_models, tmp_path):
+    out = tmp_path / "out"
+    run = _run(leave_clip, demo_models, out)
+    log = out.parent / "out.log"
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        # Polled fast: loading the small test models takes well under a second.
+        while "loading the onnx models" not in log.read_text() and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(LOG_POLL_S)
+        run.send_signal(signal.SIGTERM)
+        code = run.wait(RUN_TIMEOUT_S)
+    finally:
+        stop_process(run)
+    text = log.read_text()
+    assert code == EXIT_OK and "Traceback" not in text and "SIGTERM before tracking started" in text, text
+    assert not (out / "summary.json").exists() and not _lines(out / "track.txt")
