@@ -126,6 +126,9 @@ def test_page_draw_track_restart_stop(long_clip, demo_models, browser, tmp_path)
                  run, log)
         browser.save_screenshot(str(tmp_path / "tracking.png"))
         assert "started tracking box" in log.read_text()
+        # A folder is read ahead: the page shows the tracker's step time, not a queue-inflated latency.
+        assert browser.find_element(By.ID, "latency-label").text == "Step time"
+        assert browser.find_element(By.ID, "latency").text.endswith(" ms")
 
         again = _viewer(browser)["shown"]
         _drag(browser, truth[again])

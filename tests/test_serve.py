@@ -39,7 +39,7 @@ def test_status_starts_waiting(served):
     code, body = http("GET", f"{base}/api/status")
     assert code == 200
     assert json.loads(body) == {"state": "waiting", "frame": -1, "box": None, "fps": 0.0, "latency_ms": 0.0,
-                                "dropped": 0, "object_score": None, "objects": {}}
+                                "step_ms": 0.0, "live": False, "dropped": 0, "object_score": None, "objects": {}}
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,8 @@ class LoopStatus:
     frame: int = -1
     fps: float = 0.0
     latency_ms: float = 0.0
+    step_ms: float = 0.0
+    live: bool = False
     dropped: int = 0
     ended: bool = False
     objects: dict[int, ObjectStatus] = field(default_factory=dict)
@@ -126,7 +128,8 @@ class TrackController:
 
     def status(self, object_id: int = DEFAULT_OBJECT) -> dict:
         """The JSON status: state, box and object_score of one object (the default one), frame, fps,
-        latency_ms, dropped, and `objects`: every tracked object's id → {state, box, object_score}."""
+        latency_ms (capture → result), step_ms (the tracker's time per frame), live (a camera or stream: latency is
+        what a consumer sees; a file is read ahead, so its latency measures the queue), dropped, and `objects`: every tracked object's id → {state, box, object_score}."""
         with self._lock:
             loop = self._status
         obj = loop.objects.get(object_id, ObjectStatus())
@@ -135,6 +138,8 @@ class TrackController:
             "frame": loop.frame,
             "fps": round(loop.fps, 2),
             "latency_ms": round(loop.latency_ms, 1),
+            "step_ms": round(loop.step_ms, 1),
+            "live": loop.live,
             "dropped": loop.dropped,
             "objects": {str(k): self._object_json(v, loop.ended) for k, v in loop.objects.items() if v.state != WAITING},
         }

@@ -423,6 +423,8 @@ class TrackingLoop:
                 frame=frame_index,
                 fps=self.stats.latency.recent_fps(),
                 latency_ms=self.stats.latency.recent_ms(),
+                step_ms=self.stats.step.recent_ms(),
+                live=self.source.is_live,
                 dropped=self.dropped,
                 ended=ended,
                 objects=objects,

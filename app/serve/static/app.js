@@ -95,7 +95,9 @@ function showStatus(status) {
   badge.textContent = status.state;
   badge.className = `state ${status.state}`;
   document.getElementById("fps").textContent = fmt(status.fps, 1);
-  document.getElementById("latency").textContent = fmt(status.latency_ms, 0, " ms");
+  // A live source's latency is what a viewer waits; a file is read ahead, so the tracker's step time is shown.
+  document.getElementById("latency-label").textContent = status.live ? "Latency" : "Step time";
+  document.getElementById("latency").textContent = fmt(status.live ? status.latency_ms : status.step_ms, 0, " ms");
   document.getElementById("dropped").textContent = status.dropped;
   document.getElementById("score").textContent = fmt(status.object_score, 2);
   document.getElementById("frame").textContent = status.frame;
