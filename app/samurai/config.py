@@ -10,7 +10,7 @@ import yaml
 from app.samurai.motion_selection import SamuraiParams
 from app.samurai.preprocess import RESIZES
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "samurai.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "samurai.yaml"
 MODES = ("samurai", "sam2")
 
 
