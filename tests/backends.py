@@ -32,7 +32,8 @@ def _precision_marks(precision: str) -> list[pytest.MarkDecorator]:
     supported = supported_precisions()
     if precision in supported:
         return []
-    return [pytest.mark.skip(reason=f"this CPU does not report {precision} to OpenVINO (it reports {', '.join(supported)})")]
+    reason = f"this CPU does not report {precision} to OpenVINO (it reports {', '.join(supported)})"
+    return [pytest.mark.skip(reason=reason)]
 
 
 # Reduced precisions the README recommends; each must keep every chosen mask.

@@ -145,7 +145,9 @@ class MotionTrack:
     stable_frames: int = 0
 
 
-def choose_mask(track: MotionTrack, ious: torch.Tensor, boxes: list[list[int]], params: OfficialParams) -> tuple[int, float | None]:
+def choose_mask(
+    track: MotionTrack, ious: torch.Tensor, boxes: list[list[int]], params: OfficialParams
+) -> tuple[int, float | None]:
     """SAMURAI's motion-aware choice among the multimask outputs; `ious` (1, M) in the decoder's float32.
 
     Returns the chosen index and, in the stable branch only, the chosen box's filter IoU (its kf_score).
@@ -209,7 +211,8 @@ def memory_slots(frame_idx: int, logs: dict[int, FrameLog], params: OfficialPara
             break
     if frame_idx - 1 not in valid:
         valid.append(frame_idx - 1)
-    return [(t_pos, valid[t_pos - num_maskmem]) for t_pos in range(1, num_maskmem) if t_pos - num_maskmem >= -len(valid)]
+    slots = range(1, num_maskmem)
+    return [(t_pos, valid[t_pos - num_maskmem]) for t_pos in slots if t_pos - num_maskmem >= -len(valid)]
 
 
 # ---------------------------------------------------------------- the predictor
@@ -264,7 +267,8 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
             boxes = [mask_box(high_multi[0, i]) for i in range(high_multi.shape[1])]
             best, kf_score = choose_mask(self.track, ious, boxes, self.params)
             log.index, log.kf_score = best, kf_score
-            log.stable_frames, log.kf_mean = self.track.stable_frames, None if self.track.mean is None else self.track.mean.copy()
+            log.stable_frames = self.track.stable_frames
+            log.kf_mean = None if self.track.mean is None else self.track.mean.copy()
         else:
             best = 0
         low, high = low_multi[:, best : best + 1], high_multi[:, best : best + 1]
@@ -281,7 +285,8 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
         self.log[frame_idx] = FrameLog(-1, 0.0, 0.0, None, 0, None)
         if is_init_cond_frame:
             return super()._prepare_memory_conditioned_features(
-                frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes, output_dict, num_frames
+                frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes, output_dict,
+                num_frames,
             )
         c, (h, w) = self.hidden_dim, feat_sizes[-1]
         non_cond = output_dict["non_cond_frame_outputs"]

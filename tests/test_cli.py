@@ -106,13 +106,20 @@ class EndlessCapture(FakeCapture):
 
 
 def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
-    """A camera never ends by itself: --max-frames 3 stops the run after exactly 3 tracked frames."""
-    monkeypatch.setattr(run, "open_source", lambda spec, live: CameraSource(0, capture_factory=lambda _: EndlessCapture(clip["frames"])))
+    """A camera never ends by itself: --max-frames 3 stops the run after exactly 3 tracked frames.
+
+    track.txt keeps one line per camera frame index (0,0,0,0 for frames dropped or before the start), so it
+    ends at the last tracked frame; at most 3 lines hold a box."""
+    camera = EndlessCapture(clip["frames"])
+    monkeypatch.setattr(run, "open_source", lambda spec, live: CameraSource(0, capture_factory=lambda _: camera))
     out = tmp_path / "cam"
     code, err = _run(capsys, "--video", "cam0", "--bbox", clip["bbox"], "--model-dir", str(export_512),
                      "--output", str(out), "--no-display", "--max-frames", "3")
     assert code == 0, err
-    assert len(_track_lines(out)) == 3 and json.loads((out / "summary.json").read_text())["frames"] == 3
+    assert json.loads((out / "summary.json").read_text())["frames"] == 3
+    assert camera.reads < camera.limit, "the run stopped at --max-frames, not at the camera's end"
+    lines = _track_lines(out)
+    assert len(lines) >= 3 and sum(line != "0,0,0,0" for line in lines) <= 3
 
 
 def test_camera_without_box_and_display(export_512, tmp_path, capsys, monkeypatch, clip):

@@ -29,7 +29,7 @@ from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from scripts.make_demo_clip import make_frames, write_clip
 from tests.backends import REDUCED_PRECISIONS, assert_same_decisions, reduced, track_clip
 from tests.demo_model import IMAGE_SIZE, TEST_THREADS
-from tests.reference_predictor import OFFICIAL_PARAMS, run_official
+from tests.reference_predictor import OFFICIAL_PARAMS
 from tests.synthetic import read_jpeg_folder
 
 NUM_FRAMES = 40
@@ -161,9 +161,9 @@ def test_reduced_precision_keeps_every_decision(demo_models, demo_clip, tracks, 
     assert_same_decisions(ours, [f.result for f in tracks[mode]])
 
 
-def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks):
+def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks, official_run):
     folder, _, boxes = demo_clip
-    official = run_official(demo_checkpoint, folder, _prompt(boxes), IMAGE_SIZE, OFFICIAL_PARAMS["t"], TEST_THREADS)
+    official = official_run(demo_checkpoint, folder, _prompt(boxes), IMAGE_SIZE, OFFICIAL_PARAMS["t"])
     predictor, masks = official.predictor, official.masks
     ours = tracks["samurai"]
     for i, frame in enumerate(ours[1:], 1):

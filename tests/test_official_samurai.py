@@ -134,7 +134,8 @@ def test_mask_choice_follows_the_official_rule(size, seed):
     branches = {"warm-up": 0, "stable": 0, "reset": 0}
     for t in range(SEQUENCE_FRAMES):
         mine = select(ours, ious[t], boxes[t], params)
-        index, kf_score = ref.choose_mask(theirs, torch.from_numpy(ious[t][None]), boxes[t].astype(int).tolist(), official)
+        candidates = boxes[t].astype(int).tolist()
+        index, kf_score = ref.choose_mask(theirs, torch.from_numpy(ious[t][None]), candidates, official)
         assert mine.index == index, f"frame {t}"
         assert (mine.kf_score is None) == (kf_score is None), f"frame {t}"
         if kf_score is not None:

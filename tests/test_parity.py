@@ -19,6 +19,7 @@ by a CPU connected-components function so both sides fill holes.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -35,7 +36,8 @@ from tests.backends import (
     mask_iou,
     reduced,
 )
-from tests.reference_predictor import OFFICIAL_PARAMS, run_official
+from tests.demo_model import TEST_THREADS
+from tests.reference_predictor import OFFICIAL_PARAMS
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 NUM_FRAMES = 32
@@ -60,18 +62,14 @@ def clip(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def official(checkpoint, clip):
-    """The PyTorch run for a set of SAMURAI overrides (None: the official sam2 predictor), computed once per module."""
+def official(checkpoint, clip, official_run):
+    """The PyTorch run for a set of SAMURAI overrides (None: the official sam2 predictor)."""
     folder, _, boxes = clip
     x, y, w, h = boxes[0]
-    runs = {}
 
     def get(overrides=None):
-        key = None if overrides is None else tuple(sorted(overrides.items()))
-        if key not in runs:
-            params = None if overrides is None else replace(OFFICIAL_PARAMS["t"], **overrides)
-            runs[key] = run_official(checkpoint, folder, (x, y, x + w, y + h), IMAGE_SIZE, params)
-        return runs[key]
+        params = None if overrides is None else replace(OFFICIAL_PARAMS["t"], **overrides)
+        return official_run(checkpoint, folder, (x, y, x + w, y + h), IMAGE_SIZE, params)
 
     return get
 
@@ -86,7 +84,8 @@ def ours(export_512, clip):
     def get(mode, overrides=None, backend="onnx", precision="f32"):
         key = (mode, tuple(sorted((overrides or {}).items())), backend, precision)
         if key not in runs:
-            factory = reduced(precision) if precision != "f32" else EXACT_BACKENDS[backend]
+            exact = partial(EXACT_BACKENDS[backend], threads=TEST_THREADS)
+            factory = reduced(precision, TEST_THREADS) if precision != "f32" else exact
             runs[key] = _ours(export_512, images, (x, y, x + w, y + h), mode, overrides or {}, factory)
         return runs[key]
 

@@ -63,8 +63,9 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_compare_resize_prints_every_choice(export_256_variants, capsys):
     frames_n, width, height = 3, 200, 120
-    assert compare_resize.main(["--model-dir", str(export_256_variants), "--clip", "textured", "--frames", str(frames_n),
-                                "--sizes", f"{width}x{height}", "--repeats", "1", "--threads", "1"]) == 0
+    assert compare_resize.main(["--model-dir", str(export_256_variants), "--clip", "textured",
+                                "--frames", str(frames_n), "--sizes", f"{width}x{height}", "--repeats", "1",
+                                "--threads", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"textured clip at {width}x{height}, {frames_n} frames") and "ms/frame" in lines[1]
     rows = {line.split()[0]: line.split() for line in lines[2:]}

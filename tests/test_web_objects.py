@@ -62,8 +62,8 @@ def test_api_adds_restarts_and_drops_objects(demo_models, long_clip, tmp_path):
         assert code == 200 and json.loads(body)["id"] == 1, body
         code, body = http("POST", f"{base}/api/track", {"id": 2, "box": SECOND_BOX})
         assert code == 200 and json.loads(body) == {"id": 2, "box": SECOND_BOX}, body
-        both = wait_for(lambda: (s := status(base))["objects"].keys() == {"1", "2"} and s, STEP_TIMEOUT_S, "two objects",
-                        process, log)
+        both = wait_for(lambda: (s := status(base))["objects"].keys() == {"1", "2"} and s, STEP_TIMEOUT_S,
+                        "two objects", process, log)
         assert all(o["state"] in ("tracking", "lost") for o in both["objects"].values()), both
         # The top-level fields are object 1's, in the same answer.
         assert {k: both[k] for k in ("state", "box", "object_score")} == both["objects"]["1"], both
