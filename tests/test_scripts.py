@@ -130,3 +130,11 @@ def test_summarise_decisions(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "object 1: tracking 0-1, lost 2, tracking 3" in out and "2.0 2.0 -3.0 2.0" in out
     assert summarise_decisions.main([str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_bench_memory_prints_state_and_rss(export_256_variants, tmp_path, capsys):
+    args = ["--model-dir", str(export_256_variants), "--memory", "--frames", "3", "--recording", str(tmp_path / "r.npz")]
+    assert bench.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("recorded 3 frames") and lines[1].startswith("memory over 3 frames")
+    assert lines[2].startswith("  frame      3: tracker state ") and " MB, RSS " in lines[2]
