@@ -3,6 +3,7 @@
     python scripts/bench.py --model-dir om_model [--frames 60] [--backend onnx|openvino] [--precision ...] [--objects 1 2 4]
     python scripts/bench.py --model-dir om_model --frames 40 --official CHECKPOINT [--pairs onnx:fp32,openvino:bf16]
     taskset -c 0 python scripts/bench.py --model-dir om_model --null-models [--recording FILE]
+    python scripts/bench.py --model-dir om_model --memory [--frames 3000] [--recording FILE]
 
 Alone it prints FPS, mean ms per stage, the share of frame time spent outside
 the sub-models (preprocessing, memory bank, selection, post-processing), peak
@@ -22,6 +23,11 @@ by instant replays of their outputs (recorded from a real run into FILE first,
 default MODEL_DIR/null_models.npz, when that file does not exist), and
 it prints the median CPU milliseconds per stage per tracked frame for each
 `--sizes` source resolution.
+
+`--memory` tracks --frames frames (3000 for a long run) with the same null
+models and prints the tracker's state size and the process RSS every
+MEMORY_REPORT_EVERY frames: both must stay flat, where the official predictor
+keeps every frame's memory and grows without bound.
 
 With --objects, the same runners track 1, 2, 4 ... objects one after the other
 and it prints each count's frame time against the target: the image encoder
@@ -66,6 +72,7 @@ RSS_REFERENCE_FRAME = 100
 CLIP_FRAMES = 120
 # Source resolutions of the CPU-side report: a small camera mode and full HD.
 NULL_MODEL_SIZES = "640x360,1920x1080"
+MEMORY_REPORT_EVERY = 500
 # Frames recorded from the real models for the replays (cycled after that).
 RECORDED_FRAMES = 12
 # The CPU side is timed in CPU time of the process, not wall time: on a shared
@@ -210,6 +217,26 @@ def parse_size(text: str) -> tuple[int, int]:
 def prompt_box(box_xywh) -> tuple[float, float, float, float]:
     x, y, w, h = box_xywh
     return (x, y, x + w, y + h)
+
+
+def report_memory(args, frames, boxes) -> None:
+    """Tracker state and RSS along a long run on null models (recorded first when the recording is missing)."""
+    recording = args.recording or args.model_dir / "null_models.npz"
+    manifest = load_manifest(args.model_dir)
+    config = load_config(None, manifest.model_size, args.mode)
+    box = prompt_box(boxes[0])
+    if not recording.is_file():
+        count = record_null_models(args.model_dir, frames, box, args.mode, args.variant, recording)
+        print(f"recorded {count} frames of sub-model outputs into {recording}")
+    replay = Recording.load(recording, manifest)
+    tracker = SamuraiTracker(replay.runners(manifest), manifest, load_constants(manifest), config)
+    print(f"memory over {args.frames} frames ({args.mode} mode, null models replaying {recording}):")
+    started = time.perf_counter()
+    for i in range(args.frames):
+        tracker.step(i, frames[i % len(frames)], box if i == 0 else None)
+        if (i + 1) % MEMORY_REPORT_EVERY == 0 or i + 1 == args.frames:
+            print(f"  frame {i + 1:>6}: tracker state {tracker.state_nbytes() / 2**20:.3f} MB, RSS {rss_mb():.0f} MB, "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
 
 
 def report_null_models(args, frames, boxes, heap_tuned: bool) -> None:
@@ -426,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recording", type=Path,
                         help="with --null-models: recorded sub-model outputs, made from a real run when missing "
                              "(default MODEL_DIR/null_models.npz)")
+    parser.add_argument("--memory", action="store_true",
+                        help=f"tracker state and RSS every {MEMORY_REPORT_EVERY} frames over --frames, on null models")
     parser.add_argument("--sizes", default=NULL_MODEL_SIZES, help="with --null-models: source sizes WxH,WxH")
     parser.add_argument("--resize", choices=list(preprocess.RESIZES), help="frame resize (default: the config's)")
     parser.add_argument("--no-heap-tuning", action="store_true",
@@ -445,6 +474,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--objects takes counts from 1 to {len(EXTRA_BOXES) + 1}")
     frames, boxes = make_frames(min(args.frames, CLIP_FRAMES))
     box = prompt_box(boxes[0])
+    if args.memory:
+        try:
+            report_memory(args, frames, boxes)
+        except (RecordingError, ModelFolderError, BackendError) as exc:
+            print(f"ERROR {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.null_models:
         try:
             report_null_models(args, frames, boxes, heap_tuned)

@@ -102,6 +102,23 @@ def warnings() -> Iterator[list[str]]:
 
 
 @pytest.fixture(scope="session")
+def official_run():
+    """`tests.reference_predictor.run_official`, each distinct run computed once per session (one torch thread)."""
+    from tests.demo_model import TEST_THREADS
+    from tests.reference_predictor import run_official
+
+    runs = {}
+
+    def get(checkpoint, folder, box_xyxy, image_size, samurai=None):
+        key = (str(checkpoint), str(folder), tuple(float(v) for v in box_xyxy), image_size, samurai)
+        if key not in runs:
+            runs[key] = run_official(checkpoint, folder, box_xyxy, image_size, samurai, TEST_THREADS)
+        return runs[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def leave_clip(tmp_path_factory):
     """The demo clip whose target leaves the view and returns: (folder, RGB frames, true x,y,w,h boxes)."""
     import numpy as np

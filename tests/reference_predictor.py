@@ -5,14 +5,20 @@
   it does on a GPU.
 * `SamuraiReferencePredictor` adds SAMURAI's rules (SAMURAI.md section 3) to the
   official predictor the way the SAMURAI code does: mask choice inside the SAM
-  heads and memory choice inside `_prepare_memory_conditioned_features`. The
-  official SAMURAI repository is not on PyPI, so this is the test's own
-  transcription, sharing only the Kalman arithmetic with the tracker.
+  heads and memory choice inside `_prepare_memory_conditioned_features`.
+
+The official SAMURAI repository (github.com/yangchris11/samurai) is not on PyPI,
+so its parts are transcribed here from its behaviour, written anew and sharing
+nothing with `app/`: the DeepSORT Kalman filter of `sam2/utils/kalman_filter.py`,
+the three selection branches of `SAM2Base._forward_sam_heads`, the memory walk of
+`_prepare_memory_conditioned_features`, and the hyper-parameters of
+`sam2/configs/samurai/sam2.1_hiera_{t,s,b+,l}.yaml`. A wrong default or rule in
+`app/` therefore disagrees with this file instead of agreeing with itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -22,9 +28,194 @@ from sam2.modeling.sam2_base import NO_OBJ_SCORE
 from sam2.modeling.sam2_utils import get_1d_sine_pe
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-from app.samurai import kalman_filter
-from app.samurai.motion_selection import SamuraiParams
 from tests.demo_model import torch_threads
+
+
+@dataclass(frozen=True)
+class OfficialParams:
+    """SAMURAI's hyper-parameters as the official configs set them (t, s and b+; see OFFICIAL_PARAMS for l)."""
+
+    stable_frames_threshold: int = 15
+    stable_ious_threshold: float = 0.3
+    kf_score_weight: float = 0.25
+    memory_bank_iou_threshold: float = 0.5
+    memory_bank_obj_score_threshold: float = 0.0
+    memory_bank_kf_score_threshold: float = 0.0
+    # An object counts as present (masks kept, object pointer not mixed) above this score logit.
+    min_obj_score_logits: float = -1.0
+
+
+OFFICIAL_PARAMS = {
+    "t": OfficialParams(),
+    "s": OfficialParams(),
+    "b+": OfficialParams(),
+    # The large config keeps SAM2Base's code default weight.
+    "l": OfficialParams(kf_score_weight=0.15),
+}
+
+
+# ---------------------------------------------------------------- the Kalman filter (DeepSORT formulation)
+
+POSITION_WEIGHT = 1 / 20  # position std per pixel of box height
+VELOCITY_WEIGHT = 1 / 160  # velocity std per pixel of box height
+ASPECT_PROCESS_STD, ASPECT_VELOCITY_PROCESS_STD, ASPECT_MEASUREMENT_STD = 1e-2, 1e-5, 1e-1
+NEW_TRACK_POSITION_FACTOR, NEW_TRACK_VELOCITY_FACTOR = 2, 10
+
+
+def _noise(height: float, position: float, velocity: float, aspect: float, aspect_velocity: float) -> np.ndarray:
+    p, v = position * height, velocity * height
+    return np.diag(np.square([p, p, aspect, p, v, v, aspect_velocity, v]))
+
+
+def kf_initiate(xyah) -> tuple[np.ndarray, np.ndarray]:
+    """A new track: zero velocity, position std doubled and velocity std ten times the process noise."""
+    h = xyah[3]
+    cov = _noise(h, NEW_TRACK_POSITION_FACTOR * POSITION_WEIGHT, NEW_TRACK_VELOCITY_FACTOR * VELOCITY_WEIGHT,
+                 ASPECT_PROCESS_STD, ASPECT_VELOCITY_PROCESS_STD)
+    return np.r_[np.asarray(xyah, dtype=np.float64), np.zeros(4)], cov
+
+
+def _transition() -> np.ndarray:
+    f = np.eye(8)
+    for i in range(4):
+        f[i, 4 + i] = 1.0
+    return f
+
+
+def kf_predict(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One frame of constant velocity; the noise is scaled by the height before the step."""
+    f = _transition()
+    q = _noise(mean[3], POSITION_WEIGHT, VELOCITY_WEIGHT, ASPECT_PROCESS_STD, ASPECT_VELOCITY_PROCESS_STD)
+    return f @ mean, f @ cov @ f.T + q
+
+
+def kf_update(mean: np.ndarray, cov: np.ndarray, xyah) -> tuple[np.ndarray, np.ndarray]:
+    """Correct with a measured box; the measurement noise is scaled by the predicted height."""
+    p = POSITION_WEIGHT * mean[3]
+    innovation_cov = cov[:4, :4] + np.diag(np.square([p, p, ASPECT_MEASUREMENT_STD, p]))
+    gain = np.linalg.solve(innovation_cov, cov[:, :4].T).T  # P H^T S^-1 with S symmetric
+    innovation = np.asarray(xyah, dtype=np.float64) - mean[:4]
+    return mean + gain @ innovation, cov - gain @ innovation_cov @ gain.T
+
+
+def xyxy_to_xyah(box) -> list[float]:
+    """Plain differences, no +1; a zero height counts as 1."""
+    x1, y1, x2, y2 = box
+    height = (y2 - y1) or 1
+    return [(x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / height, height]
+
+
+def xyah_to_xyxy(xyah) -> list[float]:
+    cx, cy, aspect, height = xyah[:4]
+    return [cx - aspect * height / 2, cy - height / 2, cx + aspect * height / 2, cy + height / 2]
+
+
+def filter_ious(mean: np.ndarray, boxes: list[list[int]]) -> list[float]:
+    """IoU of the filter's box with each mask box; the empty-mask box [0, 0, 0, 0] scores 0 by rule."""
+    a1, b1, a2, b2 = xyah_to_xyxy(mean)
+    out: list[float] = []
+    for box in boxes:
+        if list(box) == [0, 0, 0, 0]:
+            out.append(0)
+            continue
+        x1, y1, x2, y2 = box
+        inter = max(0, min(a2, x2) - max(a1, x1)) * max(0, min(b2, y2) - max(b1, y1))
+        union = (a2 - a1) * (b2 - b1) + (x2 - x1) * (y2 - y1) - inter
+        out.append(inter / union if union != 0 else 0)
+    return out
+
+
+def mask_box(mask: torch.Tensor) -> list[int]:
+    """[x_min, y_min, x_max, y_max] of the pixels with logit > 0 (inclusive indices); [0, 0, 0, 0] when none."""
+    nonzero = torch.argwhere(mask > 0.0)
+    if len(nonzero) == 0:
+        return [0, 0, 0, 0]
+    y_min, x_min = nonzero.min(dim=0).values
+    y_max, x_max = nonzero.max(dim=0).values
+    return [x_min.item(), y_min.item(), x_max.item(), y_max.item()]
+
+
+# ---------------------------------------------------------------- SAMURAI's selection rules
+
+
+@dataclass
+class MotionTrack:
+    mean: np.ndarray | None = None
+    cov: np.ndarray | None = None
+    stable_frames: int = 0
+
+
+def choose_mask(
+    track: MotionTrack, ious: torch.Tensor, boxes: list[list[int]], params: OfficialParams
+) -> tuple[int, float | None]:
+    """SAMURAI's motion-aware choice among the multimask outputs; `ious` (1, M) in the decoder's float32.
+
+    Returns the chosen index and, in the stable branch only, the chosen box's filter IoU (its kf_score).
+    The weighted score is computed as the official code does: filter IoUs in float64, predicted IoUs float32.
+    """
+    if (track.mean is None and track.cov is None) or track.stable_frames == 0:
+        best = int(torch.argmax(ious, dim=-1))
+        track.mean, track.cov = kf_initiate(xyxy_to_xyah(boxes[best]))
+        track.stable_frames += 1
+        return best, None
+    track.mean, track.cov = kf_predict(track.mean, track.cov)
+    if track.stable_frames < params.stable_frames_threshold:
+        best = int(torch.argmax(ious, dim=-1))
+        if ious[0][best] > params.stable_ious_threshold:
+            track.mean, track.cov = kf_update(track.mean, track.cov, xyxy_to_xyah(boxes[best]))
+            track.stable_frames += 1
+        else:
+            track.stable_frames = 0
+        return best, None
+    kf_ious = torch.tensor(filter_ious(track.mean, boxes))
+    weighted = params.kf_score_weight * kf_ious + (1 - params.kf_score_weight) * ious
+    best = int(torch.argmax(weighted, dim=-1))
+    if ious[0][best] < params.stable_ious_threshold:
+        track.stable_frames = 0
+    else:
+        track.mean, track.cov = kf_update(track.mean, track.cov, xyxy_to_xyah(boxes[best]))
+    return best, float(kf_ious[best])
+
+
+@dataclass
+class FrameLog:
+    index: int  # chosen multimask index (0..2), -1 on the prompt frame
+    best_iou: float
+    object_score: float
+    kf_score: float | None
+    stable_frames: int
+    kf_mean: np.ndarray | None
+    memory_frames: list[int] = field(default_factory=list)
+
+
+def is_reliable(log: FrameLog, params: OfficialParams) -> bool:
+    return (
+        log.best_iou > params.memory_bank_iou_threshold
+        and log.object_score > params.memory_bank_obj_score_threshold
+        and (log.kf_score is None or log.kf_score > params.memory_bank_kf_score_threshold)
+    )
+
+
+def memory_slots(frame_idx: int, logs: dict[int, FrameLog], params: OfficialParams, num_maskmem: int,
+                 max_obj_ptrs: int) -> list[tuple[int, int]]:
+    """(temporal slot, frame) of the non-prompt memories SAMURAI attends to for `frame_idx`.
+
+    Walk back from the previous frame down to frame 2 keeping reliable frames (at most max_obj_ptrs - 1),
+    force the previous frame in, and give the most recent num_maskmem - 1 of them slots, the newest last.
+    """
+    valid: list[int] = []
+    for i in range(frame_idx - 1, 1, -1):
+        if is_reliable(logs[i], params):
+            valid.insert(0, i)
+        if len(valid) >= max_obj_ptrs - 1:
+            break
+    if frame_idx - 1 not in valid:
+        valid.append(frame_idx - 1)
+    slots = range(1, num_maskmem)
+    return [(t_pos, valid[t_pos - num_maskmem]) for t_pos in slots if t_pos - num_maskmem >= -len(valid)]
+
+
+# ---------------------------------------------------------------- the predictor
 
 
 def cpu_connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,133 +230,71 @@ def cpu_connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(labels), torch.from_numpy(areas)
 
 
-@dataclass
-class FrameLog:
-    index: int  # chosen multimask index (0..2), -1 on the prompt frame
-    best_iou: float
-    object_score: float
-    kf_score: float | None
-    stable_frames: int
-    kf_mean: np.ndarray | None
-    memory_frames: list[int]
-
-
-def _box(mask: torch.Tensor) -> np.ndarray:
-    nonzero = torch.argwhere(mask > 0.0)
-    if len(nonzero) == 0:
-        return np.zeros(4)
-    y_min, x_min = nonzero.min(dim=0).values
-    y_max, x_max = nonzero.max(dim=0).values
-    return np.array([x_min.item(), y_min.item(), x_max.item(), y_max.item()], dtype=np.float64)
-
-
 class SamuraiReferencePredictor(SAM2VideoPredictor):
     """The official predictor with SAMURAI's motion-aware mask and memory selection."""
 
-    def setup_samurai(self, params: SamuraiParams) -> None:
+    def setup_samurai(self, params: OfficialParams) -> None:
         self.params = params
-        self.kf_mean = None
-        self.kf_cov = None
-        self.stable_frames = 0
+        self.track = MotionTrack()
         self.current_frame = 0
         self.log: dict[int, FrameLog] = {}
 
-    def _choose(self, ious: torch.Tensor, high_res_multimasks: torch.Tensor) -> tuple[int, float | None]:
-        p = self.params
-        if (self.kf_mean is None and self.kf_cov is None) or self.stable_frames == 0:
-            best = int(torch.argmax(ious[0]))
-            self.kf_mean, self.kf_cov = kalman_filter.initiate(kalman_filter.xyxy_to_xyah(_box(high_res_multimasks[0, best])))
-            self.stable_frames += 1
-            return best, None
-        if self.stable_frames < p.stable_frames_threshold:
-            self.kf_mean, self.kf_cov = kalman_filter.predict(self.kf_mean, self.kf_cov)
-            best = int(torch.argmax(ious[0]))
-            if ious[0][best] > p.stable_ious_threshold:
-                box = kalman_filter.xyxy_to_xyah(_box(high_res_multimasks[0, best]))
-                self.kf_mean, self.kf_cov = kalman_filter.update(self.kf_mean, self.kf_cov, box)
-                self.stable_frames += 1
-            else:
-                self.stable_frames = 0
-            return best, None
-        self.kf_mean, self.kf_cov = kalman_filter.predict(self.kf_mean, self.kf_cov)
-        boxes = np.stack([_box(high_res_multimasks[0, i]) for i in range(high_res_multimasks.shape[1])])
-        kf_ious = torch.tensor(kalman_filter.iou_with_boxes(self.kf_mean, boxes), dtype=ious.dtype)
-        weighted = p.kf_score_weight * kf_ious + (1 - p.kf_score_weight) * ious[0]
-        best = int(torch.argmax(weighted))
-        if ious[0][best] < p.stable_ious_threshold:
-            self.stable_frames = 0
-        else:
-            box = kalman_filter.xyxy_to_xyah(boxes[best])
-            self.kf_mean, self.kf_cov = kalman_filter.update(self.kf_mean, self.kf_cov, box)
-        return best, float(kf_ious[best])
-
-    def _forward_sam_heads(self, backbone_features, point_inputs=None, mask_inputs=None, high_res_features=None, multimask_output=False):
-        if not multimask_output:
-            out = super()._forward_sam_heads(backbone_features, point_inputs, mask_inputs, high_res_features, multimask_output)
-            self.log[self.current_frame] = FrameLog(-1, float(out[2][0, 0]), float(out[6][0, 0]), None, 0, None, [])
-            return out
+    def _forward_sam_heads(self, backbone_features, point_inputs=None, mask_inputs=None, high_res_features=None,
+                           multimask_output=False):
+        assert mask_inputs is None, "the reference covers box and point prompts only"
         b = backbone_features.size(0)
-        coords = torch.zeros(b, 1, 2)
-        labels = -torch.ones(b, 1, dtype=torch.int32)
+        if point_inputs is None:
+            coords, labels = torch.zeros(b, 1, 2), -torch.ones(b, 1, dtype=torch.int32)
+        else:
+            coords, labels = point_inputs["point_coords"], point_inputs["point_labels"]
         sparse, dense = self.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
         low_multi, ious, tokens, score = self.sam_mask_decoder(
             image_embeddings=backbone_features,
             image_pe=self.sam_prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
-            multimask_output=True,
+            multimask_output=multimask_output,
             repeat_image=False,
             high_res_features=high_res_features,
         )
-        present = score > 0
+        present = score > self.params.min_obj_score_logits
         low_multi = torch.where(present[:, None, None], low_multi, NO_OBJ_SCORE).float()
         high_multi = torch.nn.functional.interpolate(
             low_multi, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
         )
-        best, kf_score = self._choose(ious, high_multi)
+        log = self.log[self.current_frame]
+        if multimask_output:
+            boxes = [mask_box(high_multi[0, i]) for i in range(high_multi.shape[1])]
+            best, kf_score = choose_mask(self.track, ious, boxes, self.params)
+            log.index, log.kf_score = best, kf_score
+            log.stable_frames = self.track.stable_frames
+            log.kf_mean = None if self.track.mean is None else self.track.mean.copy()
+        else:
+            best = 0
         low, high = low_multi[:, best : best + 1], high_multi[:, best : best + 1]
+        log.best_iou, log.object_score = float(ious[0, best]), float(score[0, 0])
         obj_ptr = self.obj_ptr_proj(tokens[:, best])
         weight = present.float()
         obj_ptr = weight * obj_ptr + (1 - weight) * self.no_obj_ptr
-        log = self.log[self.current_frame]
-        log.index, log.best_iou, log.object_score, log.kf_score = best, float(ious[0, best]), float(score[0, 0]), kf_score
-        log.stable_frames, log.kf_mean = self.stable_frames, None if self.kf_mean is None else self.kf_mean.copy()
         return low_multi, high_multi, ious, low, high, obj_ptr, score
 
-    def _is_reliable(self, frame: int) -> bool:
-        log, p = self.log[frame], self.params
-        return (
-            log.best_iou > p.memory_bank_iou_threshold
-            and log.object_score > p.memory_bank_obj_score_threshold
-            and (log.kf_score is None or log.kf_score > p.memory_bank_kf_score_threshold)
-        )
-
-    def _prepare_memory_conditioned_features(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes, output_dict, num_frames, track_in_reverse=False):
+    def _prepare_memory_conditioned_features(self, frame_idx, is_init_cond_frame, current_vision_feats,
+                                             current_vision_pos_embeds, feat_sizes, output_dict, num_frames,
+                                             track_in_reverse=False):
         self.current_frame = frame_idx
+        self.log[frame_idx] = FrameLog(-1, 0.0, 0.0, None, 0, None)
         if is_init_cond_frame:
-            self.log[frame_idx] = FrameLog(-1, 0.0, 0.0, None, 0, None, [])
             return super()._prepare_memory_conditioned_features(
-                frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes, output_dict, num_frames
+                frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes, output_dict,
+                num_frames,
             )
-        self.log[frame_idx] = FrameLog(-1, 0.0, 0.0, None, 0, None, [])
         c, (h, w) = self.hidden_dim, feat_sizes[-1]
         non_cond = output_dict["non_cond_frame_outputs"]
         cond = output_dict["cond_frame_outputs"]
-        valid: list[int] = []
-        for i in range(frame_idx - 1, 1, -1):
-            if self._is_reliable(i):
-                valid.insert(0, i)
-            if len(valid) >= self.max_obj_ptrs_in_encoder - 1:
-                break
-        if frame_idx - 1 not in valid:
-            valid.append(frame_idx - 1)
         slots = [(0, t, out) for t, out in cond.items()]
-        for t_pos in range(1, self.num_maskmem):
-            idx = t_pos - self.num_maskmem
-            if idx < -len(valid):
-                continue
-            if valid[idx] in non_cond:  # the prompt frame is not a non-conditioning frame
-                slots.append((t_pos, valid[idx], non_cond[valid[idx]]))
+        for t_pos, t in memory_slots(frame_idx, self.log, self.params, self.num_maskmem, self.max_obj_ptrs_in_encoder):
+            if t in non_cond:  # the prompt frame is not a non-conditioning frame
+                slots.append((t_pos, t, non_cond[t]))
         self.log[frame_idx].memory_frames = [t for _, t, _ in slots]
         memory, memory_pos = [], []
         for t_pos, _, prev in slots:
@@ -206,20 +335,20 @@ class OfficialRun:
 
 
 def run_official(
-    checkpoint: Path, folder: Path, box_xyxy, image_size: int, samurai: SamuraiParams | None = None, threads: int | None = None
+    checkpoint: Path, folder: Path, box_xyxy, image_size: int, samurai: OfficialParams | None = None, threads: int | None = None
 ) -> OfficialRun:
     """The official sam2 video predictor (or the SAMURAI reference with `samurai`) over a JPEG folder, one box on frame 0."""
     import sam2.utils.misc as misc
     from sam2.build_sam import build_sam2_video_predictor
 
-    target = "tests.reference_predictor.SamuraiReferencePredictor" if samurai else "sam2.sam2_video_predictor.SAM2VideoPredictor"
+    target = "tests.reference_predictor.SamuraiReferencePredictor" if samurai is not None else "sam2.sam2_video_predictor.SAM2VideoPredictor"
     predictor = build_sam2_video_predictor(
         "configs/sam2.1/sam2.1_hiera_t.yaml",
         str(checkpoint),
         device="cpu",
         hydra_overrides_extra=[f"++model.image_size={image_size}", f"++model._target_={target}"],
     )
-    if samurai:
+    if samurai is not None:
         predictor.setup_samurai(samurai)
     original = misc.get_connected_components
     misc.get_connected_components = cpu_connected_components

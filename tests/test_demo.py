@@ -22,15 +22,14 @@ import pytest
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
 from app.media.outputs import box_from_mask
-from app.samurai.config import TrackerConfig
+from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
-from app.samurai.motion_selection import SamuraiParams
 from app.samurai.tracker import FrameResult, SamuraiTracker
 from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from scripts.make_demo_clip import make_frames, write_clip
 from tests.backends import REDUCED_PRECISIONS, assert_same_decisions, reduced, track_clip
 from tests.demo_model import IMAGE_SIZE, TEST_THREADS
-from tests.reference_predictor import run_official
+from tests.reference_predictor import OFFICIAL_PARAMS
 from tests.synthetic import read_jpeg_folder
 
 NUM_FRAMES = 40
@@ -94,7 +93,7 @@ def _prompt(boxes: np.ndarray) -> tuple[float, float, float, float]:
 def _track(models: Path, images: list[np.ndarray], box, mode: str) -> list[TrackedFrame]:
     manifest = load_manifest(models)
     runners = open_runners(manifest, RecordingRunner)
-    config = TrackerConfig(mode=mode, samurai=SamuraiParams())
+    config = load_config(None, manifest.model_size, mode)
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
     frames = []
     try:
@@ -157,14 +156,14 @@ def test_modes_diverge_where_distractor_overtakes(tracks, demo_clip):
 def test_reduced_precision_keeps_every_decision(demo_models, demo_clip, tracks, mode, precision):
     """A precision docs/usage.md recommends chooses the same mask as fp32 on every frame, distractor included."""
     _, images, boxes = demo_clip
-    config = TrackerConfig(mode=mode, samurai=SamuraiParams())
+    config = load_config(None, load_manifest(demo_models).model_size, mode)
     ours = track_clip(demo_models, images, _prompt(boxes), config, reduced(precision, TEST_THREADS))
     assert_same_decisions(ours, [f.result for f in tracks[mode]])
 
 
-def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks):
+def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks, official_run):
     folder, _, boxes = demo_clip
-    official = run_official(demo_checkpoint, folder, _prompt(boxes), IMAGE_SIZE, SamuraiParams(), TEST_THREADS)
+    official = official_run(demo_checkpoint, folder, _prompt(boxes), IMAGE_SIZE, OFFICIAL_PARAMS["t"])
     predictor, masks = official.predictor, official.masks
     ours = tracks["samurai"]
     for i, frame in enumerate(ours[1:], 1):

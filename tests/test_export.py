@@ -10,10 +10,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from sam2.modeling.sam2_base import NO_OBJ_SCORE
 
 from convert import reference, submodels
 from convert.export_onnx import (
-    TOLERANCES,
     mask_decoder_inputs,
     memory_attention_inputs,
     memory_encoder_inputs,
@@ -141,8 +141,9 @@ def test_mask_decoder_matches_official_sam_heads(export_512, torch_model_512, nu
     assert np.abs(score - ref_score.numpy()).max() <= FP32_ATOL
     best = int(np.argmax(ious[0, 1:])) + 1
     assert np.abs(ptrs[0, best] - best_ptr.numpy()[0]).max() <= FP32_ATOL
-    if ref_score.item() > 0:
-        assert np.abs(masks[:, :1] - predicted[0][:, :1].numpy()).max() <= FP32_ATOL
+    # Token 0 is the single mask, replaced by SAM 2's "no object" logit when the object score says absent.
+    single = predicted[0][:, :1].numpy() if ref_score.item() > 0 else np.full_like(masks[:, :1], NO_OBJ_SCORE)
+    assert np.abs(masks[:, :1] - single).max() <= FP32_ATOL
 
 
 def test_manifest_matches_graphs(export_512):
@@ -185,9 +186,9 @@ def test_second_size_and_variants(export_256_variants):
         assert max(errors["fp32"].values()) <= FP32_ATOL
         for variant in ("fp16", "int8"):
             assert (export_256_variants / manifest["models"][name]["variants"][variant]).is_file()
-            # errors are bounded relative to each output's range at export time; here: reported, finite
+            # Bounded against each output's range at export time; here: finite, and not the fp32 graph again.
             assert all(np.isfinite(v) for v in errors[variant].values())
-    assert TOLERANCES["fp32"] <= FP32_ATOL
+            assert max(errors[variant].values()) > max(errors["fp32"].values()), (name, variant, errors)
 
 
 def _export_cli(*args):

@@ -26,11 +26,10 @@ from app import run
 from app.media.outputs import EMPTY_BOX, kalman_box
 from app.samurai.config import TrackerConfig
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
-from app.samurai.motion_selection import SamuraiParams
 from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
 from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE
 from tests.demo_model import TEST_THREADS as DEMO_THREADS
-from tests.reference_predictor import run_official
+from tests.reference_predictor import OFFICIAL_PARAMS
 
 # Measured: the frames on which no red is in view (the target's last 15 px sliver
 # still counts as present, see scripts/make_demo_checkpoint.py).
@@ -55,9 +54,11 @@ def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else np.logical_and(a, b).sum() / union
 
 
-def test_samurai_decision_log_matches_reference(demo_checkpoint, demo_models, leave_clip, tmp_path, capsys):
+def test_samurai_decision_log_matches_reference(
+    demo_checkpoint, demo_models, leave_clip, official_run, tmp_path, capsys
+):
     folder, images, truth = leave_clip
-    official = run_official(demo_checkpoint, folder, _prompt(truth), DEMO_IMAGE_SIZE, SamuraiParams(), DEMO_THREADS)
+    official = official_run(demo_checkpoint, folder, _prompt(truth), DEMO_IMAGE_SIZE, OFFICIAL_PARAMS["t"])
     out = tmp_path / "out"
     x, y, w, h = truth[0]
     code = run.main(["--video", str(folder), "--bbox", f"{x},{y},{w},{h}", "--model-dir", str(demo_models), "--output", str(out),
@@ -93,9 +94,9 @@ def test_samurai_decision_log_matches_reference(demo_checkpoint, demo_models, le
         assert ours.any() == (i not in LOST_FRAMES), f"frame {i}"
 
 
-def test_sam2_mode_lost_and_found_matches_official(demo_checkpoint, demo_models, leave_clip):
+def test_sam2_mode_lost_and_found_matches_official(demo_checkpoint, demo_models, leave_clip, official_run):
     folder, images, truth = leave_clip
-    official = run_official(demo_checkpoint, folder, _prompt(truth), DEMO_IMAGE_SIZE, threads=DEMO_THREADS)
+    official = official_run(demo_checkpoint, folder, _prompt(truth), DEMO_IMAGE_SIZE)
     manifest = load_manifest(demo_models)
     runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=DEMO_THREADS))
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(mode="sam2"), num_frames=len(images))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,31 @@ def test_pixel_encoder_skips_the_normalisation(recorded, monkeypatch):
     size = manifest.image_size
     assert [(x.dtype, x.shape) for x in fed] == [(np.uint8, (1, size, size, 3))] * 2
     np.testing.assert_array_equal(fed[0][0], preprocess.resize_frame(frames[0], size, "pil_bicubic"))
+
+
+LONG_RUN_FRAMES = 300
+# By then the memory bank and the pointer list are full (7 memories, 16 pointers).
+FULL_AFTER = 20
+
+
+def _state_sizes(tracker: SamuraiTracker) -> dict[str, int]:
+    """Bytes of the memory bank and the length of every container the tracker or its bank holds."""
+    sizes = {"bank bytes": tracker.bank.nbytes()}
+    for owner, name in ((tracker, "tracker"), (tracker.bank, "bank")):
+        for attr, value in vars(owner).items():
+            if isinstance(value, (list, dict, set, tuple, deque)):
+                sizes[f"{name}.{attr}"] = len(value)
+    return sizes
+
+
+def test_state_stays_the_same_size_over_a_long_run(recorded):
+    """The tracker keeps what the official rules read, not every frame: its state stops growing once full."""
+    manifest, frames, box, _, path = recorded
+    runners = Recording.load(path, manifest).runners(manifest)
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+    sizes = []
+    for i in range(LONG_RUN_FRAMES):
+        tracker.step(i, frames[i % len(frames)], box if i == 0 else None)
+        sizes.append(_state_sizes(tracker))
+    assert len(tracker.bank.recent) == manifest.hyper["num_maskmem"] - 1
+    assert all(s == sizes[FULL_AFTER] for s in sizes[FULL_AFTER:]), [s for s in sizes[FULL_AFTER:] if s != sizes[-1]][:2]

@@ -18,17 +18,26 @@ by a CPU connected-components function so both sides fill holes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
+
 import numpy as np
 import pytest
-import torch
 
 from acl_models.onnx_runner import OnnxRunner
-from app.samurai.config import TrackerConfig
+from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
-from app.samurai.motion_selection import SamuraiParams
 from app.samurai.tracker import SamuraiTracker
-from tests.backends import EXACT_BACKENDS, REDUCED_PRECISIONS, assert_same_decisions, mask_iou, reduced
-from tests.reference_predictor import cpu_connected_components
+from tests.backends import (
+    EXACT_BACKEND_PARAMS,
+    EXACT_BACKENDS,
+    REDUCED_PRECISIONS,
+    assert_same_decisions,
+    mask_iou,
+    reduced,
+)
+from tests.demo_model import TEST_THREADS
+from tests.reference_predictor import OFFICIAL_PARAMS
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 NUM_FRAMES = 32
@@ -38,7 +47,11 @@ NUM_FRAMES = 32
 LOGIT_ATOL = 1e-2
 MIN_MASK_IOU = 0.99
 MIN_FRACTION = 0.98
-SAMURAI_PARAMS = [SamuraiParams(), SamuraiParams(stable_frames_threshold=3, memory_bank_iou_threshold=0.62)]
+IMAGE_SIZE = 512
+# SAMURAI overrides of the official values: none (the tracker reads configs/samurai.yaml, the reference its
+# own transcription of the official config), and a set that reaches the Kalman-weighted branch and the memory
+# filter within 32 frames.
+SAMURAI_OVERRIDES = [{}, {"stable_frames_threshold": 3, "memory_bank_iou_threshold": 0.62}]
 
 
 @pytest.fixture(scope="module")
@@ -49,46 +62,16 @@ def clip(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def official(checkpoint, clip):
-    """The PyTorch run for a parameter set (None: the official sam2 predictor), computed once per module."""
+def official(checkpoint, clip, official_run):
+    """The PyTorch run for a set of SAMURAI overrides (None: the official sam2 predictor)."""
     folder, _, boxes = clip
     x, y, w, h = boxes[0]
-    runs = {}
 
-    def get(params=None):
-        if params not in runs:
-            runs[params] = _official(checkpoint, folder, (x, y, x + w, y + h), params)
-        return runs[params]
+    def get(overrides=None):
+        params = None if overrides is None else replace(OFFICIAL_PARAMS["t"], **overrides)
+        return official_run(checkpoint, folder, (x, y, x + w, y + h), IMAGE_SIZE, params)
 
     return get
-
-
-def _official(checkpoint, folder, box, samurai_params=None):
-    import sam2.utils.misc as misc
-    from sam2.build_sam import build_sam2_video_predictor
-
-    target = "tests.reference_predictor.SamuraiReferencePredictor" if samurai_params else "sam2.sam2_video_predictor.SAM2VideoPredictor"
-    predictor = build_sam2_video_predictor(
-        "configs/sam2.1/sam2.1_hiera_t.yaml",
-        str(checkpoint),
-        device="cpu",
-        hydra_overrides_extra=["++model.image_size=512", f"++model._target_={target}"],
-    )
-    if samurai_params:
-        predictor.setup_samurai(samurai_params)
-    original = misc.get_connected_components
-    misc.get_connected_components = cpu_connected_components
-    try:
-        with torch.inference_mode():
-            state = predictor.init_state(str(folder))
-            predictor.add_new_points_or_box(state, 0, 1, box=list(box))
-            masks = {i: (m[0, 0] > 0).numpy() for i, _, m in predictor.propagate_in_video(state)}
-            outputs = state["output_dict_per_obj"][0]
-            logits = {**outputs["cond_frame_outputs"], **outputs["non_cond_frame_outputs"]}
-            logits = {i: out["pred_masks"][0, 0].numpy() for i, out in logits.items()}
-    finally:
-        misc.get_connected_components = original
-    return predictor, masks, logits
 
 
 @pytest.fixture(scope="module")
@@ -98,20 +81,23 @@ def ours(export_512, clip):
     x, y, w, h = boxes[0]
     runs = {}
 
-    def get(mode, params=SamuraiParams(), backend="onnx", precision="f32"):
-        key = (mode, params, backend, precision)
+    def get(mode, overrides=None, backend="onnx", precision="f32"):
+        key = (mode, tuple(sorted((overrides or {}).items())), backend, precision)
         if key not in runs:
-            factory = reduced(precision) if precision != "f32" else EXACT_BACKENDS[backend]
-            runs[key] = _ours(export_512, images, (x, y, x + w, y + h), mode, params, factory)
+            exact = partial(EXACT_BACKENDS[backend], threads=TEST_THREADS)
+            factory = reduced(precision, TEST_THREADS) if precision != "f32" else exact
+            runs[key] = _ours(export_512, images, (x, y, x + w, y + h), mode, overrides or {}, factory)
         return runs[key]
 
     return get
 
 
-def _ours(folder_model, images, box, mode, params=SamuraiParams(), factory=OnnxRunner):
+def _ours(folder_model, images, box, mode, overrides, factory=OnnxRunner):
     manifest = load_manifest(folder_model)
     runners = open_runners(manifest, factory)
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(mode=mode, samurai=params), num_frames=len(images))
+    config = load_config(None, manifest.model_size, mode)
+    config = replace(config, samurai=replace(config.samurai, **overrides))
+    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
     results = []
     for i, image in enumerate(images):
         results.append(tracker.step(i, image, box if i == 0 else None))
@@ -127,18 +113,19 @@ def _check_masks(results, masks, logits):
     assert np.mean(ious >= MIN_MASK_IOU) >= MIN_FRACTION
 
 
-@pytest.mark.parametrize("backend", list(EXACT_BACKENDS))
+@pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
 def test_sam2_mode_matches_official_predictor(official, ours, backend):
-    _, masks, logits = official()
-    _check_masks(ours("sam2", backend=backend), masks, logits)
+    run = official()
+    _check_masks(ours("sam2", backend=backend), run.masks, run.logits)
 
 
-@pytest.mark.parametrize("backend", list(EXACT_BACKENDS))
-@pytest.mark.parametrize("params", SAMURAI_PARAMS)
-def test_samurai_mode_matches_reference(official, ours, params, backend):
+@pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
+@pytest.mark.parametrize("overrides", SAMURAI_OVERRIDES)
+def test_samurai_mode_matches_reference(official, ours, overrides, backend):
     """The second parameter set reaches the Kalman-weighted branch and the memory filter within 32 frames."""
-    reference, masks, logits = official(params)
-    results = ours("samurai", params, backend)
+    run = official(overrides)
+    reference, masks, logits = run.predictor, run.masks, run.logits
+    results = ours("samurai", overrides, backend)
     for r in results[1:]:
         log = reference.log[r.frame_idx]
         assert r.mask_index - 1 == log.index, f"frame {r.frame_idx}"
@@ -150,12 +137,12 @@ def test_samurai_mode_matches_reference(official, ours, params, backend):
     for r in results[1:-1]:
         assert r.memory_frames == reference.log[r.frame_idx + 1].memory_frames, f"frame {r.frame_idx + 1}"
     _check_masks(results, masks, logits)
-    if params.stable_frames_threshold < NUM_FRAMES:  # the test must exercise the Kalman-weighted branch
+    if reference.params.stable_frames_threshold < NUM_FRAMES:  # the test must exercise the Kalman-weighted branch
         assert sum(r.kf_score is not None for r in results) >= NUM_FRAMES // 2
 
 
 @pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
-@pytest.mark.parametrize(("mode", "params"), [("sam2", SamuraiParams()), ("samurai", SAMURAI_PARAMS[1])])
-def test_reduced_precision_keeps_every_decision(ours, mode, params, precision):
+@pytest.mark.parametrize(("mode", "overrides"), [("sam2", {}), ("samurai", SAMURAI_OVERRIDES[1])])
+def test_reduced_precision_keeps_every_decision(ours, mode, overrides, precision):
     """A precision docs/usage.md recommends chooses the same mask as fp32 on every frame of the random clip."""
-    assert_same_decisions(ours(mode, params, "openvino", precision), ours(mode, params))
+    assert_same_decisions(ours(mode, overrides, "openvino", precision), ours(mode, overrides))

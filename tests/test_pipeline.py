@@ -26,8 +26,6 @@ NUM_FRAMES = 8
 # The synthetic live source: 100 frames per second, far faster than the tracker, until it has tracked enough.
 SOURCE_FPS = 100.0
 TRACKED_FRAMES = 10
-# Scheduling noise allowed on top of one tracker step plus one source frame (a shared 2-core machine).
-AGE_SLACK_S = 0.05
 # RSS may move by allocator noise, never by a queue that grows with the frames.
 RSS_GROWTH_LIMIT_MB = 25
 WARM_UP_RESULTS = 3
@@ -74,6 +72,7 @@ class FastCamera:
     def __init__(self, fps: float, image: np.ndarray):
         self.period, self.image = 1.0 / fps, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         self.reads = 0
+        self.read_times: list[float] = []
         self._next = time.monotonic()
 
     def isOpened(self) -> bool:
@@ -85,6 +84,7 @@ class FastCamera:
         frame = self.image.copy()
         frame[0, 0] = (self.reads % 256, self.reads // 256, 0)
         self.reads += 1
+        self.read_times.append(time.monotonic())
         return True, frame
 
     def release(self) -> None:
@@ -126,13 +126,16 @@ def test_live_source_faster_than_the_tracker(demo_models):
     assert indices == sorted(set(indices))
     assert all(int(item.frame.image[0, 0, 2]) + 256 * int(item.frame.image[0, 0, 1]) == item.frame.index
                for item in results), "each result is about the frame it names"
-    period = 1.0 / SOURCE_FPS
+    # The newest frame is taken: a result is at most one step old plus the frame the feed prepared while the
+    # previous step ran (on two shared cores the feed may only get the CPU between steps: a second step), plus
+    # the longest wait for the camera and one preparation. All measured in this run, no fixed slack: a queue that
+    # keeps old frames makes the age grow by a step per frame and breaks this within TRACKED_FRAMES.
+    longest_step = max(sum(r.timings.values()) for r in results) / 1000.0
+    prepare_s = max(r.timings.get("preprocess", 0.0) for r in results) / 1000.0
+    read_gap = max(np.diff(camera.read_times))
     for item in results[1:]:
-        step_s = sum(item.timings.values()) / 1000.0
         age = item.ready - item.frame.captured
-        # Preparing ran ahead on the feed thread, so it is not in this step's timings: allow one more.
-        prepare_s = max(r.timings.get("preprocess", 0.0) for r in results) / 1000.0
-        assert age <= step_s + period + prepare_s + AGE_SLACK_S, (item.frame.index, age, step_s)
+        assert age <= 2 * longest_step + read_gap + prepare_s, (item.frame.index, age, longest_step, read_gap)
     assert rss[-1] - rss[WARM_UP_RESULTS] < RSS_GROWTH_LIMIT_MB, rss
     assert not [t.name for t in threading.enumerate() if t.name in ("frame-feed", "output-writer")]
 

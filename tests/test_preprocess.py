@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from app.samurai import preprocess
@@ -18,7 +19,13 @@ FRAME_SHAPES = [(360, 640), (1080, 1920), (37, 53), (200, 90)]
 
 
 def _reference_nchw(resized: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
-    return preprocess.normalise_reference(resized, mean, std).transpose(2, 0, 1)[None]
+    """The official loader's arithmetic (sam2.utils.misc): /255 in float64, stored as float32, then in-place
+    float32 subtraction of the mean and division by the std, channel first."""
+    image = torch.zeros(1, 3, *resized.shape[:2], dtype=torch.float32)
+    image[0] = torch.from_numpy(resized / 255.0).permute(2, 0, 1)
+    image -= torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    image /= torch.tensor(std, dtype=torch.float32)[:, None, None]
+    return image.numpy()
 
 
 def test_table_equals_float64_path_for_every_value_of_every_channel():

@@ -14,6 +14,7 @@ import pytest
 
 from app.media.credentials import mask_credentials, url_host
 from app.media.source_spec import LiveOptions, open_source
+from app.media import sources
 from app.media.sources import Reconnect, SourceError
 from app.media.streams import StreamSource, is_stream_url
 
@@ -21,6 +22,8 @@ URL = "rtsp://admin:hunter2@127.0.0.1:8554/live"
 MASKED = "rtsp://admin:***@127.0.0.1:8554/live"
 FAST = Reconnect(window_s=2.0, first_delay_s=0.01, max_delay_s=0.04)
 WAIT_S = 5.0
+# Long enough for the reopens of the first outage on a busy machine: the waits then keep their exact delays.
+BACKOFF_WINDOW_S = 2.0
 
 
 def _bgr(number: int) -> np.ndarray:
@@ -93,13 +96,28 @@ def test_stream_that_does_not_open_names_host_without_password() -> None:
     assert server.sessions[0].released == 1
 
 
-def test_stream_reconnects_with_backoff_and_keeps_counting(warnings: list[str]) -> None:
+class RecordingEvent(threading.Event):
+    """A stop event that records the timeout of every wait: the reconnect backoff asks it for its delays."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            self.timeouts.append(timeout)
+        return super().wait(timeout)
+
+
+def test_stream_reconnects_with_backoff_and_keeps_counting(warnings: list[str], monkeypatch) -> None:
     # Drops after 3 frames; two reopens fail; the third delivers 4 more frames, then it drops for good.
     server = Server([Session(3), Session(0, False), Session(0, False), Session(4), Session(0, False)])
-    with StreamSource(URL, 1.0, Reconnect(window_s=0.3, first_delay_s=0.01, max_delay_s=0.04), server) as source:
+    monkeypatch.setattr(sources.threading, "Event", RecordingEvent)
+    reconnect = Reconnect(window_s=BACKOFF_WINDOW_S, first_delay_s=0.01, max_delay_s=0.04)
+    with StreamSource(URL, 1.0, reconnect, server) as source:
         assert source.label == f"stream {MASKED}"
         frames = []
-        with pytest.raises(SourceError, match="did not come back within 0.3 s"):
+        with pytest.raises(SourceError, match=f"did not come back within {BACKOFF_WINDOW_S:g} s"):
             for frame in source:
                 frames.append(frame)
     indices = [f.index for f in frames]
@@ -107,8 +125,12 @@ def test_stream_reconnects_with_backoff_and_keeps_counting(warnings: list[str]) 
     assert len(frames) + source.dropped == 7
     stamps = [f.timestamp for f in frames]
     assert stamps == sorted(stamps)
-    delays = np.diff([t for _, _, t in server.opens[1:4]])
-    assert delays[1] > delays[0] * 1.5, "the backoff doubles"
+    # First outage: 0.01, 0.02, then 0.04 brings the stream back. Second: from 0.01 again, doubling up to the
+    # 0.04 cap until the window closes (the last wait is what is left of it).
+    waits = source._stop.timeouts
+    assert waits[:3] == [0.01, 0.02, 0.04], waits
+    assert waits[3:6] == [0.01, 0.02, 0.04] and all(w == 0.04 for w in waits[6:-1]) and waits[-1] <= 0.04, waits
+    assert len(server.opens) == 1 + len(waits), "one reopen after each wait"
     started = [m for m in warnings if "stopped delivering frames" in m]
     assert len(started) == 2 and all("hunter2" not in m and MASKED in m for m in started)
 
@@ -142,15 +164,18 @@ def test_a_stream_that_opens_but_sends_nothing_is_not_back() -> None:
 
 
 def test_close_stops_a_reconnecting_reader_quickly() -> None:
+    """close() interrupts the backoff wait: it returns long before the delay the reader is waiting out."""
     server = Server([Session(1), Session(0, False)])
-    source = StreamSource(URL, 1.0, Reconnect(window_s=60.0, first_delay_s=0.05, max_delay_s=0.1), server)
+    delay_s = 30.0
+    source = StreamSource(URL, 1.0, Reconnect(window_s=2 * delay_s, first_delay_s=delay_s, max_delay_s=delay_s), server)
     next(source)
     deadline = time.monotonic() + WAIT_S
-    while len(server.opens) < 3 and time.monotonic() < deadline:
+    while server.sessions[0].released == 0 and time.monotonic() < deadline:  # released just before the wait
         time.sleep(0.01)
     started = time.monotonic()
     source.close()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < delay_s / 2
+    assert len(server.opens) == 1, "closed during the first wait, before any reopen"
     assert not [t for t in threading.enumerate() if t.name.endswith("-reader")]
 
 
