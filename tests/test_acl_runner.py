@@ -165,8 +165,14 @@ def test_fp16_om_still_returns_float32(acl, export_512, tmp_path):
         assert_same(runner.run(inputs), expected, rtol=FP16_RTOL)
 
 
-def test_aipp_encoder_takes_uint8_pixels(acl, export_512, tmp_path):
-    model_dir = convert(linked_copy(export_512, tmp_path / "aipp"), Settings(SOC, aipp=True), "image_encoder")
+@pytest.fixture(scope="module")
+def om_256_aipp(export_256_variants, tmp_path_factory) -> Path:
+    """Every sub-model converted once, the encoder with AIPP (256 px: AIPP does not depend on the size)."""
+    return convert(linked_copy(export_256_variants, tmp_path_factory.mktemp("acl") / "aipp"), Settings(SOC, aipp=True))
+
+
+def test_aipp_encoder_takes_uint8_pixels(acl, om_256_aipp):
+    model_dir = om_256_aipp
     size = json.loads((model_dir / "manifest.json").read_text())["image_size"]
     pixels = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
     normalised = ((pixels / np.float32(255) - IMAGE_MEAN) / IMAGE_STD).transpose(0, 3, 1, 2).astype(np.float32)
@@ -197,9 +203,9 @@ def track_logits(model_dir: Path, backend: str, num_frames: int) -> list[np.ndar
             runner.close()
 
 
-def test_tracker_feeds_pixels_to_an_aipp_encoder(acl, export_512, tmp_path):
+def test_tracker_feeds_pixels_to_an_aipp_encoder(acl, om_256_aipp):
     """With AIPP the encoder normalises on the device; the tracker's masks stay those of ONNX Runtime."""
-    model_dir = convert(linked_copy(export_512, tmp_path / "aipp_all"), Settings(SOC, aipp=True))
+    model_dir = om_256_aipp
     for ours, expected in zip(track_logits(model_dir, "acl", 3), track_logits(model_dir, "onnx", 3)):
         np.testing.assert_allclose(ours, expected, atol=1e-3)
 

@@ -22,9 +22,9 @@ from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 NUM_FRAMES = 6
 VARIANT_FRAMES = 3
-# Mask IoU of a reduced-precision run with the fp32 run of the same export, frame by frame (measured: fp16 XXX,
-# int8 XXX on the random-weight clip).
-VARIANT_MIN_MASK_IOU = {"fp16": 0.0, "int8": 0.0}
+# Mask IoU of a reduced-precision run with the fp32 run of the same export, frame by frame (measured: fp16 0.9999,
+# int8 0.9993 at worst on the random-weight clip).
+VARIANT_MIN_MASK_IOU = {"fp16": 0.99, "int8": 0.98}
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +227,6 @@ def test_onnx_variant(clip, export_256_variants, export_512, tmp_path, capsys):
     for variant in ("fp16", "int8"):
         assert masks[variant][0] == masks["fp32"][0], variant
         ious = [_mask_iou(a, b) for a, b in zip(masks[variant][1], masks["fp32"][1])]
-        open("/tmp/i20_variant_ious.txt", "a").write(f"{variant} {ious}\n")
         assert min(ious) >= VARIANT_MIN_MASK_IOU[variant], (variant, ious)
         # The variant's graphs ran: their rounding moves some mask pixel.
         assert any(not np.array_equal(a, b) for a, b in zip(masks[variant][1], masks["fp32"][1])), variant
