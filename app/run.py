@@ -354,8 +354,8 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
     boxes = first_boxes(args)
     display = args.serve is None and not args.no_display and has_display() and window_works()
     if not boxes and args.serve is None and not display and broker is None:
-        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE, --serve PORT "
-                          "or --publish URL (a box then comes on PREFIX/cmd)")
+        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE, "
+                          "--serve PORT or --publish URL (a box then comes on PREFIX/cmd)")
     source_name = mask_credentials(args.video)
     stats = LoopStats()
     with ExitStack() as serving:

@@ -178,10 +178,21 @@ def _read_all(client: socket.socket, timeout_s: float) -> bytes:
     return b"".join(chunks)
 
 
-def test_a_slow_sse_client_is_told_what_it_lost_and_a_stalled_one_is_cut_off():
+def test_a_slow_sse_client_is_told_what_it_lost_and_a_stalled_one_is_cut_off(tmp_path):
+    from PIL import Image
+
+    from app.media.sources import FolderSource
+    from app.publish.health import HealthCheck
+    from app.publish.metrics import CONTENT_TYPE, RunMetrics
+    from app.serve.server import Probes
+    from tests.test_metrics import scrape
+
+    Image.new("RGB", (64, 48)).save(tmp_path / "0.png")
     controller = TrackController((64, 48))
-    broadcaster = SseBroadcaster(controller.status, capacity=QUEUE)
-    server = WebServer(controller, FrameHub(), "127.0.0.1", free_port(), events=broadcaster)
+    metrics = RunMetrics(FolderSource(tmp_path), controller)
+    broadcaster = SseBroadcaster(controller.status, capacity=QUEUE, on_lost=metrics.client_lost)
+    probes = Probes(metrics.exposition, CONTENT_TYPE, HealthCheck(FolderSource(tmp_path), controller, 1.0))
+    server = WebServer(controller, FrameHub(), "127.0.0.1", free_port(), events=broadcaster, probes=probes)
     frame, slowest = 0, 0.0
 
     def publish() -> None:
@@ -219,10 +230,15 @@ def test_a_slow_sse_client_is_told_what_it_lost_and_a_stalled_one_is_cut_off():
         (queue_of_stalled,) = broadcaster.clients
         while not queue_of_stalled.cut and frame < PUBLISH_LIMIT:
             publish()
-        assert queue_of_stalled.cut and broadcaster.clients == [] and queue_of_stalled.lost == QUEUE
+        # Cut off once it lost a whole queue's worth without reading (it may have read once while the socket filled).
+        assert queue_of_stalled.cut and broadcaster.clients == [] and queue_of_stalled.unreported == QUEUE
         _read_all(stalled, 10.0)  # ends (the server closed the connection) instead of timing out
         stalled.close()
         assert slowest < MAX_PUBLISH_S, slowest
+        lost = scrape(f"http://127.0.0.1:{server.port}")
+        assert lost[("samurai_events_dropped_total", (("client", str(queue_of_slow.number)),))] == LOST_NOW
+        stalled_lost = lost[("samurai_events_dropped_total", (("client", str(queue_of_stalled.number)),))]
+        assert stalled_lost == queue_of_stalled.lost >= QUEUE
     finally:
         server.close()
 

@@ -13,8 +13,6 @@ run's own, not the process-wide default.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from app.live.control import ENDED, WAITING, TrackController
