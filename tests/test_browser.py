@@ -135,12 +135,13 @@ def test_page_draw_track_restart_stop(long_clip, demo_models, browser, tmp_path)
         again = _viewer(browser)["shown"]
         _drag(browser, truth[again])
         wait_for(lambda: "restarted tracking box" in log.read_text(), TRACK_TIMEOUT_S, "the restart", run, log)
-        after = wait_for(lambda: (s := _api(browser, base)) and s["frame"] > again and _on_target(s, truth) and s,
-                         TRACK_TIMEOUT_S, "tracking after the restart", run, log)
-        assert after["frame"] > first["frame"]
-        # The restart prompts the frame the box was drawn on, with the drawn box.
+        # The restart prompts the frame the box was drawn on (the picture may move on between reading its index
+        # and the drag), with the drawn box.
         restart = re.search(r"restarted tracking box ([-\d.,]+) as object \d+ from frame (\d+)", log.read_text())
-        assert restart and int(restart[2]) == again, log.read_text()[-3000:]
+        assert restart and int(restart[2]) >= again, (again, restart)
+        after = wait_for(lambda: (s := _api(browser, base)) and s["frame"] > int(restart[2]) and _on_target(s, truth)
+                         and s, TRACK_TIMEOUT_S, "tracking after the restart", run, log)
+        assert after["frame"] > first["frame"]
         drawn = np.asarray([restart[1].split(",")], float)
         assert box_iou(drawn, truth[again][None])[0] >= DRAG_MIN_IOU
 

@@ -29,6 +29,20 @@ def _run(leave_clip, demo_models, out, *extra):
                       "--output", str(out), "--no-display", *extra], out.parent / f"{out.name}.log")
 
 
+def _tracking_with_every_output(leave_clip, demo_models, out):
+    """A run writing every output, once it has tracked `FRAMES_BEFORE_SIGNAL` frames; the caller stops it."""
+    run = _run(leave_clip, demo_models, out, "--save-video", "--save-masks", "--log-decisions",
+               str(out / "decisions.jsonl"))
+    log = out.parent / "out.log"
+    try:
+        wait_for(lambda: len(_lines(out / "track.txt")) >= FRAMES_BEFORE_SIGNAL, RUN_TIMEOUT_S, "tracked frames", run,
+                 log)
+    except BaseException:
+        stop_process(run)
+        raise
+    return run, log
+
+
 def _outputs_agree(out) -> int:
     """Every output holds the same frames; returns how many."""
     tracked = _lines(out / "track.txt")
@@ -45,12 +59,8 @@ def _outputs_agree(out) -> int:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_stop_signal_keeps_every_output_complete(signum, leave_clip, demo_models, tmp_path):
     out = tmp_path / "out"
-    run = _run(leave_clip, demo_models, out, "--save-video", "--save-masks", "--log-decisions",
-               str(out / "decisions.jsonl"))
-    log = out.parent / "out.log"
+    run, log = _tracking_with_every_output(leave_clip, demo_models, out)
     try:
-        wait_for(lambda: len(_lines(out / "track.txt")) >= FRAMES_BEFORE_SIGNAL, RUN_TIMEOUT_S, "tracked frames", run,
-                 log)
         run.send_signal(signum)
         assert run.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
     finally:
@@ -64,12 +74,8 @@ def test_stop_signal_keeps_every_output_complete(signum, leave_clip, demo_models
 
 def test_second_signal_forces_the_exit_and_files_stay_readable(leave_clip, demo_models, tmp_path):
     out = tmp_path / "out"
-    run = _run(leave_clip, demo_models, out, "--save-video", "--save-masks", "--log-decisions",
-               str(out / "decisions.jsonl"))
-    log = out.parent / "out.log"
+    run, log = _tracking_with_every_output(leave_clip, demo_models, out)
     try:
-        wait_for(lambda: len(_lines(out / "track.txt")) >= FRAMES_BEFORE_SIGNAL, RUN_TIMEOUT_S, "tracked frames", run,
-                 log)
         # systemctl stop, then Ctrl-C. A step takes far longer than the pause, so both arrive before the loop could
         # end; two of the same signal would merge into one while the models run.
         run.send_signal(signal.SIGTERM)
