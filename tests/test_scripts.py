@@ -102,9 +102,10 @@ def test_bench_side_by_side_with_the_official_predictor(export_256_variants, che
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert set(rows) == {"official", "onnx:fp32", "onnx:int8"}
     assert rows["official"][3] == "1.00x"
-    # onnx:fp32 is the reference the other rows are compared with; int8 graphs must change the masks.
+    # onnx:fp32 is the reference the other rows are compared with. Over two frames int8 may round to an IoU of
+    # 1.000 (test_cli.py checks on more frames that it moves the masks); it must stay close to fp32.
     flips, min_iou = int(rows["onnx:int8"][-2]), float(rows["onnx:int8"][-1])
-    assert 0 <= flips <= 1 and (flips > 0 or min_iou < 1.0)
+    assert 0 <= flips <= 1 and 0.9 <= min_iou <= 1.0
 
 
 def test_clip_and_evaluation(tmp_path, capsys):
