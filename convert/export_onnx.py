@@ -103,7 +103,7 @@ def static_memory_attention_inputs(model, inputs: dict[str, torch.Tensor], gener
     return padded
 
 
-def mask_decoder_inputs(model, num_points: int, generator) -> dict[str, torch.Tensor]:
+def mask_decoder_inputs(model, num_points: int, generator, min_obj_score: float = 0.0) -> dict[str, torch.Tensor]:
     shapes = _feature_shapes(model)
     size = model.image_size
     if num_points == 1:  # tracking: one padding point
@@ -117,6 +117,7 @@ def mask_decoder_inputs(model, num_points: int, generator) -> dict[str, torch.Te
         "high_res_feat1": torch.randn(shapes["high_res_feat1"], generator=generator),
         "point_coords": coords,
         "point_labels": labels,
+        "min_obj_score": torch.tensor([min_obj_score]),
     }
 
 
@@ -183,7 +184,8 @@ def verification_cases(model, consts, name: str) -> list[tuple[dict[str, torch.T
     elif name == "memory_encoder":
         cases = [memory_encoder_inputs(model, b, g) for b in (False, True)]
     else:
-        cases = [mask_decoder_inputs(model, n, g) for n in (1, 2)]
+        # Both presence gates the tracker feeds: SAM 2's 0 and SAMURAI's -1.
+        cases = [mask_decoder_inputs(model, n, g, gate) for n, gate in ((1, 0.0), (2, -1.0))]
     return [(case, case) for case in cases]
 
 

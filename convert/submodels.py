@@ -253,7 +253,7 @@ class MaskDecoder(nn.Module):
     score), so every candidate's pointer is computed here.
     """
 
-    input_names = ["pix_feat", "high_res_feat0", "high_res_feat1", "point_coords", "point_labels"]
+    input_names = ["pix_feat", "high_res_feat0", "high_res_feat1", "point_coords", "point_labels", "min_obj_score"]
     output_names = ["mask_logits", "iou_pred", "obj_ptrs", "object_score_logits"]
 
     def __init__(self, model: nn.Module):
@@ -261,12 +261,14 @@ class MaskDecoder(nn.Module):
         self.model = model
         self.register_buffer("image_pe", model.sam_prompt_encoder.get_dense_pe().detach().clone(), persistent=False)
 
-    def forward(self, pix_feat, high_res_feat0, high_res_feat1, point_coords, point_labels):
+    def forward(self, pix_feat, high_res_feat0, high_res_feat1, point_coords, point_labels, min_obj_score):
         """
         pix_feat: (1, C, h, w); high_res_feat0/1: (1, C/8, 4h, 4w) / (1, C/4, 2h, 2w);
         point_coords: (1, N, 2) float32 in image_size pixels; point_labels: (1, N) int32
-        (2/3 box corners, -1 padding). Returns mask_logits (1, 4, 4h, 4w) with absent
-        objects set to NO_OBJ_SCORE, iou_pred (1, 4), obj_ptrs (1, 4, C), object_score_logits (1, 1).
+        (2/3 box corners, -1 padding); min_obj_score: (1,) float32, the object counts as
+        present above this score logit (SAM 2 uses 0, SAMURAI's configs -1), an input so that
+        one graph serves both modes. Returns mask_logits (1, 4, 4h, 4w) with absent objects
+        set to NO_OBJ_SCORE, iou_pred (1, 4), obj_ptrs (1, 4, C), object_score_logits (1, 1).
         """
         m = self.model
         sparse, dense = m.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=None)
@@ -278,7 +280,7 @@ class MaskDecoder(nn.Module):
             repeat_image=False,
             high_res_features=[high_res_feat0, high_res_feat1],
         )
-        present = object_score_logits > 0
+        present = object_score_logits > min_obj_score
         masks = torch.where(present[:, :, None, None], masks, torch.full_like(masks, NO_OBJ_SCORE))
         obj_ptrs = m.obj_ptr_proj(tokens)
         weight = present.float()[:, :, None]

@@ -76,7 +76,7 @@ def make_items(frames: int, objects: int) -> list[Tracked]:
         results, boxes = {}, {}
         for object_id in range(1, objects + 1):
             score = LOST_SCORE if lost else SEEN_SCORE
-            results[object_id] = FrameResult(index, mask, mask, 0, 0.9, score, None)
+            results[object_id] = FrameResult(index, mask, mask, 0, 0.9, score, None, present=not lost)
             boxes[object_id] = (0, 0, 0, 0) if lost else (index % FRAME_SIZE[0], 50 * object_id, BOX_SIZE, BOX_SIZE)
         items.append(Tracked(Frame(index, image, index / 30.0), results, boxes))
     return items

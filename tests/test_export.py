@@ -123,7 +123,9 @@ def test_mask_decoder_matches_official_sam_heads(export_512, torch_model_512, nu
     inputs = mask_decoder_inputs(torch_model_512, num_points, torch.Generator().manual_seed(num_points))
     masks, ious, ptrs, score = _run(export_512, "mask_decoder", inputs)
     with torch.no_grad():
-        multi, multi_ious, best_mask, best_ptr, ref_score = reference.sam_heads(torch_model_512, **inputs, multimask=True)
+        official = {k: v for k, v in inputs.items() if k != "min_obj_score"}
+        heads = reference.sam_heads(torch_model_512, **official, multimask=True)
+        multi, multi_ious, best_mask, best_ptr, ref_score = heads
         predicted = torch_model_512.sam_mask_decoder.predict_masks(
             image_embeddings=inputs["pix_feat"],
             image_pe=torch_model_512.sam_prompt_encoder.get_dense_pe(),
@@ -144,6 +146,40 @@ def test_mask_decoder_matches_official_sam_heads(export_512, torch_model_512, nu
     # Token 0 is the single mask, replaced by SAM 2's "no object" logit when the object score says absent.
     single = predicted[0][:, :1].numpy() if ref_score.item() > 0 else np.full_like(masks[:, :1], NO_OBJ_SCORE)
     assert np.abs(masks[:, :1] - single).max() <= FP32_ATOL
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_mask_decoder_gate_is_its_min_obj_score_input(export_512, torch_model_512, side):
+    """SAMURAI counts an object present above score -1, SAM 2 above 0: the graph gates at its input.
+
+    With the gate just under the score every mask and pointer is the ungated one; just over it, every
+    mask is SAM 2's "no object" logit and every pointer is the learnt no-object pointer
+    (SAM 2.1's fixed_no_obj_ptr: the token's pointer is dropped, not mixed).
+    """
+    m = torch_model_512
+    inputs = mask_decoder_inputs(m, 1, torch.Generator().manual_seed(7))
+    score = float(_run(export_512, "mask_decoder", inputs)[3][0, 0])
+    inputs["min_obj_score"] = torch.tensor([score - 0.25 if side == "below" else score + 0.25])
+    masks, _, ptrs, _ = _run(export_512, "mask_decoder", inputs)
+    with torch.no_grad():
+        sparse = m.sam_prompt_encoder(points=(inputs["point_coords"], inputs["point_labels"]), boxes=None, masks=None)
+        raw_masks, _, tokens, _ = m.sam_mask_decoder.predict_masks(
+            image_embeddings=inputs["pix_feat"],
+            image_pe=m.sam_prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse[0],
+            dense_prompt_embeddings=sparse[1],
+            repeat_image=False,
+            high_res_features=[inputs["high_res_feat0"], inputs["high_res_feat1"]],
+        )
+        raw_ptrs = m.obj_ptr_proj(tokens).numpy()
+    no_obj_ptr = m.no_obj_ptr.detach().numpy()
+    assert m.fixed_no_obj_ptr
+    if side == "below":
+        assert np.abs(masks - raw_masks.numpy()).max() <= FP32_ATOL
+        assert np.abs(ptrs - raw_ptrs).max() <= FP32_ATOL
+    else:
+        assert np.all(masks == NO_OBJ_SCORE)
+        assert np.abs(ptrs - np.broadcast_to(no_obj_ptr, ptrs.shape)).max() <= FP32_ATOL
 
 
 def test_manifest_matches_graphs(export_512):

@@ -70,7 +70,8 @@ def test_samurai_decision_log_matches_reference(
     for record in log:
         i, reference = record["frame"], official.predictor.log[record["frame"]]
         assert record["object_score"] == pytest.approx(official.object_scores[i], abs=SCORE_ATOL), f"frame {i}"
-        assert record["state"] == (TRACKING if official.object_scores[i] > 0 else LOST), f"frame {i}"
+        present = official.object_scores[i] > OFFICIAL_PARAMS["t"].min_obj_score_logits
+        assert record["state"] == (TRACKING if present else LOST), f"frame {i}"
         if i == 0:
             assert record["memory_frames"] == [] and record["kalman_box"] is None
             continue

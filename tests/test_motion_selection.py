@@ -418,6 +418,7 @@ def test_params_defaults_and_frozen() -> None:
         ({"memory_bank_iou_threshold": 2.0}, r"memory_bank_iou_threshold .* got 2\.0"),
         ({"memory_bank_kf_score_threshold": -1.0}, r"memory_bank_kf_score_threshold .* got -1\.0"),
         ({"memory_bank_obj_score_threshold": float("inf")}, r"memory_bank_obj_score_threshold .* got inf"),
+        ({"min_obj_score_logits": float("nan")}, r"min_obj_score_logits must be a finite logit, got nan"),
     ],
 )
 def test_params_reject_out_of_range(kwargs: dict, message: str) -> None:

@@ -18,8 +18,9 @@ from loguru import logger
 from acl_models.base import ModelRunner
 
 SUBMODELS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")
-# manifest.json layout; 2: memory attention takes a static number of frames and pointers plus validity flags.
-MANIFEST_FORMAT = 2
+# manifest.json layout; 2: memory attention takes a static number of frames and pointers plus validity flags;
+# 3: the mask decoder takes the presence gate (min_obj_score) as an input.
+MANIFEST_FORMAT = 3
 EXPORT_COMMAND = "python convert/export_onnx.py --checkpoint checkpoints/sam2.1_hiera_tiny.pt --out {folder}"
 
 
@@ -69,7 +70,8 @@ def load_manifest(folder: Path) -> Manifest:
     if raw.get("format") != MANIFEST_FORMAT:
         raise ModelFolderError(
             f"{path} has format {raw.get('format')}, this tracker reads format {MANIFEST_FORMAT} "
-            f"(static memory attention); export again with `{EXPORT_COMMAND.format(folder=folder)}`"
+            f"(the mask decoder's presence gate is an input); "
+            f"export again with `{EXPORT_COMMAND.format(folder=folder)}`"
         )
     for name in SUBMODELS:
         if name not in manifest.models:

@@ -44,6 +44,9 @@ class SamuraiParams:
     """... and its object-score logit exceeds this ..."""
     memory_bank_kf_score_threshold: float = 0.0
     """... and its filter IoU, where it has one, exceeds this."""
+    min_obj_score_logits: float = -1.0
+    """The object counts as present above this score logit (plain SAM 2 uses 0): its masks are kept
+    and its object pointer is the decoder's, not the no-object pointer."""
 
     def __post_init__(self) -> None:
         threshold = self.stable_frames_threshold
@@ -63,11 +66,10 @@ class SamuraiParams:
             # `not 0 <= value <= 1` also rejects NaN.
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        obj_threshold = self.memory_bank_obj_score_threshold
-        if not math.isfinite(obj_threshold):
-            raise ValueError(
-                f"memory_bank_obj_score_threshold must be a finite logit, got {obj_threshold}"
-            )
+        for name in ("memory_bank_obj_score_threshold", "min_obj_score_logits"):
+            logit = getattr(self, name)
+            if not math.isfinite(logit):
+                raise ValueError(f"{name} must be a finite logit, got {logit}")
 
 
 @dataclass

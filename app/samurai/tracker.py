@@ -31,8 +31,9 @@ BOX_TOP_LEFT, BOX_BOTTOM_RIGHT, PADDING_POINT = 2, 3, -1
 SINGLE_MASK_TOKEN = 0
 
 
-# SAM 2's rule: an object-score logit above this means the object is in the frame.
-PRESENT_LOGIT = 0.0
+# SAM 2's rule: an object-score logit above this means the object is in the frame
+# (SAMURAI's configs lower it: SamuraiParams.min_obj_score_logits).
+SAM2_PRESENT_LOGIT = 0.0
 TRACKING, LOST = "tracking", "lost"
 
 
@@ -50,11 +51,12 @@ class FrameResult:
     stable_frames: int = 0  # SAMURAI's confident-frame count after this frame
     kf_mean: np.ndarray | None = None  # (8,) Kalman state after this frame, model-input pixels
     memory_frames: list[int] = field(default_factory=list)  # frames whose memory this frame attended to
+    present: bool = True  # the object score is above the mode's presence gate
 
     @property
     def state(self) -> str:
         """`lost` when the object score says the object is absent (its mask is then empty)."""
-        return TRACKING if self.object_score > PRESENT_LOGIT else LOST
+        return TRACKING if self.present else LOST
 
 
 @dataclass
@@ -140,6 +142,8 @@ class SamuraiTracker:
         self.bank = MemoryBank(self.num_maskmem, self.max_obj_ptrs, config.mode, config.samurai)
         self.motion = MotionState()
         self.first_index: int | None = None
+        gate = config.samurai.min_obj_score_logits if config.mode == "samurai" else SAM2_PRESENT_LOGIT
+        self.min_obj_score = np.array([gate], dtype=np.float32)
 
     # -- stages ------------------------------------------------------------
 
@@ -176,6 +180,7 @@ class SamuraiTracker:
                 "high_res_feat1": features["high_res_feat1"],
                 "point_coords": coords[None].astype(np.float32),
                 "point_labels": labels[None].astype(np.int32),
+                "min_obj_score": self.min_obj_score,
             }
         )
 
@@ -291,6 +296,7 @@ class SamuraiTracker:
         return FrameResult(
             frame_idx, mask, filled, index, float(ious[index]), object_score, kf_score, timer.ms,
             ious=ious.copy(), stable_frames=self.motion.stable_frames, kf_mean=kf_mean, memory_frames=memory_frames,
+            present=bool(np.float32(object_score) > self.min_obj_score[0]),
         )
 
     def restart(self) -> None:
