@@ -99,12 +99,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--precision", choices=list(PRECISIONS), default=DEFAULT_PRECISION,
-        help="OpenVINO's compute precision; bf16 keeps every decision on the test clips and is the fast CPU choice "
-        "where the CPU has it (an error where it does not)",
+        help="OpenVINO's compute precision; bf16 and int8 (graphs from convert/quantize_int8.py) keep every "
+        "decision on the test clips and are the fast CPU choices where the CPU has them (an error where it does not)",
     )
     parser.add_argument(
         "--onnx-variant", choices=["fp32", "fp16", "int8"], default="fp32",
-        help="ONNX Runtime graphs: the fp32 export or its --fp16/--int8 variant (both change some decisions)",
+        help="ONNX Runtime graphs: the fp32 export or, as an experiment, its --fp16/--int8 variant "
+        "(both change some decisions; the kept int8 is --backend openvino --precision int8)",
     )
     parser.add_argument("--output", type=Path, default=Path("out"))
     parser.add_argument("--save-video", action="store_true", help="write OUTPUT/track.mp4 with the mask and box")
