@@ -7,7 +7,9 @@ refuses a reduced precision the CPU does not report (a one-line error naming
 what it does report) rather than measuring f32 under a bf16 label.
 
 int8 runs the image encoder and memory attention that `convert/quantize_int8.py`
-quantised (listed in manifest.json), the other graphs at f32. OpenVINO reports
+quantised (listed in manifest.json), the other graphs at f32. It is an
+experiment that scripts/bench.py runs and app/run.py does not offer: it changes
+decisions on the demo clip (docs/speed.md). OpenVINO reports
 INT8 on every x86 CPU, but without VNNI dot products its kernels take another
 route (u8 x s8 pairs summed in saturating int16) whose decisions the tests
 have not seen: int8 needs VNNI (or AMX) in the CPU's flags as well.
@@ -34,6 +36,8 @@ DEVICE = "CPU"
 PRECISIONS: dict[str, tuple[str, str]] = {
     "f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"), "int8": ("f32", "INT8"),
 }
+# Precisions only the benchmark runs (app/run.py does not offer them): int8 changes decisions on the demo clip.
+EXPERIMENTAL_PRECISIONS = ("int8",)
 # Graphs --precision int8 runs quantised (convert/quantize_int8.py makes them); the others run at f32 under it.
 INT8_GRAPHS = ("image_encoder", "memory_attention")
 # manifest.json key of a quantised graph's IR file (per model) and of the quantisation record (top level).
