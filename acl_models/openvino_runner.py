@@ -11,7 +11,7 @@ quantised (listed in manifest.json), the other graphs at f32. It is an
 experiment that scripts/bench.py runs and app/run.py does not offer: it changes
 decisions on the demo clip (docs/speed.md). OpenVINO reports
 INT8 on every x86 CPU, but without VNNI dot products its kernels take another
-route (u8 x s8 pairs summed in saturating int16) whose decisions the tests
+route (u8 x s8 products summed pairwise in saturating int16) whose decisions the tests
 have not seen: int8 needs VNNI (or AMX) in the CPU's flags as well.
 
 `import openvino` happens on first use, so this module imports where the
@@ -129,7 +129,8 @@ class OpenVinoRunner(ModelRunner):
         _, core = _core()
         quantised = precision == "int8" and self.path.stem in INT8_GRAPHS
         graph = int8_graph(self.path) if quantised else self.path
-        self.precision = "f32" if self.path.stem in F32_GRAPHS or precision == "int8" and not quantised else precision
+        unquantised_int8 = precision == "int8" and not quantised
+        self.precision = "f32" if self.path.stem in F32_GRAPHS or unquantised_int8 else precision
         config = {
             "INFERENCE_PRECISION_HINT": PRECISIONS[self.precision][0],
             "PERFORMANCE_HINT": "LATENCY",
