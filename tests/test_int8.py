@@ -6,7 +6,8 @@ modes with int8 and with ONNX Runtime f32 and compares them as the bf16 tests do
 assert_same_decisions: the same chosen mask on every frame, mask IoU >= 0.95). int8 keeps every decision on the
 leave-and-return clip, on the random-weight clip and on the demo clip in samurai mode, but in sam2 mode it flips the
 demo clip's near-tie frames after the distractor takeover, where the f32 run picks the green distractor by a small
-IoU margin: that is why app/run.py does not offer --precision int8 and only the benchmark runs it.
+IoU margin: that is why app/run.py does not offer --precision int8 and only the benchmark runs it. A mutation shows the
+check can fail: with the mask decoder quantised too, the random clip's chosen masks change.
 """
 
 from __future__ import annotations
@@ -105,6 +106,20 @@ def test_int8_flips_the_demo_clips_near_ties_in_sam2_mode(int8_demo, leave_clip)
     flips = [i for i, (a, b) in enumerate(zip(ours, exact)) if a.mask_index != b.mask_index]
     assert flips
     assert all(exact[i].mask_index == TOKEN_GREEN for i in flips), flips
+
+
+def test_quantising_the_decoder_too_breaks_the_decision_check(int8_random, tmp_path, monkeypatch):
+    """Mutation: the mask decoder quantised as well (its heads decide) must fail the check int8 passes above."""
+    _needs_int8()
+    folder = linked_copy(int8_random, tmp_path / "decoder_int8")
+    for item in int8_random.glob("*_ov_int8.*"):
+        (folder / item.name).symlink_to(item)
+    quantize_int8.quantize(folder, CALIBRATION_FRAMES, TEST_THREADS, graphs=("mask_decoder",))
+    monkeypatch.setattr(openvino_runner, "INT8_GRAPHS", (*openvino_runner.INT8_GRAPHS, "mask_decoder"))
+    monkeypatch.setattr(openvino_runner, "F32_GRAPHS", frozenset())
+    ours, exact = _runs(folder, _clip("random", None), "sam2")
+    with pytest.raises(AssertionError):
+        assert_same_decisions(ours, exact)
 
 
 def test_only_the_quantised_graphs_run_in_int8(int8_demo):
