@@ -1,10 +1,18 @@
-"""OpenVINO backend: the same ONNX graphs, compiled once for the CPU, in f32, bf16 or fp16.
+"""OpenVINO backend: the same ONNX graphs, compiled once for the CPU, in f32, bf16 or fp16, or int8.
 
 OpenVINO reads ONNX directly, so there is no extra export step. Its CPU plugin
 picks bf16 by default on CPUs that have it, which would change the numbers
 silently: the runner always sets the inference precision it was asked for, and
 refuses a reduced precision the CPU does not report (a one-line error naming
 what it does report) rather than measuring f32 under a bf16 label.
+
+int8 runs the image encoder and memory attention that `convert/quantize_int8.py`
+quantised (listed in manifest.json), the other graphs at f32. It is an
+experiment that scripts/bench.py runs and app/run.py does not offer: it changes
+decisions on the demo clip (docs/speed.md). OpenVINO reports
+INT8 on every x86 CPU, but without VNNI dot products its kernels take another
+route (u8 x s8 products summed pairwise in saturating int16) whose decisions the tests
+have not seen: int8 needs VNNI (or AMX) in the CPU's flags as well.
 
 `import openvino` happens on first use, so this module imports where the
 optional `[openvino]` extra is not installed.
@@ -13,6 +21,7 @@ optional `[openvino]` extra is not installed.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
 
@@ -23,7 +32,19 @@ from acl_models.base import BackendError, ModelRunner, import_problem
 
 DEVICE = "CPU"
 # --precision -> (OpenVINO element type name, the OPTIMIZATION_CAPABILITIES entry the CPU must report).
-PRECISIONS: dict[str, tuple[str, str]] = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16")}
+# int8's float parts (the graphs and ops left unquantised) compute in f32.
+PRECISIONS: dict[str, tuple[str, str]] = {
+    "f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16"), "int8": ("f32", "INT8"),
+}
+# Precisions only the benchmark runs (app/run.py does not offer them): int8 changes decisions on the demo clip.
+EXPERIMENTAL_PRECISIONS = ("int8",)
+# Graphs --precision int8 runs quantised (convert/quantize_int8.py makes them); the others run at f32 under it.
+INT8_GRAPHS = ("image_encoder", "memory_attention")
+# manifest.json key of a quantised graph's IR file (per model) and of the quantisation record (top level).
+INT8_KEY = "openvino_int8"
+# /proc/cpuinfo flags of int8 dot products (AVX512-VNNI, AVX-VNNI, AMX); int8 is refused without one.
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+CPUINFO = Path("/proc/cpuinfo")
 # Reduced precisions docs/usage.md recommends: the tests check that each keeps every chosen mask on the test clips.
 RECOMMENDED_REDUCED = ("bf16",)
 # Graphs that always run at f32: the mask decoder's IoU and object-score heads make the
@@ -46,10 +67,18 @@ def _core():
     return ov, ov.Core()
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux lists them (empty where /proc/cpuinfo has none)."""
+    text = CPUINFO.read_text() if CPUINFO.is_file() else ""
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
 def supported_precisions() -> list[str]:
     """The --precision values this machine's CPU can run (f32 always)."""
     _, core = _core()
     capabilities = set(core.get_property(DEVICE, "OPTIMIZATION_CAPABILITIES"))
+    if not INT8_DOT_FLAGS & cpu_flags():
+        capabilities.discard("INT8")
     return [name for name, (_, capability) in PRECISIONS.items() if capability in capabilities]
 
 
@@ -59,10 +88,29 @@ def check_precision(precision: str) -> None:
         raise BackendError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     supported = supported_precisions()
     if precision not in supported:
+        needs = "VNNI int8 dot products" if precision == "int8" else f"{PRECISIONS[precision][1]} to OpenVINO"
         raise BackendError(
-            f"--precision {precision}: this CPU does not report {PRECISIONS[precision][1]} to OpenVINO "
+            f"--precision {precision}: this CPU does not report {needs} "
             f"(it supports {', '.join(supported)}); use --precision f32"
         )
+
+
+def int8_file_name(name: str) -> str:
+    """The IR file convert/quantize_int8.py writes for sub-model `name`."""
+    return f"{name}_ov_int8.xml"
+
+
+def int8_graph(path: Path) -> Path:
+    """The quantised IR of the ONNX graph `path`, as its folder's manifest.json lists it."""
+    manifest = path.parent / "manifest.json"
+    entry = json.loads(manifest.read_text())["models"].get(path.stem, {}) if manifest.is_file() else {}
+    graph = path.parent / entry[INT8_KEY] if INT8_KEY in entry else None
+    if graph is None or not graph.is_file():
+        raise BackendError(
+            f"--precision int8: {path.parent} has no quantised {path.stem}; "
+            f"make it with `python convert/quantize_int8.py --models {path.parent}`"
+        )
+    return graph
 
 
 class OpenVinoRunner(ModelRunner):
@@ -79,7 +127,10 @@ class OpenVinoRunner(ModelRunner):
             raise BackendError(f"model file {self.path} not found; run `python convert/export_onnx.py` first")
         check_precision(precision)
         _, core = _core()
-        self.precision = "f32" if self.path.stem in F32_GRAPHS else precision
+        quantised = precision == "int8" and self.path.stem in INT8_GRAPHS
+        graph = int8_graph(self.path) if quantised else self.path
+        unquantised_int8 = precision == "int8" and not quantised
+        self.precision = "f32" if self.path.stem in F32_GRAPHS or unquantised_int8 else precision
         config = {
             "INFERENCE_PRECISION_HINT": PRECISIONS[self.precision][0],
             "PERFORMANCE_HINT": "LATENCY",
@@ -87,16 +138,16 @@ class OpenVinoRunner(ModelRunner):
             "INFERENCE_NUM_THREADS": str(threads or os.cpu_count() or 1),
         }
         try:
-            model = core.read_model(str(self.path))
+            model = core.read_model(str(graph))
             # Names come from the graph as read: compiling may merge an input's tensor with
             # the node after it and report that node's name. Ports keep their order.
             self._inputs = [port.get_node().get_friendly_name() for port in model.inputs]
             self._outputs = [port.get_any_name() for port in model.outputs]
             self._compiled = core.compile_model(model, DEVICE, config)
         except RuntimeError as exc:  # OpenVINO raises RuntimeError for unreadable or unsupported graphs
-            raise BackendError(f"OpenVINO cannot load {self.path}: {str(exc).strip().splitlines()[0]}") from exc
+            raise BackendError(f"OpenVINO cannot load {graph}: {str(exc).strip().splitlines()[0]}") from exc
         self._request = self._compiled.create_infer_request()
-        logger.debug("compiled {} for OpenVINO {} at {}", self.path.name, DEVICE, self.precision)
+        logger.debug("compiled {} for OpenVINO {} at {}", graph.name, DEVICE, self.precision)
 
     @property
     def input_names(self) -> list[str]:

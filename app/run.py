@@ -25,7 +25,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from acl_models.base import BackendError
-from acl_models.openvino_runner import PRECISIONS
+from acl_models.openvino_runner import EXPERIMENTAL_PRECISIONS, PRECISIONS
 from acl_models.select import BACKENDS, DEFAULT_PRECISION, choose_backend, runner_factory
 from app.live import heap
 from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
@@ -98,13 +98,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="auto: the NPU when pyACL and the .om files are there, else OpenVINO when installed, else ONNX Runtime",
     )
     parser.add_argument(
-        "--precision", choices=list(PRECISIONS), default=DEFAULT_PRECISION,
+        "--precision", choices=[p for p in PRECISIONS if p not in EXPERIMENTAL_PRECISIONS], default=DEFAULT_PRECISION,
         help="OpenVINO's compute precision; bf16 keeps every decision on the test clips and is the fast CPU choice "
         "where the CPU has it (an error where it does not)",
     )
     parser.add_argument(
         "--onnx-variant", choices=["fp32", "fp16", "int8"], default="fp32",
-        help="ONNX Runtime graphs: the fp32 export or its --fp16/--int8 variant (both change some decisions)",
+        help="ONNX Runtime graphs: the fp32 export or, as an experiment, its --fp16/--int8 variant "
+        "(both change some decisions)",
     )
     parser.add_argument("--output", type=Path, default=Path("out"))
     parser.add_argument("--save-video", action="store_true", help="write OUTPUT/track.mp4 with the mask and box")

@@ -55,7 +55,7 @@ from loguru import logger
 
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
-from acl_models.openvino_runner import PRECISIONS, openvino_problem, supported_precisions
+from acl_models.openvino_runner import INT8_GRAPHS, INT8_KEY, PRECISIONS, openvino_problem, supported_precisions
 from acl_models.select import DEFAULT_PRECISION, runner_factory
 from app.live import heap
 from app.samurai import preprocess
@@ -87,7 +87,7 @@ MULTI_OBJECT_SLACK = 1.05
 VARIANTS = ("fp32", "fp16", "int8")
 # The exact pair every other pair's decisions are compared with.
 REFERENCE_PAIR = "onnx:fp32"
-DEFAULT_PAIRS = "onnx:fp32,onnx:int8,openvino:f32,openvino:bf16"
+DEFAULT_PAIRS = "onnx:fp32,onnx:int8,openvino:f32,openvino:bf16,openvino:int8"
 OFFICIAL = "official"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -354,6 +354,8 @@ def available_pairs(requested: str, model_dir: Path) -> list[str]:
             problem = openvino_problem()
             ok = problem is None and precision in supported_precisions()
             why = problem or f"this CPU does not run {precision} in OpenVINO"
+            if ok and precision == "int8" and not all(INT8_KEY in manifest.models[n] for n in INT8_GRAPHS):
+                ok, why = False, f"no quantised graphs (python convert/quantize_int8.py --models {model_dir})"
         if ok:
             pairs.append(pair)
         else:

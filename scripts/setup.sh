@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with its export, serve, publish, test, eval (plots), openvino and cluster (Ray) extras.
+# Create .venv and install the project with its export, serve, publish, test, eval (plots), openvino,
+# quantize (NNCF, for convert/quantize_int8.py) and cluster (Ray) extras.
 # torch is pinned to 2.13.0 (CPU); sam2 is built without its CUDA extension and
 # without its torchvision requirement, which the video predictor does not import.
 # System packages for the live tests: GStreamer's RTSP server (run with the system
@@ -28,6 +29,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
 .venv/bin/python -m pip install --quiet torch==2.13.0
-.venv/bin/python -m pip install --quiet -e ".[export,serve,publish,test,eval,openvino,cluster]"
+.venv/bin/python -m pip install --quiet -e ".[export,serve,publish,test,eval,openvino,quantize,cluster]"
 SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -r requirements-sam2.txt
-.venv/bin/python -c "import torch, sam2, onnxruntime, openvino, ray; print(f'set-up done: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}, ray {ray.__version__}')"
+.venv/bin/python -c "import torch, sam2, onnxruntime, openvino, nncf, ray; print(f'set-up done: torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}, ray {ray.__version__}')"
