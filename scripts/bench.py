@@ -536,7 +536,8 @@ def bench_overlap(args: argparse.Namespace, frames, box) -> int:
             identical = all(_same_run(a, b) for a, b in zip(runs[n, False], runs[n, True]))
             print(f"{pair:<16}{n:>8}{seq_ms:>10.0f}{1000 / seq_ms:>7.2f}{seq_lat[0]:>9.0f}{seq_lat[1]:>6.0f}"
                   f"{ovl_ms:>10.0f}{1000 / ovl_ms:>7.2f}{ovl_lat[0]:>9.0f}{ovl_lat[1]:>6.0f}"
-                  f"{seq_ms / ovl_ms:>9.2f}x{100 * (ovl_lat[0] / seq_lat[0] - 1):>+8.0f}%  {'yes' if identical else 'NO'}")
+                  f"{seq_ms / ovl_ms:>9.2f}x{100 * (ovl_lat[0] / seq_lat[0] - 1):>+8.0f}%"
+                  f"  {'yes' if identical else 'NO'}")
         for runners in opened.values():
             for runner in runners.values():
                 runner.close()

@@ -422,11 +422,17 @@ def _destroy_stream(stream: int) -> int:
     return ACL_SUCCESS
 
 
-@_api("acl.rt.synchronize_stream", _RET)
 def _synchronize_stream(stream: int) -> int:
-    """Run what execute_async queued on `stream`, in order; the first failure's code is returned."""
+    """Run what execute_async queued on `stream`, in order; the first failure's code is returned.
+
+    A forced failure (fail("acl.rt.synchronize_stream")) is a failed task: its executions are dropped.
+    """
     if stream not in _state.streams:
         return ACL_ERROR_INVALID_PARAM
+    code = _state.take_failure("acl.rt.synchronize_stream")
+    if code is not None:
+        _state.queued.pop(stream, None)
+        return code
     code = ACL_SUCCESS
     while _state.queued.get(stream):
         item = _state.queued[stream].pop(0)
@@ -633,7 +639,7 @@ def _get_cur_output_dims(desc: int, index: int):
     if model is None or not 0 <= index < len(model.outputs):
         return None, ACL_ERROR_INVALID_PARAM
     if any(_state.models.get(item.model_id) is model for item in _state.all_queued()):
-        raise UnsynchronisedAccess("mdl.get_cur_output_dims of a model whose asynchronous execution is not synchronised")
+        raise UnsynchronisedAccess("mdl.get_cur_output_dims of a model whose asynchronous execution is not synced")
     return _dims(_output_name(model, index), model.cur_output_dims[index]), ACL_SUCCESS
 
 
