@@ -22,6 +22,9 @@ from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import openvino_problem
 from acl_models.select import runner_factory, split_threads
 from app import run
+from app.live.control import TrackController
+from app.live.pipeline import TrackingLoop
+from app.media.sources import CameraSource
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
@@ -31,6 +34,7 @@ from scripts.make_demo_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_
 from tests.ascend_helpers import SOC, convert, linked_copy
 from tests.installed import needs
 from tests.synthetic import make_frames, write_jpeg_folder
+from tests.test_pipeline import SOURCE_FPS, FastCamera
 
 RANDOM_FRAMES = 8
 LEAVE_FRAMES = 16
@@ -263,6 +267,17 @@ def test_cli_overlaps_files_by_default_with_the_same_outputs(demo_models, tmp_pa
         assert (outs["overlapped"] / "masks" / name).read_bytes() == (outs["sequential"] / "masks" / name).read_bytes()
     summaries = {k: json.loads((v / "summary.json").read_text()) for k, v in outs.items()}
     assert summaries["overlapped"]["overlap"] is True and summaries["sequential"]["overlap"] is False
+
+
+def test_live_sources_never_overlap():
+    """A live run takes the newest frame when it is free; taking it a per-object pass earlier would age every result."""
+    camera = FastCamera(SOURCE_FPS, make_frames(1)[0][0])
+    source = CameraSource(0, capture_factory=lambda _device: camera)
+    try:
+        loop = TrackingLoop(source, lambda: None, TrackController(source.size), [], overlap=True)
+        assert loop.overlap is False
+    finally:
+        source.close()
 
 
 def test_bench_prints_both_schedules_and_checks_they_agree(export_256_variants, capsys):
