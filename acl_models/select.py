@@ -106,10 +106,10 @@ def split_threads(threads: int | None, overlap: bool) -> tuple[int, int]:
 
     Overlapped, the next frame's encoder runs beside this frame's per-object
     graphs, so the cores are halved between them (the encoder, the larger graph,
-    takes the odd one) instead of two full pools fighting for them; measured on 2
-    shared cores at 512 px, halving is as fast as or faster than not splitting,
-    and the results are bit-identical at every thread count the tests try.
-    Sequential, every graph takes them all.
+    takes the odd one) instead of two full pools oversubscribing a many-core CPU.
+    On 2 shared cores at 512 px halving and not splitting were within 7 % of each
+    other (docs/speed.md); both runtimes give bit-identical results with 1 or 2
+    threads per graph, so the split changes no figure. Sequential, every graph takes them all.
     """
     total = threads or os.cpu_count() or 1
     if not overlap or total < 2:
