@@ -36,8 +36,8 @@ from tests.installed import needs
 from tests.synthetic import make_frames, write_jpeg_folder
 from tests.test_pipeline import SOURCE_FPS, FastCamera
 
-RANDOM_FRAMES = 8
-LEAVE_FRAMES = 16
+RANDOM_FRAMES = 6
+LEAVE_FRAMES = 12
 # A second object on the random clip: a background patch (x1, y1, x2, y2) away from the moving square.
 RANDOM_SECOND_BOX = (200.0, 20.0, 260.0, 70.0)
 # On the leave clip: the still green square the red target passes.
