@@ -15,7 +15,7 @@ loop takes frame N+1 and submits its image encoder, which the backend runs in
 the background while frame N's objects are tracked; the arithmetic is the same,
 only the order changes. A live source does not: it would take the newest frame
 one per-object pass earlier, and its result would be that much older (measured:
-+35 to +96 % latency on a 2-core CPU), while a live run's figure is latency.
++44 to +117 % latency on a 2-core CPU at 512 px), while a live run's figure is latency.
 
 The tracker knows nothing of this: it is called from one thread, one frame at a time.
 What to track comes from a `TrackController` (the command line's boxes, the web
