@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from loguru import logger
 
-from acl_models.base import BackendError, ModelRunner
+from acl_models.base import BackendError, ModelRunner, Pending
 
 SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
 
@@ -108,6 +108,10 @@ def _raise_release_errors(errors: list[str], doing: str) -> None:
 
 class AclResource:
     """The NPU device, context and stream that every runner of a process shares.
+
+    Synchronous executions go on the context's default stream; the created
+    stream carries the asynchronous ones (AclRunner.submit), so that a
+    submitted image encoder runs beside the other models' executions.
 
     Set-up follows pyACL's order: acl.init, rt.set_device, rt.create_context,
     rt.create_stream, rt.get_run_mode. close() closes runners still open, then
@@ -242,6 +246,16 @@ def _manifest_entry(om_path: Path) -> dict:
     return entry
 
 
+class _OnStream(Pending):
+    """An execution started with acl.mdl.execute_async on the resource's stream."""
+
+    def __init__(self, runner: AclRunner):
+        self._runner = runner
+
+    def _collect(self) -> dict[str, np.ndarray]:
+        return self._runner._finish()
+
+
 class AclRunner(ModelRunner):
     """One `.om` sub-model on the NPU; stateless about the video.
 
@@ -250,6 +264,10 @@ class AclRunner(ModelRunner):
     outputs come back as float32 whatever precision the .om computes in.
     Output names come from manifest.json, in the order ATC was given them
     (--out_nodes), since an .om names outputs after their producing nodes.
+    submit() executes asynchronously on the resource's stream (run() uses the
+    default stream, so the other models' runs go on meanwhile); the outputs are
+    copied only after acl.rt.synchronize_stream. A run or submit while an
+    execution is in flight first finishes it: both use the same device buffers.
     """
 
     def __init__(self, path: Path, resource: AclResource):
@@ -263,6 +281,7 @@ class AclRunner(ModelRunner):
         self._closed = False
         self._gears: set[tuple[int, ...]] = set()
         self._gear_index = -1
+        self._in_flight: _OnStream | None = None
         resource.attach(self)
         try:
             self._load([i["name"] for i in entry["inputs"]], [o["name"] for o in entry["outputs"]])
@@ -413,22 +432,27 @@ class AclRunner(ModelRunner):
         )
         _check("acl.mdl.set_input_dynamic_dims", ret, f"selecting the gear of {self.path.name}")
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _copy_inputs(self, inputs: dict[str, np.ndarray]) -> None:
+        """Check `inputs`, select their gear and copy them into the device buffers."""
         if self._closed:
             raise BackendError(f"{self.path.name} was closed")
         names = set(self.input_names)
         if set(inputs) != names:
             raise BackendError(f"{self.path.name}: got inputs {sorted(inputs)}, it takes {sorted(names)}")
+        if self._in_flight is not None:
+            self._in_flight.wait()  # its execution reads the same device buffers
         acl = self._acl
         arrays = [self._prepare(b, inputs[b.name]) for b in self._inputs]
         if self._gears:
             self._set_gear(arrays)
-        to_device, to_host = self._resource.copy_kinds
+        to_device, _ = self._resource.copy_kinds
         for binding, array in zip(self._inputs, arrays):
             ret = acl.rt.memcpy(binding.device_ptr, binding.size, array.ctypes.data, array.nbytes, to_device)
             _check("acl.rt.memcpy", ret, f"copying input '{binding.name}' of {self.path.name} to the device")
-        ret = acl.mdl.execute(self._model_id, self._input_dataset, self._output_dataset)
-        _check("acl.mdl.execute", ret, f"running {self.path.name}")
+
+    def _copy_outputs(self) -> dict[str, np.ndarray]:
+        acl = self._acl
+        _, to_host = self._resource.copy_kinds
         results = {}
         for binding in self._outputs:
             dims = binding.dims
@@ -447,6 +471,28 @@ class AclRunner(ModelRunner):
             results[binding.name] = host.astype(np.float32, copy=False) if floating else host
         return results
 
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._copy_inputs(inputs)
+        ret = self._acl.mdl.execute(self._model_id, self._input_dataset, self._output_dataset)
+        _check("acl.mdl.execute", ret, f"running {self.path.name}")
+        return self._copy_outputs()
+
+    def submit(self, inputs: dict[str, np.ndarray]) -> Pending:
+        """Execute on the resource's stream and return at once; `wait()` synchronises the stream, then copies out."""
+        self._copy_inputs(inputs)
+        stream = self._resource.stream
+        ret = self._acl.mdl.execute_async(self._model_id, self._input_dataset, self._output_dataset, stream)
+        _check("acl.mdl.execute_async", ret, f"starting {self.path.name} on stream {stream}")
+        self._in_flight = _OnStream(self)
+        return self._in_flight
+
+    def _finish(self) -> dict[str, np.ndarray]:
+        """Outputs of the execution in flight: only after its stream has synchronised are they on the device."""
+        self._in_flight = None
+        ret = self._acl.rt.synchronize_stream(self._resource.stream)
+        _check("acl.rt.synchronize_stream", ret, f"waiting for {self.path.name}")
+        return self._copy_outputs()
+
     def _release(self) -> list[str]:
         """Free this model's device objects, then leave the resource (which may close with it)."""
         errors = self._teardown.run()
@@ -459,8 +505,14 @@ class AclRunner(ModelRunner):
     def close(self) -> None:
         if self._closed:
             return
+        errors = []
+        if self._in_flight is not None:
+            ret = self._acl.rt.synchronize_stream(self._resource.stream)  # the device must be done with the buffers
+            if ret != ACL_SUCCESS:
+                errors.append(f"acl.rt.synchronize_stream failed with code {ret} ({ACL_ERROR_HINTS.get(ret, _PLOG)})")
+            self._in_flight = None
         self._closed = True
-        _raise_release_errors(self._release(), f"closing {self.path.name}")
+        _raise_release_errors(errors + self._release(), f"closing {self.path.name}")
 
     def __exit__(self, exc_type, exc, tb) -> None:
         _close_on_exit(self, exc_type)

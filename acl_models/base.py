@@ -1,4 +1,11 @@
-"""The one interface every backend implements: load a sub-model, run it on named arrays, close."""
+"""The one interface every backend implements: load a sub-model, run it on named arrays, close.
+
+`submit` starts a run and returns at once where the backend can compute in the
+background (a second stream on the NPU, a worker thread, an asynchronous infer
+request); the caller reads the outputs with `Pending.wait()`. That is how the
+tracker overlaps the next frame's image encoder with this frame's per-object
+stages without a thread of its own.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,36 @@ def import_problem(module: str, label: str) -> str | None:
     except ImportError as exc:
         return f"{label} is not importable ({exc})"
     return None
+
+
+class Pending(ABC):
+    """A submitted run; `wait()` blocks until its outputs are ready and returns them (the same dict on later calls)."""
+
+    _outputs: dict[str, np.ndarray] | None = None
+
+    def wait(self) -> dict[str, np.ndarray]:
+        if self._outputs is None:
+            self._outputs = self._collect()
+        return self._outputs
+
+    @property
+    def done(self) -> bool:
+        """Whether the outputs were collected (`wait` returns without blocking)."""
+        return self._outputs is not None
+
+    @abstractmethod
+    def _collect(self) -> dict[str, np.ndarray]:
+        """Block until the run ends and return its outputs; called once."""
+
+
+class Done(Pending):
+    """A run that finished before `submit` returned: the backend has no background execution."""
+
+    def __init__(self, outputs: dict[str, np.ndarray]):
+        self._outputs = outputs
+
+    def _collect(self) -> dict[str, np.ndarray]:
+        return self._outputs
 
 
 class ModelRunner(ABC):
@@ -47,6 +84,14 @@ class ModelRunner(ABC):
 
     @abstractmethod
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+    def submit(self, inputs: dict[str, np.ndarray]) -> Pending:
+        """Start `run(inputs)`; its outputs come from `.wait()`. Same arithmetic as `run`, other schedule.
+
+        The caller keeps `inputs` unchanged until then. This default runs at once;
+        backends that can run in the background override it.
+        """
+        return Done(self.run(inputs))
 
     @abstractmethod
     def close(self) -> None: ...

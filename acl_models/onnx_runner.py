@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from loguru import logger
 
-from acl_models.base import BackendError, ModelRunner
+from acl_models.base import BackendError, ModelRunner, Pending
 
 # Preferred order; only providers this onnxruntime build offers are used.
 PREFERRED_PROVIDERS = ["CANNExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+class _Submitted(Pending):
+    def __init__(self, future: Future):
+        self._future = future
+
+    def _collect(self) -> dict[str, np.ndarray]:
+        return self._future.result()
+
+
 class OnnxRunner(ModelRunner):
+    """One ONNX Runtime session. `submit` runs it on a worker thread of the runner (ONNX Runtime
+    releases the GIL while it computes); sessions allow concurrent runs, so `run` need not wait for it.
+    """
+
     def __init__(self, path: Path, threads: int | None = None):
         import onnxruntime as ort
 
@@ -37,6 +50,7 @@ class OnnxRunner(ModelRunner):
             raise BackendError(f"ONNX Runtime cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
         self._inputs = [i.name for i in self._session.get_inputs()]
         self._outputs = [o.name for o in self._session.get_outputs()]
+        self._worker: ThreadPoolExecutor | None = None
         logger.debug("loaded {} with {}", self.path.name, self._session.get_providers()[0])
 
     @property
@@ -59,5 +73,15 @@ class OnnxRunner(ModelRunner):
             raise BackendError(f"{self.path.name} was closed")
         return dict(zip(self._outputs, self._session.run(self._outputs, inputs)))
 
+    def submit(self, inputs: dict[str, np.ndarray]) -> Pending:
+        if self._session is None:
+            raise BackendError(f"{self.path.name} was closed")
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.path.stem}-submit")
+        return _Submitted(self._worker.submit(self.run, inputs))
+
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
         self._session = None

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
-from acl_models.base import BackendError, ModelRunner, import_problem
+from acl_models.base import BackendError, ModelRunner, Pending, import_problem
 
 DEVICE = "CPU"
 # --precision -> (OpenVINO element type name, the OPTIMIZATION_CAPABILITIES entry the CPU must report).
@@ -113,12 +113,24 @@ def int8_graph(path: Path) -> Path:
     return graph
 
 
+class _Started(Pending):
+    """An infer request started with `start_async`; it holds the inputs OpenVINO reads without a copy."""
+
+    def __init__(self, runner: OpenVinoRunner, feeds: dict[int, np.ndarray]):
+        self._runner, self._feeds = runner, feeds
+
+    def _collect(self) -> dict[str, np.ndarray]:
+        return self._runner._finish()
+
+
 class OpenVinoRunner(ModelRunner):
     """One ONNX graph compiled for the CPU, with one infer request reused for every call.
 
     Inputs are handed to OpenVINO without a copy; outputs are copied out of the
     request's own buffers, because the tracker keeps some of them (features,
-    pointers) while the same request runs again.
+    pointers) while the same request runs again. `submit` starts the request
+    asynchronously (OpenVINO computes on its own threads); a `run` while it is
+    in flight first finishes it, keeping its outputs for its `wait()`.
     """
 
     def __init__(self, path: Path, precision: str = "f32", threads: int | None = None):
@@ -147,6 +159,7 @@ class OpenVinoRunner(ModelRunner):
         except RuntimeError as exc:  # OpenVINO raises RuntimeError for unreadable or unsupported graphs
             raise BackendError(f"OpenVINO cannot load {graph}: {str(exc).strip().splitlines()[0]}") from exc
         self._request = self._compiled.create_infer_request()
+        self._in_flight: _Started | None = None
         logger.debug("compiled {} for OpenVINO {} at {}", graph.name, DEVICE, self.precision)
 
     @property
@@ -157,16 +170,36 @@ class OpenVinoRunner(ModelRunner):
     def output_names(self) -> list[str]:
         return self._outputs
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _feeds(self, inputs: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
         if self._request is None:
             raise BackendError(f"{self.path.name} was closed")
         missing = set(self._inputs) - set(inputs)
         if missing:
             raise BackendError(f"{self.path.name}: missing inputs {sorted(missing)}")
-        feeds = {index: inputs[name] for index, name in enumerate(self._inputs)}
-        results = self._request.infer(feeds, share_inputs=True, share_outputs=True)
+        if self._in_flight is not None:
+            self._in_flight.wait()
+        return {index: inputs[name] for index, name in enumerate(self._inputs)}
+
+    def _outputs_of(self, results) -> dict[str, np.ndarray]:
         return {name: np.array(results[index]) for index, name in enumerate(self._outputs)}
 
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = self._feeds(inputs)
+        return self._outputs_of(self._request.infer(feeds, share_inputs=True, share_outputs=True))
+
+    def submit(self, inputs: dict[str, np.ndarray]) -> Pending:
+        feeds = self._feeds(inputs)
+        self._request.start_async(feeds, share_inputs=True)
+        self._in_flight = _Started(self, feeds)
+        return self._in_flight
+
+    def _finish(self) -> dict[str, np.ndarray]:
+        self._request.wait()
+        self._in_flight = None
+        return self._outputs_of(self._request.results)
+
     def close(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.wait()
         self._request = None
         self._compiled = None

@@ -9,7 +9,7 @@ runtime for these graphs), otherwise ONNX Runtime, saying why. Asking for
 from __future__ import annotations
 
 import json
-from functools import partial
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +24,8 @@ BACKENDS = ("auto", "onnx", "openvino", "acl")
 # What the backends compute in: OpenVINO takes a precision at load time; ONNX
 # Runtime takes exported variants (--onnx-variant); the NPU its ATC conversion.
 DEFAULT_PRECISION = "f32"
+# The sub-model that overlaps the others (the next frame's image encoder); variants add a suffix to its file name.
+OVERLAPPED_GRAPH = "image_encoder"
 
 
 def _pyacl_problem() -> str | None:
@@ -99,17 +101,47 @@ class _AclFactory:
         return AclRunner(Path(onnx_path).with_suffix(".om"), self._resource)
 
 
+def split_threads(threads: int | None, overlap: bool) -> tuple[int, int]:
+    """CPU threads for (the image encoder, the other sub-models) out of `threads` (default: every core).
+
+    Overlapped, the next frame's encoder runs beside this frame's per-object
+    graphs, so the cores are halved between them (the encoder, the larger graph,
+    takes the odd one) instead of two full pools oversubscribing a many-core CPU.
+    On 2 shared cores at 512 px halving and not splitting were within 7 % of each
+    other (docs/speed.md); both runtimes give bit-identical results with 1 or 2
+    threads per graph, so the split changes no figure. Sequential, every graph takes them all.
+    """
+    total = threads or os.cpu_count() or 1
+    if not overlap or total < 2:
+        return total, total
+    return total - total // 2, total // 2
+
+
+class _CpuFactory:
+    """Opens a CPU runner per sub-model path with that sub-model's share of the threads."""
+
+    def __init__(self, make: Callable[..., ModelRunner], threads: tuple[int, int], **options):
+        self._make, self._threads, self._options = make, threads, options
+
+    def __call__(self, path: Path) -> ModelRunner:
+        encoder = Path(path).stem.startswith(OVERLAPPED_GRAPH)
+        return self._make(path, threads=self._threads[0 if encoder else 1], **self._options)
+
+
 def runner_factory(
-    backend: str, model_dir: Path, resource: AclResource | None = None, precision: str = DEFAULT_PRECISION
+    backend: str, model_dir: Path, resource: AclResource | None = None, precision: str = DEFAULT_PRECISION,
+    threads: int | None = None, overlap: bool = False,
 ) -> Callable[[Path], ModelRunner]:
     """path of a sub-model's .onnx -> its runner on `backend` (as app.samurai.model_bundle.open_runners expects).
 
     `precision` (f32, bf16, fp16) is OpenVINO's; the other backends only take f32 here.
+    `threads` (default: every core) is what the CPU runtimes use, split between
+    the image encoder and the rest when the run overlaps frames (`split_threads`).
     """
     chosen = choose_backend(model_dir, backend)[0] if backend == "auto" else backend
     if chosen == "openvino":
         check_precision(precision)
-        return partial(OpenVinoRunner, precision=precision)
+        return _CpuFactory(OpenVinoRunner, split_threads(threads, overlap), precision=precision)
     if precision != DEFAULT_PRECISION:
         raise BackendError(
             f"--precision {precision} is OpenVINO's; on {chosen} use "
@@ -118,7 +150,7 @@ def runner_factory(
     if chosen == "acl":
         return _AclFactory(resource)
     if chosen == "onnx":
-        return OnnxRunner
+        return _CpuFactory(OnnxRunner, split_threads(threads, overlap))
     raise BackendError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
 
 

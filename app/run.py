@@ -137,6 +137,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep reconnecting a stream that dropped for up to S seconds")
     parser.add_argument("--sequential", action="store_true",
                         help="read, track and write one after another (no worker threads), for comparison")
+    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True,
+                        help="files and folders: encode the next frame while this frame's objects are tracked "
+                             "(same results, more FPS; the cores are split between the two); live sources never "
+                             "overlap (it would add latency)")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -312,6 +316,7 @@ def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, 
         "step_ms": percentiles(stats.step),
         "dropped": stats.dropped,
         "pipelined": not args.sequential,
+        "overlap": loop.overlap,
         "stage_ms_mean": {k: v / max(stats.frames, 1) for k, v in stats.stage_ms.items()},
         "backend": backend,
         "onnx_variant": args.onnx_variant if backend == "onnx" else None,
@@ -369,6 +374,9 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 publisher = MqttPublisher(broker, controller, server.hub.frame if server is not None else None)
                 serving.callback(publisher.close)
                 sinks = [*sinks, publisher]
+            overlap = args.overlap and not source.is_live
+            if overlap:  # the CPU runtimes' threads split between the encoder and the rest
+                factory = runner_factory(backend, args.model_dir, precision=args.precision, overlap=True)
             logger.info("loading the {} models from {}", backend, args.model_dir)
             runners = open_runners(manifest, factory, args.onnx_variant)
             for runner in runners.values():
@@ -395,6 +403,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 controller,
                 outputs,
                 pipelined=not args.sequential,
+                overlap=overlap,
                 max_frames=args.max_frames,
                 on_frame=progress_line(progress, source.is_live, metrics),
             )

@@ -33,6 +33,14 @@ With --objects, the same runners track 1, 2, 4 ... objects one after the other
 and it prints each count's frame time against the target: the image encoder
 runs once per frame, so N objects should cost at most encoder + N x (the
 one-object frame time without the encoder), + 5 %.
+
+`--overlap` times each pair (default OVERLAP_PAIRS) sequentially and with the
+next frame's image encoder overlapping this frame's per-object stages (the
+runners opened once each way, the two schedules alternated, --repeats rounds,
+for each --objects count): in-loop ms and FPS per frame, and the per-frame
+latency from the moment a frame is taken (read, then encoded) to its result.
+It checks that both schedules give bit-identical masks, chosen tokens and logits.
+A pair written BACKEND:PRECISION+overlap (also with --official) runs overlapped.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
-from acl_models.base import BackendError
+from acl_models.base import BackendError, Pending
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import INT8_GRAPHS, INT8_KEY, PRECISIONS, openvino_problem, supported_precisions
 from acl_models.select import DEFAULT_PRECISION, runner_factory
@@ -87,7 +95,12 @@ MULTI_OBJECT_SLACK = 1.05
 VARIANTS = ("fp32", "fp16", "int8")
 # The exact pair every other pair's decisions are compared with.
 REFERENCE_PAIR = "onnx:fp32"
-DEFAULT_PAIRS = "onnx:fp32,onnx:int8,openvino:f32,openvino:bf16,openvino:int8"
+DEFAULT_PAIRS = ("onnx:fp32,onnx:int8,openvino:f32,openvino:bf16,openvino:int8,"
+                 "onnx:fp32+overlap,openvino:f32+overlap,openvino:bf16+overlap")
+# --overlap: the pairs timed both ways; a pair's suffix that asks for overlapped frames.
+OVERLAP_PAIRS = "onnx:fp32,openvino:f32,openvino:bf16"
+OVERLAP_SUFFIX = "+overlap"
+LATENCY_PERCENTILES = (50, 95)
 OFFICIAL = "official"
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,25 +126,60 @@ class TimedRunner:
         finally:
             self.seconds += time.perf_counter() - start
 
+    def submit(self, inputs):
+        """Counts the time the caller spends submitting and waiting, not the run beside it."""
+        self.calls += 1
+        start = time.perf_counter()
+        try:
+            return _TimedPending(self, self.runner.submit(inputs))
+        finally:
+            self.seconds += time.perf_counter() - start
+
     def close(self):
         self.runner.close()
 
 
-def open_pair(model_dir: Path, backend: str, precision: str) -> dict:
-    """Runners for one backend/precision pair: ONNX Runtime takes an exported variant, OpenVINO a precision."""
+class _TimedPending(Pending):
+    def __init__(self, owner: TimedRunner, pending: Pending):
+        self._owner, self._pending = owner, pending
+
+    def _collect(self):
+        start = time.perf_counter()
+        try:
+            return self._pending.wait()
+        finally:
+            self._owner.seconds += time.perf_counter() - start
+
+
+def parse_pair(pair: str) -> tuple[str, str, bool]:
+    """"openvino:bf16+overlap" -> ("openvino", "bf16", True)."""
+    overlap = pair.endswith(OVERLAP_SUFFIX)
+    backend, _, precision = pair.removesuffix(OVERLAP_SUFFIX).partition(":")
+    return backend, precision, overlap
+
+
+def open_pair(model_dir: Path, backend: str, precision: str, overlap: bool = False) -> dict:
+    """Runners for one backend/precision pair: ONNX Runtime takes an exported variant, OpenVINO a precision.
+
+    Overlapped, the image encoder and the other sub-models share the cores (acl_models.select.split_threads).
+    """
     manifest = load_manifest(model_dir)
     if backend == "onnx":
-        return open_runners(manifest, runner_factory("onnx", model_dir), precision)
-    return open_runners(manifest, runner_factory(backend, model_dir, precision=precision))
+        return open_runners(manifest, runner_factory("onnx", model_dir, overlap=overlap), precision)
+    return open_runners(manifest, runner_factory(backend, model_dir, precision=precision, overlap=overlap))
 
 
 def bench_tracker(
     model_dir: Path, frames, box, mode: str, num_frames: int, backend: str = "onnx", precision: str = "fp32",
-    objects: int = 1, runners=None, keep_masks: bool = False,
+    objects: int = 1, runners=None, keep_masks: bool = False, overlap: bool = False,
 ) -> dict:
-    """Track `objects` objects (the first on `box`); `runners` from an earlier call are reused (and stay open)."""
+    """Track `objects` objects (the first on `box`); `runners` from an earlier call are reused (and stay open).
+
+    With `overlap` the next frame's image encoder runs while this frame's objects are tracked.
+    A frame's latency runs from when the loop takes it (to encode it) to its result.
+    """
     manifest = load_manifest(model_dir)
-    runners = runners or {k: TimedRunner(v) for k, v in open_pair(model_dir, backend, precision).items()}
+    runners = runners or {k: TimedRunner(v) for k, v in open_pair(model_dir, backend, precision, overlap).items()}
     for runner in runners.values():
         runner.seconds, runner.calls = 0.0, 0
     tracker = MultiObjectTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
@@ -139,16 +187,25 @@ def bench_tracker(
         tracker.add(obj_id, obj_box)
     stage_ms: dict[str, float] = {}
     reference_rss = None
-    tokens, masks = [], []
+    tokens, masks, logits, latency_ms = [], [], [], []
+    taken: dict[int, float] = {}
+
+    def source():
+        for i in range(num_frames):
+            taken[i] = time.perf_counter()
+            yield i, frames[i % len(frames)], None
+
     started = time.perf_counter()
-    for i in range(num_frames):
-        result = tracker.step(i, frames[i % len(frames)])
+    for frame in tracker.encoder.frames(source(), overlap):
+        result = tracker.track(frame)
+        latency_ms.append(1000.0 * (time.perf_counter() - taken.pop(frame.frame_idx)))
         for k, v in result.timings.items():
             stage_ms[k] = stage_ms.get(k, 0.0) + v
         if keep_masks:
             tokens.append(result.objects[1].mask_index)
             masks.append(np.packbits(result.objects[1].mask))
-        if i == min(RSS_REFERENCE_FRAME, num_frames // 2):
+            logits.append(result.objects[1].low_res_logits)
+        if frame.frame_idx == min(RSS_REFERENCE_FRAME, num_frames // 2):
             reference_rss = rss_mb()
     last_frame_at = time.time()
     elapsed = time.perf_counter() - started
@@ -160,6 +217,7 @@ def bench_tracker(
         "fps": num_frames / elapsed,
         "loop_s": elapsed,
         "last_frame_at": last_frame_at,
+        "latency_ms": latency_ms,
         "stage_ms": {k: v / num_frames for k, v in stage_ms.items()},
         "overhead_pct": 100.0 * (elapsed - model_s) / elapsed,
         "image_encoder_calls": image_encoder_calls,
@@ -167,6 +225,7 @@ def bench_tracker(
         "state_bytes": tracker.state_nbytes(),
         "tokens": tokens,
         "masks": masks,
+        "logits": logits,
     }
 
 
@@ -310,8 +369,10 @@ def child_main(args: argparse.Namespace) -> int:
     else:
         # Read as the official predictor's init_state does: every frame before the loop.
         frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.jpg"))]
-        backend, precision = args.child.split(":")
-        out = bench_tracker(args.model_dir, frames, box, args.mode, len(frames), backend, precision, keep_masks=True)
+        backend, precision, overlap = parse_pair(args.child)
+        out = bench_tracker(
+            args.model_dir, frames, box, args.mode, len(frames), backend, precision, keep_masks=True, overlap=overlap
+        )
         overhead = out["overhead_pct"]
     np.savez(
         args.result, loop_s=out["loop_s"], last_frame_at=out["last_frame_at"], overhead_pct=overhead,
@@ -346,7 +407,7 @@ def available_pairs(requested: str, model_dir: Path) -> list[str]:
     manifest = load_manifest(model_dir)
     pairs = []
     for pair in requested.split(","):
-        backend, precision = pair.split(":")
+        backend, precision, _ = parse_pair(pair)
         if backend == "onnx":
             ok = precision == "fp32" or precision in manifest.models["image_encoder"].get("variants", {})
             why = f"no {precision} export (convert/export_onnx.py --{precision})"
@@ -370,7 +431,7 @@ def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def side_by_side(args: argparse.Namespace) -> int:
-    pairs = available_pairs(args.pairs, args.model_dir)
+    pairs = available_pairs(args.pairs or DEFAULT_PAIRS, args.model_dir)
     if REFERENCE_PAIR not in pairs:
         pairs.insert(0, REFERENCE_PAIR)
     names = [OFFICIAL, *pairs]
@@ -437,6 +498,55 @@ def bench_objects(args: argparse.Namespace, frames, box, runners) -> None:
         print("    ms per frame, all objects: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
 
 
+def _same_run(a: dict, b: dict) -> bool:
+    """Bit-identical chosen tokens, masks and low-res logits of object 1."""
+    return a["tokens"] == b["tokens"] and all(
+        np.array_equal(x, y) for key in ("masks", "logits") for x, y in zip(a[key], b[key], strict=True)
+    )
+
+
+def bench_overlap(args: argparse.Namespace, frames, box) -> int:
+    """Each pair sequential and overlapped, for each object count, alternated over --repeats rounds (medians)."""
+    counts = args.objects or [1]
+    print(f"sequential vs overlapped frames: {args.frames} frames per run, {args.mode} mode, median of {args.repeats} "
+          f"alternated rounds; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
+    print(f"{'pair':<16}{'objects':>8}{'seq ms/f':>10}{'FPS':>7}{'lat p50':>9}{'p95':>6}"
+          f"{'ovl ms/f':>10}{'FPS':>7}{'lat p50':>9}{'p95':>6}{'speed-up':>10}{'latency':>9}  identical")
+    for pair in available_pairs(args.pairs or OVERLAP_PAIRS, args.model_dir):
+        backend, precision, _ = parse_pair(pair)
+        opened = {
+            overlap: {k: TimedRunner(v) for k, v in open_pair(args.model_dir, backend, precision, overlap).items()}
+            for overlap in (False, True)
+        }
+        runs: dict[tuple[int, bool], list[dict]] = {(n, o): [] for n in counts for o in (False, True)}
+        for repeat in range(args.repeats):
+            for overlap in (False, True) if repeat % 2 == 0 else (True, False):
+                for n in counts:
+                    runs[n, overlap].append(bench_tracker(
+                        args.model_dir, frames, box, args.mode, args.frames, objects=n, runners=opened[overlap],
+                        keep_masks=True, overlap=overlap,
+                    ))
+        for n in counts:
+            figures = []
+            for overlap in (False, True):
+                done = runs[n, overlap]
+                frame_ms = statistics.median(r["frame_ms"] for r in done)
+                latency = [statistics.median(float(np.percentile(r["latency_ms"], q)) for r in done)
+                           for q in LATENCY_PERCENTILES]
+                figures.append((frame_ms, latency))
+            (seq_ms, seq_lat), (ovl_ms, ovl_lat) = figures
+            identical = all(_same_run(a, b) for a, b in zip(runs[n, False], runs[n, True]))
+            print(f"{pair:<16}{n:>8}{seq_ms:>10.0f}{1000 / seq_ms:>7.2f}{seq_lat[0]:>9.0f}{seq_lat[1]:>6.0f}"
+                  f"{ovl_ms:>10.0f}{1000 / ovl_ms:>7.2f}{ovl_lat[0]:>9.0f}{ovl_lat[1]:>6.0f}"
+                  f"{seq_ms / ovl_ms:>9.2f}x{100 * (ovl_lat[0] / seq_lat[0] - 1):>+8.0f}%"
+                  f"  {'yes' if identical else 'NO'}")
+        for runners in opened.values():
+            for runner in runners.values():
+                runner.close()
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
@@ -446,7 +556,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", choices=VARIANTS, default="fp32", help="ONNX Runtime graphs to time")
     parser.add_argument("--precision", choices=list(PRECISIONS), default=DEFAULT_PRECISION, help="OpenVINO precision")
     parser.add_argument("--official", type=Path, help="checkpoint: time the official PyTorch predictor side by side")
-    parser.add_argument("--pairs", default=DEFAULT_PAIRS, help="backend:precision pairs to time against the official predictor")
+    parser.add_argument("--pairs", help=f"backend:precision[{OVERLAP_SUFFIX}] pairs to time against the official "
+                        f"predictor (default {DEFAULT_PAIRS}) or with --overlap (default {OVERLAP_PAIRS})")
+    parser.add_argument("--overlap", action="store_true",
+                        help="time each pair sequential and with overlapped frames, for each --objects count")
     parser.add_argument("--repeats", type=int, default=3,
                         help="alternated runs per pair with --official, runs per source size with --null-models, "
                              "interleaved rounds with --objects (medians)")
@@ -476,6 +589,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--objects takes counts from 1 to {len(EXTRA_BOXES) + 1}")
     frames, boxes = make_frames(min(args.frames, CLIP_FRAMES))
     box = prompt_box(boxes[0])
+    if args.overlap:
+        try:
+            return bench_overlap(args, frames, box)
+        except (ModelFolderError, BackendError) as exc:
+            print(f"ERROR {exc}", file=sys.stderr)
+            return 2
     if args.memory:
         try:
             report_memory(args, frames, boxes)

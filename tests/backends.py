@@ -47,12 +47,14 @@ def reduced(precision: str, threads: int | None = None) -> Callable[[Path], Mode
 
 
 def track_clip(model_dir: Path, images: list[np.ndarray], box, config: TrackerConfig, factory) -> list[FrameResult]:
-    """The tracker over a whole clip with every sub-model from `factory`."""
+    """The tracker over a whole clip with every sub-model from `factory`, frames overlapped as a file run does."""
     manifest = load_manifest(model_dir)
     runners = open_runners(manifest, factory)
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
+    source = ((i, image, None) for i, image in enumerate(images))
     try:
-        return [tracker.step(i, image, box if i == 0 else None) for i, image in enumerate(images)]
+        return [tracker.track(frame, box if frame.frame_idx == 0 else None)
+                for frame in tracker.encoder.frames(source, overlap=True)]
     finally:
         for runner in runners.values():
             runner.close()

@@ -192,14 +192,14 @@ def test_bad_inputs(case, message, clip, broken_models, tmp_path, capsys):
 def test_ctrl_c_keeps_complete_outputs(clip, export_512, tmp_path, capsys, monkeypatch):
     from app.samurai.multi_tracker import MultiObjectTracker
 
-    step = MultiObjectTracker.step
+    track = MultiObjectTracker.track
 
-    def interrupted(self, frame_idx, *args, **kwargs):
-        if frame_idx == 3:
+    def interrupted(self, frame):
+        if frame.frame_idx == 3:  # the next frame's encoder is already submitted (overlapped frames)
             raise KeyboardInterrupt
-        return step(self, frame_idx, *args, **kwargs)
+        return track(self, frame)
 
-    monkeypatch.setattr(MultiObjectTracker, "step", interrupted)
+    monkeypatch.setattr(MultiObjectTracker, "track", interrupted)
     out = tmp_path / "ctrl_c"
     code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
                      "--output", str(out), "--no-display", "--save-video", "--backend", "onnx")

@@ -99,8 +99,10 @@ def _ours(folder_model, images, box, mode, overrides, factory=OnnxRunner):
     config = replace(config, samurai=replace(config.samurai, **overrides))
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
     results = []
-    for i, image in enumerate(images):
-        results.append(tracker.step(i, image, box if i == 0 else None))
+    source = ((i, image, None) for i, image in enumerate(images))
+    for frame in tracker.encoder.frames(source, overlap=True):  # the schedule of a file run
+        i = frame.frame_idx
+        results.append(tracker.track(frame, box if i == 0 else None))
         results[-1].memory_frames = [e.frame_idx for _, e in tracker.bank.memory_frames(i + 1)] if i else []
         results[-1].motion = (tracker.motion.stable_frames, None if tracker.motion.mean is None else tracker.motion.mean.copy())
     return results

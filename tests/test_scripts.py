@@ -95,17 +95,19 @@ def test_box_agreement_counts_identical_boxes_as_one():
 def test_bench_side_by_side_with_the_official_predictor(export_256_variants, checkpoint, capsys):
     """Separate timed processes for each pair and the official predictor; one table with both timings."""
     argv = ["--model-dir", str(export_256_variants), "--frames", "2", "--repeats", "1",
-            "--official", str(checkpoint), "--pairs", "onnx:fp32,onnx:int8"]
+            "--official", str(checkpoint), "--pairs", "onnx:fp32,onnx:int8,onnx:fp32+overlap"]
     assert bench.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "whole s" in lines[1] and "loop ms/f" in lines[1] and "min IoU" in lines[1]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
-    assert set(rows) == {"official", "onnx:fp32", "onnx:int8"}
+    assert set(rows) == {"official", "onnx:fp32", "onnx:int8", "onnx:fp32+overlap"}
     assert rows["official"][3] == "1.00x"
     # onnx:fp32 is the reference the other rows are compared with. Over two frames int8 may round to an IoU of
     # 1.000 (test_cli.py checks on more frames that it moves the masks); it must stay close to fp32.
     flips, min_iou = int(rows["onnx:int8"][-2]), float(rows["onnx:int8"][-1])
     assert 0 <= flips <= 1 and 0.9 <= min_iou <= 1.0
+    # Overlapped frames: the same arithmetic, so the same tokens and masks as the reference.
+    assert rows["onnx:fp32+overlap"][-2:] == ["0", "1.000"]
 
 
 def test_clip_and_evaluation(tmp_path, capsys):

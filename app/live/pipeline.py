@@ -10,6 +10,13 @@ one arrives, counting the replaced one as dropped, so a result is never older
 than one tracker step plus one source frame; it prepares frames only shortly
 before the models will want one, so a fast camera does not steal their CPU.
 
+A file or folder also overlaps frames (`overlap`): once frame N is encoded, the
+loop takes frame N+1 and submits its image encoder, which the backend runs in
+the background while frame N's objects are tracked; the arithmetic is the same,
+only the order changes. A live source does not: it would take the newest frame
+one per-object pass earlier, and its result would be that much older (measured:
++44 to +117 % latency on a 2-core CPU at 512 px), while a live run's figure is latency.
+
 The tracker knows nothing of this: it is called from one thread, one frame at a time.
 What to track comes from a `TrackController` (the command line's boxes, the web
 page): objects are added, restarted and dropped by id between two frames.
@@ -31,7 +38,7 @@ from app.live.latency import LatencyStats
 from app.media.outputs import box_from_mask
 from app.media.sources import Frame, FrameSource
 from app.samurai.multi_tracker import MultiObjectTracker
-from app.samurai.tracker import FrameResult
+from app.samurai.tracker import FrameResult, PendingFrame
 
 # Prepared frames waiting for the models (files): enough to hide a slow decode.
 FILE_PREFETCH = 2
@@ -276,6 +283,7 @@ class TrackingLoop:
         outputs: list[Output],
         *,
         pipelined: bool = True,
+        overlap: bool = True,
         max_frames: int | None = None,
         on_frame: Callable[[LoopStats], None] | None = None,
     ):
@@ -284,6 +292,7 @@ class TrackingLoop:
         self.controller = controller
         self.outputs = outputs
         self.pipelined = pipelined
+        self.overlap = overlap and not source.is_live
         self.max_frames = max_frames
         self.on_frame = on_frame
         self.stats = LoopStats()
@@ -294,6 +303,8 @@ class TrackingLoop:
         self._tracking_since: float | None = None
         self._feed: _Feed | None = None
         self._dropped: list[int] = []  # dropped since the last frame handed to the outputs
+        # Overlapped: the next frame, taken from the feed while this one was tracked, and its submitted encoder.
+        self._ahead: tuple[Prepared, PendingFrame | None] | None = None
 
     def _prepare(self, frame: Frame) -> Prepared:
         """Runs on the feed thread; a frame that arrives while waiting for a box is only shown."""
@@ -317,7 +328,8 @@ class TrackingLoop:
         writer = _Writer(self.outputs, self.pipelined)
         try:
             while not self.controller.stopped:
-                item = self._feed.get(lambda: self.controller.stopped)
+                item, encoding = self._ahead or (self._feed.get(lambda: self.controller.stopped), None)
+                self._ahead = None
                 if item is None:
                     break
                 if not self._tracking and not self.source.is_live:
@@ -326,7 +338,7 @@ class TrackingLoop:
                     writer.put(Tracked(item.frame, dropped=self._take_dropped()))
                     self._publish(item.frame.index)
                     continue
-                self._track(item, writer)
+                self._track(item, encoding, writer)
                 if self.max_frames and self.stats.frames >= self.max_frames:
                     break
         finally:
@@ -387,13 +399,19 @@ class TrackingLoop:
         dropped, self._dropped = self._dropped, []
         return dropped
 
-    def _track(self, item: Prepared, writer: _Writer) -> None:
+    def _track(self, item: Prepared, encoding: PendingFrame | None, writer: _Writer) -> None:
         frame = item.frame
         if self._tracking_since is None:
             self._tracking_since = time.monotonic() - item.prepare_ms / MS_PER_S
         model_input = item.model_input
         started = time.monotonic()
-        step = self._tracker.step(frame.index, frame.image, model_input)
+        if encoding is not None:
+            encoded = encoding.wait()
+        else:
+            encoded = self._tracker.encoder.encode(frame.index, frame.image, model_input)
+        if self.overlap and not (self.max_frames and self.stats.frames + 1 >= self.max_frames):
+            self._take_ahead()
+        step = self._tracker.track(encoded)
         done = time.monotonic()
         boxes = {object_id: box_from_mask(result.mask) for object_id, result in step.objects.items()}
         timings = dict(step.timings)
@@ -415,6 +433,19 @@ class TrackingLoop:
         self._publish(frame.index)
         if self.on_frame is not None:
             self.on_frame(stats)
+
+    def _take_ahead(self) -> None:
+        """Take the next frame now and submit its image encoder, to run while this frame's objects are tracked.
+
+        A frame prepared before tracking started has no model input yet; it is encoded when its turn comes.
+        """
+        item = self._feed.get(lambda: self.controller.stopped)
+        if item is None:
+            return
+        encoding = None
+        if item.model_input is not None:
+            encoding = self._tracker.encoder.submit(item.frame.index, item.frame.image, item.model_input)
+        self._ahead = (item, encoding)
 
     def _publish(self, frame_index: int, ended: bool = False) -> None:
         objects = dict(self._objects) if self._objects else {DEFAULT_OBJECT: ObjectStatus(WAITING)}

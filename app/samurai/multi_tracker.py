@@ -17,7 +17,7 @@ import numpy as np
 from acl_models.base import ModelRunner
 from app.samurai.config import TrackerConfig
 from app.samurai.model_bundle import Manifest
-from app.samurai.tracker import FrameEncoder, FrameResult, SamuraiTracker
+from app.samurai.tracker import EncodedFrame, FrameEncoder, FrameResult, SamuraiTracker
 
 BoxXYXY = tuple[float, float, float, float]
 
@@ -72,7 +72,11 @@ class MultiObjectTracker:
 
     def step(self, frame_idx: int, image: np.ndarray, model_input: np.ndarray | None = None) -> MultiFrameResult:
         """Encode the frame once (from `model_input` when prepared ahead) and run every object's step on it."""
-        frame = self.encoder.encode(frame_idx, image, model_input)
+        return self.track(self.encoder.encode(frame_idx, image, model_input))
+
+    def track(self, frame: EncodedFrame) -> MultiFrameResult:
+        """Every object's step on a frame encoded once (`encoder.encode`, `encoder.submit` or `encoder.frames`)."""
+        frame_idx = frame.frame_idx
         timings = dict(frame.timings)
         results = {}
         for obj_id, tracker in self.objects.items():

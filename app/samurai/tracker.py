@@ -12,13 +12,13 @@ objects that share one encoded frame stay independent (`app.samurai.multi_tracke
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from acl_models.base import ModelRunner
+from acl_models.base import ModelRunner, Pending
 from app.samurai import preprocess
 from app.samurai.config import TrackerConfig
 from app.samurai.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
@@ -70,6 +70,32 @@ class EncodedFrame:
     timings: dict[str, float]
 
 
+@dataclass
+class PendingFrame:
+    """A frame whose image encoder was submitted to its runner; `wait()` gives the encoded frame.
+
+    Its "image_encoder" time is what the caller spent submitting and waiting, not
+    the encoder's own time, which ran beside the caller's other work.
+    """
+
+    frame_idx: int
+    width: int
+    height: int
+    pending: Pending
+    timings: dict[str, float]
+    clock: Callable[[], float]
+
+    def wait(self) -> EncodedFrame:
+        start = self.clock()
+        features = self.pending.wait()
+        self.timings["image_encoder"] = self.timings.get("image_encoder", 0.0) + 1000.0 * (self.clock() - start)
+        return EncodedFrame(self.frame_idx, self.width, self.height, features, self.timings)
+
+
+# What `FrameEncoder.frames` reads: frame index, image, and its prepared model input or None.
+SourceFrame = tuple[int, np.ndarray, np.ndarray | None]
+
+
 class _Timer:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
@@ -109,6 +135,37 @@ class FrameEncoder:
         with timer.stage("image_encoder"):
             features = self.runner.run({"image": x})
         return EncodedFrame(frame_idx, image.shape[1], image.shape[0], features, timer.ms)
+
+    def submit(self, frame_idx: int, image: np.ndarray, model_input: np.ndarray | None = None) -> PendingFrame:
+        """`encode`, started on the runner and returned at once where the runner computes in the background."""
+        timer = _Timer(self.clock)
+        with timer.stage("preprocess"):
+            x = self.prepare_input(image) if model_input is None else model_input
+        with timer.stage("image_encoder"):
+            pending = self.runner.submit({"image": x})
+        return PendingFrame(frame_idx, image.shape[1], image.shape[0], pending, timer.ms, self.clock)
+
+    def frames(self, frames: Iterable[SourceFrame], overlap: bool) -> Iterator[EncodedFrame]:
+        """(frame index, image, model input or None) -> each frame encoded, in order.
+
+        With `overlap`, frame t+1 is read and its encoder submitted before frame t
+        is handed out, so that the encoder runs in the runner's background while
+        the caller tracks frame t: the same arithmetic in another order, since the
+        encoder reads nothing but its frame. Without, each frame is encoded when
+        it is handed out.
+        """
+        if not overlap:
+            for frame_idx, image, model_input in frames:
+                yield self.encode(frame_idx, image, model_input)
+            return
+        pending: PendingFrame | None = None
+        for frame_idx, image, model_input in frames:
+            ready = pending.wait() if pending is not None else None
+            pending = self.submit(frame_idx, image, model_input)
+            if ready is not None:
+                yield ready
+        if pending is not None:
+            yield pending.wait()
 
 
 class SamuraiTracker:

@@ -20,15 +20,25 @@ What it enforces, as the real runtime does:
   mdl.set_input_dynamic_dims called on that input dataset (it writes the gear
   into the `ascend_mbatch_shape_data` buffer, which execute reads back) with
   dims that equal one of its gears; AIPP models take uint8 NHWC and normalise
-  with the config's mean/min/var_reci; fp16 inputs/outputs are converted.
+  with the config's mean/min/var_reci; fp16 inputs/outputs are converted;
+- streams: mdl.execute_async only queues the execution on its stream; it runs
+  (reading its input buffers then, writing its output buffers) when
+  rt.synchronize_stream is called on that stream, whose return code is then the
+  execution's, as a real device reports a failed asynchronous task.
 
 STRICTER than the real runtime, so that a wrong teardown order fails a test:
 rt.destroy_context refuses while streams, memory or models of that context are
 alive; rt.reset_device refuses while contexts of that device are alive; finalize
 refuses while a device is set or buffers, datasets or descriptions are alive
-(all with ACL_ERROR_RELATIVE_RESOURCE_NOT_CLEARED).
+(all with ACL_ERROR_RELATIVE_RESOURCE_NOT_CLEARED). Where the real device would
+race, it fails the test: touching a buffer of a queued execution (rt.memcpy from
+its outputs or into its inputs, mdl.set_input_dynamic_dims on its dataset,
+mdl.get_cur_output_dims of its model) before its stream synchronised raises
+UnsynchronisedAccess; rt.free, mdl.unload and rt.destroy_stream of what a queued
+execution uses answer ACL_ERROR_RELATIVE_RESOURCE_NOT_CLEARED.
 
-Test controls: reset(run_mode), fail(call, code, after), live(), memcpy_kinds(), executed_gears().
+Test controls: reset(run_mode), fail(call, code, after), live(), memcpy_kinds(), executed_gears(),
+async_executions().
 """
 
 from __future__ import annotations
@@ -81,6 +91,22 @@ DEVICE_BASE = 0xFFFF_9000_0000_0000
 DEVICE_ALIGN = 64
 FRESH_MEMORY_BYTE = 0xFF
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64}
+
+
+class UnsynchronisedAccess(AssertionError):
+    """Memory of an asynchronous execution used before its stream synchronised (the real device would race)."""
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """An execution waiting on its stream."""
+
+    model_id: int
+    inputs: int
+    outputs: int
+
+    def buffers(self) -> list[int]:
+        return _state.datasets.get(self.inputs, []) + _state.datasets.get(self.outputs, [])
 
 
 @dataclass
@@ -164,6 +190,8 @@ class _State:
     failures: dict[str, list[list[int]]] = field(default_factory=dict)  # call -> [[calls to let pass, code]]
     memcpy_kinds: list[int] = field(default_factory=list)
     executed_gears: list[list[int]] = field(default_factory=list)
+    queued: dict[int, list[_Queued]] = field(default_factory=dict)  # stream -> executions not yet synchronised
+    async_executions: int = 0  # executions run by rt.synchronize_stream
     handles: itertools.count = field(default_factory=lambda: itertools.count(0x1000, 0x10))
     next_addr: int = DEVICE_BASE
 
@@ -184,6 +212,18 @@ class _State:
 
     def is_freed(self, addr: int) -> bool:
         return any(start <= addr < start + size for start, size in self.freed)
+
+    def all_queued(self) -> list[_Queued]:
+        return [item for items in self.queued.values() for item in items]
+
+    def queued_touching(self, addr: int, count: int) -> _Queued | None:
+        """The queued execution one of whose buffers overlaps [addr, addr + count), if any."""
+        for item in self.all_queued():
+            for buffer in item.buffers():
+                start, size = self.data_buffers.get(buffer, (0, 0))
+                if start < addr + count and addr < start + size:
+                    return item
+        return None
 
 
 _state = _State()
@@ -215,12 +255,18 @@ def live() -> dict[str, int]:
         "datasets": len(_state.datasets),
         "descs": len(_state.descs),
         "models": len(_state.models),
+        "queued": len(_state.all_queued()),
     }
     return {kind: count for kind, count in counts.items() if count}
 
 
 def memcpy_kinds() -> list[int]:
     return list(_state.memcpy_kinds)
+
+
+def async_executions() -> int:
+    """How many executions ran through mdl.execute_async and rt.synchronize_stream."""
+    return _state.async_executions
 
 
 def executed_gears() -> list[list[int]]:
@@ -368,9 +414,33 @@ def _create_stream():
 
 @_api("acl.rt.destroy_stream", _RET)
 def _destroy_stream(stream: int) -> int:
-    if _state.streams.pop(stream, None) is None:
+    if stream not in _state.streams:
         return ACL_ERROR_INVALID_PARAM
+    if _state.queued.get(stream):
+        return ACL_ERROR_RELATIVE_RESOURCE_NOT_CLEARED
+    del _state.streams[stream]
     return ACL_SUCCESS
+
+
+def _synchronize_stream(stream: int) -> int:
+    """Run what execute_async queued on `stream`, in order; the first failure's code is returned.
+
+    A forced failure (fail("acl.rt.synchronize_stream")) is a failed task: its executions are dropped.
+    """
+    if stream not in _state.streams:
+        return ACL_ERROR_INVALID_PARAM
+    code = _state.take_failure("acl.rt.synchronize_stream")
+    if code is not None:
+        _state.queued.pop(stream, None)
+        return code
+    code = ACL_SUCCESS
+    while _state.queued.get(stream):
+        item = _state.queued[stream].pop(0)
+        ret = _run_model(item.model_id, item.inputs, item.outputs)
+        _state.async_executions += 1
+        code = code or ret
+    _state.queued.pop(stream, None)
+    return code
 
 
 @_api("acl.rt.get_run_mode", _PAIR)
@@ -395,9 +465,12 @@ def _malloc(size: int, policy: int):
 
 @_api("acl.rt.free", _RET)
 def _free(addr: int) -> int:
-    block = _state.allocations.pop(addr, None)
+    block = _state.allocations.get(addr)
     if block is None:
         return ACL_ERROR_INVALID_PARAM
+    if _state.queued_touching(block.addr, block.size):
+        return ACL_ERROR_RELATIVE_RESOURCE_NOT_CLEARED
+    del _state.allocations[addr]
     _state.freed.append((block.addr, block.size))
     return ACL_SUCCESS
 
@@ -416,6 +489,13 @@ def _memcpy(dst: int, dst_max: int, src: int, count: int, kind: int) -> int:
         return ACL_ERROR_INVALID_PARAM
     if _state.is_freed(dst) or _state.is_freed(src):
         return ACL_ERROR_INVALID_PARAM
+    for addr, what in ((src, "read from"), (dst, "written to")):
+        queued = _state.queued_touching(addr, count)
+        if queued is not None:
+            raise UnsynchronisedAccess(
+                f"rt.memcpy {what} a buffer of model {queued.model_id}'s asynchronous execution "
+                "before rt.synchronize_stream of its stream"
+            )
     dst_device, src_device = _device_view(dst, count), _device_view(src, count)
     dst_on_device = dst >= DEVICE_BASE
     src_on_device = src >= DEVICE_BASE
@@ -466,8 +546,11 @@ def _load_from_file(path: str):
 
 @_api("acl.mdl.unload", _RET)
 def _unload(model_id: int) -> int:
-    if _state.models.pop(model_id, None) is None:
+    if model_id not in _state.models:
         return ACL_ERROR_INVALID_MODEL_ID
+    if any(item.model_id == model_id for item in _state.all_queued()):
+        return ACL_ERROR_RELATIVE_RESOURCE_NOT_CLEARED
+    del _state.models[model_id]
     return ACL_SUCCESS
 
 
@@ -555,6 +638,8 @@ def _get_cur_output_dims(desc: int, index: int):
     model = _described(desc)
     if model is None or not 0 <= index < len(model.outputs):
         return None, ACL_ERROR_INVALID_PARAM
+    if any(_state.models.get(item.model_id) is model for item in _state.all_queued()):
+        raise UnsynchronisedAccess("mdl.get_cur_output_dims of a model whose asynchronous execution is not synced")
     return _dims(_output_name(model, index), model.cur_output_dims[index]), ACL_SUCCESS
 
 
@@ -640,6 +725,8 @@ def _set_input_dynamic_dims(model_id: int, dataset: int, index: int, dims: dict)
         return ACL_ERROR_INVALID_PARAM
     if dims.get("dimCount") != len(dims.get("dims", [])):
         return ACL_ERROR_INVALID_PARAM
+    if any(item.inputs == dataset for item in _state.all_queued()):
+        raise UnsynchronisedAccess("mdl.set_input_dynamic_dims on the inputs of an execution not yet synchronised")
     gear = next((g for g in model.gears if model.full_dims(g) == list(dims["dims"])), None)
     if gear is None:
         return ACL_ERROR_GE_DYNAMIC_BATCH_SIZE_INVALID
@@ -670,8 +757,8 @@ def _aipp(model: _Model, pixels: np.ndarray) -> np.ndarray:
     return np.stack(planes, axis=1).astype(np.float32)
 
 
-@_api("acl.mdl.execute", _RET)
-def _execute(model_id: int, inputs: int, outputs: int) -> int:
+def _check_execution(model_id: int, inputs: int, outputs: int) -> int:
+    """What execute and execute_async check before anything runs."""
     model = _state.models.get(model_id)
     if model is None:
         return ACL_ERROR_INVALID_MODEL_ID
@@ -682,6 +769,31 @@ def _execute(model_id: int, inputs: int, outputs: int) -> int:
         return ACL_ERROR_INVALID_PARAM
     if any(b not in _state.data_buffers for b in in_buffers + out_buffers):
         return ACL_ERROR_INVALID_PARAM
+    return ACL_SUCCESS
+
+
+@_api("acl.mdl.execute", _RET)
+def _execute(model_id: int, inputs: int, outputs: int) -> int:
+    return _check_execution(model_id, inputs, outputs) or _run_model(model_id, inputs, outputs)
+
+
+@_api("acl.mdl.execute_async", _RET)
+def _execute_async(model_id: int, inputs: int, outputs: int, stream: int) -> int:
+    """Queue the execution on `stream`; it runs at rt.synchronize_stream (see the module docstring)."""
+    if stream not in _state.streams:
+        return ACL_ERROR_INVALID_PARAM
+    code = _check_execution(model_id, inputs, outputs)
+    if code == ACL_SUCCESS:
+        _state.queued.setdefault(stream, []).append(_Queued(model_id, inputs, outputs))
+    return code
+
+
+def _run_model(model_id: int, inputs: int, outputs: int) -> int:
+    """Run the model's ONNX graph on what its input buffers hold now; write its output buffers."""
+    if _check_execution(model_id, inputs, outputs) != ACL_SUCCESS:
+        return ACL_ERROR_RT_MODEL_EXECUTE  # something it used was released meanwhile
+    model = _state.models[model_id]
+    in_buffers, out_buffers = _state.datasets[inputs], _state.datasets[outputs]
     if model.dynamic:
         gear = _gear_in(model, in_buffers)
         if gear is None:
@@ -736,6 +848,7 @@ rt = SimpleNamespace(
     malloc=_malloc,
     free=_free,
     memcpy=_memcpy,
+    synchronize_stream=_synchronize_stream,
 )
 mdl = SimpleNamespace(
     load_from_file=_load_from_file,
@@ -760,4 +873,5 @@ mdl = SimpleNamespace(
     destroy_dataset=_destroy_dataset,
     set_input_dynamic_dims=_set_input_dynamic_dims,
     execute=_execute,
+    execute_async=_execute_async,
 )
