@@ -15,6 +15,16 @@ SEED = 0
 EMULATION_DIR = Path(__file__).resolve().parent / "emulated_acl"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """PyTorch on one thread in the test process: its worker threads spin and collapse when other processes share
+    the cores (tests/demo_model.py; an official memory attention: 0.1 s on one thread, 0.75 s on two, busy)."""
+    from tests.demo_model import TEST_THREADS, torch_threads
+
+    with torch_threads(TEST_THREADS):
+        yield
+
+
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory) -> Path:
     from scripts.make_random_checkpoint import random_state_dict
@@ -73,11 +83,48 @@ def export_256_variants(checkpoint, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
     from convert.export_onnx import export
-    from tests.demo_model import IMAGE_SIZE, TEST_THREADS, torch_threads
+    from tests.demo_model import IMAGE_SIZE
 
     out = tmp_path_factory.mktemp(f"demo_om{IMAGE_SIZE}")
-    with torch_threads(TEST_THREADS):
-        export(demo_checkpoint, out, image_size=IMAGE_SIZE)
+    export(demo_checkpoint, out, image_size=IMAGE_SIZE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_demo_models(demo_checkpoint, tmp_path_factory) -> Path:
+    """The demo checkpoint exported at 128 px, shared by the evaluation and precision tests."""
+    from convert.export_onnx import export
+    from tests.demo_model import SMALL_IMAGE_SIZE
+
+    out = tmp_path_factory.mktemp(f"demo_om{SMALL_IMAGE_SIZE}")
+    export(demo_checkpoint, out, image_size=SMALL_IMAGE_SIZE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_demo_om(small_demo_models, tmp_path_factory) -> Path:
+    """`small_demo_models` converted by the stand-in ATC (the emulated NPU's .om files)."""
+    from convert.atc_args import Settings
+    from tests.ascend_helpers import SOC, convert, linked_copy
+
+    return convert(linked_copy(small_demo_models, tmp_path_factory.mktemp("demo_om") / "om"), Settings(SOC))
+
+
+@pytest.fixture(scope="session")
+def demo_lasot(tmp_path_factory) -> Path:
+    """tests/demo_lasot.py's dataset, written once for the evaluation tests."""
+    from tests.demo_lasot import write_demo_lasot
+
+    return write_demo_lasot(tmp_path_factory.mktemp("lasot"))
+
+
+@pytest.fixture(scope="session")
+def whole_run(demo_lasot, small_demo_models, tmp_path_factory) -> Path:
+    """One uninterrupted single-worker run on the ONNX Runtime backend: what every other run must equal."""
+    from tests.demo_lasot import run_eval
+
+    out = tmp_path_factory.mktemp("whole")
+    assert run_eval(demo_lasot, small_demo_models, out, "--backend", "onnx") == 0
     return out
 
 

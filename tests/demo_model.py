@@ -9,6 +9,8 @@ import torch
 
 # The colour model does not depend on resolution; 256 px runs ~4x faster than 512.
 IMAGE_SIZE = 256
+# Where only the colour decisions matter (the evaluation runs, the precision study): a frame near 0.1 s on a busy core.
+SMALL_IMAGE_SIZE = 128
 # One compute thread for ONNX Runtime and PyTorch: their spinning worker threads
 # collapse when other processes share the cores (measured on 2 busy cores: the
 # reference predictor 13 s with one thread, 190 s with two; our tracker 5 s vs 16 s).

@@ -26,7 +26,7 @@ from scripts import eval as eval_cli
 from scripts.make_demo_clip import make_frames
 from tests import benchmark_layouts as layouts
 from tests.ascend_helpers import EMULATION_DIR, REPO
-from tests.test_benchmark_run import _results, demo_lasot, small_demo_models, whole_run  # noqa: F401 (fixtures)
+from tests.demo_lasot import result_files, run_eval
 
 NODE_CPUS = 1  # logical CPUs per node: one worker each
 # Two longer cuts of the demo clip (first frame, length) for the runs that are interrupted or lose a node:
@@ -36,7 +36,7 @@ WAIT_S = 120.0  # the most a test waits for something the run must do
 
 
 @pytest.fixture(scope="module")
-def data_site(demo_lasot):  # noqa: F811 (the fixture imported above)
+def data_site(demo_lasot):
     """The folder the nodes start in: it holds the demo dataset, reachable as a relative --root."""
     return demo_lasot.parent
 
@@ -68,11 +68,6 @@ def cluster(data_site):
     head.shutdown()
 
 
-def _run(root, models, out, *extra):
-    return eval_cli.main(["run", "--dataset", "lasot", "--root", str(root), "--model-dir", str(models),
-                          "--out", str(out), "--threads", "1", *extra])
-
-
 def _node_lines(err: str) -> dict[str, int]:
     """node id prefix -> sequences, from the per-node lines at the end of a Ray run."""
     return {m[1]: int(m[2]) for m in re.finditer(r"node \S+ \((\w+)\): (\d+) sequences, \d+ frames", err)}
@@ -85,38 +80,38 @@ def _scores(root, folder, report):
     return {key: value for key, value in scores.items() if key != "folder"}
 
 
-def test_ray_run_equals_one_worker(cluster, demo_lasot, small_demo_models, whole_run, tmp_path, capfd):  # noqa: F811
+def test_ray_run_equals_one_worker(cluster, demo_lasot, small_demo_models, whole_run, tmp_path, capfd):
     head, second = cluster
     out = tmp_path / "ray"
-    assert _run(demo_lasot, small_demo_models, out, "--backend", "onnx", "--ray", head.address) == 0
-    assert _results(out) == _results(whole_run)
+    assert run_eval(demo_lasot, small_demo_models, out, "--backend", "onnx", "--ray", head.address) == 0
+    assert result_files(out) == result_files(whole_run)
     assert json.loads((out / "run.json").read_text()) == json.loads((whole_run / "run.json").read_text())
     for name in ("red-1", "red-2", "red-3"):
         times = (out / f"{name}_time.txt").read_text().split()
-        assert len(times) == len(_results(out)[f"{name}.txt"].splitlines()) and all(float(t) > 0 for t in times)
+        assert len(times) == len(result_files(out)[f"{name}.txt"].splitlines()) and all(float(t) > 0 for t in times)
     nodes = _node_lines(capfd.readouterr().err)
     assert sum(nodes.values()) == 3 and set(nodes) <= {head.head_node.node_id[:8], second.node_id[:8]}
     assert _scores(demo_lasot, out, tmp_path / "r1") == _scores(demo_lasot, whole_run, tmp_path / "r2")
 
 
-def test_ray_resumes_a_shard_and_refuses_other_settings(cluster, demo_lasot, small_demo_models,  # noqa: F811
-                                                        whole_run, tmp_path, capfd):  # noqa: F811
+def test_ray_resumes_a_shard_and_refuses_other_settings(cluster, demo_lasot, small_demo_models,
+                                                        whole_run, tmp_path, capfd):
     head, _ = cluster
     out = tmp_path / "resumed"
-    assert _run(demo_lasot, small_demo_models, out, "--shard", "1/2") == 0
+    assert run_eval(demo_lasot, small_demo_models, out, "--shard", "1/2") == 0
     first_half = {name: (out / f"{name}_time.txt").read_text() for name in ("red-1", "red-3")}
     capfd.readouterr()
-    assert _run(demo_lasot, small_demo_models, out, "--ray", head.address) == 0
+    assert run_eval(demo_lasot, small_demo_models, out, "--ray", head.address) == 0
     assert sum(_node_lines(capfd.readouterr().err).values()) == 1  # only red-2 was tracked
     assert {name: (out / f"{name}_time.txt").read_text() for name in first_half} == first_half
-    assert _results(out) == _results(whole_run)
+    assert result_files(out) == result_files(whole_run)
 
-    assert _run(demo_lasot, small_demo_models, out, "--ray", head.address, "--mode", "sam2") == 2
+    assert run_eval(demo_lasot, small_demo_models, out, "--ray", head.address, "--mode", "sam2") == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mode samurai -> sam2" in err[0]
 
 
-def test_a_root_missing_on_one_node_is_named(cluster, data_site, demo_lasot, small_demo_models,  # noqa: F811
+def test_a_root_missing_on_one_node_is_named(cluster, data_site, demo_lasot, small_demo_models,
                                              tmp_path, capfd, monkeypatch):
     head, second = cluster
     elsewhere = tmp_path / "elsewhere"
@@ -124,7 +119,7 @@ def test_a_root_missing_on_one_node_is_named(cluster, data_site, demo_lasot, sma
     blind = _start_node(head, elsewhere, [REPO])
     try:
         monkeypatch.chdir(data_site)
-        assert _run(demo_lasot.name, small_demo_models, tmp_path / "out", "--ray", head.address) == 2
+        assert run_eval(demo_lasot.name, small_demo_models, tmp_path / "out", "--ray", head.address) == 2
     finally:
         head.remove_node(blind)
     err = capfd.readouterr().err.strip().splitlines()
@@ -134,7 +129,7 @@ def test_a_root_missing_on_one_node_is_named(cluster, data_site, demo_lasot, sma
     assert not (tmp_path / "out" / "red-1.txt").exists()
 
 
-def test_a_sequence_that_fails_by_itself_is_reported_once(cluster, data_site, small_demo_models,  # noqa: F811
+def test_a_sequence_that_fails_by_itself_is_reported_once(cluster, data_site, small_demo_models,
                                                           tmp_path, capfd):
     head, _ = cluster
     frames, boxes = make_frames(3)
@@ -143,16 +138,19 @@ def test_a_sequence_that_fails_by_itself_is_reported_once(cluster, data_site, sm
                          {"red-1": frames[:2], "red-2": frames})
     (root / "red" / "red-2" / "img" / "00000002.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    assert _run(root, small_demo_models, out, "--ray", head.address) == eval_cli.EXIT_SEQUENCES_FAILED
+    assert run_eval(root, small_demo_models, out, "--ray", head.address) == eval_cli.EXIT_SEQUENCES_FAILED
     assert (out / "red-1.txt").is_file() and not (out / "red-2.txt").exists()
     err = capfd.readouterr().err
     assert "red-2: frame 1" in err and "cannot be read" in err and "Traceback" not in err
     assert "tracking it again" not in err
 
 
-def _reference(root, models, folder):
-    assert _run(root, models, folder, "--backend", "onnx") == 0
-    return _results(folder)
+@pytest.fixture(scope="module")
+def long_reference(long_lasot, small_demo_models, tmp_path_factory) -> dict[str, str]:
+    """The long sequences tracked by one local worker: what the interrupted and the node-losing runs must give."""
+    folder = tmp_path_factory.mktemp("long_reference")
+    assert run_eval(long_lasot, small_demo_models, folder, "--backend", "onnx") == 0
+    return result_files(folder)
 
 
 def _driver(root, models, out, address, *extra) -> subprocess.Popen:
@@ -163,8 +161,8 @@ def _driver(root, models, out, address, *extra) -> subprocess.Popen:
                             env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def test_ctrl_c_keeps_finished_sequences_and_frees_the_cluster(cluster, long_lasot, small_demo_models,  # noqa: F811
-                                                               tmp_path):
+def test_ctrl_c_keeps_finished_sequences_and_frees_the_cluster(cluster, long_lasot, small_demo_models,
+                                                               long_reference, tmp_path):
     head, _ = cluster
     out = tmp_path / "out"
     process = _driver(long_lasot, small_demo_models, out, head.address, "--workers", "1")
@@ -175,35 +173,30 @@ def test_ctrl_c_keeps_finished_sequences_and_frees_the_cluster(cluster, long_las
     err = process.communicate(timeout=WAIT_S)[1]
     assert process.returncode == eval_cli.EXIT_INTERRUPTED, err
     assert "interrupted; finished sequences are in" in err and "Traceback" not in err
-    reference = _reference(long_lasot, small_demo_models, tmp_path / "reference")
-    assert _results(out) == {"red-1.txt": reference["red-1.txt"]}
+    assert result_files(out) == {"red-1.txt": long_reference["red-1.txt"]}
     assert not list(out.glob("*.tmp")) and not (out / "red-2_time.txt").exists()
     # The same command again finishes the rest: the interrupted run left the cluster's CPUs free.
     resumed = _driver(long_lasot, small_demo_models, out, head.address, "--workers", "1")
     err = resumed.communicate(timeout=WAIT_S)[1]
     assert resumed.returncode == 0, err
-    assert _results(out) == reference
+    assert result_files(out) == long_reference
 
 
-def test_acl_workers_run_on_the_npu_node(acl, cluster, data_site, demo_lasot, small_demo_models,  # noqa: F811
-                                         whole_run, tmp_path, capfd):  # noqa: F811
+def test_acl_workers_run_on_the_npu_node(acl, cluster, data_site, demo_lasot, small_demo_om, whole_run, tmp_path,
+                                         capfd):
     """Only the node that offers an NPU (here the in-test pyACL emulation) takes `--backend acl` workers."""
-    from convert.atc_args import Settings
-    from tests.ascend_helpers import SOC, convert, linked_copy
-
     head, _ = cluster
-    models = convert(linked_copy(small_demo_models, tmp_path / "om"), Settings(SOC))
     npu_node = _start_node(head, data_site, [EMULATION_DIR, REPO], resources={"NPU": 1})
     try:
         out = tmp_path / "acl"
-        assert _run(demo_lasot, models, out, "--backend", "acl", "--ray", head.address) == 0
+        assert run_eval(demo_lasot, small_demo_om, out, "--backend", "acl", "--ray", head.address) == 0
     finally:
         head.remove_node(npu_node)
-    assert _results(out) == _results(whole_run)
+    assert result_files(out) == result_files(whole_run)
     assert _node_lines(capfd.readouterr().err) == {npu_node.node_id[:8]: 3}
 
 
-def test_a_node_lost_mid_run_changes_nothing(cluster, long_lasot, small_demo_models, tmp_path):  # noqa: F811
+def test_a_node_lost_mid_run_changes_nothing(cluster, long_lasot, small_demo_models, long_reference, tmp_path):
     """Last in the module: it takes the second node away. Its sequence is tracked again on the head."""
     head, second = cluster
     out = tmp_path / "out"
@@ -219,23 +212,23 @@ def test_a_node_lost_mid_run_changes_nothing(cluster, long_lasot, small_demo_mod
     assert process.wait(timeout=WAIT_S) == 0, "".join(lines)
     err = "".join(lines)
     assert "its worker was lost" in err and "tracking it again (attempt 2 of 3)" in err
-    assert _results(out) == _reference(long_lasot, small_demo_models, tmp_path / "reference")
+    assert result_files(out) == long_reference
     assert sum(_node_lines(err).values()) == len(LONG_SEQUENCES)
 
 
-def test_without_ray_the_flag_names_the_extra(demo_lasot, small_demo_models, tmp_path, monkeypatch,  # noqa: F811
+def test_without_ray_the_flag_names_the_extra(demo_lasot, small_demo_models, tmp_path, monkeypatch,
                                               capfd):
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.delitem(sys.modules, "app.benchmarks.ray_runner", raising=False)
-    assert _run(demo_lasot, small_demo_models, tmp_path / "out", "--ray") == 2
+    assert run_eval(demo_lasot, small_demo_models, tmp_path / "out", "--ray") == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install -e .[cluster]" in err[0]
 
 
-def test_an_address_where_nothing_answers_is_one_line(demo_lasot, small_demo_models, tmp_path, capfd):  # noqa: F811
+def test_an_address_where_nothing_answers_is_one_line(demo_lasot, small_demo_models, tmp_path, capfd):
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{probe.getsockname()[1]}"
-    assert _run(demo_lasot, small_demo_models, tmp_path / "out", "--ray", address) == 2
+    assert run_eval(demo_lasot, small_demo_models, tmp_path / "out", "--ray", address) == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--ray {address}: nothing answers there" in err[0] and "ray start --head" in err[0]

@@ -10,65 +10,19 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-import torch
 
 from app.benchmarks import runner
 from scripts import eval as eval_cli
 from scripts.make_demo_clip import make_frames
 from tests import benchmark_layouts as layouts
+from tests.demo_lasot import SEQUENCES, result_files, run_eval
+from tests.demo_model import SMALL_IMAGE_SIZE
 
-# The colour model does not depend on resolution; 128 px keeps a frame near 0.1 s on a busy core.
-IMAGE_SIZE = 128
-CLIP_FRAMES = 30
-# Three short sequences cut from the demo clip (first frame, length), all before the
-# distractor outgrows the target (frame 17 of 30), which no mode follows from a cold start.
-SEQUENCES = {"red-1": (0, 5), "red-2": (6, 5), "red-3": (11, 6)}
 INTERRUPT_AFTER = 2  # frames of red-2 tracked before the simulated Ctrl-C
 
 
-@pytest.fixture(scope="session")
-def small_demo_models(demo_checkpoint, tmp_path_factory):
-    from convert.export_onnx import export
-
-    out = tmp_path_factory.mktemp(f"demo_om{IMAGE_SIZE}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        export(demo_checkpoint, out, image_size=IMAGE_SIZE)
-    finally:
-        torch.set_num_threads(previous)
-    return out
-
-
-@pytest.fixture(scope="session")
-def demo_lasot(tmp_path_factory):
-    frames, boxes = make_frames(CLIP_FRAMES)
-    boxes = np.asarray(boxes, dtype=np.float64)
-    root = tmp_path_factory.mktemp("lasot")
-    sequences = {name: boxes[start:start + length] for name, (start, length) in SEQUENCES.items()}
-    images = {name: frames[start:start + length] for name, (start, length) in SEQUENCES.items()}
-    return layouts.lasot(root, sequences, images, occluded={"red-3": [0, 0, 0, 1, 0, 0]})
-
-
-def _run(root, models, out, *extra):
-    return eval_cli.main(["run", "--dataset", "lasot", "--root", str(root), "--model-dir", str(models),
-                          "--out", str(out), "--threads", "1", *extra])
-
-
-def _results(folder) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(folder.glob("red-*.txt")) if not p.name.endswith("_time.txt")}
-
-
-@pytest.fixture(scope="session")
-def whole_run(demo_lasot, small_demo_models, tmp_path_factory):
-    out = tmp_path_factory.mktemp("whole")
-    assert _run(demo_lasot, small_demo_models, out, "--backend", "onnx") == 0
-    return out
-
-
 def test_run_writes_upstream_result_files(whole_run):
-    results = _results(whole_run)
+    results = result_files(whole_run)
     assert sorted(results) == [f"{name}.txt" for name in SEQUENCES]
     for name, (_, length) in SEQUENCES.items():
         lines = results[f"{name}.txt"].splitlines()
@@ -76,7 +30,8 @@ def test_run_writes_upstream_result_files(whole_run):
         times = (whole_run / f"{name}_time.txt").read_text().split()
         assert len(times) == length and all(float(t) > 0 for t in times)
     record = json.loads((whole_run / runner.RUN_FILE).read_text())
-    assert record["mode"] == "samurai" and record["image_size"] == IMAGE_SIZE and record["onnx_variant"] == "fp32"
+    assert record["mode"] == "samurai" and record["onnx_variant"] == "fp32"
+    assert record["image_size"] == SMALL_IMAGE_SIZE
 
 
 def test_interrupted_run_resumes_with_only_what_is_missing(demo_lasot, small_demo_models, whole_run, tmp_path,
@@ -99,37 +54,37 @@ def test_interrupted_run_resumes_with_only_what_is_missing(demo_lasot, small_dem
 
     monkeypatch.setattr(runner.SequenceTracker, "track", interrupting)
     out = tmp_path / "results"
-    assert _run(demo_lasot, small_demo_models, out) == eval_cli.EXIT_INTERRUPTED
+    assert run_eval(demo_lasot, small_demo_models, out) == eval_cli.EXIT_INTERRUPTED
     assert tracked == ["red-1", "red-2"]
-    assert _results(out) == {"red-1.txt": _results(whole_run)["red-1.txt"]}
+    assert result_files(out) == {"red-1.txt": result_files(whole_run)["red-1.txt"]}
     assert not list(out.glob("*.tmp")) and not (out / "red-2_time.txt").exists()
 
     monkeypatch.setattr(runner.SequenceTracker, "track", lambda self, task, results, on_frame: (
         tracked.append(task.name), original(self, task, results, on_frame))[1])
     tracked.clear()
-    assert _run(demo_lasot, small_demo_models, out) == 0
+    assert run_eval(demo_lasot, small_demo_models, out) == 0
     assert tracked == ["red-2", "red-3"]
-    assert _results(out) == _results(whole_run)
+    assert result_files(out) == result_files(whole_run)
     tracked.clear()
-    assert _run(demo_lasot, small_demo_models, out) == 0
+    assert run_eval(demo_lasot, small_demo_models, out) == 0
     assert tracked == []
 
 
 def test_two_workers_equal_one(demo_lasot, small_demo_models, whole_run, tmp_path):
-    assert _run(demo_lasot, small_demo_models, tmp_path / "two", "--workers", "2") == 0
-    assert _results(tmp_path / "two") == _results(whole_run)
+    assert run_eval(demo_lasot, small_demo_models, tmp_path / "two", "--workers", "2") == 0
+    assert result_files(tmp_path / "two") == result_files(whole_run)
 
 
 def test_two_shards_together_equal_the_whole(demo_lasot, small_demo_models, whole_run, tmp_path):
     out = tmp_path / "sharded"
-    assert _run(demo_lasot, small_demo_models, out, "--shard", "1/2") == 0
-    assert sorted(_results(out)) == ["red-1.txt", "red-3.txt"]
-    assert _run(demo_lasot, small_demo_models, out, "--shard", "2/2") == 0
-    assert _results(out) == _results(whole_run)
+    assert run_eval(demo_lasot, small_demo_models, out, "--shard", "1/2") == 0
+    assert sorted(result_files(out)) == ["red-1.txt", "red-3.txt"]
+    assert run_eval(demo_lasot, small_demo_models, out, "--shard", "2/2") == 0
+    assert result_files(out) == result_files(whole_run)
 
 
 def test_a_folder_from_other_settings_is_refused(demo_lasot, small_demo_models, whole_run, capfd):
-    assert _run(demo_lasot, small_demo_models, whole_run, "--mode", "sam2") == 2
+    assert run_eval(demo_lasot, small_demo_models, whole_run, "--mode", "sam2") == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mode samurai -> sam2" in err[0]
 
@@ -140,7 +95,7 @@ def test_unreadable_frame_is_reported_not_fatal(demo_lasot, small_demo_models, t
                          {"red-1": frames[:2], "red-2": frames})
     (root / "red" / "red-2" / "img" / "00000002.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    assert _run(root, small_demo_models, out) == eval_cli.EXIT_SEQUENCES_FAILED
+    assert run_eval(root, small_demo_models, out) == eval_cli.EXIT_SEQUENCES_FAILED
     assert (out / "red-1.txt").is_file() and not (out / "red-2.txt").exists()
     err = capfd.readouterr().err
     assert "red-2: frame 1" in err and "cannot be read" in err and "Traceback" not in err
@@ -148,7 +103,7 @@ def test_unreadable_frame_is_reported_not_fatal(demo_lasot, small_demo_models, t
 
 def test_score_and_compare_modes_on_the_run(demo_lasot, small_demo_models, whole_run, tmp_path, capsys):
     sam2 = tmp_path / "sam2"
-    assert _run(demo_lasot, small_demo_models, sam2, "--mode", "sam2") == 0
+    assert run_eval(demo_lasot, small_demo_models, sam2, "--mode", "sam2") == 0
     report = tmp_path / "report"
     assert eval_cli.main(["compare", "--dataset", "lasot", "--root", str(demo_lasot), "--results", str(whole_run),
                           str(sam2), "--out", str(report), "--no-plots"]) == 0
@@ -161,12 +116,8 @@ def test_score_and_compare_modes_on_the_run(demo_lasot, small_demo_models, whole
     assert set(comparison["runs"][sam2.name]["sequences"]) == set(SEQUENCES)
 
 
-def test_acl_backend_gives_the_same_results(acl, demo_lasot, small_demo_models, whole_run, tmp_path):
+def test_acl_backend_gives_the_same_results(acl, demo_lasot, small_demo_om, whole_run, tmp_path):
     """The run on the emulated NPU (.om from the stand-in ATC) writes the same files as ONNX Runtime."""
-    from convert.atc_args import Settings
-    from tests.ascend_helpers import SOC, convert, linked_copy
-
-    models = convert(linked_copy(small_demo_models, tmp_path / "om"), Settings(SOC))
     out = tmp_path / "acl"
-    assert _run(demo_lasot, models, out, "--backend", "acl", "--sequences", "red-1") == 0
-    assert _results(out) == {"red-1.txt": _results(whole_run)["red-1.txt"]}
+    assert run_eval(demo_lasot, small_demo_om, out, "--backend", "acl", "--sequences", "red-1") == 0
+    assert result_files(out) == {"red-1.txt": result_files(whole_run)["red-1.txt"]}

@@ -60,13 +60,18 @@ def test_memory_attention_matches_complex_rope(export_512, torch_model_512, cons
     assert np.abs(got - expected).max() <= FP32_ATOL
 
 
+# The padding and validity masks of every memory size do not depend on the image size: 128 px (as the evaluation
+# tests' demo export) keeps the 112 (frames, pointers) pairs to seconds.
+STATIC_ATTENTION_SIZE = 128
+
+
 @pytest.fixture(scope="module")
-def static_attention_256(checkpoint, tmp_path_factory):
-    """The exported memory-attention graph at 256 px (static shape, lighter value path) and its official model."""
+def static_attention(checkpoint, tmp_path_factory):
+    """The exported memory-attention graph (static shape, lighter value path) and its official model."""
     from convert.checkpoint import load_model
     from convert.export_onnx import build_submodels, export_one
 
-    model = load_model(checkpoint, None, 256)[0]
+    model = load_model(checkpoint, None, STATIC_ATTENTION_SIZE)[0]
     consts = submodels.constants(model)
     sub = next(s for s in build_submodels(model, consts) if s.name == "memory_attention")
     path = tmp_path_factory.mktemp("attention") / "memory_attention.onnx"
@@ -74,9 +79,9 @@ def static_attention_256(checkpoint, tmp_path_factory):
     return model, consts, _session(path.parent, "memory_attention")
 
 
-def test_static_memory_attention_equals_the_official_module_for_every_memory_size(static_attention_256):
+def test_static_memory_attention_equals_the_official_module_for_every_memory_size(static_attention):
     """Every (memory frames, pointers) pair up to num_maskmem x max_obj_ptrs, padding filled with noise."""
-    model, consts, session = static_attention_256
+    model, consts, session = static_attention
     g = torch.Generator().manual_seed(7)
     worst = 0.0
     for num_frames in range(1, model.num_maskmem + 1):
