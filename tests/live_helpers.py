@@ -132,12 +132,21 @@ class SseReader:
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
+def broker_log(port: int, config_dir: Path) -> Path:
+    """Where `start_broker` has mosquitto log every packet it receives and sends, in order."""
+    return config_dir / f"mosquitto_{port}.log"
+
+
 def start_broker(port: int, config_dir: Path) -> subprocess.Popen:
-    """Debian's mosquitto on 127.0.0.1:PORT (anonymous, no persistence), once it accepts connections."""
+    """Debian's mosquitto on 127.0.0.1:PORT (anonymous, no persistence, `broker_log`), once it accepts connections."""
     config = config_dir / f"mosquitto_{port}.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    log = broker_log(port, config_dir)
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                      "log_dest stdout\nlog_type all\n")
     try:
-        process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The log goes through an inherited descriptor: mosquitto started as root writes files as its own user.
+        with log.open("w") as sink:
+            process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=sink, stderr=subprocess.PIPE)
     except FileNotFoundError:
         raise RuntimeError("no MQTT broker for the tests: install Debian's mosquitto (scripts/setup.sh does)") from None
     deadline = time.monotonic() + READY_TIMEOUT_S

@@ -15,7 +15,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.live_helpers import free_port, start_broker, start_rtsp_server, start_run, stop_process, wait_for
+from tests.live_helpers import broker_log, free_port, start_broker, start_rtsp_server, start_run, stop_process, wait_for
 
 PREFIX = "boards/b1"
 BOX = "20,100,40,40"  # the leave clip's first box
@@ -158,6 +158,27 @@ def test_a_killed_tracker_leaves_offline_through_its_last_will(leave_clip, demo_
     finally:
         stop_process(run)
         subscriber.close()
+
+
+def test_online_is_announced_after_the_command_subscription(leave_clip, demo_models, broker, tmp_path):
+    """A controller may answer `online` with a command at once: the broker must already route PREFIX/cmd to the run.
+
+    Mosquitto logs the packets of each client in the order it handles them; the run's SUBSCRIBE
+    must come before its PUBLISH of `online`, which it sends only once the subscription is acknowledged.
+    """
+    port, process = broker
+    out = tmp_path / "out"
+    run = _leave_run(leave_clip, demo_models, out, port, "--bbox", BOX, "--max-frames", "2")
+    try:
+        assert run.wait(RUN_TIMEOUT_S) == EXIT_OK, (tmp_path / "run.log").read_text()[-3000:]
+    finally:
+        stop_process(run)
+    stop_process(process)  # mosquitto flushes its log as it ends
+    lines = broker_log(port, tmp_path).read_text().splitlines()
+    online = next(i for i, line in enumerate(lines) if f"'{PREFIX}/status'" in line and "Received PUBLISH" in line)
+    client = re.search(r"Received PUBLISH from (\S+)", lines[online]).group(1)
+    subscribed = [i for i, line in enumerate(lines) if f"Received SUBSCRIBE from {client}" in line]
+    assert subscribed and subscribed[0] < online, "\n".join(lines[-40:])
 
 
 def test_commands_start_and_drop_an_object_and_bad_ones_are_ignored(leave_clip, demo_models, broker, tmp_path):

@@ -113,6 +113,7 @@ class MqttPublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.connect_async(address.host, address.port, KEEPALIVE_S)
         self._client.loop_start()
@@ -130,13 +131,17 @@ class MqttPublisher:
                 self._gone_at = time.monotonic()
                 logger.warning("{} refused the connection ({}); retrying", self.address.shown, reason_code)
             return
-        client.publish(self._topic("status"), ONLINE, qos=QOS_STATE, retain=True)
+        # `online` goes out once the broker has acknowledged the command subscription (_on_subscribe):
+        # a controller that answers `online` with a command must not lose it.
         client.subscribe(self._topic("cmd"), qos=QOS_STATE)
         if self._gone_at is not None:
             logger.info("MQTT broker {} is back after {:.1f} s; {} messages lost meanwhile", self.address.shown,
                         time.monotonic() - self._gone_at, self.lost - self._lost_at_drop)
             self._gone_at = None
         self._connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        client.publish(self._topic("status"), ONLINE, qos=QOS_STATE, retain=True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
