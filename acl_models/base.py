@@ -101,3 +101,26 @@ class ModelRunner(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class WrappedRunner(ModelRunner):
+    """A runner around another one (to record, log or capture its calls): names, pixels and close are the inner's."""
+
+    def __init__(self, runner: ModelRunner):
+        super().__init__(runner.path)
+        self.runner = runner
+        self.takes_pixels = runner.takes_pixels
+
+    @property
+    def input_names(self) -> list[str]:
+        return self.runner.input_names
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.runner.output_names
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.runner.run(inputs)
+
+    def close(self) -> None:
+        self.runner.close()

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
-from acl_models.base import BackendError, ModelRunner, import_problem
+from acl_models.base import BackendError, WrappedRunner, import_problem
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import INT8_GRAPHS, INT8_KEY, int8_file_name
 from app.samurai.config import load_config
@@ -73,28 +73,16 @@ def calibration_clips(frames: int | None, seed: int = CALIBRATION_SEED) -> list[
     return clips
 
 
-class CapturingRunner(ModelRunner):
+class CapturingRunner(WrappedRunner):
     """An exact runner that keeps a copy of every input it is given (the calibration samples)."""
 
     def __init__(self, path: Path, threads: int | None = None):
-        super().__init__(path)
-        self.runner = OnnxRunner(path, threads=threads)
+        super().__init__(OnnxRunner(path, threads=threads))
         self.samples: list[dict[str, np.ndarray]] = []
-
-    @property
-    def input_names(self) -> list[str]:
-        return self.runner.input_names
-
-    @property
-    def output_names(self) -> list[str]:
-        return self.runner.output_names
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.samples.append({name: np.array(inputs[name]) for name in self.input_names})
         return self.runner.run(inputs)
-
-    def close(self) -> None:
-        self.runner.close()
 
 
 def capture_samples(

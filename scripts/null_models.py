@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from acl_models.base import ModelRunner
+from acl_models.base import ModelRunner, WrappedRunner
 from app.samurai.model_bundle import SUBMODELS, Manifest
 
 _META_KEY = "meta"
@@ -28,30 +28,17 @@ class RecordingError(ValueError):
     """A recording that does not fit the model folder; the message says how to make a new one."""
 
 
-class RecordingRunner(ModelRunner):
+class RecordingRunner(WrappedRunner):
     """Runs a real runner and keeps a copy of every output it returns."""
 
     def __init__(self, runner: ModelRunner):
-        super().__init__(runner.path)
-        self.runner = runner
-        self.takes_pixels = runner.takes_pixels
+        super().__init__(runner)
         self.calls: list[dict[str, np.ndarray]] = []
-
-    @property
-    def input_names(self) -> list[str]:
-        return self.runner.input_names
-
-    @property
-    def output_names(self) -> list[str]:
-        return self.runner.output_names
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.runner.run(inputs)
         self.calls.append({name: value.copy() for name, value in outputs.items()})
         return outputs
-
-    def close(self) -> None:
-        self.runner.close()
 
 
 class ReplayRunner(ModelRunner):

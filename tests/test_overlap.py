@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from acl_models.acl_runner import AclResource, AclRunner
-from acl_models.base import BackendError, ModelRunner, Pending
+from acl_models.base import BackendError, ModelRunner, Pending, WrappedRunner
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import openvino_problem
 from acl_models.select import runner_factory, split_threads
@@ -142,20 +142,12 @@ def test_overlapped_equals_sequential_bit_for_bit(request, om_dirs, clip, backen
         assert min(scores) < 0 < max(scores)
 
 
-class _Logged(ModelRunner):
+class _Logged(WrappedRunner):
     """A real runner that notes each call, to see the order the tracker calls them in."""
 
     def __init__(self, runner: ModelRunner, log: list[str]):
-        super().__init__(runner.path)
-        self.runner, self.log, self.takes_pixels = runner, log, runner.takes_pixels
-
-    @property
-    def input_names(self) -> list[str]:
-        return self.runner.input_names
-
-    @property
-    def output_names(self) -> list[str]:
-        return self.runner.output_names
+        super().__init__(runner)
+        self.log = log
 
     def run(self, inputs):
         self.log.append(f"run {self.path.stem}")
@@ -164,9 +156,6 @@ class _Logged(ModelRunner):
     def submit(self, inputs) -> Pending:
         self.log.append(f"submit {self.path.stem}")
         return self.runner.submit(inputs)
-
-    def close(self) -> None:
-        self.runner.close()
 
 
 def test_next_encoder_is_submitted_before_this_frame_is_tracked(random_clip):
