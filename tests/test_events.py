@@ -136,6 +136,7 @@ PAD = "x" * 1000  # records of about a kilobyte fill the socket buffers in a few
 PUBLISH_LIMIT = 200_000
 MAX_PUBLISH_S = 0.05  # one publish call: never a wait for a client
 LOST_NOW = 10
+SETTLE_S = 0.3  # the client's queue stays full this long: the server's writer is blocked on the socket
 
 
 def _raw_events_client(port: int) -> socket.socket:
@@ -207,8 +208,14 @@ def test_a_slow_sse_client_is_told_what_it_lost_and_a_stalled_one_is_cut_off(tmp
         wait_for(lambda: len(broadcaster.clients) == 1, 10.0, "the client")
         (queue_of_slow,) = broadcaster.clients
         # Until the socket is full and the client's queue holds all it may: from now on every event pushes one out.
-        while len(queue_of_slow.queue) < QUEUE and frame < PUBLISH_LIMIT:
-            publish()
+        # The server's writer may still be moving events into the socket when the queue first fills (a busy
+        # machine schedules it late), so the queue must stay full for SETTLE_S twice running.
+        settled = 0
+        while settled < 2 and frame < PUBLISH_LIMIT:
+            while len(queue_of_slow.queue) < QUEUE and frame < PUBLISH_LIMIT:
+                publish()
+            time.sleep(SETTLE_S)
+            settled = settled + 1 if len(queue_of_slow.queue) == QUEUE else 0
         for _ in range(LOST_NOW):
             publish()
         assert queue_of_slow.lost == LOST_NOW and not queue_of_slow.cut
