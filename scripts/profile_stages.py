@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         manifest = load_manifest(args.model_dir)
         model = load_model(args.checkpoint, None, manifest.image_size)[0]
-        factory = runner_factory(args.backend, args.model_dir, precision=args.precision)
+        factory = runner_factory(args.backend, args.model_dir, precision=args.precision, threads=args.threads)
     except (ModelFolderError, CheckpointError, BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -103,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{header}   ({args.threads} threads, {args.clock} time)")
     for name, (inputs, official) in official_cases(model, load_constants(manifest), seed=0).items():
         path = model_file(manifest, name)
-        runner = factory(path, threads=args.threads)
+        runner = factory(path)
         feeds = {k: v.numpy() for k, v in inputs.items() if k in runner.input_names}
         ours, theirs = [], []
         with torch.inference_mode():
-            runner.run(feeds), official()  # warm-up: first-run allocations and compilation
+            # Warm-up: first-run allocations and compilation.
+            runner.run(feeds)
+            official()
             for _ in range(args.repeats):
                 start = clock()
                 runner.run(feeds)

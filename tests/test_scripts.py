@@ -12,7 +12,8 @@ from acl_models.onnx_runner import OnnxRunner
 from app.media.outputs import box_from_mask
 from app.samurai import preprocess
 from app.samurai.config import load_config
-from scripts import bench, compare_resize, evaluate, make_clip, make_demo_clip
+from app.samurai.model_bundle import SUBMODELS as SUBMODEL_NAMES
+from scripts import bench, compare_resize, evaluate, make_clip, make_demo_clip, profile_stages
 from tests.backends import track_clip
 
 
@@ -141,3 +142,24 @@ def test_bench_memory_prints_state_and_rss(export_256_variants, tmp_path, capsys
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("recorded 3 frames") and lines[1].startswith("memory over 3 frames")
     assert lines[2].startswith("  frame      3: tracker state ") and " MB, RSS " in lines[2]
+
+
+def test_profile_stages_times_every_graph_against_the_official_call(demo_checkpoint, small_demo_models, capsys):
+    assert profile_stages.main(["--checkpoint", str(demo_checkpoint), "--model-dir", str(small_demo_models),
+                                "--threads", "1", "--repeats", "1", "--ops"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines if line.split() and line.split()[0] in SUBMODEL_NAMES}
+    assert list(rows) == list(SUBMODEL_NAMES)
+    for name, (_, ours, theirs, ratio) in rows.items():
+        assert float(ours) > 0 and float(theirs) > 0, name
+        # The times are printed to 0.1 ms, the ratio from the unrounded ones.
+        assert abs(float(ratio.rstrip("x")) - float(theirs) / float(ours)) <= 0.02, name
+    # --ops: one line of ONNX Runtime operator shares under each graph.
+    shares = [line for line in lines if line.startswith("    ") and line.strip().endswith("%")]
+    assert len(shares) == len(SUBMODEL_NAMES)
+
+
+def test_profile_stages_refuses_a_folder_without_models(demo_checkpoint, tmp_path, capsys):
+    assert profile_stages.main(["--checkpoint", str(demo_checkpoint), "--model-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
