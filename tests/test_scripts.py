@@ -152,8 +152,10 @@ def test_profile_stages_times_every_graph_against_the_official_call(demo_checkpo
     assert list(rows) == list(SUBMODEL_NAMES)
     for name, (_, ours, theirs, ratio) in rows.items():
         assert float(ours) > 0 and float(theirs) > 0, name
-        # The times are printed to 0.1 ms, the ratio from the unrounded ones.
-        assert abs(float(ratio.rstrip("x")) - float(theirs) / float(ours)) <= 0.02, name
+        # The times are printed to 0.1 ms (each within 0.05 of its true value), the ratio to 0.01 from the true ones.
+        low = (float(theirs) - 0.05) / (float(ours) + 0.05)
+        high = (float(theirs) + 0.05) / (float(ours) - 0.05)
+        assert low - 0.005 <= float(ratio.rstrip("x")) <= high + 0.005, name
     # --ops: one line of ONNX Runtime operator shares under each graph.
     shares = [line for line in lines if line.startswith("    ") and line.strip().endswith("%")]
     assert len(shares) == len(SUBMODEL_NAMES)
