@@ -143,11 +143,16 @@ class OpenVinoRunner(ModelRunner):
         graph = int8_graph(self.path) if quantised else self.path
         unquantised_int8 = precision == "int8" and not quantised
         self.precision = "f32" if self.path.stem in F32_GRAPHS or unquantised_int8 else precision
+        cores = os.cpu_count() or 1
+        threads = threads or cores
         config = {
             "INFERENCE_PRECISION_HINT": PRECISIONS[self.precision][0],
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": "1",
-            "INFERENCE_NUM_THREADS": str(threads or os.cpu_count() or 1),
+            "INFERENCE_NUM_THREADS": str(threads),
+            # A graph given part of the cores runs beside another (overlapped frames): pinned, both
+            # one-thread graphs of a 2-core CPU landed on the same core (0.52x instead of 0.80x, docs/speed.md).
+            "ENABLE_CPU_PINNING": "YES" if threads >= cores else "NO",
         }
         try:
             model = core.read_model(str(graph))

@@ -137,9 +137,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep reconnecting a stream that dropped for up to S seconds")
     parser.add_argument("--sequential", action="store_true",
                         help="read, track and write one after another (no worker threads), for comparison")
-    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True,
+    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=False,
                         help="files and folders: encode the next frame while this frame's objects are tracked "
-                             "(same results, more FPS; the cores are split between the two); live sources never "
+                             "(same results; the cores are split between the two, so measure it with "
+                             "scripts/bench.py --overlap first: on 2 quiet cores it was slower); live sources never "
                              "overlap (it would add latency)")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)

@@ -77,9 +77,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--workers", type=int,
                      help="sequences tracked in parallel processes (default 1; with --ray: all the cluster fits)")
     run.add_argument("--threads", type=int, help="ONNX Runtime threads per process (default: cores / workers)")
-    run.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True,
-                     help="encode the next frame while this one is tracked (same boxes, more FPS; "
-                          "the threads are split between the two)")
+    run.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=False,
+                     help="encode the next frame while this one is tracked (same boxes; the threads are split "
+                          "between the two, so measure it with scripts/bench.py --overlap first)")
     run.add_argument("--shard", default="1/1", help="K/N: this machine takes sequences K, K+N, K+2N, ...")
     run.add_argument("--ray", nargs="?", const="local", metavar="auto|ADDRESS",
                      help="track on a Ray cluster: no value starts one here, `auto` or HOST:6379 or "

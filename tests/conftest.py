@@ -1,18 +1,53 @@
-"""Shared fixtures: random-weight, demo and stress checkpoints and exports at two image sizes per test session."""
+"""Shared fixtures: random-weight, demo and stress checkpoints and exports at two image sizes per test session.
+
+The suite runs on every core with pytest-xdist (`-n auto`, one test file per worker at a time).
+The costly session fixtures below are built once per session, not once per worker: the first
+worker to need one builds it under a file lock in the session's shared temporary folder and the
+others read it (`_built_once`).
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from loguru import logger
 
 SEED = 0
 EMULATION_DIR = Path(__file__).resolve().parent / "emulated_acl"
+# Workers for `-n auto`: every core up to this many (each worker holds its own PyTorch and models).
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
+def _built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """`build(empty folder)` run once per test session, whichever worker asks first; its result path for all.
+
+    Without workers it is a plain `mktemp`. With them, the session's base folder is shared
+    (each worker's own is one level down), and a marker written after the build holds the path,
+    so a worker never reads a half-built folder.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    shared = tmp_path_factory.getbasetemp().parent
+    marker = shared / f"{name}.built"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not marker.exists():  # a worker whose build failed left no marker: start again
+            folder = shared / name
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            marker.write_text(str(build(folder)))
+    return Path(marker.read_text())
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,9 +64,11 @@ def one_torch_thread() -> Iterator[None]:
 def checkpoint(tmp_path_factory) -> Path:
     from scripts.make_random_checkpoint import random_state_dict
 
-    path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
-    torch.save({"model": random_state_dict("t", SEED)}, path)
-    return path
+    def build(folder: Path) -> Path:
+        torch.save({"model": random_state_dict("t", SEED)}, folder / "sam2.1_hiera_tiny.pt")
+        return folder / "sam2.1_hiera_tiny.pt"
+
+    return _built_once(tmp_path_factory, "ckpt", build)
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +76,11 @@ def demo_checkpoint(tmp_path_factory) -> Path:
     """The hand-set colour checkpoint (scripts/make_demo_checkpoint.py) in the official format."""
     from scripts.make_demo_checkpoint import demo_state_dict
 
-    path = tmp_path_factory.mktemp("demo_ckpt") / "demo_colour_sam2.1_hiera_tiny.pt"
-    torch.save({"model": demo_state_dict()}, path)
-    return path
+    def build(folder: Path) -> Path:
+        torch.save({"model": demo_state_dict()}, folder / "demo_colour_sam2.1_hiera_tiny.pt")
+        return folder / "demo_colour_sam2.1_hiera_tiny.pt"
+
+    return _built_once(tmp_path_factory, "demo_ckpt", build)
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +88,11 @@ def stress_checkpoint(tmp_path_factory) -> Path:
     """Random weights with outlier residual channels and sharpened attention (scripts/make_stress_checkpoint.py)."""
     from scripts.make_stress_checkpoint import stress_state_dict
 
-    path = tmp_path_factory.mktemp("stress_ckpt") / "stress_sam2.1_hiera_tiny.pt"
-    torch.save({"model": stress_state_dict(SEED)}, path)
-    return path
+    def build(folder: Path) -> Path:
+        torch.save({"model": stress_state_dict(SEED)}, folder / "stress_sam2.1_hiera_tiny.pt")
+        return folder / "stress_sam2.1_hiera_tiny.pt"
+
+    return _built_once(tmp_path_factory, "stress_ckpt", build)
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +106,11 @@ def torch_model_512(checkpoint):
 def export_512(checkpoint, tmp_path_factory) -> Path:
     from convert.export_onnx import export
 
-    out = tmp_path_factory.mktemp("om512")
-    export(checkpoint, out, image_size=512)
-    return out
+    def build(out: Path) -> Path:
+        export(checkpoint, out, image_size=512)
+        return out
+
+    return _built_once(tmp_path_factory, "om512", build)
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +118,11 @@ def export_256_variants(checkpoint, tmp_path_factory) -> Path:
     """A second image size, with the fp16 and int8 variants and simplification."""
     from convert.export_onnx import export
 
-    out = tmp_path_factory.mktemp("om256")
-    export(checkpoint, out, image_size=256, simplify_graphs=True, fp16=True, int8=True)
-    return out
+    def build(out: Path) -> Path:
+        export(checkpoint, out, image_size=256, simplify_graphs=True, fp16=True, int8=True)
+        return out
+
+    return _built_once(tmp_path_factory, "om256", build)
 
 
 @pytest.fixture(scope="session")
@@ -85,9 +130,11 @@ def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
     from convert.export_onnx import export
     from tests.demo_model import IMAGE_SIZE
 
-    out = tmp_path_factory.mktemp(f"demo_om{IMAGE_SIZE}")
-    export(demo_checkpoint, out, image_size=IMAGE_SIZE)
-    return out
+    def build(out: Path) -> Path:
+        export(demo_checkpoint, out, image_size=IMAGE_SIZE)
+        return out
+
+    return _built_once(tmp_path_factory, f"demo_om{IMAGE_SIZE}", build)
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +143,11 @@ def small_demo_models(demo_checkpoint, tmp_path_factory) -> Path:
     from convert.export_onnx import export
     from tests.demo_model import SMALL_IMAGE_SIZE
 
-    out = tmp_path_factory.mktemp(f"demo_om{SMALL_IMAGE_SIZE}")
-    export(demo_checkpoint, out, image_size=SMALL_IMAGE_SIZE)
-    return out
+    def build(out: Path) -> Path:
+        export(demo_checkpoint, out, image_size=SMALL_IMAGE_SIZE)
+        return out
+
+    return _built_once(tmp_path_factory, f"demo_om{SMALL_IMAGE_SIZE}", build)
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +156,8 @@ def small_demo_om(small_demo_models, tmp_path_factory) -> Path:
     from convert.atc_args import Settings
     from tests.ascend_helpers import SOC, convert, linked_copy
 
-    return convert(linked_copy(small_demo_models, tmp_path_factory.mktemp("demo_om") / "om"), Settings(SOC))
+    return _built_once(tmp_path_factory, "demo_om",
+                       lambda folder: convert(linked_copy(small_demo_models, folder / "om"), Settings(SOC)))
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +165,7 @@ def demo_lasot(tmp_path_factory) -> Path:
     """tests/demo_lasot.py's dataset, written once for the evaluation tests."""
     from tests.demo_lasot import write_demo_lasot
 
-    return write_demo_lasot(tmp_path_factory.mktemp("lasot"))
+    return _built_once(tmp_path_factory, "lasot", write_demo_lasot)
 
 
 @pytest.fixture(scope="session")
@@ -123,9 +173,11 @@ def whole_run(demo_lasot, small_demo_models, tmp_path_factory) -> Path:
     """One uninterrupted single-worker run on the ONNX Runtime backend: what every other run must equal."""
     from tests.demo_lasot import run_eval
 
-    out = tmp_path_factory.mktemp("whole")
-    assert run_eval(demo_lasot, small_demo_models, out, "--backend", "onnx") == 0
-    return out
+    def build(out: Path) -> Path:
+        assert run_eval(demo_lasot, small_demo_models, out, "--backend", "onnx") == 0
+        return out
+
+    return _built_once(tmp_path_factory, "whole", build)
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ from app.media.sources import CameraSource
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
+from tests.ascend_helpers import linked_copy
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 NUM_FRAMES = 6
@@ -41,6 +42,12 @@ def clip(tmp_path_factory):
     return {"folder": folder, "video": video, "bbox": f"{x},{y},{w},{h}", "frames": frames}
 
 
+@pytest.fixture(scope="module")
+def models(export_256_variants) -> Path:
+    """The session's 256 px random-weight export: no test here depends on the image size."""
+    return export_256_variants
+
+
 def _run(capsys, *args):
     code = run.main(list(args))
     return code, capsys.readouterr().err
@@ -56,10 +63,10 @@ def _track_lines(out):
 
 
 @pytest.mark.parametrize("kind", ["folder", "video"])
-def test_file_inputs(clip, export_512, tmp_path, capsys, kind):
+def test_file_inputs(clip, models, tmp_path, capsys, kind):
     out = tmp_path / "out"
     code, err = _run(
-        capsys, "--video", str(clip[kind]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
+        capsys, "--video", str(clip[kind]), "--bbox", clip["bbox"], "--model-dir", str(models),
         "--output", str(out), "--no-display", "--save-masks", "--save-video", "--backend", "onnx",
     )
     assert code == 0, err
@@ -109,7 +116,7 @@ class EndlessCapture(FakeCapture):
         return True, self.frames[self.reads % len(self.frames)]
 
 
-def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
+def test_fake_camera(clip, models, tmp_path, capsys, monkeypatch):
     """A camera never ends by itself: --max-frames 3 stops the run after exactly 3 tracked frames.
 
     track.txt keeps one line per camera frame index (0,0,0,0 for frames dropped or before the start), so it
@@ -117,7 +124,7 @@ def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
     camera = EndlessCapture(clip["frames"])
     monkeypatch.setattr(run, "open_source", lambda spec, live: CameraSource(0, capture_factory=lambda _: camera))
     out = tmp_path / "cam"
-    code, err = _run(capsys, "--video", "cam0", "--bbox", clip["bbox"], "--model-dir", str(export_512),
+    code, err = _run(capsys, "--video", "cam0", "--bbox", clip["bbox"], "--model-dir", str(models),
                      "--output", str(out), "--no-display", "--max-frames", "3")
     assert code == 0, err
     assert json.loads((out / "summary.json").read_text())["frames"] == 3
@@ -126,18 +133,16 @@ def test_fake_camera(clip, export_512, tmp_path, capsys, monkeypatch):
     assert len(lines) >= 3 and sum(line != "0,0,0,0" for line in lines) <= 3
 
 
-def test_camera_without_box_and_display(export_512, tmp_path, capsys, monkeypatch, clip):
+def test_camera_without_box_and_display(models, tmp_path, capsys, monkeypatch, clip):
     monkeypatch.setattr(run, "open_source", lambda spec, live: CameraSource(0, capture_factory=lambda _: FakeCapture(clip["frames"])))
     monkeypatch.delenv("DISPLAY", raising=False)
-    code, err = _run(capsys, "--video", "cam0", "--model-dir", str(export_512), "--output", str(tmp_path / "o"))
+    code, err = _run(capsys, "--video", "cam0", "--model-dir", str(models), "--output", str(tmp_path / "o"))
     assert code == run.EXIT_BAD_INPUT and "--bbox" in err and "Traceback" not in err
 
 
 @pytest.fixture
-def broken_models(export_512, tmp_path):
-    folder = tmp_path / "models"
-    shutil.copytree(export_512, folder)
-    return folder
+def broken_models(models, tmp_path):
+    return linked_copy(models, tmp_path / "models")
 
 
 @pytest.mark.parametrize(
@@ -189,7 +194,7 @@ def test_bad_inputs(case, message, clip, broken_models, tmp_path, capsys):
     assert message in errors[0].lower(), errors[0]
 
 
-def test_ctrl_c_keeps_complete_outputs(clip, export_512, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_keeps_complete_outputs(clip, models, tmp_path, capsys, monkeypatch):
     from app.samurai.multi_tracker import MultiObjectTracker
 
     track = MultiObjectTracker.track
@@ -201,7 +206,7 @@ def test_ctrl_c_keeps_complete_outputs(clip, export_512, tmp_path, capsys, monke
 
     monkeypatch.setattr(MultiObjectTracker, "track", interrupted)
     out = tmp_path / "ctrl_c"
-    code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
+    code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(models),
                      "--output", str(out), "--no-display", "--save-video", "--backend", "onnx")
     assert code == run.EXIT_INTERRUPTED and "interrupted after 3 frames" in err and "Traceback" not in err
     assert len(_track_lines(out)) == 3
@@ -242,9 +247,9 @@ def _mask_files(out):
     return sorted((out / "masks").glob("*.png"))
 
 
-def test_several_objects_equal_single_runs(clip, export_512, tmp_path, capsys):
+def test_several_objects_equal_single_runs(clip, models, tmp_path, capsys):
     """Each object's track_<id>.txt is the track.txt of a run with its box alone; masks are indexed by object id."""
-    common = ["--video", str(clip["folder"]), "--model-dir", str(export_512), "--no-display", "--save-masks", "--backend", "onnx"]
+    common = ["--video", str(clip["folder"]), "--model-dir", str(models), "--no-display", "--save-masks", "--backend", "onnx"]
     singles = {}
     for obj_id, bbox in ((1, clip["bbox"]), (2, SECOND_BOX)):
         out = tmp_path / f"alone{obj_id}"
@@ -277,13 +282,13 @@ def test_several_objects_equal_single_runs(clip, export_512, tmp_path, capsys):
         assert cv2.VideoCapture(str(out / "track.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == NUM_FRAMES
 
 
-def test_one_object_outputs_unchanged(clip, export_512, tmp_path, capsys):
+def test_one_object_outputs_unchanged(clip, models, tmp_path, capsys):
     """One box: track.txt, 0/255 masks and a summary without a per-object section, as before several objects existed."""
     out = tmp_path / "one"
-    code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(export_512),
+    code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(models),
                      "--output", str(out), "--no-display", "--save-masks", "--backend", "onnx")
     assert code == 0, err
-    manifest = load_manifest(export_512)
+    manifest = load_manifest(models)
     tracker = SamuraiTracker(open_runners(manifest, OnnxRunner), manifest, load_constants(manifest),
                              load_config(None, manifest.model_size), num_frames=NUM_FRAMES)
     x, y, w, h = (float(v) for v in clip["bbox"].split(","))
@@ -304,18 +309,18 @@ def test_one_object_outputs_unchanged(clip, export_512, tmp_path, capsys):
         (["", " "], "has no box"),
     ],
 )
-def test_bad_boxes_file(lines, message, clip, export_512, tmp_path, capsys):
+def test_bad_boxes_file(lines, message, clip, models, tmp_path, capsys):
     boxes_file = tmp_path / "boxes.txt"
     boxes_file.write_text("\n".join(lines) + "\n")
-    code, err = _run(capsys, "--video", str(clip["folder"]), "--boxes-file", str(boxes_file), "--model-dir", str(export_512),
+    code, err = _run(capsys, "--video", str(clip["folder"]), "--boxes-file", str(boxes_file), "--model-dir", str(models),
                      "--output", str(tmp_path / "out"), "--no-display", "--backend", "onnx")
     errors = [line for line in err.splitlines() if line.startswith("ERROR")]
     assert code == run.EXIT_BAD_INPUT and "Traceback" not in err and len(errors) == 1, err
     assert message in errors[0], errors[0]
 
 
-def test_bad_second_bbox_and_mixed_options(clip, export_512, tmp_path, capsys):
-    base = ["--video", str(clip["folder"]), "--model-dir", str(export_512), "--output", str(tmp_path / "o"), "--no-display"]
+def test_bad_second_bbox_and_mixed_options(clip, models, tmp_path, capsys):
+    base = ["--video", str(clip["folder"]), "--model-dir", str(models), "--output", str(tmp_path / "o"), "--no-display"]
     code, err = _run(capsys, *base, "--bbox", clip["bbox"], "--bbox", "10,10,0,5")
     assert code == run.EXIT_BAD_INPUT and "--bbox #2" in err and "zero width" in err and "Traceback" not in err
     code, err = _run(capsys, *base, "--bbox", clip["bbox"], "--boxes-file", str(tmp_path / "x.txt"))

@@ -100,6 +100,15 @@ def test_missing_and_closed(export_512, tmp_path):
         runner.run({})
 
 
+def test_a_graph_with_part_of_the_cores_is_not_pinned(export_512, monkeypatch):
+    """Overlapped, two graphs of one thread each run at once; pinned, OpenVINO put both on the same core."""
+    monkeypatch.setattr(openvino_runner.os, "cpu_count", lambda: 2)
+    path = model_file(load_manifest(export_512), "memory_encoder")
+    for threads, pinned in ((1, False), (2, True), (None, True)):
+        with openvino_runner.OpenVinoRunner(path, threads=threads) as runner:
+            assert runner._compiled.get_property("ENABLE_CPU_PINNING") is pinned, threads
+
+
 def test_auto_prefers_openvino_then_onnx_runtime(export_512, monkeypatch):
     monkeypatch.setitem(sys.modules, "acl", None)
     backend, reason = choose_backend(export_512, "auto")

@@ -56,7 +56,7 @@ class RunSettings:
     backend: str = "auto"
     onnx_variant: str = "fp32"
     threads: int | None = None  # ONNX Runtime threads per process
-    overlap: bool = True  # encode the next frame while this one is tracked (same boxes, faster)
+    overlap: bool = False  # encode the next frame while this one is tracked (same boxes; docs/speed.md)
 
 
 @dataclass(frozen=True)
