@@ -23,7 +23,7 @@ INLINE = re.compile(r"`([^`\n]+)`")
 EXTERNAL = {
     "atc": {"--soc_version", "--keep_dtype", "--input_shape", "--dynamic_dims", "--out_nodes", "--input_format",
             "--insert_op_conf", "--log", "--precision_mode", "--output", "--framework", "--model", "--help"},
-    "pytest": {"--durations"},
+    "pytest": {"--durations", "--dist", "--pdb"},
     "ray start": {"--head", "--port", "--address", "--num-cpus", "--resources"},
 }
 EVAL_COMMANDS = ("run", "score", "compare")
