@@ -447,11 +447,18 @@ def main(argv: list[str] | None = None) -> int:
     logger.configure(patcher=redact_log_record)
     logger.add(sys.stderr, level="DEBUG" if args.verbose else "INFO", format="<level>{level: <7}</level> {message}")
     heap.keep_freed_pages()
+    signals = StopSignals()
     try:
-        with StopSignals() as signals:
+        with signals:
             summary = track(args, signals)
     except StopRequested:
         return EXIT_OK
+    except ImportError:
+        # A stop signal during the lazy import of a native runtime (onnxruntime, openvino) raises
+        # StopRequested inside that module's initialisation, which Python reports as an ImportError.
+        if signals.stopped_before_start:
+            return EXIT_OK
+        raise
     except SourceLostError as exc:
         logger.error("{}", exc)
         return EXIT_SOURCE_LOST

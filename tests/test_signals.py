@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 
@@ -105,3 +106,31 @@ def test_signal_while_the_models_load_exits_cleanly(leave_clip, demo_models, tmp
     text = log.read_text()
     assert code == EXIT_OK and "Traceback" not in text and "SIGTERM before tracking started" in text, text
     assert not (out / "summary.json").exists() and not _lines(out / "track.txt")
+
+
+@pytest.mark.parametrize("signalled", [True, False])
+def test_a_signal_inside_a_native_import_exits_cleanly(signalled, tmp_path, monkeypatch, capsys):
+    """Seen in the subprocess test above under load: SIGTERM while onnxruntime's extension initialises surfaces as
+    `ImportError: initialization failed`. Signalled, that is a clean stop; without a signal it stays an error."""
+    import os
+
+    from app import run
+    from app.live.signals import StopRequested
+
+    def track(args, signals):
+        try:
+            if signalled:
+                os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0 if signalled else 0.01)
+            raise RuntimeError("no signal arrived")
+        except (StopRequested, RuntimeError):
+            raise ImportError("initialization failed") from None  # as a native module's initialisation reports it
+
+    monkeypatch.setattr(run, "track", track)
+    argv = ["--video", str(tmp_path), "--bbox", "1,1,4,4", "--no-display"]
+    if signalled:
+        assert run.main(argv) == EXIT_OK
+        assert "SIGTERM before tracking started" in capsys.readouterr().err
+    else:
+        with pytest.raises(ImportError):
+            run.main(argv)

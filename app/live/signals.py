@@ -40,6 +40,11 @@ class StopSignals:
         if self.received is not None:
             controller.stop()
 
+    @property
+    def stopped_before_start(self) -> bool:
+        """A signal arrived before a loop was attached (the run is loading)."""
+        return self.received is not None and self._controller is None
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.received is not None:
