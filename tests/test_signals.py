@@ -111,8 +111,6 @@ def test_signal_while_the_models_load_exits_cleanly(leave_clip, demo_models, tmp
 def test_a_signal_inside_a_native_import_exits_cleanly(signalled, tmp_path, monkeypatch, capsys):
     """Seen in the subprocess test above under load: SIGTERM while onnxruntime's extension initialises surfaces as
     `ImportError: initialization failed`. Signalled, that is a clean stop; without a signal it stays an error."""
-    import os
-
     from app import run
     from app.live.signals import StopRequested
 
