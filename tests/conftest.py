@@ -50,6 +50,26 @@ def _built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> P
     return Path(marker.read_text())
 
 
+def _checkpoint_once(tmp_path_factory, name: str, state_dict: Callable[[], dict]) -> Path:
+    """`state_dict()` saved once per session in the official checkpoint format, as `name`."""
+    def build(folder: Path) -> Path:
+        torch.save({"model": state_dict()}, folder / name)
+        return folder / name
+
+    return _built_once(tmp_path_factory, Path(name).stem, build)
+
+
+def _export_once(tmp_path_factory, name: str, checkpoint: Path, **options) -> Path:
+    """`convert.export_onnx.export(checkpoint, folder, **options)` once per session; the folder."""
+    from convert.export_onnx import export
+
+    def build(out: Path) -> Path:
+        export(checkpoint, out, **options)
+        return out
+
+    return _built_once(tmp_path_factory, name, build)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread() -> Iterator[None]:
     """PyTorch on one thread in the test process: its worker threads spin and collapse when other processes share
@@ -64,11 +84,7 @@ def one_torch_thread() -> Iterator[None]:
 def checkpoint(tmp_path_factory) -> Path:
     from scripts.make_random_checkpoint import random_state_dict
 
-    def build(folder: Path) -> Path:
-        torch.save({"model": random_state_dict("t", SEED)}, folder / "sam2.1_hiera_tiny.pt")
-        return folder / "sam2.1_hiera_tiny.pt"
-
-    return _built_once(tmp_path_factory, "ckpt", build)
+    return _checkpoint_once(tmp_path_factory, "sam2.1_hiera_tiny.pt", lambda: random_state_dict("t", SEED))
 
 
 @pytest.fixture(scope="session")
@@ -76,11 +92,7 @@ def demo_checkpoint(tmp_path_factory) -> Path:
     """The hand-set colour checkpoint (scripts/make_demo_checkpoint.py) in the official format."""
     from scripts.make_demo_checkpoint import demo_state_dict
 
-    def build(folder: Path) -> Path:
-        torch.save({"model": demo_state_dict()}, folder / "demo_colour_sam2.1_hiera_tiny.pt")
-        return folder / "demo_colour_sam2.1_hiera_tiny.pt"
-
-    return _built_once(tmp_path_factory, "demo_ckpt", build)
+    return _checkpoint_once(tmp_path_factory, "demo_colour_sam2.1_hiera_tiny.pt", demo_state_dict)
 
 
 @pytest.fixture(scope="session")
@@ -88,11 +100,7 @@ def stress_checkpoint(tmp_path_factory) -> Path:
     """Random weights with outlier residual channels and sharpened attention (scripts/make_stress_checkpoint.py)."""
     from scripts.make_stress_checkpoint import stress_state_dict
 
-    def build(folder: Path) -> Path:
-        torch.save({"model": stress_state_dict(SEED)}, folder / "stress_sam2.1_hiera_tiny.pt")
-        return folder / "stress_sam2.1_hiera_tiny.pt"
-
-    return _built_once(tmp_path_factory, "stress_ckpt", build)
+    return _checkpoint_once(tmp_path_factory, "stress_sam2.1_hiera_tiny.pt", lambda: stress_state_dict(SEED))
 
 
 @pytest.fixture(scope="session")
@@ -104,50 +112,29 @@ def torch_model_512(checkpoint):
 
 @pytest.fixture(scope="session")
 def export_512(checkpoint, tmp_path_factory) -> Path:
-    from convert.export_onnx import export
-
-    def build(out: Path) -> Path:
-        export(checkpoint, out, image_size=512)
-        return out
-
-    return _built_once(tmp_path_factory, "om512", build)
+    return _export_once(tmp_path_factory, "om512", checkpoint, image_size=512)
 
 
 @pytest.fixture(scope="session")
 def export_256_variants(checkpoint, tmp_path_factory) -> Path:
     """A second image size, with the fp16 and int8 variants and simplification."""
-    from convert.export_onnx import export
-
-    def build(out: Path) -> Path:
-        export(checkpoint, out, image_size=256, simplify_graphs=True, fp16=True, int8=True)
-        return out
-
-    return _built_once(tmp_path_factory, "om256", build)
+    return _export_once(tmp_path_factory, "om256", checkpoint, image_size=256, simplify_graphs=True, fp16=True,
+                        int8=True)
 
 
 @pytest.fixture(scope="session")
 def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
-    from convert.export_onnx import export
     from tests.demo_model import IMAGE_SIZE
 
-    def build(out: Path) -> Path:
-        export(demo_checkpoint, out, image_size=IMAGE_SIZE)
-        return out
-
-    return _built_once(tmp_path_factory, f"demo_om{IMAGE_SIZE}", build)
+    return _export_once(tmp_path_factory, f"demo_om{IMAGE_SIZE}", demo_checkpoint, image_size=IMAGE_SIZE)
 
 
 @pytest.fixture(scope="session")
 def small_demo_models(demo_checkpoint, tmp_path_factory) -> Path:
     """The demo checkpoint exported at 128 px, shared by the evaluation and precision tests."""
-    from convert.export_onnx import export
     from tests.demo_model import SMALL_IMAGE_SIZE
 
-    def build(out: Path) -> Path:
-        export(demo_checkpoint, out, image_size=SMALL_IMAGE_SIZE)
-        return out
-
-    return _built_once(tmp_path_factory, f"demo_om{SMALL_IMAGE_SIZE}", build)
+    return _export_once(tmp_path_factory, f"demo_om{SMALL_IMAGE_SIZE}", demo_checkpoint, image_size=SMALL_IMAGE_SIZE)
 
 
 @pytest.fixture(scope="session")
