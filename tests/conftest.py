@@ -124,27 +124,20 @@ def export_256_variants(checkpoint, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
+    """The demo checkpoint exported once (tests/demo_model.py's size), for every test that tracks the colour model."""
     from tests.demo_model import IMAGE_SIZE
 
     return _export_once(tmp_path_factory, f"demo_om{IMAGE_SIZE}", demo_checkpoint, image_size=IMAGE_SIZE)
 
 
 @pytest.fixture(scope="session")
-def small_demo_models(demo_checkpoint, tmp_path_factory) -> Path:
-    """The demo checkpoint exported at 128 px, shared by the evaluation and precision tests."""
-    from tests.demo_model import SMALL_IMAGE_SIZE
-
-    return _export_once(tmp_path_factory, f"demo_om{SMALL_IMAGE_SIZE}", demo_checkpoint, image_size=SMALL_IMAGE_SIZE)
-
-
-@pytest.fixture(scope="session")
-def small_demo_om(small_demo_models, tmp_path_factory) -> Path:
-    """`small_demo_models` converted by the stand-in ATC (the emulated NPU's .om files)."""
+def demo_om(demo_models, tmp_path_factory) -> Path:
+    """`demo_models` converted by the stand-in ATC (the emulated NPU's .om files)."""
     from convert.atc_args import Settings
     from tests.ascend_helpers import SOC, convert, linked_copy
 
-    return _built_once(tmp_path_factory, "demo_om",
-                       lambda folder: convert(linked_copy(small_demo_models, folder / "om"), Settings(SOC)))
+    return _built_once(tmp_path_factory, "demo_atc",
+                       lambda folder: convert(linked_copy(demo_models, folder / "om"), Settings(SOC)))
 
 
 @pytest.fixture(scope="session")
@@ -156,12 +149,12 @@ def demo_lasot(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def whole_run(demo_lasot, small_demo_models, tmp_path_factory) -> Path:
+def whole_run(demo_lasot, demo_models, tmp_path_factory) -> Path:
     """One uninterrupted single-worker run on the ONNX Runtime backend: what every other run must equal."""
     from tests.demo_lasot import run_eval
 
     def build(out: Path) -> Path:
-        assert run_eval(demo_lasot, small_demo_models, out, "--backend", "onnx") == 0
+        assert run_eval(demo_lasot, demo_models, out, "--backend", "onnx") == 0
         return out
 
     return _built_once(tmp_path_factory, "whole", build)

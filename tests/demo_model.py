@@ -7,10 +7,9 @@ from contextlib import contextmanager
 
 import torch
 
-# The colour model does not depend on resolution; 256 px runs ~4x faster than 512.
-IMAGE_SIZE = 256
-# Where only the colour decisions matter (the evaluation runs, the precision study): a frame near 0.1 s on a busy core.
-SMALL_IMAGE_SIZE = 128
+# The colour model's decisions do not depend on the resolution (the demo and leave clips make the same choices, the
+# same takeover frame included, at 128 and 256 px); 128 px: a frame near 0.1 s on a busy core, a quarter of 256 px.
+IMAGE_SIZE = 128
 # One compute thread for ONNX Runtime and PyTorch: their spinning worker threads
 # collapse when other processes share the cores (measured on 2 busy cores: the
 # reference predictor 13 s with one thread, 190 s with two; our tracker 5 s vs 16 s).

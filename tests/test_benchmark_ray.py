@@ -80,10 +80,10 @@ def _scores(root, folder, report):
     return {key: value for key, value in scores.items() if key != "folder"}
 
 
-def test_ray_run_equals_one_worker(cluster, demo_lasot, small_demo_models, whole_run, tmp_path, capfd):
+def test_ray_run_equals_one_worker(cluster, demo_lasot, demo_models, whole_run, tmp_path, capfd):
     head, second = cluster
     out = tmp_path / "ray"
-    assert run_eval(demo_lasot, small_demo_models, out, "--backend", "onnx", "--ray", head.address) == 0
+    assert run_eval(demo_lasot, demo_models, out, "--backend", "onnx", "--ray", head.address) == 0
     assert result_files(out) == result_files(whole_run)
     assert json.loads((out / "run.json").read_text()) == json.loads((whole_run / "run.json").read_text())
     for name in ("red-1", "red-2", "red-3"):
@@ -94,24 +94,24 @@ def test_ray_run_equals_one_worker(cluster, demo_lasot, small_demo_models, whole
     assert _scores(demo_lasot, out, tmp_path / "r1") == _scores(demo_lasot, whole_run, tmp_path / "r2")
 
 
-def test_ray_resumes_a_shard_and_refuses_other_settings(cluster, demo_lasot, small_demo_models,
+def test_ray_resumes_a_shard_and_refuses_other_settings(cluster, demo_lasot, demo_models,
                                                         whole_run, tmp_path, capfd):
     head, _ = cluster
     out = tmp_path / "resumed"
-    assert run_eval(demo_lasot, small_demo_models, out, "--shard", "1/2") == 0
+    assert run_eval(demo_lasot, demo_models, out, "--shard", "1/2") == 0
     first_half = {name: (out / f"{name}_time.txt").read_text() for name in ("red-1", "red-3")}
     capfd.readouterr()
-    assert run_eval(demo_lasot, small_demo_models, out, "--ray", head.address) == 0
+    assert run_eval(demo_lasot, demo_models, out, "--ray", head.address) == 0
     assert sum(_node_lines(capfd.readouterr().err).values()) == 1  # only red-2 was tracked
     assert {name: (out / f"{name}_time.txt").read_text() for name in first_half} == first_half
     assert result_files(out) == result_files(whole_run)
 
-    assert run_eval(demo_lasot, small_demo_models, out, "--ray", head.address, "--mode", "sam2") == 2
+    assert run_eval(demo_lasot, demo_models, out, "--ray", head.address, "--mode", "sam2") == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "mode samurai -> sam2" in err[0]
 
 
-def test_a_root_missing_on_one_node_is_named(cluster, data_site, demo_lasot, small_demo_models,
+def test_a_root_missing_on_one_node_is_named(cluster, data_site, demo_lasot, demo_models,
                                              tmp_path, capfd, monkeypatch):
     head, second = cluster
     elsewhere = tmp_path / "elsewhere"
@@ -119,7 +119,7 @@ def test_a_root_missing_on_one_node_is_named(cluster, data_site, demo_lasot, sma
     blind = _start_node(head, elsewhere, [REPO])
     try:
         monkeypatch.chdir(data_site)
-        assert run_eval(demo_lasot.name, small_demo_models, tmp_path / "out", "--ray", head.address) == 2
+        assert run_eval(demo_lasot.name, demo_models, tmp_path / "out", "--ray", head.address) == 2
     finally:
         head.remove_node(blind)
     err = capfd.readouterr().err.strip().splitlines()
@@ -129,7 +129,7 @@ def test_a_root_missing_on_one_node_is_named(cluster, data_site, demo_lasot, sma
     assert not (tmp_path / "out" / "red-1.txt").exists()
 
 
-def test_a_sequence_that_fails_by_itself_is_reported_once(cluster, data_site, small_demo_models,
+def test_a_sequence_that_fails_by_itself_is_reported_once(cluster, data_site, demo_models,
                                                           tmp_path, capfd):
     head, _ = cluster
     frames, boxes = make_frames(3)
@@ -138,7 +138,7 @@ def test_a_sequence_that_fails_by_itself_is_reported_once(cluster, data_site, sm
                          {"red-1": frames[:2], "red-2": frames})
     (root / "red" / "red-2" / "img" / "00000002.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    assert run_eval(root, small_demo_models, out, "--ray", head.address) == eval_cli.EXIT_SEQUENCES_FAILED
+    assert run_eval(root, demo_models, out, "--ray", head.address) == eval_cli.EXIT_SEQUENCES_FAILED
     assert (out / "red-1.txt").is_file() and not (out / "red-2.txt").exists()
     err = capfd.readouterr().err
     assert "red-2: frame 1" in err and "cannot be read" in err and "Traceback" not in err
@@ -146,10 +146,10 @@ def test_a_sequence_that_fails_by_itself_is_reported_once(cluster, data_site, sm
 
 
 @pytest.fixture(scope="module")
-def long_reference(long_lasot, small_demo_models, tmp_path_factory) -> dict[str, str]:
+def long_reference(long_lasot, demo_models, tmp_path_factory) -> dict[str, str]:
     """The long sequences tracked by one local worker: what the interrupted and the node-losing runs must give."""
     folder = tmp_path_factory.mktemp("long_reference")
-    assert run_eval(long_lasot, small_demo_models, folder, "--backend", "onnx") == 0
+    assert run_eval(long_lasot, demo_models, folder, "--backend", "onnx") == 0
     return result_files(folder)
 
 
@@ -161,11 +161,11 @@ def _driver(root, models, out, address, *extra) -> subprocess.Popen:
                             env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def test_ctrl_c_keeps_finished_sequences_and_frees_the_cluster(cluster, long_lasot, small_demo_models,
+def test_ctrl_c_keeps_finished_sequences_and_frees_the_cluster(cluster, long_lasot, demo_models,
                                                                long_reference, tmp_path):
     head, _ = cluster
     out = tmp_path / "out"
-    process = _driver(long_lasot, small_demo_models, out, head.address, "--workers", "1")
+    process = _driver(long_lasot, demo_models, out, head.address, "--workers", "1")
     deadline = time.monotonic() + WAIT_S
     while not (out / "red-1.txt").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -176,32 +176,32 @@ def test_ctrl_c_keeps_finished_sequences_and_frees_the_cluster(cluster, long_las
     assert result_files(out) == {"red-1.txt": long_reference["red-1.txt"]}
     assert not list(out.glob("*.tmp")) and not (out / "red-2_time.txt").exists()
     # The same command again finishes the rest: the interrupted run left the cluster's CPUs free.
-    resumed = _driver(long_lasot, small_demo_models, out, head.address, "--workers", "1")
+    resumed = _driver(long_lasot, demo_models, out, head.address, "--workers", "1")
     err = resumed.communicate(timeout=WAIT_S)[1]
     assert resumed.returncode == 0, err
     assert result_files(out) == long_reference
 
 
-def test_acl_workers_run_on_the_npu_node(acl, cluster, data_site, demo_lasot, small_demo_om, whole_run, tmp_path,
+def test_acl_workers_run_on_the_npu_node(acl, cluster, data_site, demo_lasot, demo_om, whole_run, tmp_path,
                                          capfd):
     """Only the node that offers an NPU (here the in-test pyACL emulation) takes `--backend acl` workers."""
     head, _ = cluster
     npu_node = _start_node(head, data_site, [EMULATION_DIR, REPO], resources={"NPU": 1})
     try:
         out = tmp_path / "acl"
-        assert run_eval(demo_lasot, small_demo_om, out, "--backend", "acl", "--ray", head.address) == 0
+        assert run_eval(demo_lasot, demo_om, out, "--backend", "acl", "--ray", head.address) == 0
     finally:
         head.remove_node(npu_node)
     assert result_files(out) == result_files(whole_run)
     assert _node_lines(capfd.readouterr().err) == {npu_node.node_id[:8]: 3}
 
 
-def test_a_node_lost_mid_run_changes_nothing(cluster, long_lasot, small_demo_models, long_reference, tmp_path):
+def test_a_node_lost_mid_run_changes_nothing(cluster, long_lasot, demo_models, long_reference, tmp_path):
     """Last in the module: it takes the second node away. Its sequence is tracked again on the head."""
     head, second = cluster
     out = tmp_path / "out"
     started = re.compile(rf"red-\d started on node {second.node_id[:8]}")
-    process = _driver(long_lasot, small_demo_models, out, head.address, "--verbose")
+    process = _driver(long_lasot, demo_models, out, head.address, "--verbose")
     lines = []
     for line in process.stderr:
         lines.append(line)
@@ -216,19 +216,19 @@ def test_a_node_lost_mid_run_changes_nothing(cluster, long_lasot, small_demo_mod
     assert sum(_node_lines(err).values()) == len(LONG_SEQUENCES)
 
 
-def test_without_ray_the_flag_names_the_extra(demo_lasot, small_demo_models, tmp_path, monkeypatch,
+def test_without_ray_the_flag_names_the_extra(demo_lasot, demo_models, tmp_path, monkeypatch,
                                               capfd):
     monkeypatch.setitem(sys.modules, "ray", None)
     monkeypatch.delitem(sys.modules, "app.benchmarks.ray_runner", raising=False)
-    assert run_eval(demo_lasot, small_demo_models, tmp_path / "out", "--ray") == 2
+    assert run_eval(demo_lasot, demo_models, tmp_path / "out", "--ray") == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install -e .[cluster]" in err[0]
 
 
-def test_an_address_where_nothing_answers_is_one_line(demo_lasot, small_demo_models, tmp_path, capfd):
+def test_an_address_where_nothing_answers_is_one_line(demo_lasot, demo_models, tmp_path, capfd):
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{probe.getsockname()[1]}"
-    assert run_eval(demo_lasot, small_demo_models, tmp_path / "out", "--ray", address) == 2
+    assert run_eval(demo_lasot, demo_models, tmp_path / "out", "--ray", address) == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--ray {address}: nothing answers there" in err[0] and "ray start --head" in err[0]

@@ -56,8 +56,8 @@ def _quantised(models: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def int8_demo(small_demo_models, tmp_path_factory) -> Path:
-    return _quantised(small_demo_models, tmp_path_factory.mktemp("int8") / "demo")
+def int8_demo(demo_models, tmp_path_factory) -> Path:
+    return _quantised(demo_models, tmp_path_factory.mktemp("int8") / "demo")
 
 
 @pytest.fixture(scope="session")

@@ -152,11 +152,11 @@ def test_remove_and_restart(random_opened, random_clip):
 
 
 @pytest.mark.parametrize("starts", [{1: 0, 2: 4}, {1: 0, 2: 2, 3: 7}])
-def test_demo_multi_equals_single(small_demo_models, leave_clip, starts):
+def test_demo_multi_equals_single(demo_models, leave_clip, starts):
     _, images, truth = leave_clip
     x, y, w, h = truth[0]
     box = (x, y, x + w, y + h)
-    opened = _open(small_demo_models)
+    opened = _open(demo_models)
     config = TrackerConfig(mode="samurai")
     boxes = {k: box for k in starts}
     multi = _multi(opened, images, boxes, starts, config)

@@ -60,10 +60,10 @@ def random_clip(export_256_variants):
 
 
 @pytest.fixture(scope="module")
-def leave(small_demo_models):
+def leave(demo_models):
     """The leave-and-return clip, in fewer frames (the target still leaves the view and comes back), at 128 px."""
     frames, truth = make_leave_frames(LEAVE_FRAMES)
-    return small_demo_models, frames, [_xyxy(truth[0]), LEAVE_SECOND_BOX]
+    return demo_models, frames, [_xyxy(truth[0]), LEAVE_SECOND_BOX]
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +236,7 @@ def test_failing_async_call_is_named_and_nothing_leaks(acl, om_256, call):
 # ---------------------------------------------------------------- the loops around the tracker
 
 
-def test_cli_overlap_gives_the_same_outputs_and_is_off_by_default(small_demo_models, tmp_path, capsys):
+def test_cli_overlap_gives_the_same_outputs_and_is_off_by_default(demo_models, tmp_path, capsys):
     frames, boxes = make_frames(RANDOM_FRAMES)
     folder = write_jpeg_folder(tmp_path / "frames", frames)
     x, y, w, h = boxes[0]
@@ -244,7 +244,7 @@ def test_cli_overlap_gives_the_same_outputs_and_is_off_by_default(small_demo_mod
     for name, extra in (("overlapped", ["--overlap"]), ("sequential", [])):
         outs[name] = tmp_path / name
         code = run.main(["--video", str(folder), "--bbox", f"{x},{y},{w},{h}", "--bbox", "200,20,60,50",
-                         "--model-dir", str(small_demo_models), "--output", str(outs[name]), "--no-display",
+                         "--model-dir", str(demo_models), "--output", str(outs[name]), "--no-display",
                          "--backend", "onnx", "--save-masks", "--log-decisions", str(outs[name] / "decisions.jsonl"),
                          *extra])
         assert code == 0, capsys.readouterr().err

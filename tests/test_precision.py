@@ -24,11 +24,10 @@ from onnx import TensorProto, helper
 from convert.atc_args import DEFAULT_PRECISION
 from convert.precision import ATC_PRECISION, KEEP_SENSITIVE_FP32, MODES, imitate, sensitive_nodes
 from scripts.precision_study import cheapest_keeping, clip_frames, study
-from tests.demo_model import SMALL_IMAGE_SIZE
+from tests.demo_model import IMAGE_SIZE
 
 # The colour model does not depend on resolution, and the stress checkpoint's outliers are
 # per channel, not per pixel; 128 px keeps the tracking test to about a minute.
-IMAGE_SIZE = SMALL_IMAGE_SIZE  # the demo export is conftest's small_demo_models
 NUM_FRAMES = 40
 STRESS_FRAMES = 10
 THREADS = 1
@@ -208,9 +207,9 @@ def test_float16_layer_norm_overflows_where_a_float16_sum_does(tmp_path):
     assert got["fp32"].tolist() == expected.tolist()
 
 
-def test_default_precision_is_the_cheapest_that_keeps_decisions_on_demo_and_stress(small_demo_models, stress_export):
+def test_default_precision_is_the_cheapest_that_keeps_decisions_on_demo_and_stress(demo_models, stress_export):
     default_mode = next(mode for mode, atc in ATC_PRECISION.items() if atc == DEFAULT_PRECISION)
-    demo = study(small_demo_models, *clip_frames("demo", NUM_FRAMES), modes=[default_mode], threads=THREADS)
+    demo = study(demo_models, *clip_frames("demo", NUM_FRAMES), modes=[default_mode], threads=THREADS)
     stress = study(stress_export, *clip_frames("textured", STRESS_FRAMES), modes=MODES[:2], threads=THREADS)
     by_mode = {r.mode: r for r in stress}
     assert demo[0].keeps_decisions, (demo[0].flips, demo[0].min_box_iou, demo[0].nonfinite)

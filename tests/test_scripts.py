@@ -144,8 +144,8 @@ def test_bench_memory_prints_state_and_rss(export_256_variants, tmp_path, capsys
     assert lines[2].startswith("  frame      3: tracker state ") and " MB, RSS " in lines[2]
 
 
-def test_profile_stages_times_every_graph_against_the_official_call(demo_checkpoint, small_demo_models, capsys):
-    assert profile_stages.main(["--checkpoint", str(demo_checkpoint), "--model-dir", str(small_demo_models),
+def test_profile_stages_times_every_graph_against_the_official_call(demo_checkpoint, demo_models, capsys):
+    assert profile_stages.main(["--checkpoint", str(demo_checkpoint), "--model-dir", str(demo_models),
                                 "--threads", "1", "--repeats", "1", "--ops"]) == 0
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line.split() for line in lines if line.split() and line.split()[0] in SUBMODEL_NAMES}
