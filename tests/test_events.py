@@ -250,6 +250,24 @@ def test_a_slow_sse_client_is_told_what_it_lost_and_a_stalled_one_is_cut_off(tmp
         server.close()
 
 
+def test_a_client_cut_off_gets_nothing_more():
+    """The connection's writer may wake for events queued before the cut and take after it: it must get no events
+    and no gap, and the count of what the client never heard of stays (seen once as a race under load)."""
+    import asyncio
+
+    broadcaster = SseBroadcaster(lambda: {}, capacity=2)
+
+    async def cut_then_take():
+        client = broadcaster.subscribe()
+        for frame in range(4):
+            broadcaster.publish([{"type": "track", "frame": frame}])
+        return client, broadcaster.take(client)
+
+    client, taken = asyncio.run(cut_then_take())
+    assert client.cut and broadcaster.clients == []
+    assert taken == ([], 0) and client.unreported == client.lost == 2
+
+
 def test_events_on_standard_output_leave_the_logs_on_standard_error(leave_clip, demo_models, tmp_path):
     import subprocess
     import sys

@@ -110,8 +110,11 @@ class SseBroadcaster:
             pass
 
     def take(self, client: SseClient) -> tuple[list[bytes], int]:
-        """The client's queued events and how many it lost since it last took."""
+        """The client's queued events and how many it lost since it last took; nothing once it is cut off (its
+        connection is closing, and `unreported` keeps what it never heard of)."""
         with self._lock:
+            if client.cut:
+                return [], 0
             events, client.queue = list(client.queue), deque()
             lost, client.unreported = client.unreported, 0
         return events, lost
