@@ -123,6 +123,13 @@ def export_256_variants(checkpoint, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def export_128(checkpoint, tmp_path_factory) -> Path:
+    """The random weights at 128 px, simplified: for the tests that track whole clips to compare runs, where the
+    size does not matter and a frame costs a quarter of 256 px on both sides."""
+    return _export_once(tmp_path_factory, "om128", checkpoint, image_size=128, simplify_graphs=True)
+
+
+@pytest.fixture(scope="session")
 def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
     """The demo checkpoint exported once (tests/demo_model.py's size), for every test that tracks the colour model."""
     from tests.demo_model import IMAGE_SIZE

@@ -35,13 +35,9 @@ FP16_RTOL = 2e-3
 
 
 @pytest.fixture(scope="module")
-def om_512(export_512, tmp_path_factory) -> Path:
-    return convert(linked_copy(export_512, tmp_path_factory.mktemp("acl") / "om512"), Settings(SOC))
-
-
-@pytest.fixture(scope="module")
 def om_256(export_256_variants, tmp_path_factory) -> Path:
-    """256 px (simplified graphs): where a test runs whole clips, the smaller encoder keeps it quick."""
+    """The random weights at 256 px (simplified graphs) converted once: the runner does not depend on the size,
+    random weights give every output values to compare, and the encoder costs a quarter of 512 px."""
     return convert(linked_copy(export_256_variants, tmp_path_factory.mktemp("acl") / "om256"), Settings(SOC))
 
 
@@ -88,73 +84,73 @@ CASES = [
 
 
 @pytest.mark.parametrize("name, sizes", CASES)
-def test_submodel_equals_onnx_runtime(acl, om_512, name, sizes):
-    inputs = make_inputs(om_512, name, sizes)
-    with AclResource() as resource, AclRunner(om_512 / f"{name}.om", resource) as runner:
-        reference = OnnxRunner(om_512 / f"{name}.onnx")
+def test_submodel_equals_onnx_runtime(acl, om_256, name, sizes):
+    inputs = make_inputs(om_256, name, sizes)
+    with AclResource() as resource, AclRunner(om_256 / f"{name}.om", resource) as runner:
+        reference = OnnxRunner(om_256 / f"{name}.onnx")
         assert runner.input_names == reference.input_names
         assert runner.output_names == reference.output_names
         assert_same(runner.run(inputs), reference.run(inputs))
     assert acl.live() == {}
 
 
-def test_memory_attention_has_no_gears(acl, om_512):
+def test_memory_attention_has_no_gears(acl, om_256):
     """One static graph serves every memory size: no gear input, no set_input_dynamic_dims."""
-    reference = OnnxRunner(om_512 / "memory_attention.onnx")
-    with AclResource() as resource, AclRunner(om_512 / "memory_attention.om", resource) as runner:
+    reference = OnnxRunner(om_256 / "memory_attention.onnx")
+    with AclResource() as resource, AclRunner(om_256 / "memory_attention.om", resource) as runner:
         allocated = acl.live()["allocations"]
         assert allocated == len(reference.input_names) + len(reference.output_names)
         for seed, (m, p) in enumerate([(7, 16), (1, 1), (4, 9)]):
-            inputs = make_inputs(om_512, "memory_attention", {"real_frames": m, "real_pointers": p}, seed)
+            inputs = make_inputs(om_256, "memory_attention", {"real_frames": m, "real_pointers": p}, seed)
             assert_same(runner.run(inputs), reference.run(inputs))
         assert acl.live()["allocations"] == allocated
     assert acl.executed_gears() == []
 
 
-def test_one_runner_switches_gears_without_new_buffers(acl, om_512):
-    reference = OnnxRunner(om_512 / "mask_decoder.onnx")
-    with AclResource() as resource, AclRunner(om_512 / "mask_decoder.om", resource) as runner:
+def test_one_runner_switches_gears_without_new_buffers(acl, om_256):
+    reference = OnnxRunner(om_256 / "mask_decoder.onnx")
+    with AclResource() as resource, AclRunner(om_256 / "mask_decoder.om", resource) as runner:
         allocated = acl.live()["allocations"]
         for seed, points in enumerate([2, 1, 1, 2]):
-            inputs = make_inputs(om_512, "mask_decoder", {"num_points": points}, seed)
+            inputs = make_inputs(om_256, "mask_decoder", {"num_points": points}, seed)
             assert_same(runner.run(inputs), reference.run(inputs))
         assert acl.live()["allocations"] == allocated
     assert acl.executed_gears() == [[2, 2], [1, 1], [1, 1], [2, 2]]
 
 
-def test_shapes_without_a_gear_are_refused(acl, om_512):
-    inputs = make_inputs(om_512, "mask_decoder", {"num_points": 3})
-    with AclResource() as resource, AclRunner(om_512 / "mask_decoder.om", resource) as runner:
+def test_shapes_without_a_gear_are_refused(acl, om_256):
+    inputs = make_inputs(om_256, "mask_decoder", {"num_points": 3})
+    with AclResource() as resource, AclRunner(om_256 / "mask_decoder.om", resource) as runner:
         with pytest.raises(BackendError, match="mask_decoder.om: no gear for input shapes"):
             runner.run(inputs)
 
 
-def test_memory_of_another_size_is_refused(acl, om_512):
-    inputs = make_inputs(om_512, "memory_attention", {})
+def test_memory_of_another_size_is_refused(acl, om_256):
+    inputs = make_inputs(om_256, "memory_attention", {})
     inputs["memory"] = inputs["memory"][:3]
-    with AclResource() as resource, AclRunner(om_512 / "memory_attention.om", resource) as runner:
-        with pytest.raises(BackendError, match=r"memory_attention.om: input 'memory' has shape \(3, 64, 32, 32\), the model takes \(7, 64, 32, 32\)"):
+    with AclResource() as resource, AclRunner(om_256 / "memory_attention.om", resource) as runner:
+        with pytest.raises(BackendError, match=r"memory_attention.om: input 'memory' has shape \(3, 64, 16, 16\), the model takes \(7, 64, 16, 16\)"):
             runner.run(inputs)
 
 
-def test_board_run_mode_copies_device_to_device(acl, om_512):
+def test_board_run_mode_copies_device_to_device(acl, om_256):
     acl.reset(run_mode=acl.ACL_DEVICE)
-    inputs = make_inputs(om_512, "mask_decoder", {"num_points": 1})
-    with AclResource() as resource, AclRunner(om_512 / "mask_decoder.om", resource) as runner:
-        assert_same(runner.run(inputs), OnnxRunner(om_512 / "mask_decoder.onnx").run(inputs))
+    inputs = make_inputs(om_256, "mask_decoder", {"num_points": 1})
+    with AclResource() as resource, AclRunner(om_256 / "mask_decoder.om", resource) as runner:
+        assert_same(runner.run(inputs), OnnxRunner(om_256 / "mask_decoder.onnx").run(inputs))
     assert set(acl.memcpy_kinds()) == {acl.ACL_MEMCPY_DEVICE_TO_DEVICE}
 
 
-def test_server_run_mode_copies_across(acl, om_512):
-    inputs = make_inputs(om_512, "memory_encoder", {})
-    with AclResource() as resource, AclRunner(om_512 / "memory_encoder.om", resource) as runner:
+def test_server_run_mode_copies_across(acl, om_256):
+    inputs = make_inputs(om_256, "memory_encoder", {})
+    with AclResource() as resource, AclRunner(om_256 / "memory_encoder.om", resource) as runner:
         runner.run(inputs)
     assert set(acl.memcpy_kinds()) == {acl.ACL_MEMCPY_HOST_TO_DEVICE, acl.ACL_MEMCPY_DEVICE_TO_HOST}
 
 
-def test_fp16_om_still_returns_float32(acl, export_512, tmp_path):
+def test_fp16_om_still_returns_float32(acl, export_256_variants, tmp_path):
     model_dir = convert(
-        linked_copy(export_512, tmp_path / "fp16"), Settings(SOC), "memory_encoder",
+        linked_copy(export_256_variants, tmp_path / "fp16"), Settings(SOC), "memory_encoder",
         ("--output_type=FP16", "--input_fp16_nodes=vision_feat;mask_logits"),
     )
     inputs = make_inputs(model_dir, "memory_encoder", {})
@@ -219,32 +215,32 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("case, change, says", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_inputs_are_named(acl, om_512, case, change, says):
-    feeds = change(make_inputs(om_512, "memory_encoder", {}))
-    with AclResource() as resource, AclRunner(om_512 / "memory_encoder.om", resource) as runner:
+def test_bad_inputs_are_named(acl, om_256, case, change, says):
+    feeds = change(make_inputs(om_256, "memory_encoder", {}))
+    with AclResource() as resource, AclRunner(om_256 / "memory_encoder.om", resource) as runner:
         with pytest.raises(BackendError, match=says):
             runner.run(feeds)
 
 
-def test_close_is_idempotent_and_resource_closes_its_runners(acl, om_512):
+def test_close_is_idempotent_and_resource_closes_its_runners(acl, om_256):
     resource = AclResource()
-    first = AclRunner(om_512 / "memory_encoder.om", resource)
-    AclRunner(om_512 / "mask_decoder.om", resource)
+    first = AclRunner(om_256 / "memory_encoder.om", resource)
+    AclRunner(om_256 / "mask_decoder.om", resource)
     first.close()
     first.close()
     with pytest.raises(BackendError, match="was closed"):
-        first.run(make_inputs(om_512, "memory_encoder", {}))
+        first.run(make_inputs(om_256, "memory_encoder", {}))
     resource.close()  # closes mask_decoder.om, then the device
     resource.close()
     assert acl.live() == {}
     with pytest.raises(BackendError, match="is closed"):
-        AclRunner(om_512 / "memory_encoder.om", resource)
+        AclRunner(om_256 / "memory_encoder.om", resource)
 
 
-def test_pyacl_initialised_by_someone_else_is_left_initialised(acl, om_512):
+def test_pyacl_initialised_by_someone_else_is_left_initialised(acl, om_256):
     assert acl.init() == 0  # e.g. torch_npu did it
-    with AclResource() as resource, AclRunner(om_512 / "memory_encoder.om", resource) as runner:
-        runner.run(make_inputs(om_512, "memory_encoder", {}))
+    with AclResource() as resource, AclRunner(om_256 / "memory_encoder.om", resource) as runner:
+        runner.run(make_inputs(om_256, "memory_encoder", {}))
     assert acl.live() == {"initialized": 1}
 
 
@@ -286,19 +282,19 @@ def _use_mask_decoder(model_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("call, after", SETUP_AND_RUN_CALLS)
-def test_failing_call_is_named_and_nothing_leaks(acl, om_512, call, after):
+def test_failing_call_is_named_and_nothing_leaks(acl, om_256, call, after):
     acl.fail(call, FORCED_CODE, after)
     with pytest.raises(BackendError, match=re.escape(call)) as error:
-        _use_mask_decoder(om_512)
+        _use_mask_decoder(om_256)
     assert "\n" not in str(error.value)
     assert acl.live() == {}
 
 
 @pytest.mark.parametrize("call", list(TEARDOWN_CALLS))
-def test_failing_release_is_named_and_buffers_are_still_freed(acl, om_512, call):
+def test_failing_release_is_named_and_buffers_are_still_freed(acl, om_256, call):
     acl.fail(call, FORCED_CODE)
     with pytest.raises(BackendError, match=re.escape(f"{call} failed with code {FORCED_CODE}")):
-        _use_mask_decoder(om_512)
+        _use_mask_decoder(om_256)
     leaked = {kind: n for kind, n in acl.live().items() if kind in BUFFER_KINDS}
     expected = {TEARDOWN_CALLS[call]: 1} if TEARDOWN_CALLS[call] in BUFFER_KINDS else {}
     assert leaked == expected
@@ -315,17 +311,17 @@ def logged():
     logger.remove(sink)
 
 
-def test_auto_takes_acl_when_pyacl_and_every_om_are_there(acl, om_512, logged):
-    backend, reason = choose_backend(om_512, "auto")
+def test_auto_takes_acl_when_pyacl_and_every_om_are_there(acl, om_256, logged):
+    backend, reason = choose_backend(om_256, "auto")
     assert backend == "acl" and "every .om present" in reason
     assert any("backend acl" in line and reason in line for line in logged)
 
 
-def test_auto_falls_back_to_onnx_when_an_om_is_missing(acl, om_512, tmp_path, logged, monkeypatch):
+def test_auto_falls_back_to_onnx_when_an_om_is_missing(acl, om_256, tmp_path, logged, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # OpenVINO's place in the order: test_openvino_runner.py
-    partial = linked_copy(om_512, tmp_path / "partial")
+    partial = linked_copy(om_256, tmp_path / "partial")
     for name in SUBMODELS[:-1]:
-        (partial / f"{name}.om").symlink_to(om_512 / f"{name}.om")
+        (partial / f"{name}.om").symlink_to(om_256 / f"{name}.om")
     backend, reason = choose_backend(partial, "auto")
     assert backend == "onnx" and "mask_decoder.om missing" in reason
     assert any("backend onnx" in line for line in logged)
@@ -333,36 +329,36 @@ def test_auto_falls_back_to_onnx_when_an_om_is_missing(acl, om_512, tmp_path, lo
         choose_backend(partial, "acl")
 
 
-def test_without_pyacl(om_512, monkeypatch):
+def test_without_pyacl(om_256, monkeypatch):
     monkeypatch.setitem(sys.modules, "acl", None)  # `import acl` raises ImportError
     monkeypatch.setitem(sys.modules, "openvino", None)
-    backend, reason = choose_backend(om_512, "auto")
+    backend, reason = choose_backend(om_256, "auto")
     assert backend == "onnx" and "pyACL is not importable" in reason
     with pytest.raises(BackendError, match="set_env.sh"):
-        choose_backend(om_512, "acl")
+        choose_backend(om_256, "acl")
     with pytest.raises(BackendError, match="pyACL is not importable"):
         AclResource()
 
 
-def test_explicit_onnx_and_unknown_backends(acl, om_512):
-    assert choose_backend(om_512, "onnx") == ("onnx", "requested")
+def test_explicit_onnx_and_unknown_backends(acl, om_256):
+    assert choose_backend(om_256, "onnx") == ("onnx", "requested")
     with pytest.raises(BackendError, match="unknown backend 'tpu'"):
-        choose_backend(om_512, "tpu")
+        choose_backend(om_256, "tpu")
 
 
-def test_open_runner_per_backend(acl, om_512):
-    assert isinstance(open_runner(om_512, "memory_encoder", "onnx"), OnnxRunner)
+def test_open_runner_per_backend(acl, om_256):
+    assert isinstance(open_runner(om_256, "memory_encoder", "onnx"), OnnxRunner)
     with pytest.raises(BackendError, match="no resource"):
-        open_runner(om_512, "memory_encoder", "acl")
+        open_runner(om_256, "memory_encoder", "acl")
     with AclResource() as resource:
-        runner = open_runner(om_512, "memory_encoder", "auto", resource)
+        runner = open_runner(om_256, "memory_encoder", "auto", resource)
         assert isinstance(runner, AclRunner)
     assert acl.live() == {}
 
 
-def test_runner_factory_resource_closes_with_its_last_runner(acl, om_512):
-    factory = runner_factory("acl", om_512)
-    runners = [factory(om_512 / f"{name}.onnx") for name in SUBMODELS]
+def test_runner_factory_resource_closes_with_its_last_runner(acl, om_256):
+    factory = runner_factory("acl", om_256)
+    runners = [factory(om_256 / f"{name}.onnx") for name in SUBMODELS]
     assert all(isinstance(r, AclRunner) for r in runners)
     for runner in runners:
         runner.close()

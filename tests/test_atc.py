@@ -1,7 +1,7 @@
 """ATC conversion: convert/atc_all.sh and convert/atc_args.py against the stand-in tests/fake_atc/atc.
 
-Exports come from conftest: 512 px, and 256 px with onnxslim-simplified graphs
-(node names change there, so --out_nodes must be read from the graph). 1024 px
+Exports come from conftest: the demo checkpoint's plain graphs at 128 px, and 256 px with onnxslim-simplified
+graphs (node names change there, so --out_nodes must be read from the graph). 1024 px
 is not exported here: its export alone takes over a minute on a CPU test box.
 Each test works on a private copy of an export (symlinked graphs, own
 manifest.json), so the shared fixtures are never written to.
@@ -79,7 +79,7 @@ def export_256(export_256_variants, tmp_path) -> Path:
     return linked_copy(export_256_variants, tmp_path / "om256")
 
 
-@pytest.mark.parametrize("export", ["export_512", "export_256_variants"])
+@pytest.mark.parametrize("export", ["demo_models", "export_256_variants"])
 def test_converts_every_submodel(export, request, tmp_path):
     model_dir = linked_copy(request.getfixturevalue(export), tmp_path / "models")
     result = atc_all("--soc-version", SOC, "--model-dir", str(model_dir), bin_dir=make_bin(tmp_path))

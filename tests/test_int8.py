@@ -61,8 +61,8 @@ def int8_demo(demo_models, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def int8_random(export_256_variants, tmp_path_factory) -> Path:
-    return _quantised(export_256_variants, tmp_path_factory.mktemp("int8") / "random")
+def int8_random(export_128, tmp_path_factory) -> Path:
+    return _quantised(export_128, tmp_path_factory.mktemp("int8") / "random")
 
 
 def _clip(name: str, leave_clip) -> tuple[list[np.ndarray], tuple[float, float, float, float]]:

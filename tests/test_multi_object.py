@@ -98,8 +98,8 @@ def random_clip():
 
 
 @pytest.fixture(scope="module")
-def random_opened(export_256_variants):
-    return _open(export_256_variants)
+def random_opened(export_128):
+    return _open(export_128)
 
 
 @pytest.mark.parametrize(

@@ -54,9 +54,9 @@ def _xyxy(box_xywh) -> tuple[float, float, float, float]:
 
 
 @pytest.fixture(scope="module")
-def random_clip(export_256_variants):
+def random_clip(export_128):
     frames, boxes = make_frames(RANDOM_FRAMES)
-    return export_256_variants, frames, [_xyxy(boxes[0]), RANDOM_SECOND_BOX]
+    return export_128, frames, [_xyxy(boxes[0]), RANDOM_SECOND_BOX]
 
 
 @pytest.fixture(scope="module")

@@ -47,9 +47,9 @@ NUM_FRAMES = 32
 LOGIT_ATOL = 1e-2
 MIN_MASK_IOU = 0.99
 MIN_FRACTION = 0.98
-# 256 px: parity does not depend on the size, and a frame costs a quarter of 512 px on both sides. The graphs are
-# conftest's simplified 256 px export; test_demo and test_lost_found hold the plain export to the official runs.
-IMAGE_SIZE = 256
+# 128 px: parity does not depend on the size, and a frame costs a quarter of 256 px on both sides. The graphs are
+# conftest's simplified 128 px export; test_demo and test_lost_found hold the plain export to the official runs.
+IMAGE_SIZE = 128
 # SAMURAI overrides of the official values: none (the tracker reads configs/samurai.yaml, the reference its
 # own transcription of the official config), and a set that reaches the Kalman-weighted branch and the memory
 # filter within 32 frames.
@@ -77,7 +77,7 @@ def official(checkpoint, clip, official_run):
 
 
 @pytest.fixture(scope="module")
-def ours(export_256_variants, clip):
+def ours(export_128, clip):
     """The tracker's run for (mode, params, backend, precision), computed once per module."""
     _, images, boxes = clip
     x, y, w, h = boxes[0]
@@ -88,7 +88,7 @@ def ours(export_256_variants, clip):
         if key not in runs:
             exact = partial(EXACT_BACKENDS[backend], threads=TEST_THREADS)
             factory = reduced(precision, TEST_THREADS) if precision != "f32" else exact
-            runs[key] = _ours(export_256_variants, images, (x, y, x + w, y + h), mode, overrides or {}, factory)
+            runs[key] = _ours(export_128, images, (x, y, x + w, y + h), mode, overrides or {}, factory)
         return runs[key]
 
     return get

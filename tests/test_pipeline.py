@@ -45,12 +45,12 @@ def folder(tmp_path_factory):
     return write_jpeg_folder(tmp_path_factory.mktemp("pipe") / "frames", frames), f"{x},{y},{w},{h}"
 
 
-def test_pipelined_and_sequential_give_the_same_outputs(folder, export_512, tmp_path, capsys):
+def test_pipelined_and_sequential_give_the_same_outputs(folder, export_128, tmp_path, capsys):
     path, bbox = folder
     outs = {}
     for name, extra in (("pipelined", []), ("sequential", ["--sequential"])):
         out = tmp_path / name
-        code = run.main(["--video", str(path), "--bbox", bbox, "--model-dir", str(export_512), "--output", str(out),
+        code = run.main(["--video", str(path), "--bbox", bbox, "--model-dir", str(export_128), "--output", str(out),
                          "--no-display", "--backend", "onnx", "--save-masks", *extra])
         assert code == 0, capsys.readouterr().err
         outs[name] = out
