@@ -52,8 +52,10 @@ MIN_FRACTION = 0.98
 IMAGE_SIZE = 128
 # SAMURAI overrides of the official values: none (the tracker reads configs/samurai.yaml, the reference its
 # own transcription of the official config), and a set that reaches the Kalman-weighted branch and the memory
-# filter within 32 frames.
-SAMURAI_OVERRIDES = [{}, {"stable_frames_threshold": 3, "memory_bank_iou_threshold": 0.62}]
+# filter within 32 frames. The clip's predicted IoUs (random weights) lie between 0.6336 and 0.6368; the memory
+# threshold sits in a 4.6e-4 gap among them, far wider than the ~1e-6 ONNX Runtime-PyTorch difference, so the filter
+# leaves frame 26 out of the memory (frames 1 and 26 fall below it; the previous frame always enters).
+SAMURAI_OVERRIDES = [{}, {"stable_frames_threshold": 3, "memory_bank_iou_threshold": 0.6339}]
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +143,10 @@ def test_samurai_mode_matches_reference(official, ours, overrides, backend):
     for r in results[1:-1]:
         assert r.memory_frames == reference.log[r.frame_idx + 1].memory_frames, f"frame {r.frame_idx + 1}"
     _check_masks(results, masks, logits)
-    if reference.params.stable_frames_threshold < NUM_FRAMES:  # the test must exercise the Kalman-weighted branch
+    if overrides:  # the test must exercise the Kalman-weighted branch, and the memory filter must leave a frame out
         assert sum(r.kf_score is not None for r in results) >= NUM_FRAMES // 2
+        assert any(log.memory_frames[1:] != list(range(log.memory_frames[1], log.memory_frames[-1] + 1))
+                   for log in list(reference.log.values())[2:])
 
 
 @pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
