@@ -255,7 +255,7 @@ def test_a_client_cut_off_gets_nothing_more():
     and no gap, and the count of what the client never heard of stays (seen once as a race under load)."""
     import asyncio
 
-    broadcaster = SseBroadcaster(lambda: {}, capacity=2)
+    broadcaster = SseBroadcaster(dict, capacity=2)
 
     async def cut_then_take():
         client = broadcaster.subscribe()
