@@ -33,6 +33,10 @@ NODE_CPUS = 1  # logical CPUs per node: one worker each
 # long enough that a sequence is still running when the test reacts to its first frame.
 LONG_SEQUENCES = {"red-1": (0, 14), "red-2": (2, 14)}
 WAIT_S = 120.0  # the most a test waits for something the run must do
+# Ray starts its workers at niceness 15, so on a shared machine every other process comes first: with three busy
+# processes beside it this module took 13 min and the Ctrl-C test timed out waiting for its first sequence; at
+# niceness 0, 2.4 min. The tests' workers compete like the rest of the suite.
+WORKER_NICENESS = "0"
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +58,7 @@ def _start_node(cluster: Cluster, cwd: Path, pythonpath: list[Path], **node_args
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)
         patch.setenv("PYTHONPATH", os.pathsep.join(map(str, pythonpath)))
+        patch.setenv("RAY_worker_niceness", WORKER_NICENESS)
         if cluster is None:
             return Cluster(initialize_head=True, head_node_args={"num_cpus": NODE_CPUS, **node_args})
         return cluster.add_node(num_cpus=NODE_CPUS, **node_args)
