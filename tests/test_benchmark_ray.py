@@ -221,6 +221,17 @@ def test_a_node_lost_mid_run_changes_nothing(cluster, long_lasot, demo_models, l
     assert sum(_node_lines(err).values()) == len(LONG_SEQUENCES)
 
 
+def test_the_instance_a_run_starts_for_itself_tracks_at_normal_priority():
+    """`--ray` without an address starts Ray here; its workers must not run behind every other process (Ray's
+    default niceness 15), or the run is slower than the local pool it stands in for on any busy host."""
+    code = ("import os, ray; from app.benchmarks.ray_runner import LOCAL, connect; connect(LOCAL); "
+            "print('niceness', ray.get(ray.remote(lambda: os.nice(0)).remote())); ray.shutdown()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT_S, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "niceness 0" in result.stdout.splitlines()
+
+
 def test_without_ray_the_flag_names_the_extra(demo_lasot, demo_models, tmp_path, monkeypatch,
                                               capfd):
     monkeypatch.setitem(sys.modules, "ray", None)

@@ -41,6 +41,9 @@ from app.benchmarks.runner import (
 
 LOCAL = "local"  # --ray without a value: start a Ray instance on this machine for this run
 AUTO = "auto"  # the cluster this host is a node of
+# Ray starts workers at niceness 15; the instance a run starts for itself tracks at the priority of a local
+# `--workers` pool instead. A cluster's own `ray start` decides for its nodes (docs/cluster.md).
+LOCAL_WORKER_NICENESS = 0
 CLIENT_SCHEME = "ray://"
 CONNECT_TIMEOUT_S = 10.0  # a cluster address that does not accept a connection by then is refused
 NPU = "NPU"  # Ray's built-in resource for Ascend NPUs (it sets ASCEND_RT_VISIBLE_DEVICES per worker)
@@ -137,7 +140,8 @@ def connect(address: str) -> None:
         _check_reachable(address)
     try:
         if address == LOCAL:
-            ray.init(address=LOCAL, include_dashboard=False, **quiet)
+            niceness = {"worker_niceness": LOCAL_WORKER_NICENESS}
+            ray.init(address=LOCAL, include_dashboard=False, _system_config=niceness, **quiet)
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
