@@ -1,7 +1,7 @@
 """OpenVINO int8 (convert/quantize_int8.py): what it keeps, the decisions it changes, and why the CLI does not offer it.
 
-Design. The quantiser runs once per session on two exports (the demo colour checkpoint at 128 px, random weights at
-256 px), calibrated on clips drawn with another seed than the ones tracked here. The tracker then runs each test clip
+Design. The quantiser runs once per session on two exports (the demo colour checkpoint and random weights, both at
+128 px), calibrated on clips drawn with another seed than the ones tracked here. The tracker then runs each test clip
 in both modes with int8 and with ONNX Runtime f32 and compares them as the bf16 tests do (tests/backends.
 assert_same_decisions: the same chosen mask on every frame, mask IoU >= 0.95). int8 keeps every decision on the
 leave-and-return clip, on the random-weight clip and on the demo clip in samurai mode, but in sam2 mode it flips the
