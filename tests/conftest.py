@@ -137,14 +137,31 @@ def demo_models(demo_checkpoint, tmp_path_factory) -> Path:
     return _export_once(tmp_path_factory, f"demo_om{IMAGE_SIZE}", demo_checkpoint, image_size=IMAGE_SIZE)
 
 
-@pytest.fixture(scope="session")
-def demo_om(demo_models, tmp_path_factory) -> Path:
-    """`demo_models` converted by the stand-in ATC (the emulated NPU's .om files)."""
+def _converted_once(tmp_path_factory, name: str, models: Path) -> Path:
+    """`models` converted once per session by the stand-in ATC (the emulated NPU's .om files), in a folder of its
+    own next to links to the export's files."""
     from convert.atc_args import Settings
     from tests.ascend_helpers import SOC, convert, linked_copy
 
-    return _built_once(tmp_path_factory, "demo_atc",
-                       lambda folder: convert(linked_copy(demo_models, folder / "om"), Settings(SOC)))
+    return _built_once(tmp_path_factory, name, lambda folder: convert(linked_copy(models, folder / "om"), Settings(SOC)))
+
+
+@pytest.fixture(scope="session")
+def demo_om(demo_models, tmp_path_factory) -> Path:
+    """`demo_models` converted by the stand-in ATC."""
+    return _converted_once(tmp_path_factory, "demo_atc", demo_models)
+
+
+@pytest.fixture(scope="session")
+def om_256(export_256_variants, tmp_path_factory) -> Path:
+    """`export_256_variants` converted by the stand-in ATC: the random weights give every output values to compare."""
+    return _converted_once(tmp_path_factory, "om256_atc", export_256_variants)
+
+
+@pytest.fixture(scope="session")
+def om_128(export_128, tmp_path_factory) -> Path:
+    """`export_128` converted by the stand-in ATC, for the clips tracked on the emulated NPU."""
+    return _converted_once(tmp_path_factory, "om128_atc", export_128)
 
 
 @pytest.fixture(scope="session")

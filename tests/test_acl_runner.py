@@ -34,13 +34,6 @@ ATOL = 1e-5
 FP16_RTOL = 2e-3
 
 
-@pytest.fixture(scope="module")
-def om_256(export_256_variants, tmp_path_factory) -> Path:
-    """The random weights at 256 px (simplified graphs) converted once: the runner does not depend on the size,
-    random weights give every output values to compare, and the encoder costs a quarter of 512 px."""
-    return convert(linked_copy(export_256_variants, tmp_path_factory.mktemp("acl") / "om256"), Settings(SOC))
-
-
 def manifest_entry(model_dir: Path, name: str) -> dict:
     return json.loads((model_dir / "manifest.json").read_text())["models"][name]
 

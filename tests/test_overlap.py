@@ -28,10 +28,8 @@ from app.media.sources import CameraSource
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
-from convert.atc_args import Settings
 from scripts import bench
 from scripts.make_demo_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_frames
-from tests.ascend_helpers import SOC, convert, linked_copy
 from tests.installed import needs
 from tests.synthetic import make_frames, write_jpeg_folder
 from tests.test_pipeline import SOURCE_FPS, FastCamera
@@ -66,27 +64,15 @@ def leave(demo_models):
     return demo_models, frames, [_xyxy(truth[0]), LEAVE_SECOND_BOX]
 
 
-@pytest.fixture(scope="module")
-def om_dirs(tmp_path_factory):
-    """Each model folder converted once by the stand-in ATC (the emulated pyACL runs its .om files)."""
-    converted: dict[Path, Path] = {}
-
-    def get(model_dir: Path) -> Path:
-        if model_dir not in converted:
-            target = tmp_path_factory.mktemp("om") / model_dir.name
-            converted[model_dir] = convert(linked_copy(model_dir, target), Settings(SOC))
-        return converted[model_dir]
-
-    return get
+# The session's stand-in ATC conversion of each clip's models (the emulated pyACL runs its .om files).
+OM_OF_CLIP = {"random_clip": "om_128", "leave": "demo_om"}
 
 
-def _track(model_dir: Path, frames, boxes, backend: str, om_dirs, overlap: bool) -> list[dict]:
+def _track(model_dir: Path, frames, boxes, backend: str, overlap: bool) -> list[dict]:
     """Per frame, by object: every figure of its result, on runners opened for this run.
 
-    Overlapped CPU runners split the cores as an overlapped run does; the NPU's .om files sit in their own folder.
+    Overlapped CPU runners split the cores as an overlapped run does; for the NPU, `model_dir` holds the .om files.
     """
-    if backend == "acl":
-        model_dir = om_dirs(model_dir)
     factory = runner_factory(backend, model_dir, overlap=overlap)
     manifest = load_manifest(model_dir)
     runners = open_runners(manifest, factory)
@@ -126,12 +112,13 @@ def _assert_identical(overlapped: list[dict], sequential: list[dict]) -> None:
 @pytest.mark.parametrize("objects", [1, 2])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("clip", ["random_clip", "leave"])
-def test_overlapped_equals_sequential_bit_for_bit(request, om_dirs, clip, backend, objects):
+def test_overlapped_equals_sequential_bit_for_bit(request, clip, backend, objects):
+    model_dir, frames, boxes = request.getfixturevalue(clip)
     if backend == "acl":
         acl = request.getfixturevalue("acl")
-    model_dir, frames, boxes = request.getfixturevalue(clip)
-    sequential = _track(model_dir, frames, boxes[:objects], backend, om_dirs, overlap=False)
-    overlapped = _track(model_dir, frames, boxes[:objects], backend, om_dirs, overlap=True)
+        model_dir = request.getfixturevalue(OM_OF_CLIP[clip])
+    sequential = _track(model_dir, frames, boxes[:objects], backend, overlap=False)
+    overlapped = _track(model_dir, frames, boxes[:objects], backend, overlap=True)
     _assert_identical(overlapped, sequential)
     if backend == "acl":
         # Every frame's encoder went through execute_async and a stream synchronisation; nothing is left queued.
@@ -183,11 +170,6 @@ def test_cores_are_split_between_the_encoder_and_the_rest():
 
 
 # ---------------------------------------------------------------- the ACL runner's asynchronous path
-
-
-@pytest.fixture(scope="module")
-def om_256(export_256_variants, om_dirs) -> Path:
-    return om_dirs(export_256_variants)
 
 
 def _encoder_input(model_dir: Path, seed: int) -> dict[str, np.ndarray]:
