@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loguru import logger
-from tqdm import tqdm
 
 from acl_models.base import BackendError
 from acl_models.openvino_runner import EXPERIMENTAL_PRECISIONS, PRECISIONS
@@ -31,6 +30,7 @@ from app.live import heap
 from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
 from app.live.latency import LatencyStats
 from app.live.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
+from app.live.progress import Progress, progress_report
 from app.live.signals import StopRequested, StopSignals
 from app.live.window import DesktopWindow, has_display, window_works
 from app.media.credentials import mask_credentials, redact_log_record
@@ -274,28 +274,13 @@ def start_server(args: argparse.Namespace, controller: TrackController, source: 
     return server, metrics
 
 
-def per_frame_figure(stats: LoopStats, live: bool) -> tuple[str, LatencyStats]:
-    """Latency (capture → result) on a live source; the tracker's step time on a file.
-
-    A file is read ahead and waits behind back-pressure, so its capture → result
-    time measures the queue, not the tracker; a live source drops frames instead
-    of queueing them, so its latency is what a consumer of the results sees.
-    """
-    return ("latency", stats.latency) if live else ("step", stats.step)
-
-
-def progress_line(progress: tqdm, live: bool, metrics: RunMetrics | None = None) -> Callable[[LoopStats], None]:
-    """The progress bar's line after each frame, and the metrics' counts when serving them."""
+def progress_line(progress: Progress, metrics: RunMetrics | None = None) -> Callable[[LoopStats], None]:
+    """The progress report after each frame, and the metrics' counts when serving them."""
 
     def update(stats: LoopStats) -> None:
         if metrics is not None:
             metrics.on_frame(stats)
-        name, figure = per_frame_figure(stats, live)
-        progress.update(1)
-        progress.set_postfix(
-            {"fps": f"{stats.fps:.2f}", name: f"{figure.recent_ms():.0f}ms",
-             "p95": f"{figure.percentile(PERCENTILE_HIGH):.0f}ms", "dropped": stats.dropped}
-        )
+        progress.update(stats)
 
     return update
 
@@ -397,7 +382,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 events = EventStream(stream_sinks)
                 outputs.append(events)
                 stack.callback(events.end)  # after the loop, before the files close
-            progress = stack.enter_context(tqdm(total=num_frames, unit="frame"))
+            progress = stack.enter_context(progress_report(num_frames, source.is_live, PERCENTILE_HIGH))
             loop = TrackingLoop(
                 source,
                 lambda: MultiObjectTracker(runners, manifest, constants, config, num_frames=num_frames),
@@ -406,7 +391,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 pipelined=not args.sequential,
                 overlap=overlap,
                 max_frames=args.max_frames,
-                on_frame=progress_line(progress, source.is_live, metrics),
+                on_frame=progress_line(progress, metrics),
             )
             logger.info("reading {}", source_name)
             signals.attach(controller)
