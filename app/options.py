@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from app.media.outputs import MAX_OBJECT_ID
-from app.media.prompt import command_line_boxes
+from app.media.prompt import command_line_boxes, shown
 from app.media.source_spec import parse_camera
 from app.media.streams import is_stream_url
 from app.publish.jsonl import STDOUT
@@ -31,8 +31,6 @@ from app.serve.address import ServeError, parse_serve, read_token_file
 USAGE_EXIT = 2
 # A longer wait is a typing mistake; a week also keeps FFmpeg's millisecond timeouts inside a 32-bit integer.
 MAX_WAIT_S = 7 * 24 * 3600.0
-# How much of a wrong value a message quotes: enough to recognise it, never a pasted file.
-SHOWN_CHARS = 60
 SOURCES = "a video file, a folder of .jpg/.png frames, a camera (cam0, /dev/video0) or a stream URL (rtsp://host/path)"
 
 
@@ -56,17 +54,13 @@ class OptionParser(argparse.ArgumentParser):
         self.exit(USAGE_EXIT, f"{'ERROR':<7} {message}; --help lists the options\n")
 
 
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= SHOWN_CHARS else repr(text[:SHOWN_CHARS]) + "..."
-
-
 def frame_count(text: str) -> int:
     """`--max-frames`: a whole number of frames from 1 (0 or less would be no limit, or nonsense)."""
     fix = "give N >= 1, or leave the option out to track every frame"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a whole number of frames; {fix}") from None
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number of frames; {fix}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a number of frames to stop after; {fix}")
     return value
@@ -78,15 +72,39 @@ def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number of seconds; {fix}") from None
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a number of seconds; {fix}") from None
     if not 0 < value <= MAX_WAIT_S:  # also false for nan
-        raise argparse.ArgumentTypeError(f"{_shown(text)} seconds is out of range; {fix}")
+        raise argparse.ArgumentTypeError(f"{shown(text)} seconds is out of range; {fix}")
     return value
 
 
 def typed_options(argv: Sequence[str]) -> set[str]:
     """The options the command line names (`--x V` or `--x=V`), as against those left at their defaults."""
     return {word.split("=", 1)[0] for word in argv if word.startswith("--")}
+
+
+# Options that name a file or folder (dest → option): each must be a path the system can look up.
+PATH_OPTIONS = {"bbox_file": "--bbox-file", "boxes_file": "--boxes-file", "model_dir": "--model-dir",
+                "config": "--config", "output": "--output", "log_decisions": "--log-decisions", "events": "--events",
+                "token_file": "--token-file"}
+
+
+def _paths(args: argparse.Namespace, typed: set[str]) -> None:
+    """A name too long, a symlink loop or a folder above it that cannot be searched: one line, before the
+    other checks look at what the path is."""
+    named = {option: getattr(args, dest) for dest, option in PATH_OPTIONS.items()}
+    if not is_stream_url(args.video) and parse_camera(args.video) is None:
+        named["--video"] = args.video
+    for option, value in named.items():
+        if value is None or str(value) in ("", STDOUT):
+            continue
+        try:
+            os.stat(value)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # what each option's own check reports
+        except OSError as exc:
+            raise OptionError(f"{option} {shown(str(value))} cannot be used ({exc.strerror or exc}); "
+                              "pass another path") from None
 
 
 def _video(args: argparse.Namespace, typed: set[str]) -> None:
@@ -97,9 +115,9 @@ def _video(args: argparse.Namespace, typed: set[str]) -> None:
         return  # reached only when opened, before any model loads
     path = Path(spec)
     if not path.exists():
-        raise OptionError(f"--video {spec} does not exist; pass {SOURCES}")
+        raise OptionError(f"--video {shown(spec)} does not exist; pass {SOURCES}")
     if not os.access(path, os.R_OK):
-        raise OptionError(f"--video {spec} cannot be read by this user; make it readable or pass another source")
+        raise OptionError(f"--video {shown(spec)} cannot be read by this user; make it readable or pass another source")
 
 
 def _boxes(args: argparse.Namespace, typed: set[str]) -> None:
@@ -175,12 +193,12 @@ def _stream_options(args: argparse.Namespace, typed: set[str]) -> None:
     """The stream settings, typed for a source that is not a stream, would silently do nothing."""
     if is_stream_url(args.video):
         return
+    where = f"--video {shown(args.video)} is not one"
     if "--reconnect-s" in typed:
-        raise OptionError(f"--reconnect-s applies to a stream URL (rtsp://, http://), and --video {args.video} is "
-                          "not one; leave it out")
+        raise OptionError(f"--reconnect-s applies to a stream URL (rtsp://, http://), and {where}; leave it out")
     if "--stream-timeout" in typed and args.serve is None:
-        raise OptionError(f"--stream-timeout applies to a stream URL (rtsp://, http://), and --video {args.video} is "
-                          "not one (with --serve it also sets when /healthz calls the run stuck); leave it out")
+        raise OptionError(f"--stream-timeout applies to a stream URL (rtsp://, http://), and {where} (with --serve it "
+                          "also sets when /healthz calls the run stuck); leave it out")
 
 
 def _model_dir(args: argparse.Namespace, typed: set[str]) -> None:
@@ -200,7 +218,7 @@ def _model_dir(args: argparse.Namespace, typed: set[str]) -> None:
 
 # In this order: what the user typed first; the model folder last, as it may not be exported yet.
 CHECKS: tuple[Callable[[argparse.Namespace, set[str]], None], ...] = (
-    _video, _boxes, _config, _outputs, _serve, _publish, _stream_options, _model_dir,
+    _paths, _video, _boxes, _config, _outputs, _serve, _publish, _stream_options, _model_dir,
 )
 
 

@@ -23,6 +23,7 @@ from app.options import MAX_WAIT_S, check_options
 
 REPO = Path(__file__).resolve().parents[1]
 BOX = "1,1,4,4"
+STREAM = "rtsp://camera/stream"
 MANY = 256  # one more object than an indexed mask (and the API's ids 1..255) can hold
 ROOT = os.geteuid() == 0
 # The exported folder's manifest as app/samurai/model_bundle.py reads it (format 3), without any model file:
@@ -35,52 +36,59 @@ MANIFEST = {"format": 3, "model_size": "t", "image_size": 128, "constants": {}, 
 # paths the `paths` fixture makes), or the reason it takes no value or accepts every value.
 OPTION_CASES: dict[str, list[tuple[str, ...]] | str] = {
     "--help": "takes no value: prints the help and exits 0",
-    "--video": [("--video", ""), ("--video", " "), ("--video", "{missing}"), ("--video", "cam-1")],
+    "--video": [("--video", ""), ("--video", " "), ("--video", "{missing}"), ("--video", "cam-1"),
+                ("--video", "{long}")],
     "--bbox": [("--bbox", ""), ("--bbox", "banana"), ("--bbox", "1,2,3"), ("--bbox", "nan,1,4,4"),
                ("--bbox", "1,1,inf,4"), ("--bbox", "1e999,1,4,4"), ("--bbox", "1,1,0,4"), ("--bbox=1,1,-4,4",),
                ("--bbox", BOX, "--bbox", "1,1,4"), tuple(word for _ in range(MANY) for word in ("--bbox", BOX)),
-               ("--bbox", BOX, "--bbox-file", "{box_file}")],
+               ("--bbox", "1," * 40_000), ("--bbox", BOX, "--bbox-file", "{box_file}")],
     "--bbox-file": [("--bbox-file", "{missing}"), ("--bbox-file", "{folder}"), ("--bbox-file", "{binary}"),
                     ("--bbox-file", "{nul}"), ("--bbox-file", "{unreadable}"), ("--bbox-file", "{empty}"),
-                    ("--bbox-file", "{nan_box}"), ("--bbox-file", "{zero_box}"), ("--bbox-file", "/dev/null")],
+                    ("--bbox-file", "{nan_box}"), ("--bbox-file", "{zero_box}"), ("--bbox-file", "/dev/null"),
+                    ("--bbox-file", "{long}"), ("--bbox-file", "{long_line}")],
     "--boxes-file": [("--boxes-file", "{missing}"), ("--boxes-file", "{folder}"), ("--boxes-file", "{binary}"),
                      ("--boxes-file", "{unreadable}"), ("--boxes-file", "{empty}"), ("--boxes-file", "{nan_box}"),
-                     ("--boxes-file", "{many_boxes}")],
+                     ("--boxes-file", "{many_boxes}"), ("--boxes-file", "{long}")],
     "--model-dir": [("--model-dir", "{missing}"), ("--model-dir", "{box_file}"), ("--model-dir", "{folder}"),
-                    ("--model-dir", "{binary_manifest}"), ("--model-dir", "{list_manifest}")],
+                    ("--model-dir", "{binary_manifest}"), ("--model-dir", "{list_manifest}"),
+                    ("--model-dir", "{long}")],
     "--config": [("--config", "{missing}"), ("--config", "{folder}"), ("--config", "{binary}"),
-                 ("--config", "{unreadable}"), ("--config", "{list_yaml}"), ("--config", "{banana_yaml}")],
+                 ("--config", "{unreadable}"), ("--config", "{list_yaml}"), ("--config", "{banana_yaml}"),
+                 ("--config", "{long}")],
     "--mode": [("--mode", "banana"), ("--mode", "")],
     "--backend": [("--backend", "banana"), ("--backend", "")],
     "--precision": [("--precision", "int8"), ("--precision", "fp64")],
     "--onnx-variant": [("--onnx-variant", "int4"), ("--onnx-variant", "")],
     "--output": [("--output", "{box_file}"), ("--output", "{box_file}/out"), ("--output", "{read_only}"),
-                 ("--output", "{read_only}/new/out")],
+                 ("--output", "{read_only}/new/out"), ("--output", "{long}")],
     "--save-video": "takes no value (a switch)",
     "--save-masks": "takes no value (a switch)",
     "--no-display": "takes no value (a switch)",
     "--max-frames": [("--max-frames", "-1"), ("--max-frames", "0"), ("--max-frames", "nan"), ("--max-frames", "inf"),
                      ("--max-frames", "1.5"), ("--max-frames", "banana"), ("--max-frames", "")],
     "--log-decisions": [("--log-decisions", "{folder}"), ("--log-decisions", "{box_file}/d.jsonl"),
-                        ("--log-decisions", "{read_only}/d.jsonl"), ("--log-decisions", "{read_only_file}")],
+                        ("--log-decisions", "{read_only}/d.jsonl"), ("--log-decisions", "{read_only_file}"),
+                        ("--log-decisions", "{long}/d.jsonl")],
     "--serve": [("--serve", "0"), ("--serve", "-1"), ("--serve", "65536"), ("--serve", "99999999999999999999"),
                 ("--serve", "banana"), ("--serve", "host:"), ("--serve", "")],
     "--token": [("--token", "secret"), ("--serve", "8080", "--token", ""), ("--serve", "8080", "--token", "a b")],
     "--token-file": [("--token-file", "{token_file}"), ("--serve", "8080", "--token-file", "{missing}"),
                      ("--serve", "8080", "--token-file", "{folder}"), ("--serve", "8080", "--token-file", "{binary}"),
-                     ("--serve", "8080", "--token-file", "{unreadable}"), ("--serve", "8080", "--token-file", "{empty}"),
-                     ("--serve", "8080", "--token-file", "{token_file}", "--token", "x")],
+                     ("--serve", "8080", "--token-file", "{unreadable}"),
+                     ("--serve", "8080", "--token-file", "{empty}"),
+                     ("--serve", "8080", "--token-file", "{token_file}", "--token", "x"),
+                     ("--serve", "8080", "--token-file", "{long}")],
     "--publish": [("--publish", "http://broker/x"), ("--publish", "mqtt://"), ("--publish", "mqtt://broker"),
                   ("--publish", "mqtt://broker/a/+"), ("--publish", "mqtt://broker:99999/x"),
                   ("--publish", "mqtt://broker/" + "a" * 70_000), ("--publish", "mqtt://broker/" + "é" * 32_763)],
     "--events": [("--events", "{folder}"), ("--events", "{box_file}/e.jsonl"), ("--events", "{read_only}/e.jsonl"),
-                 ("--events", "{read_only_file}")],
-    "--stream-timeout": [("--stream-timeout", "0"), ("--stream-timeout", "-1"), ("--stream-timeout", "nan"),
-                         ("--stream-timeout", "inf"), ("--stream-timeout", f"{MAX_WAIT_S * 2:.0f}"),
-                         ("--stream-timeout", "banana"), ("--stream-timeout", "5")],  # 5: a folder is no stream
-    "--reconnect-s": [("--reconnect-s", "0"), ("--reconnect-s", "-1"), ("--reconnect-s", "nan"),
-                      ("--reconnect-s", "inf"), ("--reconnect-s", "1e300"), ("--reconnect-s", "banana"),
-                      ("--reconnect-s", "5")],
+                 ("--events", "{read_only_file}"), ("--events", "{long}")],
+    # On a stream, where the option means something; then a fine value on a folder, where it means nothing.
+    "--stream-timeout": [("--video", STREAM, "--stream-timeout", value)
+                         for value in ("0", "-1", "nan", "inf", f"{MAX_WAIT_S * 2:.0f}", "banana", "")]
+                        + [("--stream-timeout", "5")],
+    "--reconnect-s": [("--video", STREAM, "--reconnect-s", value)
+                      for value in ("0", "-1", "nan", "-inf", "1e300", "banana", "")] + [("--reconnect-s", "5")],
     "--sequential": "takes no value (a switch)",
     "--overlap": "takes no value (a switch; a live source ignores it, as documented)",
     "--no-overlap": "takes no value (a switch)",
@@ -141,10 +149,11 @@ def read_only(tmp_path) -> Iterator[Path]:
 @pytest.fixture
 def paths(tmp_path, read_only) -> dict[str, str]:
     made = {"missing": tmp_path / "missing", "folder": tmp_path / "a_folder", "read_only": read_only,
-            "read_only_file": read_only / "existing.jsonl"}
+            "read_only_file": read_only / "existing.jsonl", "long": tmp_path / ("x" * 300)}  # names stop at 255
     made["folder"].mkdir()
     texts = {"box_file": BOX, "empty": "\n \n", "nan_box": "nan,1,4,4\n", "zero_box": "1,1,0,4\n",
              "many_boxes": f"{BOX}\n" * MANY, "token_file": "a-token\n", "list_yaml": "- 1\n- 2\n",
+             "long_line": "1," * 40_000 + "\n",
              "banana_yaml": "samurai: {kf_score_weight: banana}\n"}
     for name, text in texts.items():
         made[name] = tmp_path / f"{name}.txt"
@@ -152,7 +161,7 @@ def paths(tmp_path, read_only) -> dict[str, str]:
     made["binary"] = tmp_path / "binary.png"
     made["binary"].write_bytes(bytes(range(256)) * 4)  # 0x80..0xff alone are no UTF-8
     made["nul"] = tmp_path / "nul.txt"
-    made["nul"].write_text("1,1,4,4\0\n")
+    made["nul"].write_text("\0" * 5000 + "\n")
     for name, content in (("binary_manifest", b"\xff\xfe\x00{"), ("list_manifest", b"[1, 2]")):
         made[name] = tmp_path / name
         made[name].mkdir()
@@ -234,7 +243,7 @@ def test_a_switch_given_a_value_is_refused(option, base, paths, capsys):
 def test_the_stream_settings_pass_for_a_stream(base, paths):
     """The same values that a folder refuses are a stream's settings (the check looks at the source, not the
     number), and --stream-timeout with --serve sets when /healthz calls the run stuck."""
-    stream = _command(base, ("--video", "rtsp://camera/stream", "--stream-timeout", "5", "--reconnect-s", "5"), paths)
+    stream = _command(base, ("--video", STREAM, "--stream-timeout", "5", "--reconnect-s", "5"), paths)
     check_options(run.parse_args(stream), stream)
     serving = _command(base, ("--serve", "8080", "--stream-timeout", "5"), paths)
     check_options(run.parse_args(serving), serving)
@@ -251,3 +260,11 @@ def test_as_a_real_process(base, paths):
         done = subprocess.run([sys.executable, "app/run.py", *_command(base, case, paths)], cwd=REPO, env=_env(),
                               capture_output=True, text=True, timeout=60)
         _assert_refused(done.returncode, done.stderr, option)
+
+
+@pytest.mark.parametrize("option", ["--bbox-file", "--boxes-file"])
+def test_binary_box_files_are_called_so(option, base, paths, capsys):
+    for name in ("binary", "nul"):
+        code, err = _main(_command(base, (option, paths[name]), paths), capsys)
+        _assert_refused(code, err, option)
+        assert "is not a text file" in err, err

@@ -19,6 +19,8 @@ BOX_FIELDS = 4
 _SEPARATOR = re.compile(r"\s*,\s*|\s+")
 BBOX, BBOX_FILE, BOXES_FILE = "--bbox", "--bbox-file", "--boxes-file"
 _FIX = f"pass {BBOX} x,y,w,h"
+# How much of a malformed value a message quotes: enough to recognise it, never a whole binary line.
+SHOWN_CHARS = 60
 
 
 class PromptError(ValueError):
@@ -42,19 +44,24 @@ class Box:
         return ",".join(f"{value:g}" for value in astuple(self))
 
 
+def shown(text: str) -> str:
+    """`text` quoted for a one-line message, cut after SHOWN_CHARS characters."""
+    return repr(text) if len(text) <= SHOWN_CHARS else repr(text[:SHOWN_CHARS]) + "..."
+
+
 def parse_bbox(text: str) -> Box:
     """Parse `x,y,w,h` separated by commas and/or whitespace; floats allowed."""
     fields = _SEPARATOR.split(text.strip())
     if fields == [""]:
         raise PromptError(f"the box is empty; {_FIX}")
     if "" in fields:
-        raise PromptError(f"box {text.strip()!r} has an empty value; {_FIX}")
+        raise PromptError(f"box {shown(text.strip())} has an empty value; {_FIX}")
     if len(fields) != BOX_FIELDS:
-        raise PromptError(f"box {text.strip()!r} has {len(fields)} values, not {BOX_FIELDS}; {_FIX}")
+        raise PromptError(f"box {shown(text.strip())} has {len(fields)} values, not {BOX_FIELDS}; {_FIX}")
     try:
         values = [float(field) for field in fields]
     except ValueError:
-        raise PromptError(f"box {text.strip()!r} has a value that is not a number; {_FIX}") from None
+        raise PromptError(f"box {shown(text.strip())} has a value that is not a number; {_FIX}") from None
     return Box(*values)
 
 
