@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from app.media.outputs import MAX_OBJECT_ID
 from app.media.prompt import command_line_boxes, shown
@@ -46,7 +46,7 @@ class OptionParser(argparse.ArgumentParser):
     words of the command line which options were typed.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
