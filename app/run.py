@@ -50,10 +50,11 @@ from app.media.outputs import (
     track_file,
     write_summary,
 )
-from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_boxes_file
+from app.media.prompt import Box, PromptError, command_line_boxes
 from app.media.source_spec import LiveOptions, open_source
 from app.media.sources import FrameSource, SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
+from app.options import OptionError, OptionParser, check_options, frame_count, seconds
 from app.publish.events import EventStream, Sink
 from app.publish.jsonl import JsonLinesSink
 from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_publish_url
@@ -82,7 +83,7 @@ class ServeSetupError(ImportError):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="SAMURAI object tracking on ONNX Runtime or an Ascend NPU")
+    parser = OptionParser(description="SAMURAI object tracking on ONNX Runtime or an Ascend NPU")
     parser.add_argument(
         "--video", required=True,
         help="video file, folder of JPEG/PNG frames, camera (cam0, /dev/video0) or stream URL (rtsp://, http://)",
@@ -111,7 +112,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-video", action="store_true", help="write OUTPUT/track.mp4 with the mask and box")
     parser.add_argument("--save-masks", action="store_true", help="write OUTPUT/masks/00000.png, ...")
     parser.add_argument("--no-display", action="store_true", help="do not open a window")
-    parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument("--max-frames", type=frame_count, help="stop after this many frames")
     parser.add_argument(
         "--log-decisions", type=Path, metavar="FILE.jsonl",
         help="per frame and object: state, predicted IoUs, object score, chosen mask, Kalman box, memory frames",
@@ -131,9 +132,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--events", metavar="FILE.jsonl",
         help="the result stream as JSON lines (docs/service.md), - for standard output (logs stay on stderr)",
     )
-    parser.add_argument("--stream-timeout", type=float, default=10.0, metavar="S",
+    parser.add_argument("--stream-timeout", type=seconds, default=10.0, metavar="S",
                         help="give up opening or reading a stream after S seconds")
-    parser.add_argument("--reconnect-s", type=float, default=60.0, metavar="S",
+    parser.add_argument("--reconnect-s", type=seconds, default=60.0, metavar="S",
                         help="keep reconnecting a stream that dropped for up to S seconds")
     parser.add_argument("--sequential", action="store_true",
                         help="read, track and write one after another (no worker threads), for comparison")
@@ -148,28 +149,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def first_boxes(args: argparse.Namespace) -> list[tuple[str, Box]]:
     """(where the box came from, box) per object, in object-id order; empty when the boxes are to be drawn."""
-    given = [name for name in ("bbox", "bbox_file", "boxes_file") if getattr(args, name)]
-    if len(given) > 1:
-        raise PromptError("give the boxes one way: --bbox (repeatable), --bbox-file or --boxes-file")
-    if args.bbox:
-        if len(args.bbox) == 1:
-            return [("--bbox", parse_bbox(args.bbox[0]))]
-        return [(f"--bbox #{i}", _parse_labelled(f"--bbox #{i}", text)) for i, text in enumerate(args.bbox, start=1)]
-    if args.bbox_file:
-        return [(str(args.bbox_file), read_bbox_file(args.bbox_file))]
-    if args.boxes_file:
-        boxes = [(f"{args.boxes_file} line {number}", box) for number, box in read_boxes_file(args.boxes_file)]
-        if len(boxes) > MAX_OBJECT_ID:
-            raise PromptError(f"{args.boxes_file} has {len(boxes)} boxes; at most {MAX_OBJECT_ID} objects fit the masks")
-        return boxes
-    return []
-
-
-def _parse_labelled(label: str, text: str) -> Box:
-    try:
-        return parse_bbox(text)
-    except PromptError as exc:
-        raise PromptError(f"{label}: {exc}") from None
+    return command_line_boxes(args.bbox, args.bbox_file, args.boxes_file, MAX_OBJECT_ID)
 
 
 def queue_boxes(controller: TrackController, labelled: list[tuple[str, Box]]) -> list[Box]:
@@ -434,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     heap.keep_freed_pages()
     signals = StopSignals()
     try:
+        check_options(args, argv)
         with signals:
             summary = track(args, signals)
     except StopRequested:
@@ -449,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SOURCE_LOST
     except (
         ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError,
-        PublishError,
+        PublishError, OptionError,
     ) as exc:
         logger.error("{}", exc)
         return EXIT_BAD_INPUT

@@ -30,8 +30,9 @@ from loguru import logger
 from app.live.commands import DROP, STOP, parse_command
 from app.live.control import Prompt, TrackController
 from app.media.credentials import mask_credentials
+from app.media.outputs import MAX_OBJECT_ID
 from app.media.prompt import PromptError
-from app.publish.events import STATE, Record
+from app.publish.events import STATE, TRACK, Record
 
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 QOS_TRACK, QOS_STATE = 0, 1
@@ -77,6 +78,12 @@ class BrokerAddress:
         return mask_credentials(self.url)
 
 
+# A topic is a UTF-8 string of at most 65535 bytes (MQTT 3.1.1 section 1.5.3, 5.0 section 1.5.4); the longest
+# this run publishes is PREFIX/<the largest object id>/<record type>.
+MAX_TOPIC_BYTES = 65535
+LONGEST_SUFFIX_BYTES = len(f"/{MAX_OBJECT_ID}/") + max(len(TRACK), len(STATE))
+
+
 def parse_publish_url(url: str) -> BrokerAddress:
     """`mqtt://[user:pass@]host[:port]/PREFIX`; anything else (or no paho-mqtt) is a `PublishError` naming it."""
     try:
@@ -99,6 +106,10 @@ def parse_publish_url(url: str) -> BrokerAddress:
         raise PublishError(f"--publish {shown} has no topic prefix; {usage}")
     if any(wildcard in prefix for wildcard in _WILDCARDS) or parts.query or "#" in url:
         raise PublishError(f"--publish {shown}: topic prefix {prefix!r} may hold no +, # or ?; {usage}")
+    if "\0" in prefix or len(prefix.encode()) > MAX_TOPIC_BYTES - LONGEST_SUFFIX_BYTES:
+        raise PublishError(f"--publish: the topic prefix ({len(prefix.encode())} bytes) must be at most "
+                           f"{MAX_TOPIC_BYTES - LONGEST_SUFFIX_BYTES} bytes of UTF-8 without NUL, so that its "
+                           f"topics fit MQTT's {MAX_TOPIC_BYTES}; use a shorter prefix")
     return BrokerAddress(url, parts.scheme == "mqtts", parts.hostname, port or SCHEMES[parts.scheme],
                          unquote(parts.username) if parts.username else None,
                          unquote(parts.password) if parts.password is not None else None, prefix)
