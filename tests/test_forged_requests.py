@@ -276,3 +276,40 @@ def test_the_sse_clients_gauge_counts_connected_clients(served):
     for client in clients:
         client.close()
     wait_for(lambda: gauge() == 0, GAUGE_WAIT_S, "no SSE client")
+
+
+def test_the_command_line_wires_allowed_hosts_and_the_clients_gauge(tmp_path):
+    """`app/run.py --serve --allowed-host NAME`, built as the run builds it (no models needed)."""
+    from contextlib import ExitStack
+
+    from PIL import Image
+
+    from app import run
+
+    Image.new("RGB", (WIDTH, HEIGHT)).save(tmp_path / "0.png")
+    with pytest.raises(SystemExit) as info:
+        run.parse_args(["--serve", "8080", "--allowed-host", "http://board.example:8080"])
+    assert info.value.code == 2
+    port = free_port()
+    args = run.parse_args(["--video", str(tmp_path), "--serve", f"127.0.0.1:{port}",
+                           "--allowed-host", ALLOWED, "--allowed-host", "Proxy.Example"])
+    assert args.allowed_host == [ALLOWED, "proxy.example"]
+    with ExitStack() as stack:
+        run.start_server(args, TrackController((WIDTH, HEIGHT)), FolderSource(tmp_path), stack)
+        def scrape(host: str) -> tuple[int, bytes]:
+            connection = HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
+            try:
+                connection.request("GET", "/metrics", headers={"Host": host})
+                response = connection.getresponse()
+                return response.status, response.read()
+            finally:
+                connection.close()
+
+        assert scrape(ALLOWED)[0] == scrape("proxy.example")[0] == 200 and scrape(FOREIGN)[0] == 403
+        client = socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT_S)
+        client.sendall(f"GET /api/events HTTP/1.1\r\nHost: {ALLOWED}\r\n\r\n".encode())
+        try:
+            wait_for(lambda: _samples(scrape(ALLOWED)[1], "samurai_sse_clients") == [((), 1.0)], GAUGE_WAIT_S,
+                     "the SSE client in the gauge")
+        finally:
+            client.close()

@@ -113,10 +113,7 @@ class TokenGate:
 
 
 async def read_body(request: Request) -> bytes | None:
-    """The request's body, or None when it is over MAX_BODY_BYTES (declared or sent)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
+    """The request's body, or None when it is over MAX_BODY_BYTES (counted as it comes, whatever it declares)."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
