@@ -57,9 +57,10 @@ def read_token_file(path: Path, given_token: str | None) -> str:
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::")
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# A DNS name: dot-separated labels of letters, digits and inner hyphens (RFC 1123), 253 characters at most.
+# A DNS name: dot-separated labels of letters, digits and inner hyphens (RFC 1123), 253 characters at most;
+# underscores too, which container networks put in service names.
 MAX_NAME_CHARS = 253
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 
 
 def _is_ip(name: str) -> bool:

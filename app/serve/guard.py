@@ -5,7 +5,8 @@ Any web page the user visits can make the browser send a "simple" request to
 under a name that the attacker points at this machine reads whatever it
 answers. So, on every bind, token or not:
 
-- every request needs an allowed `Host` (`HostPolicy`), else 403;
+- every request needs an allowed `Host` (`HostPolicy`), else 403 (one with
+  no Host at all, HTTP/1.0, passes: a browser always sends one);
 - a request that changes state (any method but GET, HEAD, OPTIONS) needs
   `Content-Type: application/json`, else 415 (a browser sends that type
   cross-site only after a CORS preflight, which this server never grants), and
