@@ -171,8 +171,8 @@ def _outputs(args: argparse.Namespace, typed: set[str]) -> None:
 
 def _serve(args: argparse.Namespace, typed: set[str]) -> None:
     if args.serve is None:
-        given = [option for option, value in (("--token", args.token), ("--token-file", args.token_file))
-                 if value is not None]
+        given = [option for option, value in (("--token", args.token), ("--token-file", args.token_file),
+                                              ("--allowed-host", args.allowed_host or None)) if value is not None]
         if given:
             raise OptionError(f"{given[0]} is the web page's and applies only with --serve; add --serve [HOST:]PORT "
                               "or leave it out")

@@ -62,7 +62,7 @@ from app.samurai.config import ConfigError, load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING
-from app.serve.address import ServeError
+from app.serve.address import ServeError, allowed_host_name
 
 if TYPE_CHECKING:  # prometheus-client comes with the serve extra
     from app.publish.metrics import RunMetrics
@@ -124,6 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token", help="access token of the page on a non-loopback --serve (default: generated)")
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help="read the token from FILE (a service: not on the command line, not in the log)")
+    parser.add_argument("--allowed-host", action="append", default=[], type=allowed_host_name, metavar="NAME",
+                        help="a name the page may be reached by besides its address and localhost (a DNS name, a "
+                             "proxy's); repeatable. Requests with any other Host are refused (DNS rebinding)")
     parser.add_argument(
         "--publish", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
         help="the result stream on an MQTT broker (mqtts:// for TLS); commands come in on PREFIX/cmd",
@@ -249,7 +252,8 @@ def start_server(args: argparse.Namespace, controller: TrackController, source: 
     metrics = RunMetrics(source, controller)
     probes = Probes(metrics.exposition, CONTENT_TYPE, HealthCheck(source, controller, args.stream_timeout))
     events = SseBroadcaster(controller.status, on_lost=metrics.client_lost)
-    server = WebServer(controller, FrameHub(), host, port, token, events, probes)
+    metrics.count_clients(lambda: len(events.clients))
+    server = WebServer(controller, FrameHub(), host, port, token, events, probes, args.allowed_host)
     stack.callback(server.close)
     return server, metrics
 

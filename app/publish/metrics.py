@@ -1,17 +1,21 @@
 """`GET /metrics`: the run in Prometheus' text format, for a monitoring system to scrape.
 
     samurai_frames_total, samurai_dropped_frames_total, samurai_source_reconnects_total,
-    samurai_events_dropped_total{client}                                  counters
-    samurai_fps, samurai_objects{state}, samurai_source_up                gauges
+    samurai_events_dropped_total                                          counters
+    samurai_fps, samurai_objects{state}, samurai_source_up, samurai_sse_clients   gauges
     samurai_latency_seconds, samurai_stage_seconds{stage}                 histograms
 
 Counters follow the loop's own counts (those of summary.json). The loop thread
 updates them once per frame (`on_frame`); what can change between frames (the
 source going away, object states, FPS) is read when scraped. The registry is the
-run's own, not the process-wide default.
+run's own, not the process-wide default. No label takes a value per client or
+per request, so the series stay as few as the run's states and stages however
+many clients come and go.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -36,8 +40,9 @@ class RunMetrics:
                                registry=registry)
         self.reconnects = Counter("samurai_source_reconnects", "Times the stream came back after a drop",
                                   registry=registry)
-        self.events_dropped = Counter("samurai_events_dropped", "Result-stream events an SSE client lost",
-                                      ["client"], registry=registry)
+        self.events_dropped = Counter("samurai_events_dropped", "Result-stream events lost by SSE clients (all)",
+                                      registry=registry)
+        self.sse_clients = Gauge("samurai_sse_clients", "SSE clients connected now", registry=registry)
         self.fps = Gauge("samurai_fps", "Tracked frames per second, recent", registry=registry)
         self.objects = Gauge("samurai_objects", "Objects by state", ["state"], registry=registry)
         self.source_up = Gauge("samurai_source_up", "1 while the source delivers frames", registry=registry)
@@ -65,8 +70,13 @@ class RunMetrics:
         self.dropped.inc(stats.dropped - self._counted.dropped)
         self._counted.frames, self._counted.dropped = stats.frames, stats.dropped
 
-    def client_lost(self, client: int, lost: int) -> None:
-        self.events_dropped.labels(str(client)).inc(lost)
+    def client_lost(self, lost: int) -> None:
+        """An SSE client lost `lost` events (the broadcaster's `on_lost`)."""
+        self.events_dropped.inc(lost)
+
+    def count_clients(self, connected: Callable[[], int]) -> None:
+        """Where `samurai_sse_clients` is read when scraped."""
+        self.sse_clients.set_function(connected)
 
     def exposition(self) -> bytes:
         """The text a scrape gets, with what can change between frames read now."""

@@ -55,10 +55,10 @@ class SseBroadcaster:
     """A result-stream sink that fans records out to every connected client without ever waiting for one."""
 
     def __init__(self, status: Callable[[], dict], capacity: int = CLIENT_QUEUE,
-                 on_lost: Callable[[int, int], None] | None = None):
+                 on_lost: Callable[[int], None] | None = None):
         self.status = status
         self.capacity = capacity
-        self.on_lost = on_lost  # (client number, events lost now), for the metrics
+        self.on_lost = on_lost  # (events some client lost now), for the metrics
         self._lock = threading.Lock()
         self._clients: set[SseClient] = set()
         self._numbers = itertools.count(1)
@@ -99,7 +99,7 @@ class SseBroadcaster:
                 client.queue.clear()
                 self._clients.discard(client)
         if lost and self.on_lost is not None:
-            self.on_lost(client.number, lost)
+            self.on_lost(lost)
         self._wake(client, client.ended if client.cut else client.wake)
 
     @staticmethod

@@ -7,7 +7,7 @@
     GET  /api/status   {"state", "frame", "box", "fps", "latency_ms", "dropped", "object_score", "objects"}
                        (state, box and object_score of object 1; objects: id → {state, box, object_score})
     POST /api/track    {"box": [x, y, w, h], "frame": optional index, "id": optional object id (default 1)}
-                       → starts object `id`, or restarts it from the new box
+                       → starts object `id`, or restarts it from the new box (a body over 16 KiB: 413)
     DELETE /api/track/ID  stops tracking object ID
     POST /api/stop     ends the run; every output is complete
     GET  /metrics      Prometheus text format (app/publish/metrics.py)
@@ -16,7 +16,9 @@
 Starlette served by uvicorn on a thread of its own; the tracking loop never
 waits for it. Binding anything but loopback needs a token, given as `?token=`,
 `Authorization: Bearer` or the cookie the page sets; without it every request
-gets 401.
+gets 401. In front of that, on every bind, `app.serve.guard` refuses a foreign
+Host and forged state changes (POST and DELETE need `Content-Type:
+application/json` and this page's Origin, or none).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import json
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +45,8 @@ from app.live.commands import BODY_HELP, parse_track
 from app.live.control import Prompt, TrackController
 from app.media.prompt import PromptError
 from app.publish.sse import SseBroadcaster, SseEndpoint
-from app.serve.address import ServeError, is_loopback
+from app.serve.address import HostPolicy, ServeError, host_policy, is_loopback
+from app.serve.guard import RequestGuard
 from app.serve.hub import FrameHub
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -53,7 +56,9 @@ BOUNDARY = "frame"
 # Seconds uvicorn waits for open streams when shutting down.
 SHUTDOWN_GRACE_S = 1
 SERVER_JOIN_S = 5.0
-HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND = 400, 401, 404
+HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND, HTTP_TOO_LARGE = 400, 401, 404, 413
+# A track command is a few dozen bytes; a body is read no further than this.
+MAX_BODY_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,19 @@ class TokenGate:
         await self.app(scope, receive, send_with_cookie)
 
 
-def build_app(controller: TrackController, hub: FrameHub, token: str | None,
+async def read_body(request: Request) -> bytes | None:
+    """The request's body, or None when it is over MAX_BODY_BYTES (counted as it comes, whatever it declares)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return None
+    return bytes(body)
+
+
+def build_app(controller: TrackController, hub: FrameHub, token: str | None, policy: HostPolicy,
               events: SseBroadcaster | None = None, probes: Probes | None = None) -> ASGIApp:
+    """The routes, behind the token when there is one, behind the request guard always."""
     async def page(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
@@ -116,9 +132,12 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None,
         return JSONResponse(controller.status())
 
     async def track(request: Request) -> Response:
+        raw = await read_body(request)
+        if raw is None:
+            return JSONResponse({"error": f"the body is over {MAX_BODY_BYTES} bytes; {BODY_HELP}"}, HTTP_TOO_LARGE)
         try:
-            body = json.loads(await request.body())
-        except ValueError:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return JSONResponse({"error": f"the body is not JSON; {BODY_HELP}"}, HTTP_BAD_REQUEST)
         try:
             command = parse_track(body)
@@ -184,21 +203,24 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None,
 
         routes += [Route("/metrics", metrics), Route("/healthz", healthz)]
     app: ASGIApp = Starlette(routes=routes)
-    return TokenGate(app, token) if token is not None else app
+    if token is not None:
+        app = TokenGate(app, token)
+    return RequestGuard(app, policy)
 
 
 class WebServer:
     """The page and API on HOST:PORT, served from a background thread until `close()`."""
 
     def __init__(self, controller: TrackController, hub: FrameHub, host: str, port: int, token: str | None = None,
-                 events: SseBroadcaster | None = None, probes: Probes | None = None):
+                 events: SseBroadcaster | None = None, probes: Probes | None = None,
+                 allowed_hosts: Sequence[str] = ()):
         self.host, self.port, self.hub = host, port, hub
         self._token_given = token is not None
         self.events = events if events is not None else SseBroadcaster(controller.status)
         self.token = None if is_loopback(host) and token is None else (token or secrets.token_urlsafe(TOKEN_BYTES))
         self._socket = self._bind(host, port)
         config = uvicorn.Config(
-            build_app(controller, hub, self.token, self.events, probes),
+            build_app(controller, hub, self.token, host_policy(host, allowed_hosts), self.events, probes),
             log_config=None,
             log_level="warning",
             access_log=False,

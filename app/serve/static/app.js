@@ -18,6 +18,11 @@ if (new URLSearchParams(location.search).has("token")) history.replaceState(null
 
 function say(text) { document.getElementById("message").textContent = text; }
 
+// Every request that changes the run is JSON: the server refuses any other type (a forged cross-site form).
+function sendJson(path, method, body = {}) {
+  return fetch(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
+
 function draw() {
   if (picture) context.drawImage(picture, 0, 0);
   if (drag) {
@@ -147,7 +152,7 @@ function showObjects(objects) {
 }
 
 async function dropObject(id) {
-  const response = await fetch(`api/track/${id}`, { method: "DELETE" });
+  const response = await sendJson(`api/track/${id}`, "DELETE");
   const answer = await response.json();
   say(response.ok ? `object ${id} dropped` : answer.error);
 }
@@ -193,17 +198,13 @@ canvas.addEventListener("pointerup", async (event) => {
   drag = null;
   draw();
   if (box[2] < MIN_BOX_PX || box[3] < MIN_BOX_PX) return;
-  const response = await fetch("api/track", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ box, frame, id: Number(objectInput.value) || 1 }),
-  });
+  const response = await sendJson("api/track", "POST", { box, frame, id: Number(objectInput.value) || 1 });
   const answer = await response.json();
   say(response.ok ? "" : answer.error);
 });
 
 document.getElementById("stop").addEventListener("click", async () => {
-  await fetch("api/stop", { method: "POST" });
+  await sendJson("api/stop", "POST");
   say("stopped; the outputs are complete");
 });
 

@@ -1,0 +1,315 @@
+"""Forged requests to the page, over real HTTP to an in-process `WebServer`: a cross-site form, a foreign Origin,
+a foreign Host (DNS rebinding), oversized and deeply nested bodies; and the bounded SSE metrics.
+
+A web page the user visits can make the browser send a form (`text/plain`,
+`application/x-www-form-urlencoded`, `multipart/form-data`) to 127.0.0.1 with
+its own Origin and no preflight; a page served under a name the attacker points
+at 127.0.0.1 sends that name as Host. The tests send exactly those headers
+(http.client sends the Host it is given) and check both the answer and that the
+run was left alone (no prompt queued, no object dropped, not stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from http.client import HTTPConnection
+
+import numpy as np
+import pytest
+from loguru import logger
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.live.control import Prompt, TrackController
+from app.media.prompt import Box
+from app.media.sources import FolderSource
+from app.publish.health import HealthCheck
+from app.publish.metrics import CONTENT_TYPE, RunMetrics
+from app.publish.sse import SseBroadcaster
+from app.serve.address import allowed_host_name, host_policy
+from app.serve.hub import FrameHub
+from app.serve.server import MAX_BODY_BYTES, Probes, WebServer, build_app
+from tests.live_helpers import HTTP_TIMEOUT_S, free_port, wait_for
+
+WIDTH, HEIGHT = 64, 48
+ALLOWED = "board.example"
+FOREIGN = "attacker.example"
+JSON = "application/json"
+TRACK_BODY = json.dumps({"box": [1, 2, 20, 20]}).encode()
+# Every state-changing route the app has, as a request: the route table is checked against this list below.
+STATE_CHANGES = [("POST", "/api/track", TRACK_BODY), ("DELETE", "/api/track/1", b""), ("POST", "/api/stop", b"")]
+# What a cross-site form can send without a CORS preflight (the HTML spec's form encodings).
+FORM_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+READ_ROUTES = ["/", "/api/status", "/api/frame.jpg", "/api/stream", "/api/events", "/metrics", "/healthz"]
+SSE_CLIENTS = 40
+QUEUE = 4
+GAUGE_WAIT_S = 10.0
+HEALTH_WITHOUT_LOOP = 503  # no loop has published: "starting"
+DEEP = 2000  # brackets: past Python's recursion limit (1000), inside the body cap
+
+
+class Served:
+    """A no-token loopback server with the metrics and health routes, as `app/run.py --serve PORT` builds it."""
+
+    def __init__(self, tmp_path, host: str = "127.0.0.1", token: str | None = None):
+        from PIL import Image
+
+        Image.new("RGB", (WIDTH, HEIGHT)).save(tmp_path / "0.png")
+        self.controller, self.hub = TrackController((WIDTH, HEIGHT)), FrameHub()
+        self.hub.publish(0, np.zeros((HEIGHT, WIDTH, 3), np.uint8))
+        self.metrics = RunMetrics(FolderSource(tmp_path), self.controller)
+        probes = Probes(self.metrics.exposition, CONTENT_TYPE, HealthCheck(FolderSource(tmp_path), self.controller, 1.0))
+        self.events = SseBroadcaster(self.controller.status, capacity=QUEUE, on_lost=self.metrics.client_lost)
+        self.metrics.count_clients(lambda: len(self.events.clients))
+        self.server = WebServer(self.controller, self.hub, host, free_port(), token, self.events, probes, [ALLOWED])
+        self.port = self.server.port
+
+    def send(self, method: str, path: str, body: bytes = b"", headers: dict | None = None) -> tuple[int, bytes]:
+        """One request with exactly these headers (a Host given here replaces http.client's own)."""
+        connection = HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT_S)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            streaming = response.getheader("content-type", "").startswith(("multipart/", "text/event-stream"))
+            return response.status, b"" if streaming else response.read()
+        finally:
+            connection.close()
+
+    def untouched(self) -> bool:
+        """Nothing reached the run: no prompt but the one queued at the start, no drop, no stop."""
+        prompts = self.controller.take_prompts()
+        return ([p.object_id for p in prompts] == [1] and prompts[0].box == START_BOX
+                and self.controller.take_drops() == [] and not self.controller.stopped)
+
+
+START_BOX = Box(30, 20, 10, 10)
+
+
+@pytest.fixture
+def served(tmp_path):
+    served = Served(tmp_path)
+    served.controller.track(Prompt(START_BOX, object_id=1))  # a tracked object that a forged DELETE could drop
+    yield served
+    served.server.close()
+
+
+def _error(body: bytes) -> str:
+    message = json.loads(body)["error"]
+    assert "\n" not in message
+    return message
+
+
+def test_the_table_names_every_state_changing_route(tmp_path):
+    app = build_app(TrackController((WIDTH, HEIGHT)), FrameHub(), None, host_policy("127.0.0.1"),
+                    SseBroadcaster(dict), Probes(bytes, CONTENT_TYPE, lambda: (200, "ok"))).app
+    routes = {(method, route.path.replace("{object_id:int}", "1"))
+              for route in app.routes for method in (getattr(route, "methods", None) or ()) if method not in
+              ("GET", "HEAD")}
+    assert routes == {(method, path) for method, path, _ in STATE_CHANGES}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), STATE_CHANGES)
+@pytest.mark.parametrize("form_type", FORM_TYPES)
+def test_a_cross_site_form_changes_nothing(served, method, path, body, form_type):
+    port = served.port
+    # As a browser sends it: the attacker's Origin, a form's type.
+    code, answer = served.send(method, path, body, {"Host": f"127.0.0.1:{port}", "Origin": f"http://{FOREIGN}",
+                                                   "Content-Type": form_type})
+    assert code == 403 and FOREIGN in _error(answer)
+    # The same without an Origin (as an old browser or a redirect might): the type alone is refused.
+    code, answer = served.send(method, path, body, {"Host": f"127.0.0.1:{port}", "Content-Type": form_type})
+    assert code == 415 and JSON in _error(answer)
+    code, _ = served.send(method, path, body, {"Host": f"127.0.0.1:{port}"})  # no type at all
+    assert code == 415
+    assert served.untouched()
+
+
+@pytest.mark.parametrize(("method", "path", "body"), STATE_CHANGES)
+@pytest.mark.parametrize("origin", [f"http://{FOREIGN}", f"http://{FOREIGN}:{{port}}", "null",
+                                    "http://127.0.0.1:1", "https://127.0.0.1", "file://", "http://[::1"])
+def test_a_foreign_origin_is_refused_even_with_json(served, method, path, body, origin):
+    code, answer = served.send(method, path, body, {"Host": f"127.0.0.1:{served.port}", "Content-Type": JSON,
+                                                   "Origin": origin.format(port=served.port)})
+    assert code == 403 and "only this server's own page" in _error(answer)
+    assert served.untouched()
+
+
+@pytest.mark.parametrize("host", [FOREIGN, f"{FOREIGN}:{{port}}", "localhost.attacker.example:{port}",
+                                  "127.0.0.1.attacker.example", "10.0.0.7:{port}", "[::1", "127.0.0.1:x", ""])
+def test_a_foreign_host_is_refused_on_every_route(served, host):
+    host = host.format(port=served.port)
+    for path in READ_ROUTES:
+        code, answer = served.send("GET", path, headers={"Host": host})
+        assert code == 403 and "--allowed-host" in _error(answer), path
+    for method, path, body in STATE_CHANGES:
+        code, _ = served.send(method, path, body, {"Host": host, "Content-Type": JSON})
+        assert code == 403, path
+    assert served.untouched()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LocalHost", "[::1]:{port}",
+                                  f"{ALLOWED}", f"{ALLOWED.upper()}.:8443"])
+def test_the_allowed_names_are_served(served, host):
+    host = host.format(port=served.port)
+    for path in READ_ROUTES:
+        code, _ = served.send("GET", path, headers={"Host": host})
+        assert code == (HEALTH_WITHOUT_LOOP if path == "/healthz" else 200), path
+
+
+def test_the_pages_own_requests_change_the_run(served):
+    own = {"Host": f"127.0.0.1:{served.port}", "Origin": f"http://127.0.0.1:{served.port}",
+           "Content-Type": "application/json; charset=utf-8"}
+    served.controller.take_prompts()
+    code, answer = served.send("POST", "/api/track", json.dumps({"box": [4, 4, 20, 20], "id": 2}).encode(), own)
+    assert code == 200 and json.loads(answer)["id"] == 2
+    assert [p.object_id for p in served.controller.take_prompts()] == [2]
+    served.controller.track(Prompt(START_BOX, object_id=1))
+    assert served.send("DELETE", "/api/track/1", b"", own)[0] == 200 and served.controller.take_drops() == [1]
+    # Behind a proxy that rewrites Host, the browser's Origin is the operator's name.
+    proxied = {**own, "Origin": f"https://{ALLOWED}"}
+    assert served.send("POST", "/api/stop", b"{}", proxied)[0] == 200 and served.controller.stopped
+
+
+def test_a_program_without_origin_is_served(served):
+    """curl and scripts send JSON and no Origin: the documented API keeps working."""
+    code, _ = served.send("POST", "/api/stop", b"", {"Host": f"localhost:{served.port}", "Content-Type": JSON})
+    assert code == 200 and served.controller.stopped
+
+
+def test_a_wildcard_bind_serves_ip_addresses_and_its_name_but_no_foreign_name(tmp_path):
+    """Prometheus scrapes a board by IP address (docs/service.md) with the token; a foreign name still gets 403."""
+    served = Served(tmp_path, host="0.0.0.0", token="s3")
+    bearer = {"Authorization": "Bearer s3"}
+    try:
+        for host in ("192.0.2.10:9000", "[2001:db8::1]", f"{socket.gethostname()}:{served.port}", ALLOWED):
+            code, body = served.send("GET", "/metrics", headers={"Host": host, **bearer})
+            assert code == 200 and b"samurai_frames_total" in body, host
+            assert served.send("GET", "/healthz", headers={"Host": host, **bearer})[0] in (200, 503)
+        assert served.send("GET", "/metrics", headers={"Host": FOREIGN, **bearer})[0] == 403
+        assert served.send("POST", "/api/stop", b"", {"Host": FOREIGN, "Content-Type": JSON, **bearer})[0] == 403
+        assert not served.controller.stopped
+    finally:
+        served.server.close()
+
+
+def test_each_kind_of_refusal_is_logged_once(served):
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        for _ in range(5):
+            served.send("GET", "/api/status", headers={"Host": FOREIGN})
+            served.send("POST", "/api/stop", b"", {"Host": "localhost", "Origin": f"http://{FOREIGN}",
+                                                   "Content-Type": JSON})
+            served.send("POST", "/api/stop", b"", {"Host": "localhost", "Content-Type": "text/plain"})
+    finally:
+        logger.remove(sink)
+    assert len(lines) == 3, lines
+    assert all(line.startswith("refused a request") and line.count("\n") == 1 for line in lines)
+    assert [" 403" in line or "(403)" in line for line in lines] == [True, True, False]
+
+
+def test_allowed_host_option_checks_the_name():
+    assert allowed_host_name("Board.Example.") == "board.example"
+    assert allowed_host_name("[::1]") == "::1"
+    for bad in ("http://board", "board:8080", "board/x", "", "a..b", "-x.example", "x" * 300):
+        with pytest.raises(Exception, match="not a host name"):
+            allowed_host_name(bad)
+
+
+def test_deeply_nested_json_gets_400(served):
+    host = {"Host": f"127.0.0.1:{served.port}", "Content-Type": JSON}
+    for body in ("[" * DEEP + "]" * DEEP, '{"box": ' + "[" * DEEP + "]" * DEEP + "}", '{"a":' * DEEP + "1" + "}" * DEEP):
+        assert len(body) <= MAX_BODY_BYTES
+        code, answer = served.send("POST", "/api/track", body.encode(), host)
+        assert code == 400 and "not JSON" in _error(answer)
+    assert served.untouched()
+
+
+def test_a_body_over_the_cap_gets_413(served):
+    host = {"Host": f"127.0.0.1:{served.port}", "Content-Type": JSON}
+    padded = json.dumps({"box": [1, 2, 20, 20], "pad": "x" * MAX_BODY_BYTES}).encode()
+    code, answer = served.send("POST", "/api/track", padded, host)
+    assert code == 413 and str(MAX_BODY_BYTES) in _error(answer)
+    # Sent in chunks without a length: counted as it comes.
+    connection = HTTPConnection("127.0.0.1", served.port, timeout=HTTP_TIMEOUT_S)
+    try:
+        connection.request("POST", "/api/track", body=iter([padded[:1000], padded[1000:]]), headers=host,
+                           encode_chunked=True)
+        assert connection.getresponse().status == 413
+    finally:
+        connection.close()
+    assert served.untouched()
+
+
+def _samples(exposition: bytes, family: str) -> list[tuple[tuple, float]]:
+    return [(tuple(sorted(s.labels.items())), s.value) for f in text_string_to_metric_families(exposition.decode())
+            if f.name == family for s in f.samples]
+
+
+def test_the_dropped_events_metric_keeps_one_series_however_many_clients_come_and_go(tmp_path):
+    served = Served(tmp_path)
+    served.server.close()  # the broadcaster and metrics alone, clients subscribed in this loop
+
+    async def clients_come_and_go() -> int:
+        lost = 0
+        for _ in range(SSE_CLIENTS):
+            client = served.events.subscribe()
+            served.events.publish([{"type": "track", "frame": frame} for frame in range(QUEUE + 2)])
+            lost += client.lost
+            served.events.unsubscribe(client)
+        return lost
+
+    lost = asyncio.run(clients_come_and_go())
+    assert lost == SSE_CLIENTS * 2
+    assert _samples(served.metrics.exposition(), "samurai_events_dropped") == [((), lost)]
+
+
+def test_the_sse_clients_gauge_counts_connected_clients(served):
+    def gauge() -> float:
+        return dict(_samples(served.send("GET", "/metrics")[1], "samurai_sse_clients"))[()]
+
+    clients = [socket.create_connection(("127.0.0.1", served.port), timeout=HTTP_TIMEOUT_S) for _ in range(3)]
+    for client in clients:
+        client.sendall(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    wait_for(lambda: gauge() == 3, GAUGE_WAIT_S, "three SSE clients")
+    for client in clients:
+        client.close()
+    wait_for(lambda: gauge() == 0, GAUGE_WAIT_S, "no SSE client")
+
+
+def test_the_command_line_wires_allowed_hosts_and_the_clients_gauge(tmp_path):
+    """`app/run.py --serve --allowed-host NAME`, built as the run builds it (no models needed)."""
+    from contextlib import ExitStack
+
+    from PIL import Image
+
+    from app import run
+
+    Image.new("RGB", (WIDTH, HEIGHT)).save(tmp_path / "0.png")
+    with pytest.raises(SystemExit) as info:
+        run.parse_args(["--serve", "8080", "--allowed-host", "http://board.example:8080"])
+    assert info.value.code == 2
+    port = free_port()
+    args = run.parse_args(["--video", str(tmp_path), "--serve", f"127.0.0.1:{port}",
+                           "--allowed-host", ALLOWED, "--allowed-host", "Proxy.Example"])
+    assert args.allowed_host == [ALLOWED, "proxy.example"]
+    with ExitStack() as stack:
+        run.start_server(args, TrackController((WIDTH, HEIGHT)), FolderSource(tmp_path), stack)
+        def scrape(host: str) -> tuple[int, bytes]:
+            connection = HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
+            try:
+                connection.request("GET", "/metrics", headers={"Host": host})
+                response = connection.getresponse()
+                return response.status, response.read()
+            finally:
+                connection.close()
+
+        assert scrape(ALLOWED)[0] == scrape("proxy.example")[0] == 200 and scrape(FOREIGN)[0] == 403
+        client = socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT_S)
+        client.sendall(f"GET /api/events HTTP/1.1\r\nHost: {ALLOWED}\r\n\r\n".encode())
+        try:
+            wait_for(lambda: _samples(scrape(ALLOWED)[1], "samurai_sse_clients") == [((), 1.0)], GAUGE_WAIT_S,
+                     "the SSE client in the gauge")
+        finally:
+            client.close()
