@@ -83,7 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--shard", default="1/1", help="K/N: this machine takes sequences K, K+N, K+2N, ...")
     run.add_argument("--ray", nargs="?", const="local", metavar="auto|ADDRESS",
                      help="track on a Ray cluster: no value starts one here, `auto` or HOST:6379 or "
-                          "ray://HOST:10001 joins one (docs/cluster.md)")
+                          "ray://HOST:10001 joins one, with this host's Ray token when the cluster asks for one "
+                          "(docs/cluster.md)")
     run.add_argument("--cpus-per-worker", type=int, default=1,
                      help="with --ray: CPUs each CPU-backend worker asks for (and its runtime's threads)")
     score = commands.add_parser("score", help="published metrics of one or more results folders")

@@ -17,6 +17,7 @@ from app.benchmarks.metrics import (
     MetricError,
     box_iou,
     curve_scores,
+    got10k_curve,
     got10k_ious,
     got10k_scores,
     mean_curves,
@@ -27,6 +28,9 @@ from app.media.outputs import box_from_mask
 
 SQUARE = [10.0, 10.0, 20.0, 20.0]
 ALL_BUT_LAST = 20 / 21  # success at every threshold except t = 1 (overlap > 1 never holds)
+# The got10k toolkit's success plot: IoU thresholds 0, 0.01, ..., 1 (101 of them, np.linspace(0, 1, 101)); the
+# rate at t is the share of frames whose IoU is above t.
+GOT10K_CURVE_STEPS = 100
 
 
 def _scores(pred, truth, protocol=PROTOCOL_GENERIC, visible=None):
@@ -235,3 +239,15 @@ def test_got10k_matches_the_reference_on_random_boxes():
     assert ours["ao"] == pytest.approx(reference.mean(), abs=1e-12)
     assert ours["sr50"] == pytest.approx(np.mean(reference > 0.5), abs=1e-12)
     assert ours["sr75"] == pytest.approx(np.mean(reference > 0.75), abs=1e-12)
+
+
+def test_got10k_curve_is_the_toolkits_success_plot():
+    """Known IoUs, on and beside the thresholds, against the toolkit's definition restated with scalars."""
+    ious = [0.0, 0.004, 0.25, 0.5, 0.5001, 0.7499, 0.75, 0.999, 1.0]
+    reference = [sum(iou > step / GOT10K_CURVE_STEPS for iou in ious) / len(ious)
+                 for step in range(GOT10K_CURVE_STEPS + 1)]
+    curve = got10k_curve(np.array(ious))
+    assert len(curve) == GOT10K_CURVE_STEPS + 1
+    assert curve.tolist() == pytest.approx(reference, abs=1e-12)
+    # By hand: above 0 all but the zero; above 0.01 the 0.004 goes; above 0.5 five (0.5 itself is not above it).
+    assert (curve[0], curve[1], curve[50], curve[75], curve[100]) == pytest.approx((8 / 9, 7 / 9, 5 / 9, 2 / 9, 0.0))

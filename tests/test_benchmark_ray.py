@@ -4,6 +4,9 @@ Every node is a real raylet with its own worker processes on this machine; the
 nodes start in the folder that holds the demo datasets, so a relative --root
 is readable on them and not on a node started elsewhere. Results must be
 byte-identical to a local `--workers 1` run (one ONNX Runtime thread per worker).
+Beside it, a cluster started with `ray start` as docs/cluster.md says, with
+Ray's token authentication, in a home folder of its own (the real ~/.ray is
+never touched).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +42,9 @@ WAIT_S = 120.0  # the most a test waits for something the run must do
 # processes beside it this module took 13 min and the Ctrl-C test timed out waiting for its first sequence; at
 # niceness 0, 2.4 min. The tests' workers compete like the rest of the suite.
 WORKER_NICENESS = "0"
+RAY_CLI = Path(sys.executable).with_name("ray")
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
+STARTED = "Ray runtime started."  # what `ray start --block` prints once its node is up
 
 
 @pytest.fixture(scope="module")
@@ -221,13 +229,14 @@ def test_a_node_lost_mid_run_changes_nothing(cluster, long_lasot, demo_models, l
     assert sum(_node_lines(err).values()) == len(LONG_SEQUENCES)
 
 
-def test_the_instance_a_run_starts_for_itself_tracks_at_normal_priority():
+def test_the_instance_a_run_starts_for_itself_tracks_at_normal_priority(tmp_path):
     """`--ray` without an address starts Ray here; its workers must not run behind every other process (Ray's
-    default niceness 15), or the run is slower than the local pool it stands in for on any busy host."""
+    default niceness 15), or the run is slower than the local pool it stands in for on any busy host. (Ray writes
+    a token into the home folder of whoever starts it: a home of the test's own keeps the real ~/.ray as it was.)"""
     code = ("import os, ray; from app.benchmarks.ray_runner import LOCAL, connect; connect(LOCAL); "
             "print('niceness', ray.get(ray.remote(lambda: os.nice(0)).remote())); ray.shutdown()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT_S, cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+                            env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}, check=False)
     assert result.returncode == 0, result.stderr
     assert "niceness 0" in result.stdout.splitlines()
 
@@ -248,3 +257,106 @@ def test_an_address_where_nothing_answers_is_one_line(demo_lasot, demo_models, t
     assert run_eval(demo_lasot, demo_models, tmp_path / "out", "--ray", address) == 2
     err = capfd.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--ray {address}: nothing answers there" in err[0] and "ray start --head" in err[0]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _user_env(home: Path, **extra: str) -> dict[str, str]:
+    """A shell of a user whose home is `home`, without any Ray authentication setting of this machine's."""
+    env = {k: v for k, v in os.environ.items() if k not in AUTH_VARIABLES}
+    return {**env, "HOME": str(home), "PYTHONPATH": str(REPO), "RAY_worker_niceness": WORKER_NICENESS, **extra}
+
+
+def _ray_start(arguments: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`ray start ... --block` in its own process group; returns once its node is up."""
+    with log.open("w") as out:
+        process = subprocess.Popen([str(RAY_CLI), "start", "--block", "--disable-usage-stats", "--min-worker-port",
+                                    "0", "--max-worker-port", "0", *arguments],
+                                   stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + WAIT_S
+    while STARTED not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert STARTED in log.read_text(), log.read_text()[-3000:]
+    return process
+
+
+def _ray_stop(process: subprocess.Popen) -> None:
+    """SIGTERM to `ray start --block` stops the processes of its node; its process group goes if it hangs."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def token_cluster(data_site):
+    """docs/cluster.md's start on one machine: a token, a head in token mode (no CPU, so the tracking goes to the
+    other node), and a node that joins it with the same token; (head address, the user's home)."""
+    folder = Path(tempfile.mkdtemp(prefix="ray"))  # short: Ray's socket paths live under --temp-dir
+    home = folder / "home"
+    home.mkdir()
+    env = _user_env(home)
+    subprocess.run([str(RAY_CLI), "get-auth-token", "--generate"], env=env, capture_output=True, check=True,
+                   timeout=WAIT_S)
+    port, client_port, head_agent, node_agent = _free_ports(4)
+    token_env = {**env, "RAY_AUTH_MODE": "token"}
+    started = []
+    try:
+        started.append(_ray_start(["--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
+                                   "--ray-client-server-port", str(client_port), "--dashboard-agent-listen-port",
+                                   str(head_agent), "--include-dashboard", "false", "--num-cpus", "0",
+                                   "--temp-dir", str(folder / "ray")], token_env, folder / "head.log"))
+        started.append(_ray_start(["--address", f"127.0.0.1:{port}", "--num-cpus", str(NODE_CPUS),
+                                   "--dashboard-agent-listen-port", str(node_agent)], token_env, folder / "node.log"))
+        yield f"127.0.0.1:{port}", home
+    finally:
+        for process in reversed(started):
+            _ray_stop(process)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _user_driver(root, models, out, address, env) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "scripts" / "eval.py"), "run", "--dataset", "lasot", "--root", str(root),
+               "--model-dir", str(models), "--out", str(out), "--threads", "1", "--ray", address]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=WAIT_S, check=False)
+
+
+def test_a_cluster_started_with_a_token_is_joined_through_its_address(token_cluster, demo_lasot, demo_models,
+                                                                      whole_run, tmp_path):
+    """`ray start` turns token authentication on; `--ray HEAD:PORT` must find the user's token (Ray 2.60 sends
+    it only to `auto` by itself) and track as a local run does."""
+    address, home = token_cluster
+    out = tmp_path / "out"
+    result = _user_driver(demo_lasot, demo_models, out, address, _user_env(home))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result_files(out) == result_files(whole_run)
+    assert json.loads((out / "run.json").read_text()) == json.loads((whole_run / "run.json").read_text())
+    assert f"joining with the token in {home / '.ray' / 'auth_token'}" in result.stderr
+    assert (home / ".ray" / "auth_token").read_text() not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({}, "the cluster uses token authentication and this host has no token"),
+    ({"RAY_AUTH_TOKEN": "not-the-token-of-this-cluster"}, "the cluster refuses the token in RAY_AUTH_TOKEN"),
+    ({"RAY_AUTH_TOKEN_PATH": "/nonexistent/auth_token"}, "RAY_AUTH_TOKEN_PATH=/nonexistent/auth_token: no readable"),
+])
+def test_a_missing_or_wrong_token_is_one_line(token_cluster, demo_lasot, demo_models, tmp_path, setting, message):
+    address, _ = token_cluster
+    stranger = tmp_path / "home"  # a host the head's token never reached
+    stranger.mkdir()
+    result = _user_driver(demo_lasot, demo_models, tmp_path / "out", address, _user_env(stranger, **setting))
+    assert result.returncode == 2, result.stderr[-3000:]
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in result.stderr, err

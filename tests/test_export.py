@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from sam2.modeling.sam2_base import NO_OBJ_SCORE
 
 from convert import reference, submodels
+from convert.checkpoint import load_model
 from convert.export_onnx import (
+    TOLERANCES,
+    ExportError,
+    build_submodels,
     mask_decoder_inputs,
     memory_attention_inputs,
     memory_encoder_inputs,
+    official_outputs,
     static_memory_attention_inputs,
+    verification_cases,
+    verify,
 )
 
 # fp32 graphs redo the same float32 arithmetic in another order; 1e-4 absolute on
 # outputs of magnitude ~1-10 is about 100 ulps of headroom (see export_onnx.TOLERANCES).
 FP32_ATOL = 1e-4
 SUBMODELS = ["image_encoder", "memory_attention", "memory_encoder", "mask_decoder"]
+EXPORT_DOC = Path(__file__).resolve().parent.parent / "docs" / "export.md"
+# docs/export.md: "fails above `1e-4` of the output's range for fp32 (`5e-2` fp16, `2.5e-1` int8, ..."
+DOCUMENTED_TOLERANCES = re.compile(
+    r"fails above `([^`]+)` of the output's range for\s+fp32 \(`([^`]+)` fp16, `([^`]+)` int8")
 
 
 def _session(folder, name):
@@ -254,3 +268,53 @@ def test_bad_inputs_give_one_line_errors(tmp_path, checkpoint, make_args, messag
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and message in errors[0]
+
+
+def _documented_tolerances() -> dict[str, float]:
+    found = DOCUMENTED_TOLERANCES.findall(EXPORT_DOC.read_text())
+    assert len(found) == 1, f"docs/export.md should state the verification tolerances once: {found}"
+    return dict(zip(("fp32", "fp16", "int8"), map(float, found[0])))
+
+
+def test_the_documented_tolerances_are_the_constants():
+    assert TOLERANCES == _documented_tolerances()
+
+
+@pytest.fixture(scope="module")
+def mask_decoder_128(checkpoint):
+    """The mask decoder as export() verifies it at 128 px (export_128's size), and the range of its first output."""
+    model = load_model(checkpoint, None, 128)[0]
+    consts = submodels.constants(model)
+    sub = next(s for s in build_submodels(model, consts) if s.name == "mask_decoder")
+    scale = max(float(official_outputs(model, sub.name, official, sub.module)[0].abs().max())
+                for _, official in verification_cases(model, consts, sub.name))
+    return model, consts, sub, scale
+
+
+def _offset_output(src: Path, dst: Path, output: str, offset: float) -> None:
+    """The graph with `offset` added to one output: a deliberate error of known size."""
+    graph = onnx.load(str(src))
+    exact = f"{output}_exact"
+    (producer,) = [node for node in graph.graph.node if output in node.output]
+    producer.output[list(producer.output).index(output)] = exact
+    graph.graph.initializer.append(onnx.numpy_helper.from_array(np.array(offset, np.float32), "deliberate_error"))
+    graph.graph.node.append(onnx.helper.make_node("Add", [exact, "deliberate_error"], [output]))
+    onnx.save(graph, str(dst))
+
+
+@pytest.mark.parametrize("times_tolerance, refused", [(10.0, True), (0.3, False)])
+def test_an_error_beyond_the_documented_tolerance_is_refused(export_128, mask_decoder_128, tmp_path,
+                                                              times_tolerance, refused):
+    """Through the export's own verification: an output off by 10x the documented fp32 tolerance (relative to its
+    range) stops the export; one off by a third of it passes, with that error reported."""
+    model, consts, sub, scale = mask_decoder_128
+    output = type(sub.module).output_names[0]
+    offset = times_tolerance * _documented_tolerances()["fp32"] * max(scale, 1.0)
+    graph = tmp_path / "mask_decoder.onnx"
+    _offset_output(export_128 / "mask_decoder.onnx", graph, output, offset)
+    if refused:
+        with pytest.raises(ExportError, match=f"output '{output}' differs from PyTorch"):
+            verify(graph, sub, model, consts, "fp32")
+    else:
+        worst = verify(graph, sub, model, consts, "fp32")
+        assert worst[output] == pytest.approx(offset, rel=0.2)
