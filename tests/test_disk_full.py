@@ -19,6 +19,7 @@ import cv2
 import pytest
 
 from app import run
+from app.media.outputs import LiveTrackWriter, WriteFailed
 from tests.live_helpers import REPO
 
 BOX = "20,100,40,40"  # the leave clip's first box (scripts/make_demo_clip.py)
@@ -31,6 +32,8 @@ KIB = 1024
 OUTPUT_DISK = 96 * KIB
 VIDEO_DISK = 224 * KIB
 EVENTS_DISK = 4 * KIB
+PAGE = 4 * KIB  # a tmpfs gives each file whole pages
+LATE_TIMESTAMP_S = 1e9  # long frames.txt lines
 DECISIONS_DISK = 8 * KIB
 ERROR_LINE = re.compile(r"^ERROR\s+cannot write (\S+) \(.*; ([\d.]+ (?:B|KiB|MiB)) free there\)")
 
@@ -171,3 +174,22 @@ def test_a_reader_that_goes_away_does_not_stop_tracking(leave_clip, demo_models,
     # The progress bar ends its line with a carriage return only, so a warning may follow it on one line.
     assert err.count("WARNING") == 1 and err.count("went away") == 1, err[-3000:]
     assert len(_track_lines(out)) == CLIP_FRAMES and _summary(out)["frames"] == CLIP_FRAMES
+
+
+def test_a_full_disk_leaves_whole_lines_in_step(small_disk):
+    """track.txt and frames.txt: a line the disk cuts in half is taken back, and so is its companion line in the
+    other file, so line N of one stays line N of the other. A tmpfs of two pages gives each file one page;
+    frames.txt's longer lines fill its page first, in the middle of a line."""
+    folder = small_disk(2 * PAGE)
+    written = 0
+    with LiveTrackWriter(folder) as writer:
+        with pytest.raises(WriteFailed) as failed:
+            for index in range(PAGE):
+                writer.write(index, (index, 2, 3, 4), LATE_TIMESTAMP_S)
+                written += 1
+    assert failed.value.filename == str(folder / "frames.txt")
+    track = (folder / "track.txt").read_text()
+    frames = (folder / "frames.txt").read_text()
+    assert written > 0 and track.endswith("\n") and frames.endswith("\n")
+    assert [line.split(",")[0] for line in track.splitlines()] == [str(i) for i in range(written)]
+    assert [line.split(",")[0] for line in frames.splitlines()] == [str(i) for i in range(written)]
