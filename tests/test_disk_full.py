@@ -34,6 +34,9 @@ VIDEO_DISK = 224 * KIB
 EVENTS_DISK = 4 * KIB
 PAGE = 4 * KIB  # a tmpfs gives each file whole pages
 LATE_TIMESTAMP_S = 1e9  # long frames.txt lines
+MQTT_TOPIC_MAX = 65_536  # one more byte than an MQTT topic may hold
+SINK_FRAMES = 5
+WIDTH, HEIGHT = 32, 24
 DECISIONS_DISK = 8 * KIB
 ERROR_LINE = re.compile(r"^ERROR\s+cannot write (\S+) \(.*; ([\d.]+ (?:B|KiB|MiB)) free there\)")
 
@@ -106,6 +109,7 @@ def test_output_on_a_full_disk_masks(small_disk, leave_clip, demo_models, capsys
     masks = sorted(p.name for p in (out / "masks").iterdir())
     assert masks == [f"{i:05d}.png" for i in range(len(masks))] and len(lines) - 1 <= len(masks) <= len(lines)
     assert all(cv2.imread(str(out / "masks" / name), cv2.IMREAD_UNCHANGED) is not None for name in masks)
+    assert not list(out.rglob("*.tmp")), "a half-written mask left behind"
     summary = _summary(out)
     assert summary is None or summary["frames"] >= len(lines), summary
     if summary is None:
@@ -193,3 +197,38 @@ def test_a_full_disk_leaves_whole_lines_in_step(small_disk):
     assert written > 0 and track.endswith("\n") and frames.endswith("\n")
     assert [line.split(",")[0] for line in track.splitlines()] == [str(i) for i in range(written)]
     assert [line.split(",")[0] for line in frames.splitlines()] == [str(i) for i in range(written)]
+
+
+def test_a_sink_that_fails_is_closed_and_the_others_go_on(tmp_path, warnings):
+    """A real MQTT client that refuses every message (a topic longer than MQTT allows) is dropped with one warning;
+    the --events file goes on receiving every frame."""
+    import numpy as np
+
+    from app.live.control import TrackController
+    from app.live.pipeline import Tracked
+    from app.media.sources import Frame
+    from app.publish.events import EventStream
+    from app.publish.jsonl import JsonLinesSink
+    from app.publish.mqtt import BrokerAddress, MqttPublisher
+    from app.samurai.tracker import FrameResult
+    from tests.live_helpers import free_port
+
+    port = free_port()  # no broker: the client retries in the background, as it does when one goes away
+    address = BrokerAddress(f"mqtt://127.0.0.1:{port}/x", False, "127.0.0.1", port, None, None, "x" * MQTT_TOPIC_MAX)
+    publisher = MqttPublisher(address, TrackController((WIDTH, HEIGHT)))
+    events_file = tmp_path / "events.jsonl"
+    file_sink = JsonLinesSink(str(events_file))
+    stream = EventStream([publisher, file_sink], run="2026-12-06T22:35:05.000+00:00")
+    image, mask = np.zeros((HEIGHT, WIDTH, 3), np.uint8), np.zeros((HEIGHT, WIDTH), bool)
+    try:
+        for index in range(SINK_FRAMES):
+            result = FrameResult(index, mask, mask.astype(np.float32), 0, 1.0, 2.0, None)
+            stream(Tracked(Frame(index, image, index / 30), {1: result}, {1: (1, 2, 3, 4)}))
+        stream.end()
+    finally:
+        file_sink.close()
+        publisher.close()
+    assert stream.sinks == [file_sink]
+    assert sum("MqttPublisher failed" in message for message in warnings) == 1, warnings
+    tracks = [r for r in _json_lines(events_file) if r["type"] == "track"]
+    assert [r["frame"] for r in tracks] == list(range(SINK_FRAMES))
