@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loguru import logger
-from tqdm import tqdm
 
 from acl_models.base import BackendError
 from acl_models.openvino_runner import EXPERIMENTAL_PRECISIONS, PRECISIONS
@@ -31,6 +30,7 @@ from app.live import heap
 from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
 from app.live.latency import LatencyStats
 from app.live.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
+from app.live.progress import Progress, progress_report
 from app.live.signals import StopRequested, StopSignals
 from app.live.window import DesktopWindow, has_display, window_works
 from app.media.credentials import mask_credentials, redact_log_record
@@ -53,10 +53,11 @@ from app.media.outputs import (
     track_file,
     write_summary,
 )
-from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, read_boxes_file
+from app.media.prompt import Box, PromptError, command_line_boxes
 from app.media.source_spec import LiveOptions, open_source
 from app.media.sources import FrameSource, SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
+from app.options import OptionError, OptionParser, check_options, frame_count, seconds
 from app.publish.events import EventStream, Sink
 from app.publish.jsonl import JsonLinesSink
 from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_publish_url
@@ -87,7 +88,7 @@ class ServeSetupError(ImportError):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="SAMURAI object tracking on ONNX Runtime or an Ascend NPU")
+    parser = OptionParser(description="SAMURAI object tracking on ONNX Runtime or an Ascend NPU")
     parser.add_argument(
         "--video", required=True,
         help="video file, folder of JPEG/PNG frames, camera (cam0, /dev/video0) or stream URL (rtsp://, http://)",
@@ -116,7 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--save-video", action="store_true", help="write OUTPUT/track.mp4 with the mask and box")
     parser.add_argument("--save-masks", action="store_true", help="write OUTPUT/masks/00000.png, ...")
     parser.add_argument("--no-display", action="store_true", help="do not open a window")
-    parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument("--max-frames", type=frame_count, help="stop after this many frames")
     parser.add_argument(
         "--log-decisions", type=Path, metavar="FILE.jsonl",
         help="per frame and object: state, predicted IoUs, object score, chosen mask, Kalman box, memory frames",
@@ -136,9 +137,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--events", metavar="FILE.jsonl",
         help="the result stream as JSON lines (docs/service.md), - for standard output (logs stay on stderr)",
     )
-    parser.add_argument("--stream-timeout", type=float, default=10.0, metavar="S",
+    parser.add_argument("--stream-timeout", type=seconds, default=10.0, metavar="S",
                         help="give up opening or reading a stream after S seconds")
-    parser.add_argument("--reconnect-s", type=float, default=60.0, metavar="S",
+    parser.add_argument("--reconnect-s", type=seconds, default=60.0, metavar="S",
                         help="keep reconnecting a stream that dropped for up to S seconds")
     parser.add_argument("--sequential", action="store_true",
                         help="read, track and write one after another (no worker threads), for comparison")
@@ -153,28 +154,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def first_boxes(args: argparse.Namespace) -> list[tuple[str, Box]]:
     """(where the box came from, box) per object, in object-id order; empty when the boxes are to be drawn."""
-    given = [name for name in ("bbox", "bbox_file", "boxes_file") if getattr(args, name)]
-    if len(given) > 1:
-        raise PromptError("give the boxes one way: --bbox (repeatable), --bbox-file or --boxes-file")
-    if args.bbox:
-        if len(args.bbox) == 1:
-            return [("--bbox", parse_bbox(args.bbox[0]))]
-        return [(f"--bbox #{i}", _parse_labelled(f"--bbox #{i}", text)) for i, text in enumerate(args.bbox, start=1)]
-    if args.bbox_file:
-        return [(str(args.bbox_file), read_bbox_file(args.bbox_file))]
-    if args.boxes_file:
-        boxes = [(f"{args.boxes_file} line {number}", box) for number, box in read_boxes_file(args.boxes_file)]
-        if len(boxes) > MAX_OBJECT_ID:
-            raise PromptError(f"{args.boxes_file} has {len(boxes)} boxes; at most {MAX_OBJECT_ID} objects fit the masks")
-        return boxes
-    return []
-
-
-def _parse_labelled(label: str, text: str) -> Box:
-    try:
-        return parse_bbox(text)
-    except PromptError as exc:
-        raise PromptError(f"{label}: {exc}") from None
+    return command_line_boxes(args.bbox, args.bbox_file, args.boxes_file, MAX_OBJECT_ID)
 
 
 def queue_boxes(controller: TrackController, labelled: list[tuple[str, Box]]) -> list[Box]:
@@ -279,28 +259,13 @@ def start_server(args: argparse.Namespace, controller: TrackController, source: 
     return server, metrics
 
 
-def per_frame_figure(stats: LoopStats, live: bool) -> tuple[str, LatencyStats]:
-    """Latency (capture → result) on a live source; the tracker's step time on a file.
-
-    A file is read ahead and waits behind back-pressure, so its capture → result
-    time measures the queue, not the tracker; a live source drops frames instead
-    of queueing them, so its latency is what a consumer of the results sees.
-    """
-    return ("latency", stats.latency) if live else ("step", stats.step)
-
-
-def progress_line(progress: tqdm, live: bool, metrics: RunMetrics | None = None) -> Callable[[LoopStats], None]:
-    """The progress bar's line after each frame, and the metrics' counts when serving them."""
+def progress_line(progress: Progress, metrics: RunMetrics | None = None) -> Callable[[LoopStats], None]:
+    """The progress report after each frame, and the metrics' counts when serving them."""
 
     def update(stats: LoopStats) -> None:
         if metrics is not None:
             metrics.on_frame(stats)
-        name, figure = per_frame_figure(stats, live)
-        progress.update(1)
-        progress.set_postfix(
-            {"fps": f"{stats.fps:.2f}", name: f"{figure.recent_ms():.0f}ms",
-             "p95": f"{figure.percentile(PERCENTILE_HIGH):.0f}ms", "dropped": stats.dropped}
-        )
+        progress.update(stats)
 
     return update
 
@@ -406,7 +371,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
             events = EventStream(stream_sinks, run=started) if stream_sinks else None
             if events is not None:
                 outputs.append(events)
-            progress = stack.enter_context(tqdm(total=num_frames, unit="frame"))
+            progress = stack.enter_context(progress_report(num_frames, source.is_live, PERCENTILE_HIGH))
             loop = TrackingLoop(
                 source,
                 lambda: MultiObjectTracker(runners, manifest, constants, config, num_frames=num_frames),
@@ -415,7 +380,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 pipelined=not args.sequential,
                 overlap=overlap,
                 max_frames=args.max_frames,
-                on_frame=progress_line(progress, source.is_live, metrics),
+                on_frame=progress_line(progress, metrics),
             )
             if events is not None:
                 stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close
@@ -462,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     heap.keep_freed_pages()
     signals = StopSignals()
     try:
+        check_options(args, argv)
         with signals:
             summary = track(args, signals)
     except StopRequested:
@@ -480,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OUTPUT_FAILED
     except (
         ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError,
-        PublishError,
+        PublishError, OptionError,
     ) as exc:
         logger.error("{}", exc)
         return EXIT_BAD_INPUT

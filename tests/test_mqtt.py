@@ -25,6 +25,11 @@ OUTAGE_S = 3.0
 RESULTS_EACH_SIDE = 3
 ROW_BOX = "0,95,320,50"  # tests/rtsp_scene_server.py: the row of its sliding square
 EXIT_OK = 0
+# docs/service.md: a command of up to 64 KiB is read, a larger one refused; a log line quotes 200 characters of it.
+COMMAND_LIMIT = 64 * 1024
+LONGEST_WARNING = 600
+RETAINED_WAIT_S = 5.0
+REFUSED = 5  # the bad commands test_commands_start_and_drop_an_object_and_bad_ones_are_ignored sends
 
 
 class Subscriber:
@@ -111,6 +116,8 @@ def test_a_track_message_per_frame_equal_to_track_txt_and_retained_states(leave_
 
 
 def test_tracking_goes_on_while_the_broker_is_down_and_the_client_comes_back(demo_models, broker, tmp_path):
+    """The broker is killed and started again without persistence: it comes back knowing no retained message,
+    and the run publishes its objects' states again, so that a subscriber who comes later still gets them."""
     port, process = broker
     rtsp_port = free_port()
     rtsp = start_rtsp_server(rtsp_port)
@@ -119,10 +126,13 @@ def test_tracking_goes_on_while_the_broker_is_down_and_the_client_comes_back(dem
     run = start_run(["--video", f"rtsp://127.0.0.1:{rtsp_port}/scene", "--bbox", ROW_BOX, "--model-dir",
                      str(demo_models), "--backend", "onnx", "--output", str(out), "--no-display", "--publish",
                      f"mqtt://127.0.0.1:{port}/{PREFIX}"], log)
-    topic = f"{PREFIX}/1/track"
+    topic, state_topic = f"{PREFIX}/1/track", f"{PREFIX}/1/state"
+    late = None
     try:
         wait_for(lambda: len(subscriber.on(topic)) >= RESULTS_EACH_SIDE, RUN_TIMEOUT_S, "track messages", run, log)
-        stop_process(process)
+        states_before = subscriber.on(state_topic)
+        process.kill()
+        process.wait()
         before = len(_track_lines(out)) if (out / "track.txt").exists() else 0
         time.sleep(OUTAGE_S)
         process = start_broker(port, tmp_path)
@@ -130,6 +140,8 @@ def test_tracking_goes_on_while_the_broker_is_down_and_the_client_comes_back(dem
         last_before = max(t["frame"] for t in subscriber.on(topic))
         wait_for(lambda: sum(t["frame"] > last_before for t in subscriber.on(topic)) >= RESULTS_EACH_SIDE,
                  RUN_TIMEOUT_S, "track messages after the outage", run, log)
+        late = Subscriber(port, state_topic)
+        wait_for(lambda: late.messages, RETAINED_WAIT_S, "the retained state after the broker's restart")
         run.send_signal(signal.SIGTERM)
         assert run.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
     finally:
@@ -137,6 +149,11 @@ def test_tracking_goes_on_while_the_broker_is_down_and_the_client_comes_back(dem
         stop_process(process)
         stop_process(rtsp)
         subscriber.close()
+        if late is not None:
+            late.close()
+    (name, state, retained), *_ = late.messages
+    # The last state the run had published before the restart (the scene's square never leaves the view).
+    assert name == state_topic and retained and state == states_before[-1], (late.messages, states_before)
     text = log.read_text()
     assert text.count("went away") == 1 and text.count("is back after") == 1, text[-3000:]
     lost = int(re.search(r"(\d+) messages lost meanwhile", text).group(1))
@@ -181,18 +198,31 @@ def test_online_is_announced_after_the_command_subscription(leave_clip, demo_mod
     assert subscribed and subscribed[0] < online, "\n".join(lines[-40:])
 
 
+def _padded(command: dict, size: int) -> str:
+    """The command's JSON with trailing spaces up to `size` bytes: still a valid command."""
+    text = json.dumps(command)
+    return text + " " * (size - len(text))
+
+
 def test_commands_start_and_drop_an_object_and_bad_ones_are_ignored(leave_clip, demo_models, broker, tmp_path):
     port, _ = broker
     subscriber = Subscriber(port)
     out, log = tmp_path / "out", tmp_path / "run.log"
     run = _leave_run(leave_clip, demo_models, out, port)  # no box: it comes on PREFIX/cmd
     cmd = f"{PREFIX}/cmd"
+    box = [20, 100, 40, 40]
+    huge = _padded({"box": box}, 1 << 20)  # well formed, but a megabyte
+    long_action = json.dumps({"action": "x" * (COMMAND_LIMIT // 2)})  # under the limit, malformed, long
     try:
         wait_for(lambda: subscriber.on(f"{PREFIX}/status") == ["online"], RUN_TIMEOUT_S, "online", run, log)
         subscriber.publish(cmd, "{not json")
-        subscriber.publish(cmd, json.dumps({"box": [20, 100, 40, 40], "frame": -7}))
-        subscriber.publish(cmd, json.dumps({"box": [20, 100, 40, 40], "id": 2}))
+        subscriber.publish(cmd, json.dumps({"box": box, "frame": -7}))
+        subscriber.publish(cmd, huge)
+        subscriber.publish(cmd, _padded({"box": box, "id": 3}, COMMAND_LIMIT + 1))
+        subscriber.publish(cmd, long_action)
+        subscriber.publish(cmd, _padded({"box": box, "id": 2}, COMMAND_LIMIT))  # at the limit: read
         wait_for(lambda: len(subscriber.on(f"{PREFIX}/2/track")) >= 2, RUN_TIMEOUT_S, "object 2", run, log)
+        wait_for(lambda: len(subscriber.on(f"{PREFIX}/error")) >= REFUSED, RUN_TIMEOUT_S, "the error records", run, log)
         subscriber.publish(cmd, json.dumps({"action": "drop", "id": 2}))
         wait_for(lambda: any(s["event"] == "dropped" for s in subscriber.on(f"{PREFIX}/2/state")), RUN_TIMEOUT_S,
                  "the drop", run, log)
@@ -203,7 +233,16 @@ def test_commands_start_and_drop_an_object_and_bad_ones_are_ignored(leave_clip, 
         subscriber.close()
     text = log.read_text()
     assert "Traceback" not in text
-    assert len(re.findall(r"WARNING .*ignored a command on boards/b1/cmd", text)) == 2, text[-3000:]
+    warnings = re.findall(r"WARNING .*ignored a command on boards/b1/cmd.*", text)
+    assert len(warnings) == REFUSED, text[-3000:]
+    assert all(len(line) <= LONGEST_WARNING for line in warnings), [len(line) for line in warnings]
+    assert f"{len(huge)} bytes" in warnings[2] and f"{COMMAND_LIMIT + 1} bytes" in warnings[3], warnings
+    assert "is not one of track, drop, stop" in warnings[4], warnings[4]  # shortened in the middle, not cut
+    # The sender hears of each refusal on PREFIX/error, with the same bounded reason.
+    errors = subscriber.on(f"{PREFIX}/error")
+    assert [(e["type"], e["topic"]) for e in errors] == [("error", cmd)] * len(warnings)
+    assert [e["error"] for e in errors] == [line.split(f"on {cmd}: ", 1)[1] for line in warnings]
+    assert not subscriber.on(f"{PREFIX}/1/track") and not subscriber.on(f"{PREFIX}/3/track"), "a large one was read"
     states = [s["event"] for s in subscriber.on(f"{PREFIX}/2/state")]
     assert states[0] == "added" and "dropped" in states and "ended" not in states
     dropped_at = next(s["frame"] for s in subscriber.on(f"{PREFIX}/2/state") if s["event"] == "dropped")

@@ -1,16 +1,20 @@
-"""SIGTERM and SIGHUP (systemctl stop, docker stop, a closed SSH session) end a run without losing anything."""
+"""SIGTERM and SIGHUP (systemctl stop, docker stop, a closed SSH session) end a run without losing anything;
+signals ignored at the start (nohup, a background job of a script) stay ignored."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import cv2
 import pytest
 
-from tests.live_helpers import start_run, stop_process, wait_for
+from tests.live_helpers import REPO, start_run, stop_process, wait_for
 
 BOX = "20,100,40,40"  # the leave clip's first box (scripts/make_demo_clip.py)
 RUN_TIMEOUT_S = 120.0
@@ -55,6 +59,37 @@ def _outputs_agree(out) -> int:
     assert [d["frame"] for d in decisions] == list(range(len(tracked)))
     assert [",".join(map(str, d["box"])) for d in decisions] == tracked
     return len(tracked)
+
+
+def _ignoring_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_a_signal_ignored_at_the_start_stays_ignored(signum, leave_clip, demo_models, tmp_path):
+    """`nohup app/run.py` survives the terminal's hang-up; `app/run.py &` from a script survives Ctrl-C."""
+    folder, frames, _ = leave_clip
+    out, log = tmp_path / "out", tmp_path / "out.log"
+    args = [sys.executable, str(REPO / "app" / "run.py"), "--video", str(folder), "--bbox", BOX, "--model-dir",
+            str(demo_models), "--backend", "onnx", "--output", str(out), "--no-display", "--save-video",
+            "--save-masks", "--log-decisions", str(out / "decisions.jsonl")]
+    if signum == signal.SIGHUP:
+        command, preexec = [shutil.which("nohup"), *args], None  # nohup execs python: the same process
+    else:  # what a shell without job control does to `cmd &`
+        command, preexec = args, _ignoring_sigint
+    with log.open("w") as handle:
+        run = subprocess.Popen(command, cwd=REPO, stderr=handle, stdout=subprocess.DEVNULL, preexec_fn=preexec)
+    try:
+        wait_for(lambda: len(_lines(out / "track.txt")) >= FRAMES_BEFORE_SIGNAL, RUN_TIMEOUT_S, "tracked frames", run,
+                 log)
+        run.send_signal(signum)
+        assert run.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+    finally:
+        stop_process(run)
+    text = log.read_text()
+    assert "Traceback" not in text and signal.Signals(signum).name not in text, text[-3000:]
+    assert _outputs_agree(out) == len(frames), "the run did not go on to the clip's end"
+    assert json.loads((out / "summary.json").read_text())["frames"] == len(frames)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])

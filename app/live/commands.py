@@ -41,11 +41,24 @@ def _object_id(body: dict) -> int:
     return object_id
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _box(value: object) -> Box:
-    """The JSON box as a `Box`, with the command line's messages for a malformed one."""
+    """The JSON box as a `Box`, with the command line's messages for a malformed one.
+
+    Each value must be a JSON number: a string such as "10" (or "1,2", which would read as two values) is
+    refused, so that a client's bug does not pass for a box.
+    """
     if not isinstance(value, list):
         raise PromptError(f"box {value!r} is not a list [x, y, w, h]; {BODY_HELP}")
-    return parse_bbox(",".join(str(v) for v in value))
+    box = parse_bbox(",".join(str(v) for v in value))
+    # What parse_bbox read as numbers but JSON holds as something else: strings, in practice.
+    wrong = [v for v in value if not _is_number(v)]
+    if wrong:
+        raise PromptError(f"box value {json.dumps(wrong[0])} is not a JSON number (no quotes); {BODY_HELP}")
+    return box
 
 
 def parse_track(body: object) -> Command:

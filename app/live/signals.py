@@ -6,6 +6,12 @@ output is complete and the run exits 0. While the models load there is nothing t
 finish, so it ends the run at once (`StopRequested`). A second signal raises
 `KeyboardInterrupt`: the outputs are still closed on the way out (every file
 readable), but the frames queued for writing are the last ones written.
+
+A terminal's signals that were ignored when the run started stay ignored:
+`nohup` ignores SIGHUP so that closing the terminal leaves the run going, and a
+shell without job control starts `cmd &` with SIGINT ignored so that Ctrl-C meant
+for the foreground leaves background jobs alone. SIGTERM is a request addressed
+to this process (`kill`, `systemctl stop`) and always stops the run.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from loguru import logger
 from app.live.control import TrackController
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+# Signals from a terminal, whose inherited SIG_IGN is the starter's choice and is kept.
+TERMINAL_SIGNALS = (signal.SIGHUP, signal.SIGINT)
 
 
 class StopRequested(Exception):
@@ -60,6 +68,9 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
+                if signum in TERMINAL_SIGNALS and signal.getsignal(signum) == signal.SIG_IGN:
+                    logger.debug("{} was ignored when the run started; it stays ignored", signal.Signals(signum).name)
+                    continue
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

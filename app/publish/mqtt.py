@@ -4,12 +4,15 @@
     PREFIX/<id>/state   state changes (QoS 1, retained: a late subscriber sees the last state)
     PREFIX/status       `online`, and `offline` when the run ends or dies (retained; the Last Will)
     PREFIX/cmd          commands in, the JSON of app/live/commands.py (the broker's authentication guards it)
+    PREFIX/error        why a command was refused (QoS 1): the reason its warning line gives, for the sender
 
 A maintained client (paho-mqtt) runs its own network thread. A broker that is down
 at the start or drops mid-run never stops tracking: the client reconnects with
 backoff, messages wait in a bounded buffer meanwhile (those that do not fit are
 counted as lost) and one line is logged when the broker goes and one when it is
-back. The password never leaves this module: logs show the URL masked.
+back. A broker that restarts without persistence has forgotten the retained
+states, so each reconnection publishes every object's last state again. The
+password never leaves this module: logs show the URL masked.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from loguru import logger
 from app.live.commands import DROP, STOP, parse_command
 from app.live.control import Prompt, TrackController
 from app.media.credentials import mask_credentials
+from app.media.outputs import MAX_OBJECT_ID
 from app.media.prompt import PromptError
-from app.publish.events import STATE, Record
+from app.publish.events import STATE, TRACK, Record
 
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 QOS_TRACK, QOS_STATE = 0, 1
@@ -39,7 +43,20 @@ RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 8
 MAX_QUEUED = 2000
 # How long closing waits for the broker to take the last messages (`offline`, the final states).
 FLUSH_S = 3.0
+# A command is a few hundred bytes of JSON; a larger payload is refused unread (docs/service.md).
+MAX_COMMAND_BYTES = 64 * 1024
+# How much of a refused command (or of the reason, which may quote it) a log line and an error record show.
+SHOWN_CHARS = 200
+ERROR = "error"
 _WILDCARDS = ("+", "#")
+
+
+def shorten(text: str) -> str:
+    """`text` as one bounded line: its two ends and its length when it is longer than `SHOWN_CHARS`."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    half = SHOWN_CHARS // 2
+    return f"{text[:half]}...{text[-half:]} ({len(text)} characters, shortened)"
 
 
 class PublishError(ValueError):
@@ -59,6 +76,12 @@ class BrokerAddress:
     @property
     def shown(self) -> str:
         return mask_credentials(self.url)
+
+
+# A topic is a UTF-8 string of at most 65535 bytes (MQTT 3.1.1 section 1.5.3, 5.0 section 1.5.4); the longest
+# this run publishes is PREFIX/<the largest object id>/<record type>.
+MAX_TOPIC_BYTES = 65535
+LONGEST_SUFFIX_BYTES = len(f"/{MAX_OBJECT_ID}/") + max(len(TRACK), len(STATE))
 
 
 def parse_publish_url(url: str) -> BrokerAddress:
@@ -83,6 +106,10 @@ def parse_publish_url(url: str) -> BrokerAddress:
         raise PublishError(f"--publish {shown} has no topic prefix; {usage}")
     if any(wildcard in prefix for wildcard in _WILDCARDS) or parts.query or "#" in url:
         raise PublishError(f"--publish {shown}: topic prefix {prefix!r} may hold no +, # or ?; {usage}")
+    if "\0" in prefix or len(prefix.encode()) > MAX_TOPIC_BYTES - LONGEST_SUFFIX_BYTES:
+        raise PublishError(f"--publish: the topic prefix ({len(prefix.encode())} bytes) must be at most "
+                           f"{MAX_TOPIC_BYTES - LONGEST_SUFFIX_BYTES} bytes of UTF-8 without NUL, so that its "
+                           f"topics fit MQTT's {MAX_TOPIC_BYTES}; use a shorter prefix")
     return BrokerAddress(url, parts.scheme == "mqtts", parts.hostname, port or SCHEMES[parts.scheme],
                          unquote(parts.username) if parts.username else None,
                          unquote(parts.password) if parts.password is not None else None, prefix)
@@ -101,6 +128,11 @@ class MqttPublisher:
         self._lost_at_drop = 0
         self._gone_at: float | None = None
         self._connected = threading.Event()
+        # The retained messages the run has published (each object's last state), by topic, to publish again
+        # after a reconnection; written by the output thread, read by the network thread.
+        self._retained: dict[str, str] = {}
+        self._retained_lock = threading.Lock()
+        self._announced = False
         self._ok = mqtt.MQTT_ERR_SUCCESS
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         if address.user is not None:
@@ -141,7 +173,15 @@ class MqttPublisher:
         self._connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        """`online`, and after a reconnection every retained state again, behind the messages queued meanwhile."""
         client.publish(self._topic("status"), ONLINE, qos=QOS_STATE, retain=True)
+        if self._announced:
+            with self._retained_lock:
+                retained = list(self._retained.items())
+            for topic, payload in retained:
+                client.publish(topic, payload, qos=QOS_STATE, retain=True)
+            logger.debug("published {} retained states again on {}", len(retained), self.address.shown)
+        self._announced = True
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
@@ -158,13 +198,22 @@ class MqttPublisher:
             logger.warning("MQTT broker {} cannot be reached; tracking goes on, retrying", self.address.shown)
 
     def _on_message(self, client, userdata, message) -> None:
-        """A command; a bad one is one warning, never an exception in the client's thread."""
+        """A command; a bad one is one warning and an error record, never an exception in the client's thread."""
+        payload = message.payload
+        if len(payload) > MAX_COMMAND_BYTES:
+            start = payload[:SHOWN_CHARS].decode(errors="replace")
+            self._refuse(message.topic, f"{len(payload)} bytes, over the {MAX_COMMAND_BYTES}-byte limit of a "
+                                        f"command; it begins {start!r}")
+            return
         try:
-            self._command(message.payload)
-        except PromptError as exc:
-            logger.warning("ignored a command on {}: {}", message.topic, exc)
-        except Exception as exc:  # noqa: BLE001 - a command must never end the network thread
-            logger.warning("ignored a command on {}: {}", message.topic, exc)
+            self._command(payload)
+        except Exception as exc:  # noqa: BLE001 - PromptError, or anything: a command must never end the thread
+            self._refuse(message.topic, shorten(str(exc)))
+
+    def _refuse(self, topic: str, reason: str) -> None:
+        logger.warning("ignored a command on {}: {}", topic, reason)
+        self._client.publish(self._topic(ERROR), json.dumps({"type": ERROR, "topic": topic, "error": reason}),
+                             qos=QOS_STATE)
 
     def _command(self, payload: bytes) -> None:
         command = parse_command(payload)
@@ -187,9 +236,12 @@ class MqttPublisher:
     def publish(self, records: list[Record]) -> None:
         for record in records:
             kind = record["type"]
+            topic, payload = self._topic(record["id"], kind), json.dumps(record)
+            if kind == STATE:
+                with self._retained_lock:
+                    self._retained[topic] = payload
             qos = QOS_STATE if kind == STATE else QOS_TRACK
-            info = self._client.publish(self._topic(record["id"], kind), json.dumps(record), qos=qos,
-                                        retain=kind == STATE)
+            info = self._client.publish(topic, payload, qos=qos, retain=kind == STATE)
             if info.rc != self._ok:
                 self.lost += 1
 
