@@ -34,14 +34,17 @@ from app.live.progress import Progress, progress_report
 from app.live.signals import StopRequested, StopSignals
 from app.live.window import DesktopWindow, has_display, window_works
 from app.media.credentials import mask_credentials, redact_log_record
+from app.media.earlier_runs import keep_earlier_run, run_start_time
 from app.media.outputs import (
     MAX_OBJECT_ID,
+    SUMMARY_FILE,
     TRACK_FILE,
     DecisionLog,
     LabelMaskWriter,
     LiveTrackWriter,
     MaskWriter,
     OutputError,
+    OutputFailed,
     TrackWriter,
     VideoWriter,
     annotate_tracked,
@@ -68,11 +71,13 @@ if TYPE_CHECKING:  # prometheus-client comes with the serve extra
     from app.publish.metrics import RunMetrics
 
 # Exit codes (docs/service.md): a finished or requested stop (Stop, SIGTERM, SIGHUP, Ctrl-C) is 0; bad input is 2
-# (a service should not restart on it); a stream away longer than --reconnect-s is 3 (it should); a second
-# signal, which forces the exit, is 130.
+# (a service should not restart on it); a stream away longer than --reconnect-s is 3 (it should); a result file
+# that could not be written (a full disk) is 4 (a restart would fail again); a second signal, which forces the
+# exit, is 130.
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_SOURCE_LOST = 3
+EXIT_OUTPUT_FAILED = 4
 EXIT_INTERRUPTED = 130
 DEFAULT_VIDEO_FPS = 30.0
 PERCENTILE_MEDIAN, PERCENTILE_HIGH = 50.0, 95.0
@@ -188,7 +193,7 @@ class FileOutputs:
     """
 
     def __init__(self, stack: ExitStack, args: argparse.Namespace, several: bool, fps: float,
-                 size: tuple[int, int], image_size: int, live: bool = False):
+                 size: tuple[int, int], image_size: int, live: bool = False, run: str | None = None):
         self.stack, self.output, self.several, self.image_size = stack, args.output, several, image_size
         self.live = live  # one track line per tracked frame, with frames.txt (LiveTrackWriter)
         self.tracks: dict[int, TrackWriter] = {}
@@ -197,7 +202,7 @@ class FileOutputs:
         if args.save_masks:
             self.masks = stack.enter_context(LabelMaskWriter(args.output) if several else MaskWriter(args.output))
         self.video = stack.enter_context(VideoWriter(args.output, fps, size)) if args.save_video else None
-        self.decisions = stack.enter_context(DecisionLog(args.log_decisions)) if args.log_decisions else None
+        self.decisions = stack.enter_context(DecisionLog(args.log_decisions, run)) if args.log_decisions else None
 
     def _track_writer(self, obj_id: int) -> TrackWriter:
         if obj_id not in self.tracks:
@@ -274,10 +279,12 @@ def percentiles(figure: LatencyStats) -> dict[str, float]:
 
 
 def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, backend: str, mode: str,
-                manifest: Manifest) -> dict:
-    """What summary.json records: throughput, latency, drops and what ran (the source's password masked)."""
+                manifest: Manifest, started: str) -> dict:
+    """What summary.json records: when it started, throughput, latency, drops and what ran (no secret: the
+    source's password masked)."""
     stats = loop.stats
     return {
+        "started": started,
         "source": source_name,
         "frames": stats.frames,
         "fps": stats.fps,
@@ -309,15 +316,17 @@ def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
 
 
 def track(args: argparse.Namespace, signals: StopSignals) -> dict:
+    started = run_start_time()
     broker = parse_publish_url(args.publish) if args.publish else None
     prepare_folder(args.output, "--output")
     if args.log_decisions:
         prepare_folder(args.log_decisions.parent, f"--log-decisions {args.log_decisions}: folder")
     with ExitStack() as publishing:
-        return _track(args, signals, open_sinks(args, publishing), broker)
+        return _track(args, signals, open_sinks(args, publishing), broker, started)
 
 
-def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], broker: BrokerAddress | None) -> dict:
+def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], broker: BrokerAddress | None,
+           started: str) -> dict:
     manifest = load_manifest(args.model_dir)
     config = load_config(args.config, manifest.model_size, args.mode)
     constants = load_constants(manifest)
@@ -354,18 +363,18 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
             num_frames = source.num_frames
             if args.max_frames:
                 num_frames = min(num_frames or args.max_frames, args.max_frames)
+            keep_earlier_run(args.output)
             files = FileOutputs(stack, args, len(boxes) > 1, source.fps or DEFAULT_VIDEO_FPS, source.size,
-                                manifest.image_size, live=source.is_live)
+                                manifest.image_size, live=source.is_live, run=started)
             outputs: list[Output] = [files]
             if server is not None:
                 outputs.append(server.hub)
             if display:
                 outputs.append(DesktopWindow(controller))
             stream_sinks = [*sinks, *([server.events] if server is not None else [])]
-            if stream_sinks:
-                events = EventStream(stream_sinks)
+            events = EventStream(stream_sinks, run=started) if stream_sinks else None
+            if events is not None:
                 outputs.append(events)
-                stack.callback(events.end)  # after the loop, before the files close
             progress = stack.enter_context(progress_report(num_frames, source.is_live, PERCENTILE_HIGH))
             loop = TrackingLoop(
                 source,
@@ -377,6 +386,8 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 max_frames=args.max_frames,
                 on_frame=progress_line(progress, metrics),
             )
+            if events is not None:
+                stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close
             logger.info("reading {}", source_name)
             signals.attach(controller)
             try:
@@ -390,19 +401,21 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 stats = loop.stats
                 if metrics is not None:
                     metrics.sync(stats)
-                summary = run_summary(args, loop, source_name, backend, config.mode, manifest)
+                summary = run_summary(args, loop, source_name, backend, config.mode, manifest, started)
                 if len(files.objects) > 1:
                     summary["objects"] = {
                         str(k): {"prompt_box": str(prompt_boxes[k - 1]) if k <= len(prompt_boxes) else None, **asdict(v)}
                         for k, v in sorted(files.objects.items())
                     }
                 if stats.frames:
-                    write_summary(args.output / "summary.json", summary)
+                    loop.guard.attempt(write_summary, args.output / SUMMARY_FILE, summary)
         if server is not None and not controller.stopped:
             logger.info("{} ended; outputs in {} are complete; the page stays up until Ctrl-C or Stop",
                         source_name, args.output)
             while not controller.wait_stopped(POLL_S):
                 pass
+    if loop.failure is not None:
+        raise loop.failure
     if stats.frames == 0 and not controller.stopped:
         raise SourceError(f"{source_name} gave no frame to track")
     return summary
@@ -432,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     except SourceLostError as exc:
         logger.error("{}", exc)
         return EXIT_SOURCE_LOST
+    except OutputFailed as exc:
+        logger.error("{}", exc)
+        return EXIT_OUTPUT_FAILED
     except (
         ModelFolderError, ConfigError, SourceError, PromptError, BackendError, OutputError, ServeError, ServeSetupError,
         PublishError, OptionError,

@@ -3,7 +3,9 @@
     python scripts/summarise_decisions.py out/decisions.jsonl
 
 Prints, per object, the frame ranges where it was tracked or lost and its
-object-score logit per frame (SAM 2 counts the object present above 0).
+object-score logit per frame (SAM 2 counts the object present above 0). A log
+appended to by several runs (a restarted service) is summarised run by run,
+each under its start (the lines' `run`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     except json.JSONDecodeError as exc:
         print(f"{args.log} is not a decision log (line {exc.lineno} is not JSON)", file=sys.stderr)
         return 2
-    print("\n".join(summarise(records)))
+    runs: dict[str | None, list[dict]] = {}
+    for record in records:
+        runs.setdefault(record.get("run"), []).append(record)
+    for run, own in runs.items():
+        if len(runs) > 1:
+            print(f"run {run}:")
+        print("\n".join(summarise(own)))
     return 0
 
 

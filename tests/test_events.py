@@ -39,7 +39,9 @@ def _check_against_track_txt(records: list[dict], out) -> None:
     assert [r["frame"] for r in tracks] == list(range(len(lines)))
     assert [_as_track_txt(r["box"]) for r in tracks] == lines
     assert all(abs(r["time"] - r["frame"] / CLIP_FPS) < 1e-3 and r["id"] == 1 for r in tracks)
-    assert set(tracks[0]) == {"type", "frame", "time", "id", "state", "box", "object_score"}
+    assert set(tracks[0]) == {"type", "frame", "time", "id", "state", "box", "object_score", "run"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert {r["run"] for r in records} == {summary["started"]}, "every record carries its run's start"
 
 
 def _state_events(records: list[dict]) -> list[tuple[str, int]]:

@@ -17,6 +17,11 @@ only the order changes. A live source does not: it would take the newest frame
 one per-object pass earlier, and its result would be that much older (measured:
 +44 to +117 % latency on a 2-core CPU at 512 px), while a live run's figure is latency.
 
+An output that cannot write its file (a full disk, a quota, an I/O error: an
+`OSError`) stops the run as a requested stop does (`OutputGuard`): the loop ends
+after the frame it is on, nothing more is handed to the outputs, every file is
+closed complete up to there, and the first such error is the run's `failure`.
+
 The tracker knows nothing of this: it is called from one thread, one frame at a time.
 What to track comes from a `TrackController` (the command line's boxes, the web
 page): objects are added, restarted and dropped by id between two frames.
@@ -35,7 +40,7 @@ from loguru import logger
 
 from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Prompt, TrackController
 from app.live.latency import LatencyStats
-from app.media.outputs import box_from_mask
+from app.media.outputs import OutputFailed, box_from_mask
 from app.media.sources import Frame, FrameSource
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import FrameResult, PendingFrame
@@ -229,12 +234,43 @@ class _Feed:
                     self.dropped += 1
 
 
-class _Writer:
-    """Hands results to the outputs, on a worker thread when `threaded`; `close()` writes all that is queued."""
+class OutputGuard:
+    """The one place where an output's `OSError` becomes a stop with a reason.
 
-    def __init__(self, outputs: list[Output], threaded: bool):
+    A result file that cannot be written ends the run as a requested stop does (`stop`,
+    the controller's): the first such error is kept as the run's `failure`, and one that
+    follows (the summary or a last line on the same full disk) is one warning naming the
+    file it could not complete. Any other exception is a bug and propagates.
+    """
+
+    def __init__(self, stop: Callable[[], None]):
+        self._stop = stop
+        self.failure: OutputFailed | None = None
+
+    def attempt(self, write: Callable[..., object], *args: object) -> bool:
+        """`write(*args)`; False when it failed with an OSError (the run then stops)."""
+        try:
+            write(*args)
+        except OSError as exc:
+            if self.failure is None:
+                self.failure = OutputFailed(exc)
+                self._stop()
+            else:
+                logger.warning("{} could not be completed ({})", exc.filename or "an output", exc.strerror or exc)
+            return False
+        return True
+
+
+class _Writer:
+    """Hands results to the outputs, on a worker thread when `threaded`; `close()` writes all that is queued.
+
+    Once an output has failed (`guard`), nothing more is written: the run is stopping.
+    """
+
+    def __init__(self, outputs: list[Output], threaded: bool, guard: OutputGuard):
         self.outputs = outputs
         self.threaded = threaded
+        self.guard = guard
         self._error: BaseException | None = None
         if threaded:
             self._queue: queue.Queue = queue.Queue(maxsize=OUTPUT_QUEUE)
@@ -243,7 +279,8 @@ class _Writer:
 
     def _write(self, item: Tracked) -> None:
         for output in self.outputs:
-            output(item)
+            if self.guard.failure is not None or not self.guard.attempt(output, item):
+                return
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not _END:
@@ -296,6 +333,7 @@ class TrackingLoop:
         self.max_frames = max_frames
         self.on_frame = on_frame
         self.stats = LoopStats()
+        self.guard = OutputGuard(controller.stop)
         self._tracker = make_tracker()
         self._tracking = False  # any object to track; read by the feed thread
         self._last_recorded = -1
@@ -318,14 +356,20 @@ class TrackingLoop:
         return self._tracker.state_nbytes()
 
     @property
+    def failure(self) -> OutputFailed | None:
+        """Why the outputs stopped the run (a file that could not be written), None when none did."""
+        return self.guard.failure
+
+    @property
     def dropped(self) -> int:
         feed = self._feed.dropped if self._feed is not None else 0
         return feed + getattr(self.source, "dropped", 0)
 
     def run(self) -> LoopStats:
-        """Track until the source ends, `max_frames` are tracked or the controller stops; outputs are complete."""
+        """Track until the source ends, `max_frames` are tracked, the controller stops or an output cannot write
+        (`failure`); outputs are complete."""
         self._feed = _Feed(self.source, self._prepare, self.pipelined)
-        writer = _Writer(self.outputs, self.pipelined)
+        writer = _Writer(self.outputs, self.pipelined, self.guard)
         try:
             while not self.controller.stopped:
                 item, encoding = self._ahead or (self._feed.get(lambda: self.controller.stopped), None)

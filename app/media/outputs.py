@@ -1,10 +1,12 @@
 """Result writers for the CLI: boxes, masks, an annotated video and a JSON summary.
 
 Each writer is a context manager whose files are complete and readable however
-the run ends (Ctrl-C or an error): track lines are flushed one by one, masks and
-the summary are written to a temporary name and renamed, and the video is
-finalised by `close()`, which leaving the `with` block always calls. `close()`
-may be called twice.
+the run ends (Ctrl-C, an error, a full disk): track and JSON lines are written
+whole or not at all (`LineFile`), masks and the summary are written to a
+temporary name and renamed, and the video is finalised by `close()`, which
+leaving the `with` block always calls, with room kept on the disk to do it.
+`close()` may be called twice. A write that fails raises `WriteFailed`, naming
+the file; the loop turns it into a stop (`app.live.pipeline.OutputGuard`).
 
 Writers are keyed by `Frame.index` (see `app.media.sources`): line N of `track.txt`
 and `masks/0000N.png` belong to frame N of the source. With several objects,
@@ -15,9 +17,11 @@ object segmentation benchmarks).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,17 @@ BOX_COLOR_RGB = (0, 255, 0)
 BOX_THICKNESS = 2
 JSON_INDENT = 2
 _TMP_SUFFIX = ".tmp"
+SUMMARY_FILE = "summary.json"
+# New files get these permissions before the umask, as open() gives them.
+FILE_MODE = 0o666
+# What closing the video writes: FFmpeg's output buffer, the mp4 index (sample sizes and offsets, under
+# 16 bytes a frame) and its fixed part. A video that cannot write them is unreadable, so the video stops
+# while they still fit, with this margin left for the run's last lines and summary.json.
+FFMPEG_IO_BUFFER_BYTES = 32 * 1024
+MP4_INDEX_BYTES_PER_FRAME = 16
+CLOSE_MARGIN_BYTES = 64 * 1024
+BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+BYTES_PER_UNIT = 1024
 # Several objects: masks and boxes in the object's palette colour, its id at the box's corner.
 LABEL_FONT_SCALE = 0.5
 LABEL_THICKNESS = 1
@@ -87,6 +102,88 @@ class OutputError(OSError):
     """An output file that cannot be written; the one-line message says what to check."""
 
 
+class WriteFailed(OSError):
+    """A result file that could not be written while the run went on (a full disk, a quota, an I/O error).
+
+    `filename` is the file. Unlike a network sink's error it stops the run: its results would be incomplete.
+    """
+
+
+class OutputFailed(Exception):
+    """The run stopped because a result file could not be written; the message names it and the space left."""
+
+    def __init__(self, error: OSError):
+        self.path = error.filename
+        self.reason = error.strerror or str(error)
+        self.free_bytes = free_space(self.path) if self.path else None
+        free = "" if self.free_bytes is None else f"; {format_bytes(self.free_bytes)} free there"
+        super().__init__(
+            f"cannot write {self.path or 'an output'} ({self.reason}{free}): the run stopped and every output is "
+            "complete up to the last frame written; free some space or write to another disk, then start again"
+        )
+
+
+def free_space(path: str | os.PathLike) -> int | None:
+    """Bytes free to this user on the file system that holds `path` (or would: its nearest existing folder)."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def format_bytes(count: int) -> str:
+    value, unit = float(count), BYTE_UNITS[0]
+    for unit in BYTE_UNITS:
+        if value < BYTES_PER_UNIT or unit == BYTE_UNITS[-1]:
+            break
+        value /= BYTES_PER_UNIT
+    return f"{count} B" if unit == BYTE_UNITS[0] else f"{value:.1f} {unit}"
+
+
+class LineFile:
+    """A text file of whole lines, unbuffered: each write lands whole or, when it fails, not at all.
+
+    A full disk can take half of a write; the file is cut back to its last whole line, so
+    every line a reader finds parses. `append` keeps what the file held (JSON lines of earlier runs).
+    """
+
+    def __init__(self, path: Path | str, append: bool = False):
+        self.path = Path(path)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        self._fd: int | None = os.open(self.path, flags, FILE_MODE)
+        self._size = self._before = os.fstat(self._fd).st_size
+
+    def write(self, text: str) -> None:
+        data = text.encode()
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+        except OSError as exc:
+            self._cut(self._size)
+            raise WriteFailed(exc.errno, exc.strerror or str(exc), str(self.path)) from None
+        self._before, self._size = self._size, self._size + len(data)
+
+    def undo(self) -> None:
+        """Take the last write back (its companion line in another file could not be written)."""
+        self._cut(self._before)
+        self._size = self._before
+
+    def _cut(self, size: int) -> None:
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError:
+            pass  # the write's own error is what the user needs; a cut that fails leaves the partial line
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def _check_mask(mask: np.ndarray) -> None:
     if mask.ndim != 2 or mask.dtype != np.bool_:
         raise ValueError(
@@ -122,10 +219,14 @@ def prepare_folder(path: Path, option: str) -> None:
 
 
 def replace_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name, then rename: an interrupt leaves the old file or the new, never half."""
+    """Write to a temporary name, then rename: an interrupt or a full disk leaves the old file or the new, never half."""
     tmp = path.with_name(path.name + _TMP_SUFFIX)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WriteFailed(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 class TrackWriter:
@@ -134,7 +235,7 @@ class TrackWriter:
     def __init__(self, directory: Path | str, name: str = TRACK_FILE):
         self.path = Path(directory) / name
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w")
+        self._file = LineFile(self.path)
         self._next_index = 0
 
     def write(self, index: int, box: Sequence[float]) -> None:
@@ -157,7 +258,6 @@ class TrackWriter:
             )
         lines = [EMPTY_BOX] * (index - self._next_index) + [tuple(round(float(value)) for value in box)]
         self._file.write("".join(",".join(str(value) for value in line) + "\n" for line in lines))
-        self._file.flush()
         self._next_index = index + 1
 
     def close(self) -> None:
@@ -182,15 +282,18 @@ class LiveTrackWriter(TrackWriter):
     def __init__(self, directory: Path | str, name: str = TRACK_FILE):
         super().__init__(directory, name)
         self.frames_path = self.path.with_name(frames_file(name))
-        self._frames = self.frames_path.open("w")
+        self._frames = LineFile(self.frames_path)
 
     def write(self, index: int, box: Sequence[float], timestamp: float = 0.0) -> None:  # type: ignore[override]
         if index < self._next_index:
             raise ValueError(f"frame {index} comes after frame {self._next_index - 1}; write frames in order")
         self._next_index = index  # no filler lines: the frame index is in frames.txt
         super().write(index, box)
-        self._frames.write(f"{index},{timestamp:.{TIMESTAMP_DECIMALS}f}\n")
-        self._frames.flush()
+        try:
+            self._frames.write(f"{index},{timestamp:.{TIMESTAMP_DECIMALS}f}\n")
+        except WriteFailed:
+            self._file.undo()  # line N of track.txt stays line N of frames.txt
+            raise
 
     def close(self) -> None:
         super().close()
@@ -296,7 +399,12 @@ def annotate_tracked(
 
 
 class VideoWriter:
-    """`DIR/track.mp4` (fourcc mp4v) of annotated frames; `frame_size` is (width, height)."""
+    """`DIR/track.mp4` (fourcc mp4v) of annotated frames; `frame_size` is (width, height).
+
+    FFmpeg reports no failed write: once one fails the file stays unplayable (no index). So a frame
+    is written only while the disk keeps room to close the video (`room_to_close`); otherwise the
+    write raises `WriteFailed` and the video closes playable with the frames it has.
+    """
 
     def __init__(self, directory: Path | str, fps: float, frame_size: tuple[int, int]):
         if fps <= 0:
@@ -305,6 +413,7 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.frame_size = frame_size
         self.frames_written = 0
+        self._largest_step = 0  # the most the file grew by in one write: the next frame may need as much
         self._closed = False
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), fps, frame_size)
         if not self._writer.isOpened():
@@ -324,8 +433,26 @@ class VideoWriter:
         # cv2.VideoWriter silently drops frames of another size, which would shorten the video.
         if image.shape != (height, width, 3) or image.dtype != np.uint8:
             raise ValueError(f"frame must be ({height}, {width}, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        needed = self.room_to_close()
+        free = free_space(self.path)
+        if free is not None and free < needed:
+            raise WriteFailed(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {format_bytes(needed)} are kept "
+                              "to close the video playable", str(self.path))
+        size = self._size()
         self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        self._largest_step = max(self._largest_step, self._size() - size)
         self.frames_written += 1
+
+    def room_to_close(self) -> int:
+        """Bytes the disk must keep free for one more frame and then the close (buffer, index, margin)."""
+        index = MP4_INDEX_BYTES_PER_FRAME * (self.frames_written + 1)
+        return self._largest_step + FFMPEG_IO_BUFFER_BYTES + index + CLOSE_MARGIN_BYTES
+
+    def _size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
 
     def close(self) -> None:
         """Release the writer, which writes the index that makes the mp4 playable."""
@@ -365,17 +492,19 @@ def write_summary(path: Path | str, summary: Mapping[str, Any]) -> None:
 class DecisionLog:
     """`FILE.jsonl`: one JSON line per frame and object with what the tracker decided and why.
 
-    Lines are flushed as they are written, so an interrupted run leaves whole lines.
+    Lines are written whole as they come (`LineFile`), so an interrupted run leaves whole lines. The file
+    is appended to, so a restart keeps the earlier runs; each line carries its run's start (`run`).
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, run: str | None = None):
         self.path = Path(path)
+        self.run = run
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w")
+        self._file = LineFile(self.path, append=True)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._file.write(json.dumps(record, default=_json_default) + "\n")
-        self._file.flush()
+        line = {**record, "run": self.run} if self.run is not None else record
+        self._file.write(json.dumps(line, default=_json_default) + "\n")
 
     def close(self) -> None:
         self._file.close()

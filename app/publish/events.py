@@ -9,15 +9,23 @@ Per tracked frame and object, a `track` record:
 null when the object is not seen (track.txt's 0,0,0,0). When an object's state
 changes, a `state` record with the same fields and an `event` comes first:
 `added` (first tracked frame), `lost`, `found`, `dropped` (the user stopped
-tracking it; box null) or `ended` (the run is over; box null).
+tracking it; box null) or `ended` (the run is over; box null). Every record
+carries `run`, the run's start (summary.json's `started`), so that the runs a
+restarted service appends to one file stay apart.
+
+A sink that fails while the run goes on (a broker's client, a reader that went
+away) is closed with one warning and tracking goes on; a result file that cannot
+be written (`WriteFailed`) stops the run instead (app/live/pipeline.py).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from loguru import logger
+
 from app.live.pipeline import Tracked
-from app.media.outputs import EMPTY_BOX
+from app.media.outputs import EMPTY_BOX, WriteFailed
 from app.samurai.tracker import LOST
 
 TRACK, STATE = "track", "state"
@@ -54,10 +62,14 @@ def state_record(record: Record, event: str) -> Record:
 
 
 class EventStream:
-    """A loop output: each tracked frame as records, handed to every sink; `end()` says the run ended."""
+    """A loop output: each tracked frame as records, handed to every sink; `end()` says the run ended.
 
-    def __init__(self, sinks: list[Sink]):
-        self.sinks = sinks
+    `run` (the run's start) is added to every record when given.
+    """
+
+    def __init__(self, sinks: list[Sink], run: str | None = None):
+        self.sinks = list(sinks)
+        self.run = run
         self._states: dict[int, str] = {}
         self._frame, self._time = -1, 0.0
 
@@ -91,8 +103,24 @@ class EventStream:
         return None
 
     def _send(self, records: list[Record]) -> None:
-        for sink in self.sinks:
-            sink.publish(records)
+        if self.run is not None:
+            records = [{**record, "run": self.run} for record in records]
+        for sink in list(self.sinks):
+            try:
+                sink.publish(records)
+            except WriteFailed:
+                raise  # a result file: the run stops with its outputs complete
+            except Exception as exc:  # noqa: BLE001 - whatever a sink raises, tracking goes on without it
+                self._drop(sink, exc)
+
+    def _drop(self, sink: Sink, exc: Exception) -> None:
+        self.sinks.remove(sink)
+        logger.warning("the result stream's {} failed ({}); it is closed and tracking goes on",
+                       type(sink).__name__, exc)
+        try:
+            sink.close()
+        except Exception as close_exc:  # noqa: BLE001 - it failed already; the warning above said so
+            logger.debug("closing the failed {}: {}", type(sink).__name__, close_exc)
 
     def end(self) -> None:
         """The run is over: every object still tracked gets `ended` (the sinks' owners close them)."""
