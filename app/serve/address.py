@@ -1,13 +1,18 @@
 """Where `--serve` listens: parsing `[HOST:]PORT`, telling loopback from the network (which needs a token),
-and reading the token from a file (`--token-file`, so that it is not on a command line `ps` shows)."""
+checking a given token and reading it from a file (`--token-file`, so that it is not on a command line `ps` shows)."""
 
 from __future__ import annotations
 
 import ipaddress
+import stat
 from pathlib import Path
+
+from loguru import logger
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_PORT = 65535
+# Permission bits that let users other than the file's owner read it.
+READABLE_BY_OTHERS = stat.S_IRGRP | stat.S_IROTH
 
 
 class ServeError(ValueError):
@@ -32,8 +37,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_token(token: str | None) -> None:
+    """A `--token` that cannot be typed back (empty, or several words) is refused: the page would be locked out."""
+    if token is not None and (not token or any(ch.isspace() for ch in token)):
+        raise ServeError(f"--token {token!r} is not a token (empty, or several words); give one word, "
+                         "or leave --token out to have one generated and printed")
+
+
 def read_token_file(path: Path, given_token: str | None) -> str:
-    """The token in `path` (surrounding whitespace stripped); a `ServeError` for anything that cannot be one."""
+    """The token in `path` (surrounding whitespace stripped); a `ServeError` for anything that cannot be one.
+
+    A file that users other than its owner may read gets one warning: the token is as good as theirs.
+    """
     if given_token is not None:
         raise ServeError("give the token one way: --token or --token-file")
     try:
@@ -44,4 +59,8 @@ def read_token_file(path: Path, given_token: str | None) -> str:
             from None
     if not token or any(ch.isspace() for ch in token):
         raise ServeError(f"--token-file {path} holds no token (empty, or several words); write one word in it")
+    mode = path.stat().st_mode
+    if mode & READABLE_BY_OTHERS:
+        logger.warning("--token-file {} can be read by other users (mode {:o}); chmod 600 {} (owned by the user "
+                       "that runs the tracker)", path, stat.S_IMODE(mode), path)
     return token
