@@ -26,7 +26,7 @@ import pytest
 from app.live.control import LoopStatus, TrackController
 from app.media.source_spec import open_source
 from app.publish.health import HealthCheck
-from app.publish.sd_notify import CHECKS_PER_WATCHDOG, US_PER_S, HealthNotifier
+from app.publish.sd_notify import HealthNotifier
 from tests.installed import needs
 from tests.live_helpers import REPO, stop_process
 
@@ -37,7 +37,8 @@ NO_ANALYZE = None if SYSTEMD_ANALYZE else "systemd-analyze is not installed (Deb
 # systemd-analyze's scale: 0 (safe) to 10 (unsafe); up to 4.0 it says "OK".
 MAX_EXPOSURE = 4.0
 EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+\.\d)")
-WATCHDOG_US = 400_000  # a short watchdog: the health is checked every 0.1 s
+WATCHDOG_US = 400_000  # a short watchdog: the health is checked four times per period
+CHECK_S = 0.1
 RUN_TIMEOUT_S = 60.0
 RECEIVE_S = 0.2
 DATAGRAM_BYTES = 4096
@@ -167,7 +168,7 @@ def test_a_run_under_type_notify_says_ready_pings_and_says_stopping(notify_socke
 def test_pings_follow_the_health_check_and_stop_while_unhealthy(leave_clip):
     name = f"samurai-test-{os.getpid()}-{time.monotonic_ns()}"
     listener = NotifyListener("\0" + name)  # systemd may name an abstract socket: $NOTIFY_SOCKET=@name
-    stuck_s, check_s = 1.0, WATCHDOG_US / CHECKS_PER_WATCHDOG / US_PER_S
+    stuck_s, check_s = 1.0, CHECK_S
     phases: dict[str, list[str]] = {}
     try:
         with open_source(str(leave_clip[0])) as source:
@@ -200,3 +201,19 @@ def test_pings_follow_the_health_check_and_stop_while_unhealthy(leave_clip):
     assert any(line.startswith("STATUS=the loop has not advanced") for line in phases["turning"]), phases
     assert "STATUS=the run has ended" in phases["ending"], phases
     assert phases["stopping"] == ["STOPPING=1", "STATUS=stopping"], phases
+
+
+@pytest.mark.parametrize(("outage_s", "warned"), [(0.1, False), (10.0, True)])
+def test_a_watchdog_shorter_than_a_reconnect_is_warned_about(outage_s, warned, leave_clip, warnings):
+    name = f"samurai-test-{os.getpid()}-{time.monotonic_ns()}"
+    listener = NotifyListener("\0" + name)
+    env = {"NOTIFY_SOCKET": f"@{name}", "WATCHDOG_USEC": str(WATCHDOG_US)}
+    try:
+        with open_source(str(leave_clip[0])) as source:
+            with HealthNotifier(HealthCheck(source, TrackController(source.size), 1.0), outage_s, environ=env):
+                pass
+    finally:
+        listener.close()
+    assert len(warnings) == warned, warnings
+    if warned:
+        assert "raise WatchdogSec above 10 s" in warnings[0], warnings
