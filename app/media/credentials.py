@@ -59,8 +59,8 @@ def command_line_warning(options: list[str]) -> str:
                if option in URL_VARIABLES]
     if TOKEN_OPTION in options:
         instead.append(f"give {TOKEN_FILE_OPTION} FILE (chmod 600) instead of {TOKEN_OPTION}")
-    return (f"{' and '.join(options)} put a secret on the command line, which every local user can read "
-            f"(ps, /proc/PID/cmdline): {'; '.join(instead)} (a service: docs/service.md)")
+    return (f"{', '.join(options)} on the command line: every local user can read it (ps, /proc/PID/cmdline), "
+            f"password or token included; {'; '.join(instead)} (a service: docs/service.md)")
 
 
 def redact_log_record(record: dict[str, Any]) -> None:
