@@ -72,7 +72,7 @@ from app.samurai.config import ConfigError, load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING
-from app.serve.address import ServeError, check_token
+from app.serve.address import ServeError
 
 if TYPE_CHECKING:  # prometheus-client comes with the serve extra
     from app.publish.metrics import RunMetrics
@@ -260,11 +260,13 @@ def start_server(args: argparse.Namespace, controller: TrackController, source: 
     except ImportError as exc:
         raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
     from app.publish.sse import SseBroadcaster
-    from app.serve.address import parse_serve, read_token_file
+    from app.serve.address import parse_serve, read_token_file, warn_if_others_can_read
     from app.serve.hub import FrameHub
 
     host, port = parse_serve(args.serve)
     token = read_token_file(args.token_file, args.token) if args.token_file else args.token
+    if args.token_file:
+        warn_if_others_can_read(args.token_file)
     metrics = RunMetrics(source, controller)
     probes = Probes(metrics.exposition, CONTENT_TYPE, HealthCheck(source, controller, args.stream_timeout))
     events = SseBroadcaster(controller.status, on_lost=metrics.client_lost)
@@ -324,7 +326,6 @@ def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
 
 
 def track(args: argparse.Namespace, signals: StopSignals) -> dict:
-    check_token(args.token)
     broker = parse_publish_url(args.publish) if args.publish else None
     prepare_folder(args.output, "--output")
     if args.log_decisions:

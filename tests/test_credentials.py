@@ -8,8 +8,8 @@ import json
 import pytest
 
 from app import run
-from app.serve.address import read_token_file
-from tests.live_helpers import free_port, start_rtsp_server, start_run, stop_process
+from app.serve.address import warn_if_others_can_read
+from tests.live_helpers import free_port, http, start_rtsp_server, start_run, stop_process, wait_for
 
 PASSWORD = "s3cret-pw"
 TOKEN = "s3cret-T0ken"
@@ -106,13 +106,33 @@ def test_a_token_that_cannot_be_typed_back_is_refused(token, capsys, tmp_path):
     assert code == EXIT_BAD_INPUT and len(errors) == 1 and "--token" in errors[0] and "Traceback" not in err, err
 
 
+def test_a_token_file_others_can_read_gets_one_warning_in_a_run(leave_clip, demo_models, tmp_path):
+    token_file, log, port = tmp_path / "door.token", tmp_path / "run.log", free_port()
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
+    process = start_run(["--video", str(leave_clip[0]), "--model-dir", str(demo_models), "--backend", "onnx",
+                         "--output", str(tmp_path / "out"), "--no-display", "--serve", f"127.0.0.1:{port}",
+                         "--token-file", str(token_file)], log)
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        wait_for(lambda: http("GET", f"http://127.0.0.1:{port}/api/status", headers=bearer)[0] == 200,
+                 RUN_TIMEOUT_S, "the server", process, log)
+        assert http("POST", f"http://127.0.0.1:{port}/api/stop", headers=bearer)[0] == 200
+        assert process.wait(RUN_TIMEOUT_S) == EXIT_OK
+    finally:
+        stop_process(process)
+    text = log.read_text()
+    warnings = [line for line in _lines(text, "WARNING") if "--token-file" in line]
+    assert len(warnings) == 1 and f"chmod 600 {token_file}" in warnings[0] and TOKEN not in text, text
+
+
 @pytest.mark.parametrize(("mode", "warned"), [(0o600, False), (0o400, False), (0o640, True), (0o604, True)],
                          ids=["600", "400", "640", "604"])
 def test_a_token_file_others_can_read_is_warned_about(mode, warned, tmp_path, warnings):
     path = tmp_path / "door.token"
     path.write_text(TOKEN + "\n")
     path.chmod(mode)
-    assert read_token_file(path, None) == TOKEN
+    warn_if_others_can_read(path)
     assert len(warnings) == warned and TOKEN not in "".join(warnings), warnings
     if warned:
         assert f"chmod 600 {path}" in warnings[0] and f"mode {mode:o}" in warnings[0], warnings

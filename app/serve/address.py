@@ -1,5 +1,5 @@
 """Where `--serve` listens: parsing `[HOST:]PORT`, telling loopback from the network (which needs a token),
-checking a given token and reading it from a file (`--token-file`, so that it is not on a command line `ps` shows)."""
+and reading the token from a file (`--token-file`, so that it is not on a command line `ps` shows)."""
 
 from __future__ import annotations
 
@@ -37,18 +37,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_token(token: str | None) -> None:
-    """A `--token` that cannot be typed back (empty, or several words) is refused: the page would be locked out."""
-    if token is not None and (not token or any(ch.isspace() for ch in token)):
-        raise ServeError(f"--token {token!r} is not a token (empty, or several words); give one word, "
-                         "or leave --token out to have one generated and printed")
-
-
 def read_token_file(path: Path, given_token: str | None) -> str:
-    """The token in `path` (surrounding whitespace stripped); a `ServeError` for anything that cannot be one.
-
-    A file that users other than its owner may read gets one warning: the token is as good as theirs.
-    """
+    """The token in `path` (surrounding whitespace stripped); a `ServeError` for anything that cannot be one."""
     if given_token is not None:
         raise ServeError("give the token one way: --token or --token-file")
     try:
@@ -59,8 +49,12 @@ def read_token_file(path: Path, given_token: str | None) -> str:
             from None
     if not token or any(ch.isspace() for ch in token):
         raise ServeError(f"--token-file {path} holds no token (empty, or several words); write one word in it")
+    return token
+
+
+def warn_if_others_can_read(path: Path) -> None:
+    """One warning when users other than the owner may read the token file: the token is then as good as theirs."""
     mode = path.stat().st_mode
     if mode & READABLE_BY_OTHERS:
         logger.warning("--token-file {} can be read by other users (mode {:o}); chmod 600 {} (owned by the user "
                        "that runs the tracker)", path, stat.S_IMODE(mode), path)
-    return token
