@@ -14,6 +14,7 @@ The loop itself (threads, queues, latency) is `app.live.pipeline`; the page is `
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -33,7 +34,14 @@ from app.live.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
 from app.live.progress import Progress, progress_report
 from app.live.signals import StopRequested, StopSignals
 from app.live.window import DesktopWindow, has_display, window_works
-from app.media.credentials import mask_credentials, redact_log_record
+from app.media.credentials import (
+    URL_VARIABLES,
+    command_line_warning,
+    mask_credentials,
+    redact_log_record,
+    secrets_on_command_line,
+    url_from_environment,
+)
 from app.media.earlier_runs import keep_earlier_run, run_start_time
 from app.media.outputs import (
     MAX_OBJECT_ID,
@@ -59,8 +67,10 @@ from app.media.sources import FrameSource, SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
 from app.options import OptionError, OptionParser, check_options, frame_count, seconds
 from app.publish.events import EventStream, Sink
+from app.publish.health import HealthCheck
 from app.publish.jsonl import JsonLinesSink
 from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_publish_url
+from app.publish.sd_notify import HealthNotifier
 from app.samurai.config import ConfigError, load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
@@ -90,8 +100,9 @@ class ServeSetupError(ImportError):
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OptionParser(description="SAMURAI object tracking on ONNX Runtime or an Ascend NPU")
     parser.add_argument(
-        "--video", required=True,
-        help="video file, folder of JPEG/PNG frames, camera (cam0, /dev/video0) or stream URL (rtsp://, http://)",
+        "--video",
+        help="video file, folder of JPEG/PNG frames, camera (cam0, /dev/video0) or stream URL (rtsp://, http://); "
+        f"default ${URL_VARIABLES['--video']}, which keeps a password off the process list",
     )
     parser.add_argument("--bbox", action="append", help="first-frame box x,y,w,h in pixels; repeat for several objects")
     parser.add_argument("--bbox-file", type=Path, help="file whose first line is x,y,w,h (LaSOT style)")
@@ -134,7 +145,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "proxy's); repeatable. Requests with any other Host are refused (DNS rebinding)")
     parser.add_argument(
         "--publish", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
-        help="the result stream on an MQTT broker (mqtts:// for TLS); commands come in on PREFIX/cmd",
+        help="the result stream on an MQTT broker (mqtts:// for TLS); commands come in on PREFIX/cmd; "
+        f"default ${URL_VARIABLES['--publish']}, which keeps a password off the process list",
     )
     parser.add_argument(
         "--events", metavar="FILE.jsonl",
@@ -152,7 +164,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "scripts/bench.py --overlap first: on 2 quiet cores it was slower); live sources never "
                              "overlap (it would add latency)")
     parser.add_argument("--verbose", action="store_true")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Secrets given on the command line are warned about once the log is set up (main).
+    args.exposed = secrets_on_command_line({"--video": args.video, "--publish": args.publish, "--token": args.token})
+    args.video = url_from_environment("--video", args.video, os.environ)
+    args.publish = url_from_environment("--publish", args.publish, os.environ)
+    if args.video is None:
+        parser.error(f"the following arguments are required: --video (or ${URL_VARIABLES['--video']})")
+    return args
 
 
 def first_boxes(args: argparse.Namespace) -> list[tuple[str, Box]]:
@@ -249,11 +268,13 @@ def start_server(args: argparse.Namespace, controller: TrackController, source: 
     except ImportError as exc:
         raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
     from app.publish.sse import SseBroadcaster
-    from app.serve.address import parse_serve, read_token_file
+    from app.serve.address import parse_serve, read_token_file, warn_if_others_can_read
     from app.serve.hub import FrameHub
 
     host, port = parse_serve(args.serve)
     token = read_token_file(args.token_file, args.token) if args.token_file else args.token
+    if args.token_file:
+        warn_if_others_can_read(args.token_file)
     metrics = RunMetrics(source, controller)
     probes = Probes(metrics.exposition, CONTENT_TYPE, HealthCheck(source, controller, args.stream_timeout))
     events = SseBroadcaster(controller.status, on_lost=metrics.client_lost)
@@ -347,6 +368,9 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
         with ExitStack() as stack:
             source = stack.enter_context(open_source(args.video, LiveOptions(args.stream_timeout, args.reconnect_s)))
             controller = TrackController(source.size)
+            # systemd's READY=1 and watchdog, until the run ends; a stream may stay away up to --reconnect-s.
+            serving.enter_context(HealthNotifier(HealthCheck(source, controller, args.stream_timeout),
+                                                 args.reconnect_s + args.stream_timeout))
             prompt_boxes = queue_boxes(controller, boxes)
             server, metrics = start_server(args, controller, source, serving)
             if broker is not None:
@@ -428,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     logger.remove()
     logger.configure(patcher=redact_log_record)
     logger.add(sys.stderr, level="DEBUG" if args.verbose else "INFO", format="<level>{level: <7}</level> {message}")
+    if args.exposed:
+        logger.warning("{}", command_line_warning(args.exposed))
     heap.keep_freed_pages()
     signals = StopSignals()
     try:

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 APT_PACKAGES=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-              gstreamer1.0-plugins-ugly gstreamer1.0-rtsp mosquitto)
+              gstreamer1.0-plugins-ugly gstreamer1.0-rtsp mosquitto systemd)
 if grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
     APT_PACKAGES+=(chromium chromium-driver)
 fi

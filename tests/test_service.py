@@ -13,7 +13,7 @@ UNIT = REPO / "deploy" / "systemd" / "samurai@.service"
 EXAMPLE_ENV = REPO / "deploy" / "systemd" / "door.env.example"
 RUN_TIMEOUT_S = 120.0
 TOKEN = "s3cret-T0ken"
-EXIT_OK, EXIT_BAD_INPUT, EXIT_SOURCE_LOST = 0, 2, 3
+EXIT_OK, EXIT_BAD_INPUT, EXIT_SOURCE_LOST, EXIT_OUTPUT_FAILED = 0, 2, 3, 4
 
 
 def _unit() -> configparser.ConfigParser:
@@ -23,18 +23,22 @@ def _unit() -> configparser.ConfigParser:
     return unit
 
 
-def test_the_unit_runs_a_command_line_the_cli_accepts():
+def test_the_unit_runs_a_command_line_the_cli_accepts(monkeypatch):
     service = _unit()["Service"]
     assert service["Restart"] == "on-failure" and service["KillSignal"] == "SIGTERM"
-    # Bad input is not retried; a lost stream (3) is.
-    assert service["RestartPreventExitStatus"].split() == [str(EXIT_BAD_INPUT)]
+    # Bad input and an output that cannot be written (a full disk) are not retried; a lost stream (3) is.
+    assert service["RestartPreventExitStatus"].split() == [str(EXIT_BAD_INPUT), str(EXIT_OUTPUT_FAILED)]
     env = dict(line.split("=", 1) for line in EXAMPLE_ENV.read_text().splitlines() if line and not line[0] == "#")
+    for name, value in env.items():  # systemd hands the environment file's variables to the process
+        monkeypatch.setenv(name, value)
     # systemd splits an unbraced $VAR into words and expands %i to the instance name.
     words = service["ExecStart"].replace("%i", "door").split()
     words = [part for word in words for part in (env[word[1:]].split() if word.startswith("$") else [word])]
     assert words[:2] == ["/opt/samurai-ascend/.venv/bin/python", "app/run.py"]
     args = run.parse_args(words[2:])
     assert args.token_file.name == "door.token" and args.publish.startswith("mqtt://") and args.no_display
+    # The passwords reach the run through its environment, never its command line.
+    assert args.video.startswith("rtsp://") and not args.exposed and "CHANGE_ME" not in " ".join(words)
 
 
 @pytest.mark.parametrize(("content", "extra", "message"), [

@@ -144,7 +144,7 @@ def test_signal_while_the_models_load_exits_cleanly(leave_clip, demo_models, tmp
 
 
 @pytest.mark.parametrize("signalled", [True, False])
-def test_a_signal_inside_a_native_import_exits_cleanly(signalled, tmp_path, monkeypatch, capsys):
+def test_a_signal_inside_a_native_import_exits_cleanly(signalled, demo_models, tmp_path, monkeypatch, capsys):
     """Seen in the subprocess test above under load: SIGTERM while onnxruntime's extension initialises surfaces as
     `ImportError: initialization failed`. Signalled, that is a clean stop; without a signal it stays an error."""
     from app import run
@@ -159,7 +159,8 @@ def test_a_signal_inside_a_native_import_exits_cleanly(signalled, tmp_path, monk
         raise ImportError("initialization failed")
 
     monkeypatch.setattr(run, "track", track)
-    argv = ["--video", str(tmp_path), "--bbox", "1,1,4,4", "--no-display"]
+    # Options are checked before `track`: the model folder must be a real one.
+    argv = ["--video", str(tmp_path), "--bbox", "1,1,4,4", "--no-display", "--model-dir", str(demo_models)]
     if signalled:
         assert run.main(argv) == EXIT_OK
         assert "SIGTERM before tracking started" in capsys.readouterr().err

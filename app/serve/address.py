@@ -8,12 +8,17 @@ import argparse
 import ipaddress
 import re
 import socket
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loguru import logger
+
 DEFAULT_HOST = "127.0.0.1"
 MAX_PORT = 65535
+# Permission bits that let users other than the file's owner read it.
+READABLE_BY_OTHERS = stat.S_IRGRP | stat.S_IROTH
 
 
 class ServeError(ValueError):
@@ -132,3 +137,11 @@ def host_policy(bind_host: str, extra: Iterable[str] = ()) -> HostPolicy:
     else:
         names.add(normal_name(socket.gethostname()))
     return HostPolicy(frozenset(names), frozenset(normal_name(name) for name in extra), bind_host in WILDCARD_HOSTS)
+
+
+def warn_if_others_can_read(path: Path) -> None:
+    """One warning when users other than the owner may read the token file: the token is then as good as theirs."""
+    mode = path.stat().st_mode
+    if mode & READABLE_BY_OTHERS:
+        logger.warning("--token-file {} can be read by other users (mode {:o}); chmod 600 {} (owned by the user "
+                       "that runs the tracker)", path, stat.S_IMODE(mode), path)
