@@ -23,8 +23,8 @@ from PIL import Image
 
 from acl_models.onnx_runner import OnnxRunner
 from app import run
-from app.media.outputs import EMPTY_BOX, kalman_box
 from app.samurai.config import TrackerConfig
+from app.samurai.decisions import kalman_box
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
 from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE
@@ -88,7 +88,7 @@ def test_samurai_decision_log_matches_reference(
     # Lost and found again, with SAMURAI's stable Kalman filter in play before the target left.
     assert log[LOST_FRAMES[0] - 1]["kf_score"] is not None and log[-1]["state"] == TRACKING
     lines = (out / "track.txt").read_text().splitlines()
-    assert [i for i, line in enumerate(lines) if line == ",".join(map(str, EMPTY_BOX))] == LOST_FRAMES
+    assert [i for i, line in enumerate(lines) if line == "0,0,0,0"] == LOST_FRAMES
     for i, path in enumerate(sorted((out / "masks").glob("*.png"))):
         ours = np.asarray(Image.open(path)) > 0
         assert _mask_iou(ours, official.masks[i]) >= MIN_MASK_IOU, f"frame {i}"
