@@ -42,6 +42,7 @@ from app.media.credentials import (
     secrets_on_command_line,
     url_from_environment,
 )
+from app.media.drawing import annotate
 from app.media.earlier_runs import keep_earlier_run, run_start_time
 from app.media.outputs import (
     MAX_OBJECT_ID,
@@ -55,8 +56,6 @@ from app.media.outputs import (
     OutputFailed,
     TrackWriter,
     VideoWriter,
-    annotate_tracked,
-    decision_record,
     prepare_folder,
     track_file,
     write_summary,
@@ -72,6 +71,7 @@ from app.publish.jsonl import JsonLinesSink
 from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_publish_url
 from app.publish.sd_notify import HealthNotifier
 from app.samurai.config import ConfigError, load_config
+from app.samurai.decisions import decision_record
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING
@@ -236,22 +236,22 @@ class FileOutputs:
         index = item.frame.index
         for obj_id, result in item.results.items():
             if self.live:
-                self._track_writer(obj_id).write(index, item.boxes[obj_id], item.frame.timestamp)
+                self._track_writer(obj_id).write(index, result.box, item.frame.timestamp)
             else:
-                self._track_writer(obj_id).write(index, item.boxes[obj_id])
+                self._track_writer(obj_id).write(index, result.box)
             summary = self.objects.setdefault(obj_id, ObjectSummary())
             summary.frames += 1
             summary.lost_frames += result.state == LOST
             summary.state = result.state
             if self.decisions is not None:
-                self.decisions.write(decision_record(obj_id, result, item.boxes[obj_id], self.image_size))
+                self.decisions.write(decision_record(obj_id, result, self.image_size))
         masks = {obj_id: result.mask for obj_id, result in item.results.items()}
         if isinstance(self.masks, LabelMaskWriter):
             self.masks.write(index, masks)
         elif self.masks is not None and DEFAULT_OBJECT in masks:
             self.masks.write(index, masks[DEFAULT_OBJECT])
         if self.video is not None:
-            self.video.write_annotated(annotate_tracked(item.frame.image, masks, item.boxes))
+            self.video.write(annotate(item.frame.image, item.results))
 
 
 def start_server(args: argparse.Namespace, controller: TrackController, source: FrameSource, stack: ExitStack):

@@ -29,6 +29,7 @@ from loguru import logger
 from acl_models.onnx_runner import OnnxRunner
 from app.live.control import Prompt, TrackController
 from app.live.pipeline import LoopStats, Tracked, TrackingLoop
+from app.media.drawing import annotate
 from app.media.outputs import MaskWriter, TrackWriter, VideoWriter
 from app.media.prompt import Box
 from app.media.sources import CameraSource, FolderSource
@@ -128,9 +129,9 @@ def bench_file(models: Models, folder: Path, box, pipelined: bool, out: Path) ->
 
         def write(item: Tracked) -> None:
             if item.result is not None:
-                track.write(item.frame.index, item.box)
+                track.write(item.frame.index, item.result.box)
                 masks.write(item.frame.index, item.result.mask)
-                video.write(item.frame.image, item.result.mask, item.box)
+                video.write(annotate(item.frame.image, item.results))
 
         controller = TrackController(source.size)
         controller.track(Prompt(Box(*box)))

@@ -34,6 +34,7 @@ from app.publish.mqtt import MqttPublisher, parse_publish_url
 from app.publish.sse import SseBroadcaster
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
+from app.samurai.boxes import box_or_missing
 from app.samurai.tracker import FrameResult
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -67,18 +68,25 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def box_mask(x: int, y: int, size: int) -> np.ndarray:
+    """The smallest mask whose box is x, y, size, size: its two corners set (no output here draws it)."""
+    mask = np.zeros((y + size + 1, x + size + 1), bool)
+    mask[y, x] = mask[y + size, x + size] = True
+    return mask
+
+
 def make_items(frames: int, objects: int) -> list[Tracked]:
     image = np.zeros((FRAME_SIZE[1], FRAME_SIZE[0], 3), np.uint8)
-    mask = np.zeros((1, 1), bool)
+    empty = np.zeros((1, 1), bool)
     items = []
     for index in range(frames):
         lost = index % LOST_EVERY >= LOST_EVERY - LOST_FOR
-        results, boxes = {}, {}
+        results = {}
         for object_id in range(1, objects + 1):
             score = LOST_SCORE if lost else SEEN_SCORE
+            mask = empty if lost else box_mask(index % FRAME_SIZE[0], 50 * object_id, BOX_SIZE)
             results[object_id] = FrameResult(index, mask, mask, 0, 0.9, score, None, present=not lost)
-            boxes[object_id] = (0, 0, 0, 0) if lost else (index % FRAME_SIZE[0], 50 * object_id, BOX_SIZE, BOX_SIZE)
-        items.append(Tracked(Frame(index, image, index / 30.0), results, boxes))
+        items.append(Tracked(Frame(index, image, index / 30.0), results))
     return items
 
 
@@ -89,7 +97,7 @@ def run_round(items: list[Tracked], fps: float, output, controller: TrackControl
         if output is not None:
             output(item)
         controller.publish(LoopStatus(frame=item.frame.index, objects={
-            object_id: ObjectStatus(result.state, item.boxes[object_id], result.object_score)
+            object_id: ObjectStatus(result.state, box_or_missing(result.box), result.object_score)
             for object_id, result in item.results.items()}))
         time.sleep(max(start + (number + 1) / fps - time.monotonic(), 0.0))
     time.sleep(1.0 / fps)  # the network threads finish the last frame

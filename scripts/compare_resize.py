@@ -26,8 +26,8 @@ from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
 from app.live import heap
-from app.media.outputs import box_from_mask
 from app.samurai import preprocess
+from app.samurai.boxes import box_or_missing
 from app.samurai.config import load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
@@ -73,7 +73,7 @@ def track(manifest: Manifest, runners, frames: list[np.ndarray], box_xywh, resiz
     config = dataclasses.replace(load_config(None, manifest.model_size), resize=resize)
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(frames))
     results = [tracker.step(i, f, prompt_box(box_xywh) if i == 0 else None) for i, f in enumerate(frames)]
-    return [r.mask_index for r in results], np.array([box_from_mask(r.mask) for r in results], dtype=np.float64)
+    return [r.mask_index for r in results], np.array([box_or_missing(r.box) for r in results], dtype=np.float64)
 
 
 def box_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from loguru import logger
 
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
-from app.media.outputs import box_from_mask
+from app.samurai.boxes import BoxXYWH, box_or_missing
 from app.samurai.config import TrackerConfig
 from app.samurai.model_bundle import SUBMODELS, load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
@@ -127,12 +127,11 @@ def _track(runners, model_dir: Path, frames, box, config: TrackerConfig) -> list
             runner.close()
 
 
-def _box_agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of the two masks' boxes; 1 when both masks are empty (the same decision: no object)."""
-    box_a, box_b = box_from_mask(a), box_from_mask(b)
-    if box_a == box_b:
+def _box_agreement(a: BoxXYWH | None, b: BoxXYWH | None) -> float:
+    """IoU of two results' boxes; 1 when neither has one (the same decision: no object)."""
+    if a == b:
         return 1.0
-    return float(box_iou(np.array([box_a], float), np.array([box_b], float))[0])
+    return float(box_iou(np.array([box_or_missing(a)], float), np.array([box_or_missing(b)], float))[0])
 
 
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -165,7 +164,7 @@ def study(model_dir: Path, frames, box, modes=MODES, threads: int | None = None,
             for ours, ref in zip(results, reference):
                 if ours.mask_index != ref.mask_index:
                     report.flips.append(ref.frame_idx)
-                report.min_box_iou = min(report.min_box_iou, _box_agreement(ours.mask, ref.mask))
+                report.min_box_iou = min(report.min_box_iou, _box_agreement(ours.box, ref.box))
                 report.min_mask_iou = min(report.min_mask_iou, _mask_iou(ours.mask, ref.mask))
             reports.append(report)
     return reports

@@ -24,7 +24,7 @@ from app.benchmarks.metrics import (
     sequence_curves,
 )
 from app.benchmarks.runner import write_result
-from app.media.outputs import box_from_mask
+from app.samurai.boxes import box_from_mask
 
 SQUARE = [10.0, 10.0, 20.0, 20.0]
 ALL_BUT_LAST = 20 / 21  # success at every threshold except t = 1 (overlap > 1 never holds)
@@ -47,7 +47,7 @@ def test_zero_size_predictions_take_the_previous_box_and_frame_0_is_the_truth():
 
 def test_empty_mask_is_written_as_zero_box_and_scored_as_the_previous_box(tmp_path):
     empty = box_from_mask(np.zeros((6, 8), dtype=bool))
-    assert empty == (0, 0, 0, 0)
+    assert empty is None
     write_result(tmp_path, "seq", [(10, 10, 20, 20), (10, 10, 20, 20), empty], [0.1, 0.1, 0.1])
     assert (tmp_path / "seq.txt").read_text().splitlines()[-1] == "0,0,0,0"
     assert len((tmp_path / "seq_time.txt").read_text().splitlines()) == 3

@@ -21,7 +21,6 @@ import pytest
 
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
-from app.media.outputs import box_from_mask
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
@@ -116,7 +115,7 @@ def tracks(demo_models, demo_clip) -> dict[str, list[TrackedFrame]]:
 
 
 def _predicted_boxes(frames: list[TrackedFrame]) -> np.ndarray:
-    return np.array([box_from_mask(f.result.mask) for f in frames], dtype=np.float64)
+    return np.array([f.result.box or (0, 0, 0, 0) for f in frames], dtype=np.float64)
 
 
 def _box_ious(frames: list[TrackedFrame], boxes: np.ndarray) -> np.ndarray:

@@ -210,10 +210,11 @@ def test_a_sink_that_fails_is_closed_and_the_others_go_on(tmp_path, warnings):
     file_sink = JsonLinesSink(str(events_file))
     stream = EventStream([publisher, file_sink], run="2026-12-06T22:35:05.000+00:00")
     image, mask = np.zeros((HEIGHT, WIDTH, 3), np.uint8), np.zeros((HEIGHT, WIDTH), bool)
+    mask[2:7, 1:5] = True  # its box: 1, 2, 3, 4
     try:
         for index in range(SINK_FRAMES):
             result = FrameResult(index, mask, mask.astype(np.float32), 0, 1.0, 2.0, None)
-            stream(Tracked(Frame(index, image, index / 30), {1: result}, {1: (1, 2, 3, 4)}))
+            stream(Tracked(Frame(index, image, index / 30), {1: result}))
         stream.end()
     finally:
         file_sink.close()

@@ -23,9 +23,14 @@ from PIL import Image
 
 from acl_models.onnx_runner import OnnxRunner
 from app import run
-from app.media.outputs import EMPTY_BOX, kalman_box
-from app.samurai.config import TrackerConfig
+from app.live.control import Prompt, TrackController
+from app.live.pipeline import TrackingLoop
+from app.media.prompt import Box
+from app.media.sources import FolderSource
+from app.samurai.config import TrackerConfig, load_config
+from app.samurai.decisions import kalman_box
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
 from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE
 from tests.demo_model import TEST_THREADS as DEMO_THREADS
@@ -88,7 +93,7 @@ def test_samurai_decision_log_matches_reference(
     # Lost and found again, with SAMURAI's stable Kalman filter in play before the target left.
     assert log[LOST_FRAMES[0] - 1]["kf_score"] is not None and log[-1]["state"] == TRACKING
     lines = (out / "track.txt").read_text().splitlines()
-    assert [i for i, line in enumerate(lines) if line == ",".join(map(str, EMPTY_BOX))] == LOST_FRAMES
+    assert [i for i, line in enumerate(lines) if line == "0,0,0,0"] == LOST_FRAMES
     for i, path in enumerate(sorted((out / "masks").glob("*.png"))):
         ours = np.asarray(Image.open(path)) > 0
         assert _mask_iou(ours, official.masks[i]) >= MIN_MASK_IOU, f"frame {i}"
@@ -109,3 +114,22 @@ def test_sam2_mode_lost_and_found_matches_official(demo_checkpoint, demo_models,
         assert _mask_iou(r.mask, official.masks[i]) >= MIN_MASK_IOU, f"frame {i}"
     assert [r.frame_idx for r in results if r.state == LOST] == LOST_FRAMES
     assert all(not r.mask.any() for r in results if r.state == LOST)
+
+
+def test_the_status_names_a_lost_objects_box_as_track_txt_does(demo_models, leave_clip):
+    """The page's status (GET /api/status) gives a lost object's box as 0,0,0,0 and a seen one's as its mask's."""
+    folder, _, truth = leave_clip
+    manifest = load_manifest(demo_models)
+    runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=DEMO_THREADS))
+    config = load_config(None, manifest.model_size)
+    statuses: list[dict] = []
+    with FolderSource(folder) as source:
+        controller = TrackController(source.size)
+        controller.track(Prompt(Box(*truth[0])))
+        loop = TrackingLoop(source, lambda: MultiObjectTracker(runners, manifest, load_constants(manifest), config),
+                            controller, [], on_frame=lambda _stats: statuses.append(controller.status()))
+        loop.run()
+    assert [s["frame"] for s in statuses if s["state"] == LOST] == LOST_FRAMES
+    assert all(s["box"] == [0, 0, 0, 0] for s in statuses if s["state"] == LOST)
+    seen = [s["box"] for s in statuses if s["state"] == TRACKING]
+    assert seen and all(len(box) == 4 and box[2] > 0 and box[3] > 0 for box in seen)

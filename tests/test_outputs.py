@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.media.drawing import annotate
 from app.media.outputs import (
-    BOX_COLOR_RGB,
-    EMPTY_BOX,
-    MASK_ALPHA,
-    MASK_COLOR_RGB,
     MASK_ON,
     DecisionLog,
     LabelMaskWriter,
@@ -20,12 +17,10 @@ from app.media.outputs import (
     MaskWriter,
     TrackWriter,
     VideoWriter,
-    annotate,
-    annotate_objects,
-    box_from_mask,
     davis_palette,
     write_summary,
 )
+from app.samurai.tracker import FrameResult
 
 WIDTH, HEIGHT = 64, 48
 FPS = 10.0
@@ -46,31 +41,6 @@ def _count_frames(path: Path) -> int:
         count += 1
     capture.release()
     return count
-
-
-@pytest.mark.parametrize(
-    ("mask", "expected"),
-    [
-        (np.zeros((0, 0), dtype=bool), (0, 0, 0, 0)),
-        (_mask((4, 5)), (0, 0, 0, 0)),
-        (_mask((4, 5), (slice(2, 3), slice(3, 4))), (3, 2, 0, 0)),
-        (_mask((6, 8), (slice(1, 4), slice(2, 6))), (2, 1, 3, 2)),
-        (_mask((4, 5), (slice(None), slice(None))), (0, 0, 4, 3)),
-        (_mask((6, 8), (slice(0, 1), slice(0, 1)), (slice(5, 6), slice(7, 8))), (0, 0, 7, 5)),
-    ],
-)
-def test_box_from_mask(mask: np.ndarray, expected: tuple[int, int, int, int]) -> None:
-    box = box_from_mask(mask)
-    assert box == expected
-    assert all(type(value) is int for value in box)
-
-
-@pytest.mark.parametrize(
-    "mask", [np.ones((4, 5), dtype=np.uint8), np.ones((4, 5), dtype=np.float32), np.ones((1, 4, 5), dtype=bool)]
-)
-def test_box_from_mask_rejects_non_bool_2d(mask: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="2-D bool"):
-        box_from_mask(mask)
 
 
 def test_track_writer_flushes_each_line(tmp_path: Path) -> None:
@@ -97,6 +67,15 @@ def test_track_writer_keeps_line_n_for_frame_n(tmp_path: Path, indices: list[int
         for index in indices:
             writer.write(index, (5, 6, 7, 8))
     assert (tmp_path / "track.txt").read_text() == expected
+
+
+def test_track_writer_writes_a_result_without_a_box_as_zeros(tmp_path: Path) -> None:
+    with TrackWriter(tmp_path) as writer, LiveTrackWriter(tmp_path / "live") as live:
+        writer.write(0, (1, 2, 3, 4))
+        writer.write(1, None)
+        live.write(4, None, 0.5)
+    assert (tmp_path / "track.txt").read_text() == "1,2,3,4\n0,0,0,0\n"
+    assert (tmp_path / "live" / "track.txt").read_text() == "0,0,0,0\n"
 
 
 def test_track_writer_rejects_bad_input(tmp_path: Path) -> None:
@@ -149,26 +128,6 @@ def test_mask_writer_rejects_logits(tmp_path: Path) -> None:
         writer.write(0, np.zeros((2, 2), dtype=np.float32))
 
 
-def test_annotate_tints_mask_and_draws_box() -> None:
-    image = np.full((HEIGHT, WIDTH, 3), 100, dtype=np.uint8)
-    mask = _mask((HEIGHT, WIDTH), (slice(20, 30), slice(20, 30)))
-    out = annotate(image, mask, (5, 5, 10, 8))
-    assert np.all(image == 100), "input must not be modified"
-    np.testing.assert_array_equal(out[HEIGHT - 1, WIDTH - 1], image[HEIGHT - 1, WIDTH - 1])
-    tinted = out[25, 25].astype(int)
-    assert np.all(np.sign(tinted - 100) == np.sign(np.asarray(MASK_COLOR_RGB) - 100))
-    np.testing.assert_array_equal(out[5, 10], BOX_COLOR_RGB)
-    np.testing.assert_array_equal(out[13, 15], BOX_COLOR_RGB)
-    np.testing.assert_array_equal(out[9, 10], image[9, 10])
-
-
-def test_annotate_without_mask_or_box_is_a_copy() -> None:
-    image = np.full((HEIGHT, WIDTH, 3), 7, dtype=np.uint8)
-    out = annotate(image)
-    np.testing.assert_array_equal(out, image)
-    assert out is not image
-
-
 def _rgb(value: int) -> np.ndarray:
     return np.full((HEIGHT, WIDTH, 3), value, dtype=np.uint8)
 
@@ -177,7 +136,8 @@ def _rgb(value: int) -> np.ndarray:
 def test_video_writer_writes_playable_mp4(tmp_path: Path, frames: int) -> None:
     with VideoWriter(tmp_path, FPS, (WIDTH, HEIGHT)) as writer:
         for index in range(frames):
-            writer.write(_rgb(index * 40), _mask((HEIGHT, WIDTH), (slice(0, 10), slice(0, 10))), (20, 20, 10, 10))
+            mask = _mask((HEIGHT, WIDTH), (slice(0, 10), slice(0, 10)), (slice(20, 31), slice(20, 31)))
+            writer.write(annotate(_rgb(index * 40), {1: FrameResult(index, mask, mask, 0, 1.0, 1.0, None)}))
     path = tmp_path / "track.mp4"
     assert _count_frames(path) == frames
     capture = cv2.VideoCapture(str(path))
@@ -281,15 +241,6 @@ def test_label_masks_are_indexed_pngs_smaller_id_on_top(tmp_path, ids) -> None:
 def test_label_masks_refuse_what_does_not_fit(tmp_path, masks, message) -> None:
     with LabelMaskWriter(tmp_path) as writer, pytest.raises(ValueError, match=message):
         writer.write(0, masks)
-
-
-def test_annotate_objects_colours_and_skips_lost_boxes() -> None:
-    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    first, lost = np.zeros((HEIGHT, WIDTH), bool), np.zeros((HEIGHT, WIDTH), bool)
-    first[5:10, 5:10] = True
-    out = annotate_objects(image, {1: (first, (5, 5, 4, 4)), 2: (lost, EMPTY_BOX)})
-    assert tuple(out[7, 7]) == tuple(np.round(MASK_ALPHA * davis_palette()[1]).astype(np.uint8))
-    assert not out[HEIGHT - 1, WIDTH - 1].any()  # nothing drawn for the lost object
 
 
 def test_decision_log_writes_whole_lines(tmp_path) -> None:

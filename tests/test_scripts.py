@@ -9,7 +9,6 @@ from functools import partial
 import numpy as np
 
 from acl_models.onnx_runner import OnnxRunner
-from app.media.outputs import box_from_mask
 from app.samurai import preprocess
 from app.samurai.config import load_config
 from app.samurai.model_bundle import SUBMODELS as SUBMODEL_NAMES
@@ -78,7 +77,7 @@ def test_compare_resize_prints_every_choice(export_256_variants, capsys):
     for resize in preprocess.RESIZES:
         config = replace(load_config(None, "t"), resize=resize)
         results = track_clip(export_256_variants, frames, (x, y, x + w, y + h), config, partial(OnnxRunner, threads=1))
-        runs[resize] = ([r.mask_index for r in results], np.array([box_from_mask(r.mask) for r in results], float))
+        runs[resize] = ([r.mask_index for r in results], np.array([r.box or (0, 0, 0, 0) for r in results], float))
     exact_tokens, exact_boxes = runs["pil_bicubic"]
     for resize, (tokens, track_boxes) in runs.items():
         same = sum(a == b for a, b in zip(tokens[1:], exact_tokens[1:]))

@@ -33,7 +33,8 @@ from tqdm import tqdm
 from acl_models.base import BackendError
 from acl_models.select import choose_backend, runner_factory
 from app.benchmarks.datasets import Dataset, Sequence
-from app.media.outputs import box_from_mask, replace_atomically, write_summary
+from app.media.outputs import replace_atomically, write_summary
+from app.samurai.boxes import BoxXYWH, box_or_missing
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
@@ -76,10 +77,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Tracked:
-    """A sequence's outcome with its boxes and per-frame seconds, before they are written."""
+    """A sequence's outcome with its boxes (None: the mask was empty) and per-frame seconds, before they are written."""
 
     outcome: Outcome
-    boxes: list[tuple[int, int, int, int]]
+    boxes: list[BoxXYWH | None]
     seconds: list[float]
 
 
@@ -121,10 +122,11 @@ def read_frame(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def write_result(results: Path, name: str, boxes: list[tuple[int, int, int, int]], seconds: list[float]) -> None:
-    """Times first, boxes last: the boxes file is the mark that the sequence is complete."""
+def write_result(results: Path, name: str, boxes: list[BoxXYWH | None], seconds: list[float]) -> None:
+    """Times first, boxes last: the boxes file is the mark that the sequence is complete (`0,0,0,0` for no box)."""
     replace_atomically(time_path(results, name), "".join(TIME_FORMAT.format(s) + "\n" for s in seconds).encode())
-    replace_atomically(result_path(results, name), "".join(",".join(map(str, b)) + "\n" for b in boxes).encode())
+    lines = "".join(",".join(map(str, box_or_missing(b))) + "\n" for b in boxes)
+    replace_atomically(result_path(results, name), lines.encode())
 
 
 class SequenceTracker:
@@ -174,7 +176,7 @@ class SequenceTracker:
             done = time.perf_counter()
             seconds.append(done - start)
             start = done
-            boxes.append(box_from_mask(result.mask))
+            boxes.append(result.box)
             on_frame()
         if unreadable:
             return Tracked(Outcome(task.name, len(boxes), unreadable[0]), [], [])

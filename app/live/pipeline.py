@@ -40,8 +40,9 @@ from loguru import logger
 
 from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Prompt, TrackController
 from app.live.latency import LatencyStats
-from app.media.outputs import OutputFailed, box_from_mask
+from app.media.outputs import OutputFailed
 from app.media.sources import Frame, FrameSource
+from app.samurai.boxes import box_or_missing
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import FrameResult, PendingFrame
 
@@ -67,7 +68,7 @@ class Prepared:
 
 @dataclass
 class Tracked:
-    """What the outputs get for one frame: each object's result and x,y,w,h box, by object id.
+    """What the outputs get for one frame: each object's result (its mask, box and state), by object id.
 
     No results: a frame only shown (waiting for a box). `record` is False for a
     frame whose lines are already written (the old frame a restart was drawn on).
@@ -75,7 +76,6 @@ class Tracked:
 
     frame: Frame
     results: dict[int, FrameResult] = field(default_factory=dict)
-    boxes: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     record: bool = True
     ready: float = field(default_factory=time.monotonic)  # when the result was ready
     timings: dict[str, float] = field(default_factory=dict)  # the frame's stages (ms), shared ones once
@@ -87,12 +87,6 @@ class Tracked:
         if len(self.results) == 1:
             return next(iter(self.results.values()))
         return self.results.get(DEFAULT_OBJECT)
-
-    @property
-    def box(self) -> tuple[int, int, int, int] | None:
-        if len(self.boxes) == 1:
-            return next(iter(self.boxes.values()))
-        return self.boxes.get(DEFAULT_OBJECT)
 
 
 Output = Callable[[Tracked], None]
@@ -428,8 +422,7 @@ class TrackingLoop:
             shown = Frame(prompt.frame_index, prompt.image, frame.timestamp, frame.captured)
             result = self._tracker.start_on(object_id, shown.index, shown.image, box)
             record = shown.index > self._last_recorded
-            writer.put(Tracked(shown, {object_id: result}, {object_id: box_from_mask(result.mask)}, record,
-                               timings=dict(result.timings)))
+            writer.put(Tracked(shown, {object_id: result}, record, timings=dict(result.timings)))
             if record:
                 self._last_recorded = shown.index
         else:
@@ -457,11 +450,10 @@ class TrackingLoop:
             self._take_ahead()
         step = self._tracker.track(encoded)
         done = time.monotonic()
-        boxes = {object_id: box_from_mask(result.mask) for object_id, result in step.objects.items()}
         timings = dict(step.timings)
         if model_input is not None:
             timings["preprocess"] = item.prepare_ms
-        writer.put(Tracked(frame, step.objects, boxes, ready=done, timings=timings, dropped=self._take_dropped()))
+        writer.put(Tracked(frame, step.objects, ready=done, timings=timings, dropped=self._take_dropped()))
         self._last_recorded = frame.index
         stats = self.stats
         stats.frames += 1
@@ -473,7 +465,9 @@ class TrackingLoop:
         for stage, ms in timings.items():
             stats.stage_ms[stage] = stats.stage_ms.get(stage, 0.0) + ms
         for object_id, result in step.objects.items():
-            self._objects[object_id] = ObjectStatus(result.state, boxes[object_id], round(result.object_score, 3))
+            # The status shows a lost object's box as track.txt writes it.
+            score = round(result.object_score, 3)
+            self._objects[object_id] = ObjectStatus(result.state, box_or_missing(result.box), score)
         self._publish(frame.index)
         if self.on_frame is not None:
             self.on_frame(stats)

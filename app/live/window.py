@@ -14,7 +14,7 @@ from loguru import logger
 
 from app.live.control import Prompt, TrackController
 from app.live.pipeline import Tracked
-from app.media.outputs import annotate_tracked
+from app.media.drawing import annotate
 from app.media.prompt import Box, PromptError
 
 WINDOW = "SAMURAI"
@@ -51,8 +51,7 @@ class DesktopWindow:
             return
         if not item.record:
             return
-        masks = {obj_id: result.mask for obj_id, result in item.results.items()}
-        shown = annotate_tracked(item.frame.image, masks, item.boxes)
+        shown = annotate(item.frame.image, item.results)
         cv2.imshow(WINDOW, cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
         if cv2.waitKey(1) & KEY_MASK in QUIT_KEYS:
             self.controller.stop()

@@ -1,4 +1,4 @@
-"""Result writers for the CLI: boxes, masks, an annotated video and a JSON summary.
+"""Result writers for the CLI: boxes, masks, an annotated video, the decision log and a JSON summary.
 
 Each writer is a context manager whose files are complete and readable however
 the run ends (Ctrl-C, an error, a full disk): track and JSON lines are written
@@ -12,7 +12,9 @@ Writers are keyed by `Frame.index` (see `app.media.sources`): line N of `track.t
 and `masks/0000N.png` belong to frame N of the source. With several objects,
 each has its `track_<id>.txt`, and a frame's masks are one indexed PNG whose
 pixel value is the object id, with the DAVIS palette (the convention of video
-object segmentation benchmarks).
+object segmentation benchmarks). A result without a box (lost) is a `0,0,0,0` line.
+What is drawn on the video is `app.media.drawing`'s; the decision log's record is
+`app.samurai.decisions`'.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ import numpy as np
 from loguru import logger
 from PIL import Image
 
-from app.samurai import kalman_filter
-from app.samurai.tracker import FrameResult
+from app.samurai.boxes import MISSING_BOX, box_or_missing
 
 TRACK_FILE = "track.txt"
 TIMESTAMP_DECIMALS = 3
@@ -41,15 +42,7 @@ VIDEO_FILE = "track.mp4"
 MASK_NAME_DIGITS = 5
 MASK_ON = 255
 VIDEO_FOURCC = "mp4v"
-# No prediction for a frame: the same marker `box_from_mask` gives an empty mask,
-# which benchmark toolkits score as a miss.
-EMPTY_BOX = (0, 0, 0, 0)
 BOX_VALUES = 4
-# Colours and opacity of the SAM 2 notebooks' show_mask / show_box (RGB).
-MASK_COLOR_RGB = (30, 144, 255)
-MASK_ALPHA = 0.6
-BOX_COLOR_RGB = (0, 255, 0)
-BOX_THICKNESS = 2
 JSON_INDENT = 2
 _TMP_SUFFIX = ".tmp"
 SUMMARY_FILE = "summary.json"
@@ -63,10 +56,7 @@ MP4_INDEX_BYTES_PER_FRAME = 16
 CLOSE_MARGIN_BYTES = 64 * 1024
 BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 BYTES_PER_UNIT = 1024
-# Several objects: masks and boxes in the object's palette colour, its id at the box's corner.
-LABEL_FONT_SCALE = 0.5
-LABEL_THICKNESS = 1
-LABEL_MARGIN = 4
+# Several objects: label masks with the DAVIS palette, one colour per object id.
 PALETTE_SIZE = 256
 MAX_OBJECT_ID = PALETTE_SIZE - 1
 _PALETTE_BITS = 8
@@ -191,21 +181,6 @@ def _check_mask(mask: np.ndarray) -> None:
         )
 
 
-def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x_min, y_min, x_max - x_min, y_max - y_min) of the true pixels of an (H, W) bool mask.
-
-    The official SAMURAI demo's convention (no +1, so one pixel gives w = h = 0),
-    kept so results compare with its output; an empty mask gives (0, 0, 0, 0).
-    """
-    _check_mask(mask)
-    points = np.argwhere(mask)
-    if len(points) == 0:
-        return EMPTY_BOX
-    y_min, x_min = points.min(axis=0).tolist()
-    y_max, x_max = points.max(axis=0).tolist()
-    return (x_min, y_min, x_max - x_min, y_max - y_min)
-
-
 def prepare_folder(path: Path, option: str) -> None:
     """Create an output folder now, before any model loads, or say in one line why it cannot be one."""
     try:
@@ -230,7 +205,10 @@ def replace_atomically(path: Path, data: bytes) -> None:
 
 
 class TrackWriter:
-    """`DIR/track.txt` (or another name): one `x,y,w,h` line of ints per source frame, flushed as it is written."""
+    """`DIR/track.txt` (or another name): one `x,y,w,h` line of ints per source frame, flushed as it is written.
+
+    A frame without a box (the object is lost, or the source skipped the frame) is a `0,0,0,0` line.
+    """
 
     def __init__(self, directory: Path | str, name: str = TRACK_FILE):
         self.path = Path(directory) / name
@@ -238,11 +216,12 @@ class TrackWriter:
         self._file = LineFile(self.path)
         self._next_index = 0
 
-    def write(self, index: int, box: Sequence[float]) -> None:
-        """Write frame `index`'s box, rounded to whole pixels.
+    def write(self, index: int, box: Sequence[float] | None) -> None:
+        """Write frame `index`'s box (None: it has none), rounded to whole pixels.
 
         Frames the source skipped get `0,0,0,0` lines, so line N stays frame N.
         """
+        box = box_or_missing(box)
         if len(box) != BOX_VALUES:
             raise ValueError(f"box must have {BOX_VALUES} values x,y,w,h, got {len(box)}")
         if index < self._next_index:
@@ -254,9 +233,9 @@ class TrackWriter:
                 "frames {}-{} have no result (skipped by the source); writing {} for them",
                 self._next_index,
                 index - 1,
-                EMPTY_BOX,
+                MISSING_BOX,
             )
-        lines = [EMPTY_BOX] * (index - self._next_index) + [tuple(round(float(value)) for value in box)]
+        lines = [MISSING_BOX] * (index - self._next_index) + [tuple(round(float(value)) for value in box)]
         self._file.write("".join(",".join(str(value) for value in line) + "\n" for line in lines))
         self._next_index = index + 1
 
@@ -284,7 +263,7 @@ class LiveTrackWriter(TrackWriter):
         self.frames_path = self.path.with_name(frames_file(name))
         self._frames = LineFile(self.frames_path)
 
-    def write(self, index: int, box: Sequence[float], timestamp: float = 0.0) -> None:  # type: ignore[override]
+    def write(self, index: int, box: Sequence[float] | None, timestamp: float = 0.0) -> None:  # type: ignore[override]
         if index < self._next_index:
             raise ValueError(f"frame {index} comes after frame {self._next_index - 1}; write frames in order")
         self._next_index = index  # no filler lines: the frame index is in frames.txt
@@ -357,47 +336,6 @@ class LabelMaskWriter(MaskWriter):
         return self._save(index, buffer.getvalue())
 
 
-def annotate(image: np.ndarray, mask: np.ndarray | None = None, box: Sequence[float] | None = None) -> np.ndarray:
-    """A copy of an (H, W, 3) uint8 RGB image with a translucent mask and the box drawn on it."""
-    out = image.copy()
-    if mask is not None:
-        _check_mask(mask)
-        tinted = (1 - MASK_ALPHA) * out[mask] + MASK_ALPHA * np.asarray(MASK_COLOR_RGB)
-        out[mask] = np.round(tinted).astype(np.uint8)
-    if box is not None:
-        x, y, w, h = (round(float(value)) for value in box)
-        cv2.rectangle(out, (x, y), (x + w, y + h), BOX_COLOR_RGB, BOX_THICKNESS)
-    return out
-
-
-def annotate_objects(image: np.ndarray, objects: Mapping[int, tuple[np.ndarray, Sequence[float]]]) -> np.ndarray:
-    """A copy of an RGB image with each object's (mask, x,y,w,h box) in its palette colour and its id."""
-    out = image.copy()
-    palette = davis_palette()
-    for obj_id, (mask, box) in objects.items():
-        _check_mask(mask)
-        colour = palette[obj_id % PALETTE_SIZE]
-        out[mask] = np.round((1 - MASK_ALPHA) * out[mask] + MASK_ALPHA * colour).astype(np.uint8)
-        if tuple(box) == EMPTY_BOX:
-            continue  # lost: nothing to frame
-        x, y, w, h = (round(float(value)) for value in box)
-        rgb = tuple(int(c) for c in colour)
-        cv2.rectangle(out, (x, y), (x + w, y + h), rgb, BOX_THICKNESS)
-        cv2.putText(out, str(obj_id), (x + LABEL_MARGIN, max(y - LABEL_MARGIN, LABEL_MARGIN * 3)),
-                    cv2.FONT_HERSHEY_SIMPLEX, LABEL_FONT_SCALE, rgb, LABEL_THICKNESS, cv2.LINE_AA)
-    return out
-
-
-def annotate_tracked(
-    image: np.ndarray, masks: Mapping[int, np.ndarray], boxes: Mapping[int, Sequence[float]]
-) -> np.ndarray:
-    """One object drawn as `annotate` always has, several as `annotate_objects` (colours and ids)."""
-    if len(masks) == 1:
-        (obj_id, mask), = masks.items()
-        return annotate(image, mask, boxes[obj_id])
-    return annotate_objects(image, {obj_id: (mask, boxes[obj_id]) for obj_id, mask in masks.items()})
-
-
 class VideoWriter:
     """`DIR/track.mp4` (fourcc mp4v) of annotated frames; `frame_size` is (width, height).
 
@@ -423,12 +361,8 @@ class VideoWriter:
                 "check that the folder is writable and OpenCV was built with FFmpeg"
             )
 
-    def write(self, image: np.ndarray, mask: np.ndarray | None = None, box: Sequence[float] | None = None) -> None:
-        """Append an (H, W, 3) uint8 RGB frame with its mask and box drawn."""
-        self.write_annotated(annotate(image, mask, box))
-
-    def write_annotated(self, image: np.ndarray) -> None:
-        """Append an (H, W, 3) uint8 RGB frame as it is (already drawn on, e.g. by `annotate_objects`)."""
+    def write(self, image: np.ndarray) -> None:
+        """Append an (H, W, 3) uint8 RGB frame as it is (drawn on by `app.media.drawing.annotate`)."""
         width, height = self.frame_size
         # cv2.VideoWriter silently drops frames of another size, which would shorten the video.
         if image.shape != (height, width, 3) or image.dtype != np.uint8:
@@ -490,7 +424,8 @@ def write_summary(path: Path | str, summary: Mapping[str, Any]) -> None:
 
 
 class DecisionLog:
-    """`FILE.jsonl`: one JSON line per frame and object with what the tracker decided and why.
+    """`FILE.jsonl`: one JSON line per frame and object with what the tracker decided and why
+    (the record of `app.samurai.decisions.decision_record`).
 
     Lines are written whole as they come (`LineFile`), so an interrupted run leaves whole lines. The file
     is appended to, so a restart keeps the earlier runs; each line carries its run's start (`run`).
@@ -514,28 +449,3 @@ class DecisionLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def kalman_box(kf_mean: np.ndarray, width: int, height: int, image_size: int) -> list[float]:
-    """The Kalman filter's box as x,y,w,h in frame pixels (the filter works in model-input pixels)."""
-    x1, y1, x2, y2 = kalman_filter.xyah_to_xyxy(kf_mean)
-    sx, sy = width / image_size, height / image_size
-    return [x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy]
-
-
-def decision_record(obj_id: int, result: FrameResult, box: Sequence[int], image_size: int) -> dict[str, Any]:
-    """One decision-log line: the object's state and what its step chose, and from what."""
-    height, width = result.mask.shape
-    return {
-        "frame": result.frame_idx,
-        "object": obj_id,
-        "state": result.state,
-        "box": list(box),
-        "object_score": result.object_score,
-        "ious": result.ious,
-        "mask_index": result.mask_index,
-        "kf_score": result.kf_score,
-        "kalman_box": None if result.kf_mean is None else kalman_box(result.kf_mean, width, height, image_size),
-        "stable_frames": result.stable_frames,
-        "memory_frames": result.memory_frames,
-    }

@@ -6,7 +6,7 @@ Per tracked frame and object, a `track` record:
      "object_score": 3.21}
 
 `time` is the source's timestamp of the frame (seconds from its start), `box` is
-null when the object is not seen (track.txt's 0,0,0,0). When an object's state
+the result's box, null when it has none: the object is not seen (track.txt's 0,0,0,0). When an object's state
 changes, a `state` record with the same fields and an `event` comes first:
 `added` (first tracked frame), `lost`, `found`, `dropped` (the user stopped
 tracking it; box null) or `ended` (the run is over; box null). Every record
@@ -25,7 +25,8 @@ from typing import Any, Protocol
 from loguru import logger
 
 from app.live.pipeline import Tracked
-from app.media.outputs import EMPTY_BOX, WriteFailed
+from app.media.outputs import WriteFailed
+from app.samurai.boxes import BoxXYWH
 from app.samurai.tracker import LOST
 
 TRACK, STATE = "track", "state"
@@ -44,7 +45,7 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def track_record(frame: int, time_s: float, object_id: int, state: str, box: tuple[int, int, int, int] | None,
+def track_record(frame: int, time_s: float, object_id: int, state: str, box: BoxXYWH | None,
                  object_score: float | None) -> Record:
     return {
         "type": TRACK,
@@ -52,7 +53,7 @@ def track_record(frame: int, time_s: float, object_id: int, state: str, box: tup
         "time": round(time_s, TIME_DECIMALS),
         "id": object_id,
         "state": state,
-        "box": None if box is None or tuple(box) == EMPTY_BOX else list(box),
+        "box": None if box is None else list(box),
         "object_score": None if object_score is None else round(float(object_score), SCORE_DECIMALS),
     }
 
@@ -82,8 +83,7 @@ class EventStream:
         if item.record and item.results:
             self._frame, self._time = frame, time_s
             for object_id, result in sorted(item.results.items()):
-                record = track_record(frame, time_s, object_id, result.state, item.boxes[object_id],
-                                      result.object_score)
+                record = track_record(frame, time_s, object_id, result.state, result.box, result.object_score)
                 event = self._change(self._states.get(object_id), result.state)
                 self._states[object_id] = result.state
                 if event is not None:

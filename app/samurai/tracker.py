@@ -20,6 +20,7 @@ import numpy as np
 
 from acl_models.base import ModelRunner, Pending
 from app.samurai import preprocess
+from app.samurai.boxes import BoxXYWH, box_from_mask
 from app.samurai.config import TrackerConfig
 from app.samurai.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
 from app.samurai.model_bundle import Manifest
@@ -39,6 +40,14 @@ TRACKING, LOST = "tracking", "lost"
 
 @dataclass
 class FrameResult:
+    """One object's result on one frame: its mask, its box and state, and what its step decided.
+
+    `box` is computed once, from `mask`, when the result is made: x, y, w, h in source-frame
+    pixels (ints, `boxes.box_from_mask`'s convention), None when the mask is empty (the object
+    is lost, or no pixel is left). Each writer decides how a result without a box reads
+    (0,0,0,0 in track.txt, null in the events).
+    """
+
     frame_idx: int
     mask: np.ndarray  # (H, W) bool, at frame size
     low_res_logits: np.ndarray  # (4h, 4w) float32, holes filled
@@ -52,6 +61,10 @@ class FrameResult:
     kf_mean: np.ndarray | None = None  # (8,) Kalman state after this frame, model-input pixels
     memory_frames: list[int] = field(default_factory=list)  # frames whose memory this frame attended to
     present: bool = True  # the object score is above the mode's presence gate
+    box: BoxXYWH | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.box = box_from_mask(self.mask)
 
     @property
     def state(self) -> str:

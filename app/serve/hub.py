@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from app.live.pipeline import Tracked
-from app.media.outputs import annotate_tracked
+from app.media.drawing import annotate
 
 JPEG_QUALITY = 85
 # Waiting for a box, a live source is shown at most this often: enough to aim, light on the CPU.
@@ -56,8 +56,7 @@ class FrameHub:
             self._last_preview = now
             self.publish(item.frame.index, item.frame.image, keep=True)
         else:
-            masks = {obj_id: result.mask for obj_id, result in item.results.items()}
-            self.publish(item.frame.index, annotate_tracked(item.frame.image, masks, item.boxes))
+            self.publish(item.frame.index, annotate(item.frame.image, item.results))
 
     def publish(self, frame_index: int, rgb: np.ndarray, keep: bool = False) -> None:
         """Make `rgb` the newest picture; `keep` it to prompt on (plain frames only, no drawing)."""
