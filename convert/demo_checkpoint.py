@@ -1,9 +1,9 @@
-"""Write a SYNTHETIC demonstration checkpoint that tracks by colour. It is NOT SAM 2.1.
+"""A SYNTHETIC demonstration checkpoint that tracks by colour. It is NOT SAM 2.1.
 
-    python scripts/make_demo_checkpoint.py --out checkpoints/demo_colour_sam2.1_hiera_tiny.pt
+`scripts/make_demo_checkpoint.py` writes it.
 
 Real SAM 2.1 weights cannot be fetched here, and random weights give masks of
-scattered pixels, so neither shows a tracker at work. This script takes the
+scattered pixels, so neither shows a tracker at work. This module takes the
 unchanged SAM 2.1 hiera-t architecture and sets every weight by hand (all
 others are zero) so that it becomes a colour segmenter:
 
@@ -21,7 +21,7 @@ others are zero) so that it becomes a colour segmenter:
 It cannot track anything else: it ignores shape, texture and motion, and it
 ignores the prompt box too (the prompt frame's mask is every red-ish pixel),
 so the target must be the one red object in view. Use it with
-`scripts/make_demo_clip.py`, on which plain SAM 2 selection jumps to a growing
+the colour clip (`app/media/colour_clip.py`), on which plain SAM 2 selection jumps to a growing
 green distractor while SAMURAI's motion-aware selection keeps the red target.
 
 The file has the official format (`{"model": state_dict}`) and loads and
@@ -50,14 +50,11 @@ into a logit that is negative below PRESENT_FRACTION of the cells.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from loguru import logger
 
 from convert.checkpoint import CHECKPOINT_NAMES, build_model
 
@@ -291,25 +288,3 @@ def demo_state_dict() -> dict[str, torch.Tensor]:
     # memory encoder and pointer projection stay zero: memory changes nothing.
     sd["memory_attention.norm.weight"].fill_(1.0)
     return sd
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=(
-            "Write a SYNTHETIC demonstration checkpoint, NOT SAM 2.1: the hiera-t architecture with "
-            "hand-set weights that segment red-ish vs green-ish pixels and rate each mask by the "
-            "colour's area in the frame; its object score falls below 0 when no red is in view. It ignores shape, texture, motion and the prompt box (the "
-            "first mask is every red-ish pixel), so it tracks nothing but colour. Pair it with "
-            "scripts/make_demo_clip.py."
-        )
-    )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
-    args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": demo_state_dict()}, args.out)
-    logger.warning("wrote a SYNTHETIC colour-tracking checkpoint (not SAM 2.1) to {}", args.out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Which NPU precision keeps the tracker's decisions? ONNX Runtime imitations of each mode, end to end.
 
-    python scripts/precision_study.py --model-dir om_model [--clip demo|textured] [--frames 40]
+`scripts/precision_study.py` runs it and prints the tables.
 
 For every mode of convert/precision.py (all float16; float16 with the
 sensitive nodes in float32; float32) the exported graphs are rewritten to
@@ -18,22 +18,19 @@ frame and cannot show a change) and no sub-model output of the imitation is
 inf or NaN. The
 cheapest mode that keeps them on every checkpoint studied is what
 convert/atc_all.sh converts with by default; docs/ascend.md has the measured
-table (demo, random and stress checkpoints: scripts/make_*_checkpoint.py).
+table (demo, random and stress checkpoints: convert/*_checkpoint.py).
 Last, the cost of `fp16_fp32_sensitive` per graph: the nodes `--keep_dtype`
 keeps in float32 and the casts ATC inserts around them (convert.precision.keep_cost).
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from loguru import logger
 
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
@@ -41,7 +38,7 @@ from app.samurai.boxes import BoxXYWH, box_or_missing
 from app.samurai.config import TrackerConfig
 from app.samurai.model_bundle import SUBMODELS, load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
-from convert.precision import ATC_PRECISION, KEEP_SENSITIVE_FP32, MODES, imitate, keep_cost
+from convert.precision import KEEP_SENSITIVE_FP32, MODES, imitate, keep_cost
 
 # A decision is kept when the same token is chosen and the frame's box moves less than this (IoU).
 MIN_BOX_IOU = 0.95
@@ -95,9 +92,9 @@ class _TeeRunner:
 def clip_frames(clip: str, num_frames: int) -> tuple[list[np.ndarray], tuple[float, float, float, float]]:
     """Generated frames and the first box (x1, y1, x2, y2): the demo clip or the textured random-weight clip."""
     if clip == "demo":
-        from scripts.make_demo_clip import make_frames
+        from app.media.colour_clip import make_frames
     else:
-        from scripts.make_clip import make_frames
+        from app.media.textured_clip import make_frames
     frames, boxes = make_frames(num_frames)
     x, y, w, h = boxes[0]
     return frames, (x, y, x + w, y + h)
@@ -209,28 +206,3 @@ def format_cost(model_dir: Path) -> str:
             f"{cost.casts_in} | {cost.casts_out} |"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
-    parser.add_argument("--clip", choices=CLIPS, action="append", help="default: both")
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--mode", choices=["samurai", "sam2"], default="samurai")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads per sub-model")
-    args = parser.parse_args(argv)
-    all_reports = []
-    for clip in args.clip or CLIPS:
-        frames, box = clip_frames(clip, args.frames)
-        reports = study(args.model_dir, frames, box, threads=args.threads, config=TrackerConfig(mode=args.mode))
-        print(format_table(clip, reports))
-        all_reports += reports
-    cheapest = cheapest_keeping(all_reports)
-    print(f"cheapest mode that keeps every decision: {cheapest} (convert/atc_all.sh --precision {ATC_PRECISION[cheapest]})")
-    print(format_cost(args.model_dir))
-    return 0
-
-
-if __name__ == "__main__":
-    logger.remove()
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Write a seeded random-weight SAM 2.1 checkpoint in the official format.
+"""A seeded random-weight SAM 2.1 checkpoint in the official format (`scripts/make_random_checkpoint.py` writes one).
 
 Real SAM 2.1 weights cannot be fetched on CI or development machines, so tests
 build the official architecture from the configs inside the `sam2` package,
@@ -11,12 +11,8 @@ are not all sitting at zero.
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
 
 import torch
-from loguru import logger
 
 from convert.checkpoint import CHECKPOINT_NAMES, MODEL_SIZES, build_model
 
@@ -41,20 +37,3 @@ def random_state_dict(model_size: str, seed: int, noise: float = 0.02) -> dict[s
                 tensor += 2.0
         state[name] = tensor
     return state
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-size", choices=list(MODEL_SIZES), default="t")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="default: checkpoints/random_<official name>")
-    args = parser.parse_args(argv)
-    out = args.out or Path("checkpoints") / f"random_{CHECKPOINT_NAMES[args.model_size]}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": random_state_dict(args.model_size, args.seed)}, out)
-    logger.info("wrote random-weight hiera-{} checkpoint (seed {}) to {}", args.model_size, args.seed, out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

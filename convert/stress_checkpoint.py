@@ -1,9 +1,8 @@
-"""Write a STRESS checkpoint: random SAM 2.1 weights with a trained model's activations where float16 breaks.
+"""A STRESS checkpoint: random SAM 2.1 weights with a trained model's activations where float16 breaks.
 
-    python scripts/make_stress_checkpoint.py [--seed 0] [--out checkpoints/stress_sam2.1_hiera_tiny.pt]
-                                             [--report-size 256] [--frames 4]
+`scripts/make_stress_checkpoint.py` writes it and prints its activation report.
 
-Random weights (scripts/make_random_checkpoint.py) have small activations, so
+Random weights (convert/random_checkpoint.py) have small activations, so
 float16 looks harmless on them. Trained vision transformers do not: a few
 channels of the residual stream carry large, nearly constant values, and the
 LayerNorms that read the stream learn to ignore those channels. Published
@@ -43,19 +42,15 @@ squares, the largest logit range.
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from loguru import logger
 from torch import nn
 
 from convert.checkpoint import CHECKPOINT_NAMES, build_model
-from scripts.make_random_checkpoint import random_state_dict
+from convert.random_checkpoint import random_state_dict
 
 MODEL_SIZE = "t"
 # The state dict is size-free; calibration and the printed report run at these sizes.
@@ -82,7 +77,7 @@ def _massive(width: int, offset: float) -> dict[int, float]:
 
 def _calibration_frame(image_size: int) -> torch.Tensor:
     """The textured clip's first frame, resized and normalised as SAM 2 expects."""
-    from scripts.make_clip import make_frames
+    from app.media.textured_clip import make_frames
 
     frame = torch.from_numpy(make_frames(1)[0][0]).permute(2, 0, 1)[None].float() / 255.0
     frame = F.interpolate(frame, size=(image_size, image_size), mode="bilinear", align_corners=False)
@@ -206,7 +201,7 @@ def activation_report(model_dir: Path, num_frames: int, threads: int | None = No
     from app.samurai.model_bundle import SUBMODELS, load_constants, load_manifest
     from app.samurai.tracker import SamuraiTracker
     from convert.activations import ActivationProbe, format_stats
-    from scripts.precision_study import clip_frames
+    from convert.precision_study import clip_frames
 
     frames, box = clip_frames("textured", num_frames)
     manifest = load_manifest(model_dir)
@@ -244,29 +239,3 @@ class _ProbedRunner:
 
     def close(self):
         self.runner.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument(
-        "--report-size", type=int, default=DEFAULT_REPORT_SIZE, help="image size of the printed statistics"
-    )
-    parser.add_argument("--frames", type=int, default=4, help="frames of the textured clip tracked for the statistics")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads")
-    args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": stress_state_dict(args.seed)}, args.out)
-    logger.info("wrote stress hiera-{} checkpoint (seed {}) to {}", MODEL_SIZE, args.seed, args.out)
-    logger.remove()
-    from convert.export_onnx import export
-
-    with tempfile.TemporaryDirectory() as tmp:
-        export(args.out, Path(tmp), image_size=args.report_size)
-        print("\n".join(activation_report(Path(tmp), args.frames, args.threads)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

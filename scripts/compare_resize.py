@@ -26,16 +26,16 @@ from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
 from app.live import heap
+from app.media import colour_clip, textured_clip
 from app.samurai import preprocess
 from app.samurai.boxes import box_or_missing
 from app.samurai.config import load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
-from scripts import make_clip, make_demo_clip
 from scripts.bench import CPU_CLOCK, parse_size, prompt_box
 
 EXACT = "pil_bicubic"
-CLIPS = {"demo": make_demo_clip.make_frames, "textured": make_clip.make_frames}
+CLIPS = {"demo": colour_clip.make_frames, "textured": textured_clip.make_frames}
 DEFAULT_SIZES = "640x360,1920x1080"
 
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR {exc}", file=sys.stderr)
         return 2
     heap.keep_freed_pages()
-    clips = [make_clip.scaled_clip(frames, boxes, width, height) for width, height in sizes]
+    clips = [textured_clip.scaled_clip(frames, boxes, width, height) for width, height in sizes]
     try:
         # Timed before any inference, so that no runtime thread shares the CPU clock.
         resize_ms = [{r: time_resize(clip, manifest.image_size, r, args.repeats) for r in preprocess.RESIZES}

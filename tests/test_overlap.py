@@ -24,12 +24,12 @@ from acl_models.select import runner_factory, split_threads
 from app import run
 from app.live.control import TrackController
 from app.live.pipeline import TrackingLoop
+from app.media.colour_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_frames
 from app.media.sources import CameraSource
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from scripts import bench
-from scripts.make_demo_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_frames
 from tests.installed import needs
 from tests.synthetic import make_frames, write_jpeg_folder
 from tests.test_pipeline import SOURCE_FPS, FastCamera

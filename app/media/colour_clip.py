@@ -1,9 +1,6 @@
-"""Generate the colour demo clips: a red target with a growing green distractor, or one that leaves and returns.
+"""The generated colour demo clips: a red target with a growing green distractor, or one that leaves and returns.
 
-    python scripts/make_demo_clip.py --out demo/colour_clip [--frames 40]
-    python scripts/make_demo_clip.py --leave --out demo/leave_clip [--frames 44]
-
-Made for the synthetic colour checkpoint (`scripts/make_demo_checkpoint.py`),
+Made for the synthetic colour checkpoint (`convert/demo_checkpoint.py`),
 which segments red-ish and green-ish pixels and rates each mask by how much of
 its colour the frame holds. The green square starts small beside the target
 and outgrows it a little after the middle of the clip, so plain SAM 2
@@ -11,28 +8,22 @@ selection (highest predicted IoU) jumps to it while SAMURAI's Kalman score,
 which by then has seen 15 stable frames of the target's motion, keeps the
 target. A grey bar crosses the target early on, while both modes still agree.
 
-With --leave, the red target drifts right, leaves the frame, stays out for a
+In the leave-and-return clip the red target drifts right, leaves the frame, stays out for a
 while and comes back the way it went; a small static green square stays in
 view. The checkpoint's object score is negative while no red is in view, so
 the tracker reports the target lost, then found again. The Kalman filter has
 seen its 15 stable frames before the target leaves.
 
-Writes JPEG frames into OUT/, OUT.mp4, and OUT_groundtruth.txt (x,y,w,h per
-frame: the whole target, occluded part included, as LaSOT annotates it; the
-part inside the frame when the target crosses its edge, 0,0,0,0 while it is out).
+The boxes (x,y,w,h per frame) are the whole target, occluded part included, as
+LaSOT annotates it; the part inside the frame when the target crosses its edge,
+0,0,0,0 while it is out. `scripts/make_demo_clip.py` writes a clip's files
+(`app.media.textured_clip.write_clip`).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
-from loguru import logger
-
-from scripts.make_clip import CLIP_FPS, write_jpeg_folder
 
 WIDTH, HEIGHT = 320, 240
 TARGET_SIZE = 40
@@ -123,38 +114,3 @@ def make_leave_frames(num_frames: int = 44, seed: int = 0) -> tuple[list[np.ndar
         boxes.append((x, LEAVE_Y, visible, TARGET_SIZE) if visible > 0 else (0, 0, 0, 0))
         frames.append(frame)
     return frames, boxes
-
-
-def write_clip(out: Path, frames: list[np.ndarray], boxes: list[tuple[int, int, int, int]]) -> Path:
-    """JPEG folder, .mp4 beside it and the ground truth file; returns the ground truth path."""
-    write_jpeg_folder(out, frames)
-    height, width = frames[0].shape[:2]
-    video = cv2.VideoWriter(str(out.with_suffix(".mp4")), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (width, height))
-    try:
-        for frame in frames:
-            video.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        video.release()
-    truth = out.parent / f"{out.name}_groundtruth.txt"
-    truth.write_text("".join(f"{x},{y},{w},{h}\n" for x, y, w, h in boxes))
-    return truth
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("demo/colour_clip"), help="default: demo/colour_clip")
-    parser.add_argument("--frames", type=int, help="default 40 (44 with --leave); 40+ lets SAMURAI's Kalman filter warm up")
-    parser.add_argument("--leave", action="store_true", help="the target leaves the view and returns (no distractor)")
-    parser.add_argument("--seed", type=int, default=0, help="background texture")
-    args = parser.parse_args(argv)
-    if args.leave:
-        frames, boxes = make_leave_frames(args.frames or LEAVE_FRAMES, args.seed)
-    else:
-        frames, boxes = make_frames(args.frames or DEFAULT_FRAMES, args.seed)
-    truth = write_clip(args.out, frames, boxes)
-    logger.info("wrote {} frames to {}/ and {}, ground truth {}", len(frames), args.out, args.out.with_suffix(".mp4"), truth)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

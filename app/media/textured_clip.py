@@ -1,20 +1,17 @@
-"""Generate a small clip: a textured object moving over a textured background.
+"""The generated textured clip: a textured object moving over a textured background, and the files a clip is written as.
 
-    python scripts/make_clip.py --out demo/clip [--frames 60]
-
-Writes JPEG frames into OUT/, OUT.mp4, and OUT_groundtruth.txt (x,y,w,h per
-frame, first line usable as --bbox-file).
+Random-weight exports have nothing to recognise, so their tests, benchmarks and
+int8 calibration track this clip; its files (a JPEG folder, an .mp4 beside it,
+a ground truth file of x,y,w,h lines) are the layout every generated clip uses
+(`scripts/make_clip.py` is its command).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
-from loguru import logger
 from PIL import Image
 
 OBJECT_SIZE = 48
@@ -54,23 +51,16 @@ def write_jpeg_folder(folder: Path, frames: list[np.ndarray]) -> Path:
     return folder
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("demo/clip"))
-    parser.add_argument("--frames", type=int, default=60)
-    args = parser.parse_args(argv)
-    frames, boxes = make_frames(args.frames)
-    write_jpeg_folder(args.out, frames)
+def write_clip(out: Path, frames: list[np.ndarray], boxes: list[tuple]) -> Path:
+    """JPEG folder, .mp4 beside it and the ground truth file; returns the ground truth path."""
+    write_jpeg_folder(out, frames)
     height, width = frames[0].shape[:2]
-    video = cv2.VideoWriter(str(args.out.with_suffix(".mp4")), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (width, height))
-    for frame in frames:
-        video.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    video.release()
-    truth = args.out.parent / f"{args.out.name}_groundtruth.txt"
+    video = cv2.VideoWriter(str(out.with_suffix(".mp4")), cv2.VideoWriter_fourcc(*"mp4v"), CLIP_FPS, (width, height))
+    try:
+        for frame in frames:
+            video.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        video.release()
+    truth = out.parent / f"{out.name}_groundtruth.txt"
     truth.write_text("".join(f"{x},{y},{w},{h}\n" for x, y, w, h in boxes))
-    logger.info("wrote {} frames to {}/ and {}, ground truth {}", len(frames), args.out, args.out.with_suffix(".mp4"), truth)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return truth
