@@ -24,7 +24,7 @@ from loguru import logger
 
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
-from app.benchmarks.metrics import box_iou
+from app.benchmarks.metrics import box_agreement, box_iou
 from app.live import heap
 from app.media import colour_clip, textured_clip
 from app.samurai import preprocess
@@ -74,11 +74,6 @@ def track(manifest: Manifest, runners, frames: list[np.ndarray], box_xywh, resiz
     tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(frames))
     results = [tracker.step(i, f, prompt_box(box_xywh) if i == 0 else None) for i, f in enumerate(frames)]
     return [r.mask_index for r in results], np.array([box_or_missing(r.box) for r in results], dtype=np.float64)
-
-
-def box_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Box IoU, with two identical boxes (empty ones included) counting as full agreement."""
-    return np.where(np.all(a == b, axis=1), 1.0, box_iou(a, b))
 
 
 def compare(manifest: Manifest, runners, frames, boxes, resize_ms: dict[str, float]) -> list[Row]:

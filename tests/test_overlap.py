@@ -30,9 +30,9 @@ from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from scripts import bench
+from tests.fast_camera import FAST_CAMERA_FPS, FastCamera
 from tests.installed import needs
 from tests.synthetic import make_frames, write_jpeg_folder
-from tests.test_pipeline import SOURCE_FPS, FastCamera
 
 RANDOM_FRAMES = 6
 LEAVE_FRAMES = 12
@@ -246,7 +246,7 @@ def test_cli_overlap_gives_the_same_outputs_and_is_off_by_default(demo_models, t
 
 def test_live_sources_never_overlap():
     """A live run takes the newest frame when it is free; taking it a per-object pass earlier would age every result."""
-    camera = FastCamera(SOURCE_FPS, make_frames(1)[0][0])
+    camera = FastCamera(FAST_CAMERA_FPS, make_frames(1)[0][0])
     source = CameraSource(0, capture_factory=lambda _device: camera)
     try:
         loop = TrackingLoop(source, lambda: None, TrackController(source.size), [], overlap=True)
