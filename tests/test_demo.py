@@ -181,14 +181,12 @@ def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks, o
         assert np.logical_and(mask, reference).sum() / union >= MIN_MASK_IOU, f"frame {frame.result.frame_idx}"
 
 
-def test_acl_backend_gives_the_same_track(acl, demo_models, demo_clip, tmp_path, capsys):
+def test_acl_backend_gives_the_same_track(acl, demo_om, demo_clip, tmp_path, capsys):
     """The CLI on the emulated NPU (.om from the stand-in ATC) writes the same track.txt as ONNX Runtime."""
     from app import run
-    from convert.atc_args import Settings
-    from tests.ascend_helpers import SOC, convert, linked_copy
 
     folder, _, boxes = demo_clip
-    models = convert(linked_copy(demo_models, tmp_path / "om"), Settings(SOC))
+    models = demo_om
     x, y, w, h = boxes[0]
     tracks = {}
     for backend in ("acl", "onnx"):
