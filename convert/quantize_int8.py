@@ -43,6 +43,7 @@ from loguru import logger
 from acl_models.base import BackendError, WrappedRunner, import_problem
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import INT8_GRAPHS, INT8_KEY, int8_file_name
+from app.media import colour_clip, textured_clip
 from app.samurai.config import load_config
 from app.samurai.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
@@ -62,11 +63,9 @@ class Clip:
 
 def calibration_clips(frames: int | None, seed: int = CALIBRATION_SEED) -> list[Clip]:
     """The generated clips the samples come from, each cut to `frames` frames when given."""
-    from scripts import make_clip, make_demo_clip
-
     clips = []
-    for name, make in (("demo", make_demo_clip.make_frames), ("leave", make_demo_clip.make_leave_frames),
-                       ("textured", make_clip.make_frames)):
+    for name, make in (("demo", colour_clip.make_frames), ("leave", colour_clip.make_leave_frames),
+                       ("textured", textured_clip.make_frames)):
         images, boxes = make(seed=seed)
         x, y, w, h = boxes[0]
         clips.append(Clip(name, images[:frames] if frames else images, (x, y, x + w, y + h)))

@@ -66,12 +66,12 @@ from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import INT8_GRAPHS, INT8_KEY, PRECISIONS, openvino_problem, supported_precisions
 from acl_models.select import DEFAULT_PRECISION, runner_factory
 from app.live import heap
+from app.media.textured_clip import make_frames, scaled_clip, write_jpeg_folder
 from app.samurai import preprocess
 from app.samurai.config import load_config
 from app.samurai.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import SamuraiTracker
-from scripts.make_clip import make_frames, scaled_clip, write_jpeg_folder
 from scripts.null_models import Recording, RecordingError, RecordingRunner
 
 RSS_REFERENCE_FRAME = 100

@@ -33,11 +33,11 @@ from app.media.drawing import annotate
 from app.media.outputs import MaskWriter, TrackWriter, VideoWriter
 from app.media.prompt import Box
 from app.media.sources import CameraSource, FolderSource
+from app.media.textured_clip import make_frames, write_jpeg_folder
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from scripts.bench import TimedRunner
-from scripts.make_clip import make_frames, write_jpeg_folder
 
 # The bound of the live target: one tracker step + one source frame + this.
 LATENCY_MARGIN_MS = 20.0

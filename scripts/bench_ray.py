@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from scripts.make_demo_clip import make_frames
+from app.media.colour_clip import make_frames
 
 REPO = Path(__file__).resolve().parents[1]
 CLASS = "red"  # LaSOT folder class of the generated sequences
@@ -48,7 +48,7 @@ def export_demo(out: Path, image_size: int) -> Path:
     import torch
 
     from convert.export_onnx import export
-    from scripts.make_demo_checkpoint import demo_state_dict
+    from convert.demo_checkpoint import demo_state_dict
 
     checkpoint = out / "demo_colour_sam2.1_hiera_tiny.pt"
     torch.save({"model": demo_state_dict()}, checkpoint)

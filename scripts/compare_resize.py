@@ -24,18 +24,18 @@ from loguru import logger
 
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
-from app.benchmarks.metrics import box_iou
+from app.benchmarks.metrics import box_agreement, box_iou
 from app.live import heap
+from app.media import colour_clip, textured_clip
 from app.samurai import preprocess
 from app.samurai.boxes import box_or_missing
 from app.samurai.config import load_config
 from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
-from scripts import make_clip, make_demo_clip
 from scripts.bench import CPU_CLOCK, parse_size, prompt_box
 
 EXACT = "pil_bicubic"
-CLIPS = {"demo": make_demo_clip.make_frames, "textured": make_clip.make_frames}
+CLIPS = {"demo": colour_clip.make_frames, "textured": textured_clip.make_frames}
 DEFAULT_SIZES = "640x360,1920x1080"
 
 
@@ -76,11 +76,6 @@ def track(manifest: Manifest, runners, frames: list[np.ndarray], box_xywh, resiz
     return [r.mask_index for r in results], np.array([box_or_missing(r.box) for r in results], dtype=np.float64)
 
 
-def box_agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Box IoU, with two identical boxes (empty ones included) counting as full agreement."""
-    return np.where(np.all(a == b, axis=1), 1.0, box_iou(a, b))
-
-
 def compare(manifest: Manifest, runners, frames, boxes, resize_ms: dict[str, float]) -> list[Row]:
     truth = np.asarray(boxes, dtype=np.float64)
     exact_masks, exact_boxes = track(manifest, runners, frames, boxes[0], EXACT)
@@ -118,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR {exc}", file=sys.stderr)
         return 2
     heap.keep_freed_pages()
-    clips = [make_clip.scaled_clip(frames, boxes, width, height) for width, height in sizes]
+    clips = [textured_clip.scaled_clip(frames, boxes, width, height) for width, height in sizes]
     try:
         # Timed before any inference, so that no runtime thread shares the CPU clock.
         resize_ms = [{r: time_resize(clip, manifest.image_size, r, args.repeats) for r in preprocess.RESIZES}

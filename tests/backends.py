@@ -1,4 +1,5 @@
-"""The CPU backends the tests run on: every installed one at full precision, and the recommended reduced ones."""
+"""The backends the behavioural tests run on: every installed one at full precision (ONNX Runtime, OpenVINO and the
+emulated pyACL of tests/emulated_acl), and OpenVINO's recommended reduced precisions."""
 
 from __future__ import annotations
 
@@ -12,16 +13,38 @@ import pytest
 from acl_models.base import ModelRunner
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import RECOMMENDED_REDUCED, OpenVinoRunner, openvino_problem, supported_precisions
+from acl_models.select import runner_factory
 from app.samurai.config import TrackerConfig
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
 from tests.installed import needs
 
 OPENVINO_PROBLEM = openvino_problem()
-# Every CPU backend at full precision must pass the same parity tests; OpenVINO's cases skip, naming why, only
-# off CI where it does not import (tests/installed.py).
+# Every backend at full precision must pass the same behavioural tests; OpenVINO's cases skip, naming why, only
+# off CI where it does not import (tests/installed.py). The emulated NPU always runs.
 EXACT_BACKENDS: dict[str, Callable[..., ModelRunner]] = {"onnx": OnnxRunner, "openvino": OpenVinoRunner}
-EXACT_BACKEND_PARAMS = [pytest.param("onnx"), pytest.param("openvino", marks=needs(OPENVINO_PROBLEM))]
+EMULATED_NPU = "acl"
+EXACT_BACKEND_PARAMS = [pytest.param("onnx"), pytest.param("openvino", marks=needs(OPENVINO_PROBLEM)),
+                        pytest.param(EMULATED_NPU)]
+# The emulated NPU runs the .om files of the session's stand-in ATC conversion of each export (tests/conftest.py).
+CONVERTED = {"export_128": "om_128", "export_256_variants": "om_256", "demo_models": "demo_om"}
+
+
+def models_for(request: pytest.FixtureRequest, backend: str, export: str) -> Path:
+    """The model folder `backend` reads for the session export fixture named `export`: the export on a CPU; on the
+    emulated NPU its stand-in ATC conversion, with the emulation importable as `acl` for the test (the `acl`
+    fixture)."""
+    if backend != EMULATED_NPU:
+        return request.getfixturevalue(export)
+    request.getfixturevalue("acl")
+    return request.getfixturevalue(CONVERTED[export])
+
+
+def exact_factory(backend: str, model_dir: Path, threads: int | None = None) -> Callable[[Path], ModelRunner]:
+    """Sub-model path -> its runner on `backend` at full precision (`model_dir` from `models_for`)."""
+    if backend == EMULATED_NPU:
+        return runner_factory(EMULATED_NPU, model_dir)
+    return partial(EXACT_BACKENDS[backend], threads=threads)
 
 
 def _precision_marks(precision: str) -> list[pytest.MarkDecorator]:

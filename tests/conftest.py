@@ -82,23 +82,23 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory) -> Path:
-    from scripts.make_random_checkpoint import random_state_dict
+    from convert.random_checkpoint import random_state_dict
 
     return _checkpoint_once(tmp_path_factory, "sam2.1_hiera_tiny.pt", lambda: random_state_dict("t", SEED))
 
 
 @pytest.fixture(scope="session")
 def demo_checkpoint(tmp_path_factory) -> Path:
-    """The hand-set colour checkpoint (scripts/make_demo_checkpoint.py) in the official format."""
-    from scripts.make_demo_checkpoint import demo_state_dict
+    """The hand-set colour checkpoint (convert/demo_checkpoint.py) in the official format."""
+    from convert.demo_checkpoint import demo_state_dict
 
     return _checkpoint_once(tmp_path_factory, "demo_colour_sam2.1_hiera_tiny.pt", demo_state_dict)
 
 
 @pytest.fixture(scope="session")
 def stress_checkpoint(tmp_path_factory) -> Path:
-    """Random weights with outlier residual channels and sharpened attention (scripts/make_stress_checkpoint.py)."""
-    from scripts.make_stress_checkpoint import stress_state_dict
+    """Random weights with outlier residual channels and sharpened attention (convert/stress_checkpoint.py)."""
+    from convert.stress_checkpoint import stress_state_dict
 
     return _checkpoint_once(tmp_path_factory, "stress_sam2.1_hiera_tiny.pt", lambda: stress_state_dict(SEED))
 
@@ -226,7 +226,8 @@ def leave_clip(tmp_path_factory):
     """The demo clip whose target leaves the view and returns: (folder, RGB frames, true x,y,w,h boxes)."""
     import numpy as np
 
-    from scripts.make_demo_clip import make_leave_frames, write_clip
+    from app.media.colour_clip import make_leave_frames
+    from app.media.textured_clip import write_clip
     from tests.synthetic import read_jpeg_folder
 
     frames, boxes = make_leave_frames()

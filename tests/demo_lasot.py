@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.media.colour_clip import make_frames
 from scripts import eval as eval_cli
-from scripts.make_demo_clip import make_frames
 from tests import benchmark_layouts as layouts
 
 CLIP_FRAMES = 30

@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 REPO = Path(__file__).resolve().parent.parent
 # GStreamer's Python bindings come from Debian packages, so the RTSP server runs on the system Python.
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -158,3 +160,11 @@ def start_broker(port: int, config_dir: Path) -> subprocess.Popen:
             time.sleep(POLL_S / 4)
     process.kill()
     raise RuntimeError(f"mosquitto did not start on port {port}: {process.stderr.read().decode()}")
+
+
+def scrape(base: str, headers: dict | None = None) -> dict[tuple[str, tuple], float]:
+    """The run's /metrics as (sample name, sorted labels) → value."""
+    code, body = http("GET", f"{base}/metrics", headers=headers)
+    assert code == 200, body
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body.decode()) for sample in family.samples}

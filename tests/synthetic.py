@@ -1,4 +1,4 @@
-"""Generated clips for tests (the generator lives in scripts/make_clip.py)."""
+"""Generated clips for tests (the generator lives in app/media/textured_clip.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from scripts.make_clip import make_frames, write_jpeg_folder
+from app.media.textured_clip import make_frames, write_jpeg_folder
 
 __all__ = ["make_frames", "write_jpeg_folder", "read_jpeg_folder"]
 

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 from ray.cluster_utils import Cluster
 
+from app.media.colour_clip import make_frames
 from scripts import eval as eval_cli
-from scripts.make_demo_clip import make_frames
 from tests import benchmark_layouts as layouts
 from tests.ascend_helpers import EMULATION_DIR, REPO
 from tests.demo_lasot import result_files, run_eval

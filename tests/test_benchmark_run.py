@@ -12,8 +12,8 @@ import json
 import numpy as np
 
 from app.benchmarks import runner
+from app.media.colour_clip import make_frames
 from scripts import eval as eval_cli
-from scripts.make_demo_clip import make_frames
 from tests import benchmark_layouts as layouts
 from tests.demo_lasot import SEQUENCES, result_files, run_eval
 from tests.demo_model import IMAGE_SIZE

@@ -27,7 +27,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from app.benchmarks.metrics import box_iou
-from scripts.make_demo_clip import make_frames, make_leave_frames, write_clip
+from app.media.colour_clip import make_frames, make_leave_frames
+from app.media.textured_clip import write_clip
 from tests.live_helpers import free_port, start_run, stop_process, wait_for
 
 # Debian's chromium and chromium-driver; on GitHub's Ubuntu runner (no apt chromium) its preinstalled Chrome.

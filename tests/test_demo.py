@@ -2,7 +2,7 @@
 
 Design. Random weights test the numerics of the port but not its SAMURAI
 decisions: SAM 2 and SAMURAI pick the same scattered masks (SAMURAI.md, 7).
-The hand-set colour checkpoint (`scripts/make_demo_checkpoint.py`) segments the
+The hand-set colour checkpoint (`convert/demo_checkpoint.py`) segments the
 red target (token 1), the green distractor (token 2) or both (token 3) and
 predicts IoUs from the colours' areas, and the demo clip grows the distractor
 past the target after SAMURAI's 15 warm-up frames. So plain SAM 2 selection
@@ -21,11 +21,12 @@ import pytest
 
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
+from app.media.colour_clip import make_frames
+from app.media.textured_clip import write_clip
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
-from scripts.make_demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
-from scripts.make_demo_clip import make_frames, write_clip
+from convert.demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from tests.backends import REDUCED_PRECISIONS, assert_same_decisions, reduced, track_clip
 from tests.demo_model import IMAGE_SIZE, TEST_THREADS
 from tests.reference_predictor import OFFICIAL_PARAMS
@@ -180,14 +181,12 @@ def test_samurai_matches_pytorch_reference(demo_checkpoint, demo_clip, tracks, o
         assert np.logical_and(mask, reference).sum() / union >= MIN_MASK_IOU, f"frame {frame.result.frame_idx}"
 
 
-def test_acl_backend_gives_the_same_track(acl, demo_models, demo_clip, tmp_path, capsys):
+def test_acl_backend_gives_the_same_track(acl, demo_om, demo_clip, tmp_path, capsys):
     """The CLI on the emulated NPU (.om from the stand-in ATC) writes the same track.txt as ONNX Runtime."""
     from app import run
-    from convert.atc_args import Settings
-    from tests.ascend_helpers import SOC, convert, linked_copy
 
     folder, _, boxes = demo_clip
-    models = convert(linked_copy(demo_models, tmp_path / "om"), Settings(SOC))
+    models = demo_om
     x, y, w, h = boxes[0]
     tracks = {}
     for backend in ("acl", "onnx"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app import run
 from app.media.earlier_runs import keep_earlier_run
+from tests.script_runs import run_script
 
 BOX = "20,100,40,40"  # the leave clip's first box (scripts/make_demo_clip.py)
 FIRST_FRAMES, SECOND_FRAMES = 9, 3  # the restart: 9 lines, then 3
@@ -80,16 +81,15 @@ def test_results_without_a_summary_are_named_by_their_oldest_file_and_never_over
     assert keep_earlier_run(out) is None  # nothing left to move
 
 
-def test_a_decision_log_of_two_runs_is_summarised_run_by_run(tmp_path, capsys):
-    from scripts import summarise_decisions
-
+def test_a_decision_log_of_two_runs_is_summarised_run_by_run(tmp_path):
     log = tmp_path / "decisions.jsonl"
     runs = {"2026-12-06T22:35:05.000+00:00": ["tracking", "lost"], "2026-12-06T22:40:00.000+00:00": ["tracking"]}
     log.write_text("".join(
         json.dumps({"frame": i, "object": 1, "state": s, "object_score": 1.0, "run": started}) + "\n"
         for started, states in runs.items() for i, s in enumerate(states)))
-    assert summarise_decisions.main([str(log)]) == 0
-    out = capsys.readouterr().out.splitlines()
+    done = run_script("summarise_decisions", log)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
     assert [line for line in out if not line.startswith("  ")] == [
         "run 2026-12-06T22:35:05.000+00:00:", "object 1: tracking 0, lost 1",
         "run 2026-12-06T22:40:00.000+00:00:", "object 1: tracking 0"]

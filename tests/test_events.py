@@ -14,7 +14,7 @@ from app.live.control import TrackController
 from app.publish.sse import SseBroadcaster
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
-from tests.live_helpers import SseReader, free_port, http, start_run, stop_process, wait_for
+from tests.live_helpers import SseReader, free_port, http, scrape, start_run, stop_process, wait_for
 
 BOX = [20, 100, 40, 40]  # the leave clip's first box (scripts/make_demo_clip.py)
 RUN_TIMEOUT_S = 120.0
@@ -188,7 +188,6 @@ def test_a_slow_sse_client_is_told_what_it_lost_and_a_stalled_one_is_cut_off(tmp
     from app.publish.health import HealthCheck
     from app.publish.metrics import CONTENT_TYPE, RunMetrics
     from app.serve.server import Probes
-    from tests.test_metrics import scrape
 
     Image.new("RGB", (64, 48)).save(tmp_path / "0.png")
     controller = TrackController((64, 48))

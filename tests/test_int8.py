@@ -21,12 +21,12 @@ import pytest
 from acl_models import openvino_runner
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
+from app.media.colour_clip import make_frames as make_demo_frames
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_manifest
 from convert import quantize_int8
+from convert.demo_checkpoint import TOKEN_GREEN
 from scripts import bench
-from scripts.make_demo_checkpoint import TOKEN_GREEN
-from scripts.make_demo_clip import make_frames as make_demo_frames
 from tests.ascend_helpers import linked_copy
 from tests.backends import assert_same_decisions, track_clip
 from tests.demo_model import TEST_THREADS

@@ -6,23 +6,13 @@ import json
 import signal
 import time
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.live_helpers import free_port, http, start_rtsp_server, start_run, stop_process, wait_for
+from tests.live_helpers import free_port, http, scrape, start_rtsp_server, start_run, stop_process, wait_for
 
 BOX = "20,100,40,40"  # the leave clip's first box
 ROW_BOX = "0,95,320,50"  # tests/rtsp_scene_server.py: the row of its sliding square
 RUN_TIMEOUT_S = 120.0
 OUTAGE_S = 4.0
 EXIT_OK = 0
-
-
-def scrape(base: str, headers: dict | None = None) -> dict[tuple[str, tuple], float]:
-    """(sample name, sorted labels) → value."""
-    code, body = http("GET", f"{base}/metrics", headers=headers)
-    assert code == 200, body
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(body.decode()) for sample in family.samples}
 
 
 def test_metrics_agree_with_the_summary(leave_clip, demo_models, tmp_path):

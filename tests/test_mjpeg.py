@@ -12,7 +12,7 @@ import numpy as np
 
 from app import run
 from app.benchmarks.metrics import box_iou
-from scripts.make_demo_clip import make_frames
+from app.media.colour_clip import make_frames
 from tests.mjpeg_server import MjpegServer
 
 STREAM_FPS = 25.0

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from acl_models.onnx_runner import OnnxRunner
+from app.media.textured_clip import make_frames
 from app.samurai.config import TrackerConfig
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.motion_selection import SamuraiParams
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import FrameResult, SamuraiTracker
-from scripts.make_clip import make_frames
 from tests.demo_model import TEST_THREADS as DEMO_THREADS
 
 RANDOM_FRAMES = 8

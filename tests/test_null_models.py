@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from acl_models.onnx_runner import OnnxRunner
+from app.media.textured_clip import make_frames
 from app.samurai import preprocess
 from app.samurai.config import TrackerConfig
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
-from scripts.make_clip import make_frames
 from scripts.null_models import Recording, RecordingError, RecordingRunner, ReplayRunner
 
 NUM_FRAMES = 4

@@ -19,20 +19,19 @@ import pytest
 from acl_models.acl_runner import AclResource, AclRunner
 from acl_models.base import BackendError, ModelRunner, Pending, WrappedRunner
 from acl_models.onnx_runner import OnnxRunner
-from acl_models.openvino_runner import openvino_problem
 from acl_models.select import runner_factory, split_threads
 from app import run
 from app.live.control import TrackController
 from app.live.pipeline import TrackingLoop
+from app.media.colour_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_frames
 from app.media.sources import CameraSource
 from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from scripts import bench
-from scripts.make_demo_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_frames
-from tests.installed import needs
+from tests.backends import EMULATED_NPU, EXACT_BACKEND_PARAMS, models_for
+from tests.fast_camera import FAST_CAMERA_FPS, FastCamera
 from tests.synthetic import make_frames, write_jpeg_folder
-from tests.test_pipeline import SOURCE_FPS, FastCamera
 
 RANDOM_FRAMES = 6
 LEAVE_FRAMES = 12
@@ -43,7 +42,6 @@ GREEN_X, GREEN_Y = STILL_GREEN_XY
 LEAVE_SECOND_BOX = (
     float(GREEN_X), float(GREEN_Y), float(GREEN_X + STILL_GREEN_SIZE), float(GREEN_Y + STILL_GREEN_SIZE)
 )
-BACKENDS = [pytest.param("onnx"), pytest.param("openvino", marks=needs(openvino_problem())), pytest.param("acl")]
 
 
 def _xyxy(box_xywh) -> tuple[float, float, float, float]:
@@ -52,20 +50,20 @@ def _xyxy(box_xywh) -> tuple[float, float, float, float]:
 
 
 @pytest.fixture(scope="module")
-def random_clip(export_128):
+def random_clip():
     frames, boxes = make_frames(RANDOM_FRAMES)
-    return export_128, frames, [_xyxy(boxes[0]), RANDOM_SECOND_BOX]
+    return frames, [_xyxy(boxes[0]), RANDOM_SECOND_BOX]
 
 
 @pytest.fixture(scope="module")
-def leave(demo_models):
+def leave():
     """The leave-and-return clip, in fewer frames (the target still leaves the view and comes back), at 128 px."""
     frames, truth = make_leave_frames(LEAVE_FRAMES)
-    return demo_models, frames, [_xyxy(truth[0]), LEAVE_SECOND_BOX]
+    return frames, [_xyxy(truth[0]), LEAVE_SECOND_BOX]
 
 
-# The session's stand-in ATC conversion of each clip's models (the emulated pyACL runs its .om files).
-OM_OF_CLIP = {"random_clip": "om_128", "leave": "demo_om"}
+# The session export each clip is tracked with: random weights, and the colour model that sees the target leave.
+EXPORT_OF_CLIP = {"random_clip": "export_128", "leave": "demo_models"}
 
 
 def _track(model_dir: Path, frames, boxes, backend: str, overlap: bool) -> list[dict]:
@@ -110,18 +108,17 @@ def _assert_identical(overlapped: list[dict], sequential: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("objects", [1, 2])
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
 @pytest.mark.parametrize("clip", ["random_clip", "leave"])
 def test_overlapped_equals_sequential_bit_for_bit(request, clip, backend, objects):
-    model_dir, frames, boxes = request.getfixturevalue(clip)
-    if backend == "acl":
-        acl = request.getfixturevalue("acl")
-        model_dir = request.getfixturevalue(OM_OF_CLIP[clip])
+    frames, boxes = request.getfixturevalue(clip)
+    model_dir = models_for(request, backend, EXPORT_OF_CLIP[clip])
     sequential = _track(model_dir, frames, boxes[:objects], backend, overlap=False)
     overlapped = _track(model_dir, frames, boxes[:objects], backend, overlap=True)
     _assert_identical(overlapped, sequential)
-    if backend == "acl":
+    if backend == EMULATED_NPU:
         # Every frame's encoder went through execute_async and a stream synchronisation; nothing is left queued.
+        acl = request.getfixturevalue("acl")
         assert acl.async_executions() == len(frames)
         assert acl.live() == {}
     if clip == "leave":  # the run covers the target leaving and coming back, not only easy frames
@@ -145,8 +142,8 @@ class _Logged(WrappedRunner):
         return self.runner.submit(inputs)
 
 
-def test_next_encoder_is_submitted_before_this_frame_is_tracked(random_clip):
-    model_dir, frames, boxes = random_clip
+def test_next_encoder_is_submitted_before_this_frame_is_tracked(random_clip, export_128):
+    model_dir, (frames, boxes) = export_128, random_clip
     manifest = load_manifest(model_dir)
     log: list[str] = []
     runners = {k: _Logged(v, log) for k, v in open_runners(manifest, runner_factory("onnx", model_dir)).items()}
@@ -246,7 +243,7 @@ def test_cli_overlap_gives_the_same_outputs_and_is_off_by_default(demo_models, t
 
 def test_live_sources_never_overlap():
     """A live run takes the newest frame when it is free; taking it a per-object pass earlier would age every result."""
-    camera = FastCamera(SOURCE_FPS, make_frames(1)[0][0])
+    camera = FastCamera(FAST_CAMERA_FPS, make_frames(1)[0][0])
     source = CameraSource(0, capture_factory=lambda _device: camera)
     try:
         loop = TrackingLoop(source, lambda: None, TrackController(source.size), [], overlap=True)

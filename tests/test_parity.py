@@ -19,7 +19,6 @@ by a CPU connected-components function so both sides fill holes.
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
 
 import numpy as np
 import pytest
@@ -30,10 +29,11 @@ from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
 from tests.backends import (
     EXACT_BACKEND_PARAMS,
-    EXACT_BACKENDS,
     REDUCED_PRECISIONS,
     assert_same_decisions,
+    exact_factory,
     mask_iou,
+    models_for,
     reduced,
 )
 from tests.demo_model import TEST_THREADS
@@ -85,12 +85,14 @@ def ours(export_128, clip):
     x, y, w, h = boxes[0]
     runs = {}
 
-    def get(mode, overrides=None, backend="onnx", precision="f32"):
+    def get(mode, overrides=None, backend="onnx", precision="f32", models=None):
+        """`models`: the folder `backend` reads (tests.backends.models_for), the export by default."""
         key = (mode, tuple(sorted((overrides or {}).items())), backend, precision)
         if key not in runs:
-            exact = partial(EXACT_BACKENDS[backend], threads=TEST_THREADS)
+            model_dir = models or export_128
+            exact = exact_factory(backend, model_dir, TEST_THREADS)
             factory = reduced(precision, TEST_THREADS) if precision != "f32" else exact
-            runs[key] = _ours(export_128, images, (x, y, x + w, y + h), mode, overrides or {}, factory)
+            runs[key] = _ours(model_dir, images, (x, y, x + w, y + h), mode, overrides or {}, factory)
         return runs[key]
 
     return get
@@ -120,18 +122,18 @@ def _check_masks(results, masks, logits):
 
 
 @pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
-def test_sam2_mode_matches_official_predictor(official, ours, backend):
+def test_sam2_mode_matches_official_predictor(request, official, ours, backend):
     run = official()
-    _check_masks(ours("sam2", backend=backend), run.masks, run.logits)
+    _check_masks(ours("sam2", backend=backend, models=models_for(request, backend, "export_128")), run.masks, run.logits)
 
 
 @pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
 @pytest.mark.parametrize("overrides", SAMURAI_OVERRIDES)
-def test_samurai_mode_matches_reference(official, ours, overrides, backend):
+def test_samurai_mode_matches_reference(request, official, ours, overrides, backend):
     """The second parameter set reaches the Kalman-weighted branch and the memory filter within 32 frames."""
     run = official(overrides)
     reference, masks, logits = run.predictor, run.masks, run.logits
-    results = ours("samurai", overrides, backend)
+    results = ours("samurai", overrides, backend, models=models_for(request, backend, "export_128"))
     for r in results[1:]:
         log = reference.log[r.frame_idx]
         assert r.mask_index - 1 == log.index, f"frame {r.frame_idx}"

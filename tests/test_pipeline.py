@@ -20,11 +20,12 @@ from app.samurai.config import load_config
 from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from tests.demo_model import TEST_THREADS
+from tests.fast_camera import FAST_CAMERA_FPS, FastCamera
+from tests.script_runs import run_script
 from tests.synthetic import make_frames, write_jpeg_folder
 
 NUM_FRAMES = 8
 # The synthetic live source: 100 frames per second, far faster than the tracker, until it has tracked enough.
-SOURCE_FPS = 100.0
 TRACKED_FRAMES = 10
 # RSS may move by allocator noise, never by a queue that grows with the frames.
 RSS_GROWTH_LIMIT_MB = 25
@@ -66,34 +67,6 @@ def test_pipelined_and_sequential_give_the_same_outputs(folder, export_128, tmp_
         assert summary["per_frame"] == "step" and summary["latency_ms"] is None
 
 
-class FastCamera:
-    """A live feed faster than the tracker that never ends by itself: frame k carries k in its pixels."""
-
-    def __init__(self, fps: float, image: np.ndarray):
-        self.period, self.image = 1.0 / fps, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        self.reads = 0
-        self.read_times: list[float] = []
-        self._next = time.monotonic()
-
-    def isOpened(self) -> bool:
-        return True
-
-    def read(self):
-        self._next += self.period
-        time.sleep(max(0.0, self._next - time.monotonic()))
-        frame = self.image.copy()
-        frame[0, 0] = (self.reads % 256, self.reads // 256, 0)
-        self.reads += 1
-        self.read_times.append(time.monotonic())
-        return True, frame
-
-    def release(self) -> None:
-        """Nothing to free."""
-
-    def get(self, prop: int) -> float:
-        return SOURCE_FPS if prop == cv2.CAP_PROP_FPS else 0.0
-
-
 def test_live_source_faster_than_the_tracker(demo_models):
     frames, boxes = make_frames(1)
     manifest = load_manifest(demo_models)
@@ -109,7 +82,7 @@ def test_live_source_faster_than_the_tracker(demo_models):
             if len(results) == TRACKED_FRAMES:
                 controller.stop()
 
-    camera = FastCamera(SOURCE_FPS, frames[0])
+    camera = FastCamera(FAST_CAMERA_FPS, frames[0])
     source = CameraSource(0, capture_factory=lambda _device: camera)
     controller = TrackController(source.size)
     controller.track(Prompt(Box(*boxes[0])))
@@ -140,12 +113,10 @@ def test_live_source_faster_than_the_tracker(demo_models):
     assert not [t.name for t in threading.enumerate() if t.name in ("frame-feed", "output-writer")]
 
 
-def test_bench_live_prints_its_figures(demo_models, capsys):
-    from scripts import bench_live
-
-    args = ["--model-dir", str(demo_models), "--live-seconds", "2", "--file-frames", "3", "--size", "160x120",
-            "--threads", str(TEST_THREADS)]
-    assert bench_live.main(args) == 0
-    out = capsys.readouterr().out
+def test_bench_live_prints_its_figures(demo_models):
+    done = run_script("bench_live", "--model-dir", demo_models, "--live-seconds", 2, "--file-frames", 3,
+                      "--size", "160x120", "--threads", TEST_THREADS)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     for figure in ("tracker", "latency p50", "p95", "dropped", "age of a frame", "sequential", "pipelined", "ratio"):
         assert figure in out, out

@@ -23,7 +23,7 @@ from onnx import TensorProto, helper
 
 from convert.atc_args import DEFAULT_PRECISION
 from convert.precision import ATC_PRECISION, KEEP_SENSITIVE_FP32, MODES, imitate, sensitive_nodes
-from scripts.precision_study import cheapest_keeping, clip_frames, study
+from convert.precision_study import cheapest_keeping, clip_frames, study
 from tests.demo_model import IMAGE_SIZE
 
 # The colour model does not depend on resolution, and the stress checkpoint's outliers are
@@ -85,7 +85,7 @@ def _layer_norm_inputs(checkpoint: Path) -> dict[str, tuple[float, float]]:
 
 
 def _stated_overflows() -> set[str]:
-    """Where scripts/make_stress_checkpoint.py says LayerNorm inputs carry outliers.
+    """Where convert/stress_checkpoint.py says LayerNorm inputs carry outliers.
 
     Each Hiera stage's first block adds them and the next stage's projection drops them:
     every norm1 after block 0, and the norm2 of every block that does not start a stage.
@@ -119,8 +119,8 @@ def _session(path: Path) -> ort.InferenceSession:
 
 
 def test_stress_script_reports_the_overflowing_layer_norms(stress_export):
-    """scripts/make_stress_checkpoint.py's table (2 frames: the second runs memory attention) agrees with the hooks."""
-    from scripts.make_stress_checkpoint import activation_report
+    """convert/stress_checkpoint.py's table (2 frames: the second runs memory attention) agrees with the hooks."""
+    from convert.stress_checkpoint import activation_report
 
     rows = [[c.strip() for c in row.strip("|").split("|")] for row in activation_report(stress_export, 2, THREADS)[2:]]
     over = {}

@@ -37,7 +37,7 @@ MIN_MASK_IOU = 0.99
 def gated(tmp_path_factory):
     """(checkpoint, exported models) of the demo checkpoint with a constant GATED_SCORE object score."""
     from convert.export_onnx import export
-    from scripts.make_demo_checkpoint import demo_state_dict
+    from convert.demo_checkpoint import demo_state_dict
 
     state = demo_state_dict()
     state[SCORE_HEAD + ".weight"].zero_()

@@ -9,11 +9,15 @@ from functools import partial
 import numpy as np
 
 from acl_models.onnx_runner import OnnxRunner
+from app.benchmarks.metrics import box_agreement
+from app.media.colour_clip import LEAVE_FRAMES
+from app.media.textured_clip import make_frames, scaled_clip
 from app.samurai import preprocess
 from app.samurai.config import load_config
 from app.samurai.model_bundle import SUBMODELS as SUBMODEL_NAMES
-from scripts import bench, compare_resize, evaluate, make_clip, make_demo_clip, profile_stages
+from scripts import bench
 from tests.backends import track_clip
+from tests.script_runs import run_script
 
 
 def test_bench_prints_its_figures(export_256_variants, capsys):
@@ -27,9 +31,9 @@ def test_bench_prints_its_figures(export_256_variants, capsys):
 
 def test_leave_clip(tmp_path):
     clip = tmp_path / "leave"
-    assert make_demo_clip.main(["--leave", "--out", str(clip)]) == 0
+    assert run_script("make_demo_clip", "--leave", "--out", clip).returncode == 0
     truth = (tmp_path / "leave_groundtruth.txt").read_text().splitlines()
-    assert len(list(clip.glob("*.jpg"))) == len(truth) == make_demo_clip.LEAVE_FRAMES
+    assert len(list(clip.glob("*.jpg"))) == len(truth) == LEAVE_FRAMES
     assert "0,0,0,0" in truth and truth[0] != "0,0,0,0" and truth[-1] != "0,0,0,0"
 
 
@@ -61,17 +65,17 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(np.all(a == b, axis=1), 1.0, iou)
 
 
-def test_compare_resize_prints_every_choice(export_256_variants, capsys):
+def test_compare_resize_prints_every_choice(export_256_variants):
     frames_n, width, height = 3, 200, 120
-    assert compare_resize.main(["--model-dir", str(export_256_variants), "--clip", "textured",
-                                "--frames", str(frames_n), "--sizes", f"{width}x{height}", "--repeats", "1",
-                                "--threads", "1"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    done = run_script("compare_resize", "--model-dir", export_256_variants, "--clip", "textured", "--frames", frames_n,
+                      "--sizes", f"{width}x{height}", "--repeats", 1, "--threads", 1)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
     assert lines[0].startswith(f"textured clip at {width}x{height}, {frames_n} frames") and "ms/frame" in lines[1]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert list(rows) == list(preprocess.RESIZES)
     # Each resize tracked here separately; the table must report the same agreement with pil_bicubic.
-    frames, boxes = make_clip.scaled_clip(*compare_resize.CLIPS["textured"](frames_n), width, height)
+    frames, boxes = scaled_clip(*make_frames(frames_n), width, height)
     x, y, w, h = boxes[0]
     runs = {}
     for resize in preprocess.RESIZES:
@@ -89,7 +93,7 @@ def test_compare_resize_prints_every_choice(export_256_variants, capsys):
 def test_box_agreement_counts_identical_boxes_as_one():
     a = np.array([[0, 0, 0, 0], [10, 10, 4, 4], [10, 10, 4, 4]], dtype=np.float64)
     b = np.array([[0, 0, 0, 0], [10, 10, 4, 4], [12, 10, 4, 4]], dtype=np.float64)
-    np.testing.assert_allclose(compare_resize.box_agreement(a, b), [1.0, 1.0, 8 / 24])
+    np.testing.assert_allclose(box_agreement(a, b), [1.0, 1.0, 8 / 24])
 
 
 def test_bench_side_by_side_with_the_official_predictor(export_256_variants, checkpoint, capsys):
@@ -110,29 +114,27 @@ def test_bench_side_by_side_with_the_official_predictor(export_256_variants, che
     assert rows["onnx:fp32+overlap"][-2:] == ["0", "1.000"]
 
 
-def test_clip_and_evaluation(tmp_path, capsys):
+def test_clip_and_evaluation(tmp_path):
     clip = tmp_path / "clip"
-    assert make_clip.main(["--out", str(clip), "--frames", "5"]) == 0
+    assert run_script("make_clip", "--out", clip, "--frames", 5).returncode == 0
     truth = tmp_path / "clip_groundtruth.txt"
     assert len(list(clip.glob("*.jpg"))) == 5 and len(truth.read_text().splitlines()) == 5
-    assert evaluate.main([str(truth), str(truth)]) == 0
-    assert "success AUC 0.952, precision@20px 1.000" in capsys.readouterr().out
-    assert evaluate.main([str(tmp_path / "missing.txt"), str(truth)]) == 2
+    done = run_script("evaluate", truth, truth)
+    assert done.returncode == 0 and "success AUC 0.952, precision@20px 1.000" in done.stdout
+    assert run_script("evaluate", tmp_path / "missing.txt", truth).returncode == 2
 
 
-def test_summarise_decisions(tmp_path, capsys):
-    from scripts import summarise_decisions
-
+def test_summarise_decisions(tmp_path):
     log = tmp_path / "log.jsonl"
     states = ["tracking", "tracking", "lost", "tracking"]
     log.write_text("".join(
         json.dumps({"frame": i, "object": 1, "state": s, "object_score": 2.0 if s == "tracking" else -3.0}) + "\n"
         for i, s in enumerate(states)
     ))
-    assert summarise_decisions.main([str(log)]) == 0
-    out = capsys.readouterr().out
-    assert "object 1: tracking 0-1, lost 2, tracking 3" in out and "2.0 2.0 -3.0 2.0" in out
-    assert summarise_decisions.main([str(tmp_path / "missing.jsonl")]) == 2
+    done = run_script("summarise_decisions", log)
+    assert done.returncode == 0
+    assert "object 1: tracking 0-1, lost 2, tracking 3" in done.stdout and "2.0 2.0 -3.0 2.0" in done.stdout
+    assert run_script("summarise_decisions", tmp_path / "missing.jsonl").returncode == 2
 
 
 def test_bench_memory_prints_state_and_rss(export_256_variants, tmp_path, capsys):
@@ -143,10 +145,11 @@ def test_bench_memory_prints_state_and_rss(export_256_variants, tmp_path, capsys
     assert lines[2].startswith("  frame      3: tracker state ") and " MB, RSS " in lines[2]
 
 
-def test_profile_stages_times_every_graph_against_the_official_call(demo_checkpoint, demo_models, capsys):
-    assert profile_stages.main(["--checkpoint", str(demo_checkpoint), "--model-dir", str(demo_models),
-                                "--threads", "1", "--repeats", "1", "--ops"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+def test_profile_stages_times_every_graph_against_the_official_call(demo_checkpoint, demo_models):
+    done = run_script("profile_stages", "--checkpoint", demo_checkpoint, "--model-dir", demo_models, "--threads", 1,
+                      "--repeats", 1, "--ops")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
     rows = {line.split()[0]: line.split() for line in lines if line.split() and line.split()[0] in SUBMODEL_NAMES}
     assert list(rows) == list(SUBMODEL_NAMES)
     for name, (_, ours, theirs, ratio) in rows.items():
@@ -160,7 +163,8 @@ def test_profile_stages_times_every_graph_against_the_official_call(demo_checkpo
     assert len(shares) == len(SUBMODEL_NAMES)
 
 
-def test_profile_stages_refuses_a_folder_without_models(demo_checkpoint, tmp_path, capsys):
-    assert profile_stages.main(["--checkpoint", str(demo_checkpoint), "--model-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
+def test_profile_stages_refuses_a_folder_without_models(demo_checkpoint, tmp_path):
+    done = run_script("profile_stages", "--checkpoint", demo_checkpoint, "--model-dir", tmp_path)
+    assert done.returncode == 2
+    err = done.stderr
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1

@@ -15,7 +15,8 @@ import json
 
 import pytest
 
-from scripts.make_demo_clip import make_leave_frames, write_clip
+from app.media.colour_clip import make_leave_frames
+from app.media.textured_clip import write_clip
 from tests.live_helpers import free_port, http, start_run, status, stop_process, wait_for
 
 # Long enough that the run is still going while the test adds and drops objects on a busy machine.
