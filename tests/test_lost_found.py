@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.media.outputs import EMPTY_BOX, kalman_box
 from app.samurai.config import TrackerConfig
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
 from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE
 from tests.demo_model import TEST_THREADS as DEMO_THREADS
@@ -98,9 +98,8 @@ def test_samurai_decision_log_matches_reference(
 def test_sam2_mode_lost_and_found_matches_official(demo_checkpoint, demo_models, leave_clip, official_run):
     folder, images, truth = leave_clip
     official = official_run(demo_checkpoint, folder, _prompt(truth), DEMO_IMAGE_SIZE)
-    manifest = load_manifest(demo_models)
-    runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=DEMO_THREADS))
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(mode="sam2"), num_frames=len(images))
+    bundle = open_bundle_with(demo_models, lambda path: OnnxRunner(path, threads=DEMO_THREADS))
+    tracker = SamuraiTracker(bundle, TrackerConfig(mode="sam2"), num_frames=len(images))
     results = [tracker.step(i, image, _prompt(truth) if i == 0 else None) for i, image in enumerate(images)]
     for r in results:
         i = r.frame_idx

@@ -8,11 +8,11 @@ from functools import partial
 
 import numpy as np
 
+from acl_models.manifest import SUBMODELS as SUBMODEL_NAMES
 from acl_models.onnx_runner import OnnxRunner
 from app.media.outputs import box_from_mask
 from app.samurai import preprocess
 from app.samurai.config import load_config
-from app.samurai.model_bundle import SUBMODELS as SUBMODEL_NAMES
 from scripts import bench, compare_resize, evaluate, make_clip, make_demo_clip, profile_stages
 from tests.backends import track_clip
 
