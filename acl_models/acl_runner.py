@@ -11,7 +11,6 @@ the inputs it is given; there is no padding and no nearest gear.
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -20,6 +19,7 @@ import numpy as np
 from loguru import logger
 
 from acl_models.base import BackendError, ModelRunner, Pending
+from acl_models.manifest import MANIFEST_FILE, load_manifest
 
 SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
 
@@ -237,10 +237,10 @@ class _Binding:
 
 
 def _manifest_entry(om_path: Path) -> dict:
-    manifest = om_path.parent / "manifest.json"
+    manifest = om_path.parent / MANIFEST_FILE
     if not manifest.is_file():
         raise BackendError(f"{manifest} not found; keep the .om files in the folder convert/export_onnx.py wrote")
-    entry = json.loads(manifest.read_text())["models"].get(om_path.stem)
+    entry = load_manifest(om_path.parent).models.get(om_path.stem)
     if entry is None:
         raise BackendError(f"{manifest} lists no model '{om_path.stem}'; re-export and reconvert")
     return entry

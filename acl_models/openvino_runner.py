@@ -21,7 +21,6 @@ optional `[openvino]` extra is not installed.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 from loguru import logger
 
 from acl_models.base import BackendError, ModelRunner, Pending, import_problem
+from acl_models.manifest import MANIFEST_FILE, load_manifest
 
 DEVICE = "CPU"
 # --precision -> (OpenVINO element type name, the OPTIMIZATION_CAPABILITIES entry the CPU must report).
@@ -102,8 +102,8 @@ def int8_file_name(name: str) -> str:
 
 def int8_graph(path: Path) -> Path:
     """The quantised IR of the ONNX graph `path`, as its folder's manifest.json lists it."""
-    manifest = path.parent / "manifest.json"
-    entry = json.loads(manifest.read_text())["models"].get(path.stem, {}) if manifest.is_file() else {}
+    listed = (path.parent / MANIFEST_FILE).is_file()
+    entry = load_manifest(path.parent).models.get(path.stem, {}) if listed else {}
     graph = path.parent / entry[INT8_KEY] if INT8_KEY in entry else None
     if graph is None or not graph.is_file():
         raise BackendError(

@@ -8,7 +8,6 @@ runtime for these graphs), otherwise ONNX Runtime, saying why. Asking for
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -17,6 +16,7 @@ from loguru import logger
 
 from acl_models.acl_runner import SET_ENV, AclResource, AclRunner
 from acl_models.base import BackendError, ModelRunner, import_problem
+from acl_models.manifest import MANIFEST_FILE, load_manifest
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import INSTALL_HINT, OpenVinoRunner, check_precision, openvino_problem
 
@@ -34,10 +34,10 @@ def _pyacl_problem() -> str | None:
 
 
 def _missing_om(model_dir: Path) -> list[str]:
-    manifest = model_dir / "manifest.json"
+    manifest = model_dir / MANIFEST_FILE
     if not manifest.is_file():
         raise BackendError(f"{manifest} not found; export with `python convert/export_onnx.py --out {model_dir}`")
-    names = json.loads(manifest.read_text())["models"]
+    names = load_manifest(model_dir).models
     return [f"{name}.om" for name in names if not (model_dir / f"{name}.om").is_file()]
 
 
@@ -128,25 +128,31 @@ class _CpuFactory:
         return self._make(path, threads=self._threads[0 if encoder else 1], **self._options)
 
 
+def check_backend_precision(backend: str, precision: str) -> None:
+    """Raise BackendError unless `backend` (a chosen one, not "auto") computes in `precision`: only OpenVINO takes one."""
+    if backend == "openvino":
+        check_precision(precision)
+    elif precision != DEFAULT_PRECISION:
+        raise BackendError(
+            f"--precision {precision} is OpenVINO's; on {backend} use "
+            + ("--onnx-variant" if backend == "onnx" else "convert/atc_all.sh --precision")
+        )
+
+
 def runner_factory(
     backend: str, model_dir: Path, resource: AclResource | None = None, precision: str = DEFAULT_PRECISION,
     threads: int | None = None, overlap: bool = False,
 ) -> Callable[[Path], ModelRunner]:
-    """path of a sub-model's .onnx -> its runner on `backend` (as app.samurai.model_bundle.open_runners expects).
+    """path of a sub-model's .onnx -> its runner on `backend` (as acl_models.bundle.open_runners expects).
 
     `precision` (f32, bf16, fp16) is OpenVINO's; the other backends only take f32 here.
     `threads` (default: every core) is what the CPU runtimes use, split between
     the image encoder and the rest when the run overlaps frames (`split_threads`).
     """
     chosen = choose_backend(model_dir, backend)[0] if backend == "auto" else backend
+    check_backend_precision(chosen, precision)
     if chosen == "openvino":
-        check_precision(precision)
         return _CpuFactory(OpenVinoRunner, split_threads(threads, overlap), precision=precision)
-    if precision != DEFAULT_PRECISION:
-        raise BackendError(
-            f"--precision {precision} is OpenVINO's; on {chosen} use "
-            + ("--onnx-variant" if chosen == "onnx" else "convert/atc_all.sh --precision")
-        )
     if chosen == "acl":
         return _AclFactory(resource)
     if chosen == "onnx":

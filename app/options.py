@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from acl_models.manifest import ModelFolderError, load_manifest
 from app.media.outputs import MAX_OBJECT_ID
 from app.media.prompt import command_line_boxes, shown
 from app.media.source_spec import parse_camera
@@ -24,7 +25,6 @@ from app.media.streams import is_stream_url
 from app.publish.jsonl import STDOUT
 from app.publish.mqtt import parse_publish_url
 from app.samurai.config import check_config
-from app.samurai.model_bundle import ModelFolderError, load_manifest
 from app.serve.address import ServeError, parse_serve, read_token_file
 
 # argparse's own code for a bad command line, which is also the run's code for bad input (EXIT_BAD_INPUT).

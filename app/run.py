@@ -26,7 +26,9 @@ from loguru import logger
 
 from acl_models.base import BackendError
 from acl_models.openvino_runner import EXPERIMENTAL_PRECISIONS, PRECISIONS
-from acl_models.select import BACKENDS, DEFAULT_PRECISION, choose_backend, runner_factory
+from acl_models.bundle import choose_bundle
+from acl_models.manifest import Manifest, ModelFolderError
+from acl_models.select import BACKENDS, DEFAULT_PRECISION
 from app.live import heap
 from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
 from app.live.latency import LatencyStats
@@ -72,7 +74,6 @@ from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_p
 from app.publish.sd_notify import HealthNotifier
 from app.samurai.config import ConfigError, load_config
 from app.samurai.decisions import decision_record
-from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING
 from app.serve.address import ServeError, allowed_host_name
@@ -348,15 +349,10 @@ def track(args: argparse.Namespace, signals: StopSignals) -> dict:
 
 def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], broker: BrokerAddress | None,
            started: str) -> dict:
-    manifest = load_manifest(args.model_dir)
+    # Checked before the source opens; the runners open once the source says whether frames overlap.
+    models = choose_bundle(args.model_dir, args.backend, args.onnx_variant, args.precision)
+    manifest, backend = models.manifest, models.backend
     config = load_config(args.config, manifest.model_size, args.mode)
-    constants = load_constants(manifest)
-    # An ONNX Runtime variant asks for ONNX Runtime, as an OpenVINO precision asks for OpenVINO.
-    requested = "onnx" if args.backend == "auto" and args.onnx_variant != "fp32" else args.backend
-    backend, _ = choose_backend(args.model_dir, requested)
-    if backend != "onnx" and args.onnx_variant != "fp32":
-        raise BackendError(f"--onnx-variant applies to ONNX Runtime, not {backend}; use --backend onnx")
-    factory = runner_factory(backend, args.model_dir, precision=args.precision)
     boxes = first_boxes(args)
     display = args.serve is None and not args.no_display and has_display() and window_works()
     if not boxes and args.serve is None and not display and broker is None:
@@ -378,12 +374,9 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
                 serving.callback(publisher.close)
                 sinks = [*sinks, publisher]
             overlap = args.overlap and not source.is_live
-            if overlap:  # the CPU runtimes' threads split between the encoder and the rest
-                factory = runner_factory(backend, args.model_dir, precision=args.precision, overlap=True)
             logger.info("loading the {} models from {}", backend, args.model_dir)
-            runners = open_runners(manifest, factory, args.onnx_variant)
-            for runner in runners.values():
-                stack.callback(runner.close)
+            # Overlapped, the CPU runtimes' threads split between the encoder and the rest.
+            bundle = stack.enter_context(models.open(overlap=overlap))
             num_frames = source.num_frames
             if args.max_frames:
                 num_frames = min(num_frames or args.max_frames, args.max_frames)
@@ -402,7 +395,7 @@ def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], br
             progress = stack.enter_context(progress_report(num_frames, source.is_live, PERCENTILE_HIGH))
             loop = TrackingLoop(
                 source,
-                lambda: MultiObjectTracker(runners, manifest, constants, config, num_frames=num_frames),
+                lambda: MultiObjectTracker(bundle, config, num_frames=num_frames),
                 controller,
                 outputs,
                 pipelined=not args.sequential,

@@ -22,7 +22,7 @@ import onnx
 import torch
 from loguru import logger
 
-from app.samurai.model_bundle import MANIFEST_FORMAT
+from acl_models.manifest import MANIFEST_FILE, MANIFEST_FORMAT
 from convert import op_audit, reference, submodels
 from convert.checkpoint import CheckpointError, check_image_size, file_sha256, load_model
 
@@ -402,7 +402,7 @@ def export(
         "hyper": hyper_parameters(model),
         "max_abs_errors": errors,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     logger.info("exported hiera-{} at {} px to {} in {:.1f}s", size, image_size, out, time.perf_counter() - started)
     return manifest
 

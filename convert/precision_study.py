@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
+from acl_models.bundle import ModelBundle, open_bundle_with
+from acl_models.manifest import MANIFEST_FILE, SUBMODELS, load_constants, load_manifest
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
 from app.samurai.boxes import BoxXYWH, box_or_missing
 from app.samurai.config import TrackerConfig
-from app.samurai.model_bundle import SUBMODELS, load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
 from convert.precision import KEEP_SENSITIVE_FP32, MODES, imitate, keep_cost
 
@@ -104,7 +105,7 @@ def imitation_dir(model_dir: Path, mode: str, dest: Path) -> Path:
     """A copy of the model folder whose graphs imitate `mode`."""
     manifest = load_manifest(model_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(model_dir / "manifest.json", dest / "manifest.json")
+    shutil.copy(model_dir / MANIFEST_FILE, dest / MANIFEST_FILE)
     for meta in manifest.constants.values():
         shutil.copy(model_dir / meta["file"], dest / meta["file"])
     for name in SUBMODELS:
@@ -113,15 +114,11 @@ def imitation_dir(model_dir: Path, mode: str, dest: Path) -> Path:
     return dest
 
 
-def _track(runners, model_dir: Path, frames, box, config: TrackerConfig) -> list[FrameResult]:
-    """Track the clip with `runners`, then close them."""
-    manifest = load_manifest(model_dir)
-    try:
-        tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(frames))
+def _track(bundle: ModelBundle, frames, box, config: TrackerConfig) -> list[FrameResult]:
+    """Track the clip with `bundle`, then close it."""
+    with bundle:
+        tracker = SamuraiTracker(bundle, config, num_frames=len(frames))
         return [tracker.step(i, f, box if i == 0 else None) for i, f in enumerate(frames)]
-    finally:
-        for runner in runners.values():
-            runner.close()
 
 
 def _box_agreement(a: BoxXYWH | None, b: BoxXYWH | None) -> float:
@@ -139,25 +136,25 @@ def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 def study(model_dir: Path, frames, box, modes=MODES, threads: int | None = None, config=TrackerConfig()) -> list[ModeReport]:
     """One report per mode, against the float32 graphs of `model_dir`."""
     manifest = load_manifest(model_dir)
+    constants = load_constants(manifest)
 
     def runner(path: Path) -> OnnxRunner:
         return OnnxRunner(path, threads=threads)
 
-    reference = _track(open_runners(manifest, runner), model_dir, frames, box, config)
+    reference = _track(open_bundle_with(model_dir, runner), frames, box, config)
     reports = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in modes:
             report = ModeReport(mode)
             folder = imitation_dir(model_dir, mode, Path(tmp) / mode)
-            imitated = load_manifest(folder)
             tees = {
                 name: _TeeRunner(runner(model_dir / manifest.models[name]["file"]), runner(folder / manifest.models[name]["file"]))
                 for name in SUBMODELS
             }
-            _track(tees, model_dir, frames, box, config)
+            _track(ModelBundle(manifest, constants, tees), frames, box, config)
             report.errors = {name: (t.max_abs, t.max_abs / max(t.scale, 1.0)) for name, t in tees.items()}
             report.nonfinite = sum(t.nonfinite for t in tees.values())
-            results = _track(open_runners(imitated, runner), folder, frames, box, config)
+            results = _track(open_bundle_with(folder, runner), frames, box, config)
             for ours, ref in zip(results, reference):
                 if ours.mask_index != ref.mask_index:
                     report.flips.append(ref.frame_idx)

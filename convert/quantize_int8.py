@@ -41,11 +41,12 @@ import numpy as np
 from loguru import logger
 
 from acl_models.base import BackendError, WrappedRunner, import_problem
+from acl_models.bundle import open_bundle_with
+from acl_models.manifest import MANIFEST_FILE, ModelFolderError, load_manifest
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import INT8_GRAPHS, INT8_KEY, int8_file_name
 from app.media import colour_clip, textured_clip
 from app.samurai.config import load_config
-from app.samurai.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
 
 # Calibration clips are drawn with this seed; the tests and benchmarks track seed 0.
@@ -88,19 +89,14 @@ def capture_samples(
     model_dir: Path, clips: list[Clip], threads: int | None = None, graphs: tuple[str, ...] = INT8_GRAPHS
 ) -> dict[str, list[dict]]:
     """Per graph in `graphs`, every input the f32 tracker gave it over the clips."""
-    manifest = load_manifest(model_dir)
-    constants = load_constants(manifest)
-    config = load_config(None, manifest.model_size, CALIBRATION_MODE)
+    config = load_config(None, load_manifest(model_dir).model_size, CALIBRATION_MODE)
     samples: dict[str, list[dict]] = {name: [] for name in graphs}
     for clip in clips:
-        runners = open_runners(manifest, lambda path: CapturingRunner(path, threads))
-        try:
-            tracker = SamuraiTracker(runners, manifest, constants, config, num_frames=len(clip.frames))
+        with open_bundle_with(model_dir, lambda path: CapturingRunner(path, threads)) as bundle:
+            tracker = SamuraiTracker(bundle, config, num_frames=len(clip.frames))
             for i, frame in enumerate(clip.frames):
                 tracker.step(i, frame, clip.box if i == 0 else None)
-        finally:
-            for runner in runners.values():
-                runner.close()
+        runners = bundle.runners
         for name in graphs:
             samples[name] += runners[name].samples
         logger.info("calibration clip {}: {} frames, {} memory-attention samples", clip.name, len(clip.frames),
@@ -148,7 +144,7 @@ def quantize(
         "samples": {name: len(samples[name]) for name in graphs},
     }
     manifest.raw[INT8_KEY] = record
-    (model_dir / "manifest.json").write_text(json.dumps(manifest.raw, indent=2))
+    (model_dir / MANIFEST_FILE).write_text(json.dumps(manifest.raw, indent=2))
     return record
 
 

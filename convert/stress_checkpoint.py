@@ -196,27 +196,26 @@ def stress_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def activation_report(model_dir: Path, num_frames: int, threads: int | None = None) -> list[str]:
     """Track the textured clip with the export in `model_dir`; the per-node statistics as Markdown rows."""
+    from acl_models.bundle import ModelBundle
+    from acl_models.manifest import SUBMODELS, load_constants, load_manifest
     from acl_models.onnx_runner import OnnxRunner
     from app.samurai.config import TrackerConfig
-    from app.samurai.model_bundle import SUBMODELS, load_constants, load_manifest
     from app.samurai.tracker import SamuraiTracker
     from convert.activations import ActivationProbe, format_stats
     from convert.precision_study import clip_frames
 
     frames, box = clip_frames("textured", num_frames)
     manifest = load_manifest(model_dir)
+    constants = load_constants(manifest)
     probes, runners = {}, {}
     for name in SUBMODELS:
         path = model_dir / manifest.models[name]["file"]
         probes[name] = ActivationProbe(path, threads)
         runners[name] = _ProbedRunner(OnnxRunner(path, threads=threads), probes[name])
-    try:
-        tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(), num_frames=len(frames))
+    with ModelBundle(manifest, constants, runners) as bundle:
+        tracker = SamuraiTracker(bundle, TrackerConfig(), num_frames=len(frames))
         for i, frame in enumerate(frames):
             tracker.step(i, frame, box if i == 0 else None)
-    finally:
-        for runner in runners.values():
-            runner.close()
     header = [
         "| sub-model | node | op | max abs(x) | top channels (max abs) | max sum (x - mean)^2 (x 65504) "
         "| max logit range |",

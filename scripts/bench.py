@@ -62,17 +62,18 @@ import numpy as np
 from loguru import logger
 
 from acl_models.base import BackendError, Pending
+from acl_models.bundle import ModelBundle, open_bundle, open_bundle_with
+from acl_models.manifest import ModelFolderError, load_constants, load_manifest
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import INT8_GRAPHS, INT8_KEY, PRECISIONS, openvino_problem, supported_precisions
-from acl_models.select import DEFAULT_PRECISION, runner_factory
+from acl_models.replay_runner import Recording, RecordingError, RecordingRunner
+from acl_models.select import DEFAULT_PRECISION
 from app.live import heap
 from app.media.textured_clip import make_frames, scaled_clip, write_jpeg_folder
 from app.samurai import preprocess
 from app.samurai.config import load_config
-from app.samurai.model_bundle import ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import SamuraiTracker
-from scripts.null_models import Recording, RecordingError, RecordingRunner
 
 RSS_REFERENCE_FRAME = 100
 # Frames are generated once and replayed in a loop, so that a 3000-frame run
@@ -158,15 +159,14 @@ def parse_pair(pair: str) -> tuple[str, str, bool]:
     return backend, precision, overlap
 
 
-def open_pair(model_dir: Path, backend: str, precision: str, overlap: bool = False) -> dict:
-    """Runners for one backend/precision pair: ONNX Runtime takes an exported variant, OpenVINO a precision.
+def open_pair(model_dir: Path, backend: str, precision: str, overlap: bool = False) -> ModelBundle:
+    """The models of one backend/precision pair: ONNX Runtime takes an exported variant, OpenVINO a precision.
 
     Overlapped, the image encoder and the other sub-models share the cores (acl_models.select.split_threads).
     """
-    manifest = load_manifest(model_dir)
     if backend == "onnx":
-        return open_runners(manifest, runner_factory("onnx", model_dir, overlap=overlap), precision)
-    return open_runners(manifest, runner_factory(backend, model_dir, precision=precision, overlap=overlap))
+        return open_bundle(model_dir, backend, variant=precision, overlap=overlap)
+    return open_bundle(model_dir, backend, precision=precision, overlap=overlap)
 
 
 def bench_tracker(
@@ -179,10 +179,11 @@ def bench_tracker(
     A frame's latency runs from when the loop takes it (to encode it) to its result.
     """
     manifest = load_manifest(model_dir)
-    runners = runners or {k: TimedRunner(v) for k, v in open_pair(model_dir, backend, precision, overlap).items()}
+    runners = runners or open_pair(model_dir, backend, precision, overlap).wrap(TimedRunner).runners
     for runner in runners.values():
         runner.seconds, runner.calls = 0.0, 0
-    tracker = MultiObjectTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
+    bundle = ModelBundle(manifest, load_constants(manifest), runners)
+    tracker = MultiObjectTracker(bundle, load_config(None, manifest.model_size, mode))
     for obj_id, obj_box in enumerate([box, *EXTRA_BOXES][:objects], start=1):
         tracker.add(obj_id, obj_box)
     stage_ms: dict[str, float] = {}
@@ -231,25 +232,23 @@ def bench_tracker(
 
 def record_null_models(model_dir: Path, frames, box, mode: str, variant: str, path: Path) -> int:
     """Run the real models over the first RECORDED_FRAMES frames, save every output; returns the frame count."""
-    manifest = load_manifest(model_dir)
-    runners = {k: RecordingRunner(v) for k, v in open_runners(manifest, OnnxRunner, variant).items()}
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size, mode))
+    bundle = open_bundle_with(model_dir, OnnxRunner, variant).wrap(RecordingRunner)
+    manifest = bundle.manifest
+    tracker = SamuraiTracker(bundle, load_config(None, manifest.model_size, mode))
     for i, frame in enumerate(frames[:RECORDED_FRAMES]):
         tracker.step(i, frame, box if i == 0 else None)
-    Recording.from_runners(manifest, runners).save(path)
-    for runner in runners.values():
-        runner.close()
+    Recording.from_runners(manifest, bundle.runners).save(path)
+    bundle.close()
     return len(frames[:RECORDED_FRAMES])
 
 
 def bench_null_models(model_dir: Path, recording: Path, frames, box, config, num_frames: int, repeats: int) -> dict:
     """Median CPU ms (process time) per stage per tracked frame (the prompt frame excluded) over `repeats` runs."""
     manifest = load_manifest(model_dir)
-    constants = load_constants(manifest)
     replay = Recording.load(recording, manifest)
     per_frame: list[dict[str, float]] = []
     for _ in range(repeats):
-        tracker = SamuraiTracker(replay.runners(manifest), manifest, constants, config)
+        tracker = SamuraiTracker(replay.bundle(manifest), config)
         tracker.clock = tracker.encoder.clock = CPU_CLOCK
         for i in range(num_frames):
             started = CPU_CLOCK()
@@ -288,7 +287,7 @@ def report_memory(args, frames, boxes) -> None:
         count = record_null_models(args.model_dir, frames, box, args.mode, args.variant, recording)
         print(f"recorded {count} frames of sub-model outputs into {recording}")
     replay = Recording.load(recording, manifest)
-    tracker = SamuraiTracker(replay.runners(manifest), manifest, load_constants(manifest), config)
+    tracker = SamuraiTracker(replay.bundle(manifest), config)
     print(f"memory over {args.frames} frames ({args.mode} mode, null models replaying {recording}):")
     started = time.perf_counter()
     for i in range(args.frames):
@@ -515,7 +514,7 @@ def bench_overlap(args: argparse.Namespace, frames, box) -> int:
     for pair in available_pairs(args.pairs or OVERLAP_PAIRS, args.model_dir):
         backend, precision, _ = parse_pair(pair)
         opened = {
-            overlap: {k: TimedRunner(v) for k, v in open_pair(args.model_dir, backend, precision, overlap).items()}
+            overlap: open_pair(args.model_dir, backend, precision, overlap).wrap(TimedRunner).runners
             for overlap in (False, True)
         }
         runs: dict[tuple[int, bool], list[dict]] = {(n, o): [] for n in counts for o in (False, True)}

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from loguru import logger
 
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app.live.control import Prompt, TrackController
 from app.live.pipeline import LoopStats, Tracked, TrackingLoop
@@ -35,7 +36,6 @@ from app.media.prompt import Box
 from app.media.sources import CameraSource, FolderSource
 from app.media.textured_clip import make_frames, write_jpeg_folder
 from app.samurai.config import load_config
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from scripts.bench import TimedRunner
 
@@ -73,14 +73,12 @@ class PacedCamera:
 
 class Models:
     def __init__(self, model_dir: Path, variant: str, mode: str, threads: int | None):
-        self.manifest = load_manifest(model_dir)
-        runners = open_runners(self.manifest, lambda path: OnnxRunner(path, threads=threads), variant)
-        self.runners = {k: TimedRunner(v) for k, v in runners.items()}
-        self.constants = load_constants(self.manifest)
-        self.config = load_config(None, self.manifest.model_size, mode)
+        self.bundle = open_bundle_with(model_dir, lambda path: OnnxRunner(path, threads=threads), variant).wrap(TimedRunner)
+        self.runners = self.bundle.runners
+        self.config = load_config(None, self.bundle.manifest.model_size, mode)
 
     def tracker(self) -> MultiObjectTracker:
-        return MultiObjectTracker(self.runners, self.manifest, self.constants, self.config)
+        return MultiObjectTracker(self.bundle, self.config)
 
     def model_seconds(self) -> float:
         return sum(r.seconds for r in self.runners.values())

@@ -23,6 +23,8 @@ import numpy as np
 from loguru import logger
 
 from acl_models.base import BackendError
+from acl_models.bundle import ModelBundle, open_bundle_with
+from acl_models.manifest import ModelFolderError
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_agreement, box_iou
 from app.live import heap
@@ -30,7 +32,6 @@ from app.media import colour_clip, textured_clip
 from app.samurai import preprocess
 from app.samurai.boxes import box_or_missing
 from app.samurai.config import load_config
-from app.samurai.model_bundle import Manifest, ModelFolderError, load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
 from scripts.bench import CPU_CLOCK, parse_size, prompt_box
 
@@ -68,21 +69,21 @@ def time_resize(frames: list[np.ndarray], size: int, resize: str, repeats: int) 
     return float(np.median(times))
 
 
-def track(manifest: Manifest, runners, frames: list[np.ndarray], box_xywh, resize: str) -> tuple[list[int], np.ndarray]:
+def track(bundle: ModelBundle, frames: list[np.ndarray], box_xywh, resize: str) -> tuple[list[int], np.ndarray]:
     """Chosen decoder mask per frame and (N, 4) x, y, w, h boxes of the track."""
-    config = dataclasses.replace(load_config(None, manifest.model_size), resize=resize)
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(frames))
+    config = dataclasses.replace(load_config(None, bundle.manifest.model_size), resize=resize)
+    tracker = SamuraiTracker(bundle, config, num_frames=len(frames))
     results = [tracker.step(i, f, prompt_box(box_xywh) if i == 0 else None) for i, f in enumerate(frames)]
     return [r.mask_index for r in results], np.array([box_or_missing(r.box) for r in results], dtype=np.float64)
 
 
-def compare(manifest: Manifest, runners, frames, boxes, resize_ms: dict[str, float]) -> list[Row]:
+def compare(bundle: ModelBundle, frames, boxes, resize_ms: dict[str, float]) -> list[Row]:
     truth = np.asarray(boxes, dtype=np.float64)
-    exact_masks, exact_boxes = track(manifest, runners, frames, boxes[0], EXACT)
+    exact_masks, exact_boxes = track(bundle, frames, boxes[0], EXACT)
     rows = []
     for resize in preprocess.RESIZES:
         masks, track_boxes = (
-            (exact_masks, exact_boxes) if resize == EXACT else track(manifest, runners, frames, boxes[0], resize)
+            (exact_masks, exact_boxes) if resize == EXACT else track(bundle, frames, boxes[0], resize)
         )
         # Frame 0 is the prompt frame: its decision is fixed by the prompt, not tracked.
         same = sum(m == e for m, e in zip(masks[1:], exact_masks[1:]))
@@ -107,14 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--frames must be at least 2 (a prompt frame and a tracked one), got {args.frames}")
         sizes = [parse_size(s) for s in args.sizes.split(",")]
         frames, boxes = CLIPS[args.clip](args.frames)
-        manifest = load_manifest(args.model_dir)
-        runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=args.threads))
+        bundle = open_bundle_with(args.model_dir, lambda path: OnnxRunner(path, threads=args.threads))
     except (ValueError, argparse.ArgumentTypeError, ModelFolderError, BackendError) as exc:
         print(f"ERROR {exc}", file=sys.stderr)
         return 2
     heap.keep_freed_pages()
     clips = [textured_clip.scaled_clip(frames, boxes, width, height) for width, height in sizes]
-    try:
+    manifest = bundle.manifest
+    with bundle:
         # Timed before any inference, so that no runtime thread shares the CPU clock.
         resize_ms = [{r: time_resize(clip, manifest.image_size, r, args.repeats) for r in preprocess.RESIZES}
                      for clip, _ in clips]
@@ -122,11 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.clip} clip at {width}x{height}, {args.frames} frames, hiera-{manifest.model_size} "
                   f"at {manifest.image_size} px, samurai mode (decisions against {EXACT}):")
             print(HEADER)
-            for row in compare(manifest, runners, scaled, scaled_boxes, times):
+            for row in compare(bundle, scaled, scaled_boxes, times):
                 print(row.line(), flush=True)
-    finally:
-        for runner in runners.values():
-            runner.close()
     return 0
 
 

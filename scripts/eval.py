@@ -17,6 +17,7 @@ from pathlib import Path
 from loguru import logger
 
 from acl_models.base import BackendError
+from acl_models.manifest import ModelFolderError
 from acl_models.select import BACKENDS
 from app.benchmarks.datasets import DATASETS, PROTOCOL_GOT10K, DatasetError, load_attributes, load_dataset
 from app.benchmarks.plots import plot_runs
@@ -38,7 +39,6 @@ from app.benchmarks.report import (
 from app.benchmarks.runner import RunError, RunSettings, parse_shard, run_dataset
 from app.media.outputs import OutputError, write_summary
 from app.samurai.config import ConfigError
-from app.samurai.model_bundle import ModelFolderError
 
 EXIT_SEQUENCES_FAILED = 1
 EXIT_BAD_INPUT = 2

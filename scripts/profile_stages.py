@@ -30,8 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acl_models.base import BackendError  # noqa: E402
+from acl_models.manifest import ModelFolderError, load_constants, load_manifest, model_file  # noqa: E402
 from acl_models.select import DEFAULT_PRECISION, runner_factory  # noqa: E402
-from app.samurai.model_bundle import ModelFolderError, load_constants, load_manifest, model_file  # noqa: E402
 from convert import export_onnx, reference  # noqa: E402
 from convert.checkpoint import CheckpointError, load_model  # noqa: E402
 

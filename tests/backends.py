@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from acl_models.base import ModelRunner
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import RECOMMENDED_REDUCED, OpenVinoRunner, openvino_problem, supported_precisions
 from acl_models.select import runner_factory
 from app.samurai.config import TrackerConfig
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
 from tests.installed import needs
 
@@ -71,16 +71,11 @@ def reduced(precision: str, threads: int | None = None) -> Callable[[Path], Mode
 
 def track_clip(model_dir: Path, images: list[np.ndarray], box, config: TrackerConfig, factory) -> list[FrameResult]:
     """The tracker over a whole clip with every sub-model from `factory`, frames overlapped as a file run does."""
-    manifest = load_manifest(model_dir)
-    runners = open_runners(manifest, factory)
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
-    source = ((i, image, None) for i, image in enumerate(images))
-    try:
+    with open_bundle_with(model_dir, factory) as bundle:
+        tracker = SamuraiTracker(bundle, config, num_frames=len(images))
+        source = ((i, image, None) for i, image in enumerate(images))
         return [tracker.track(frame, box if frame.frame_idx == 0 else None)
                 for frame in tracker.encoder.frames(source, overlap=True)]
-    finally:
-        for runner in runners.values():
-            runner.close()
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:

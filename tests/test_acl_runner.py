@@ -176,20 +176,15 @@ def test_aipp_encoder_takes_uint8_pixels(acl, om_256_aipp):
 def track_logits(model_dir: Path, backend: str, num_frames: int) -> list[np.ndarray]:
     """Low-res logits of the tracker on a generated clip, with every sub-model on `backend`."""
     from app.samurai.config import TrackerConfig
-    from app.samurai.model_bundle import load_constants, load_manifest, open_runners
+    from acl_models.bundle import open_bundle_with
     from app.samurai.tracker import SamuraiTracker
     from tests.synthetic import make_frames
 
     frames, boxes = make_frames(num_frames)
     x, y, w, h = boxes[0]
-    manifest = load_manifest(model_dir)
-    runners = open_runners(manifest, runner_factory(backend, model_dir))
-    try:
-        tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(), num_frames=num_frames)
+    with open_bundle_with(model_dir, runner_factory(backend, model_dir)) as bundle:
+        tracker = SamuraiTracker(bundle, TrackerConfig(), num_frames=num_frames)
         return [tracker.step(i, f, (x, y, x + w, y + h) if i == 0 else None).low_res_logits for i, f in enumerate(frames)]
-    finally:
-        for runner in runners.values():
-            runner.close()
 
 
 def test_tracker_feeds_pixels_to_an_aipp_encoder(acl, om_256_aipp):

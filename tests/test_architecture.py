@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 TREE = ("acl_models", "app", "convert", "scripts", "tests")
 # What each package of app/ may import from the project, lowest layer first.
 ALLOWED = {
-    "app.samurai": {"app.samurai", "acl_models.base"},
+    "app.samurai": {"app.samurai", "acl_models.base", "acl_models.bundle"},
     "app.media": {"app.samurai", "app.media"},
     "app.live": {"app.samurai", "app.media", "app.live"},
     "app.benchmarks": {"app.samurai", "app.media", "app.benchmarks", "acl_models"},
@@ -37,15 +37,11 @@ CONVERT_RUNS_THE_TRACKER = {
                                 "the study tracks the generated clips on imitated graphs and compares the decisions"),
     "convert.stress_checkpoint": ({"app.samurai", "app.media.textured_clip"},
                                   "its activation report tracks the textured clip through the exported graphs"),
-    "convert.export_onnx": ({"app.samurai.model_bundle"},
-                            "the manifest format moves beside the runners with the model bundle (issue 26 item 1)"),
 }
 # Scripts are front doors: they import the packages, parse and call; no script imports another, except these.
 SCRIPTS_ALLOWED = {"acl_models", "app", "convert"}
 BENCH_REASON = "bench is the next front door to thin"
-NULL_MODELS_REASON = "the replay models move to acl_models/ with the model bundle (issue 26 item 1)"
 SCRIPT_IMPORTS_SCRIPT = {
-    ("scripts.bench", "scripts.null_models"): NULL_MODELS_REASON,
     ("scripts.bench_live", "scripts.bench"): BENCH_REASON,
     ("scripts.compare_resize", "scripts.bench"): BENCH_REASON,
 }
@@ -54,7 +50,6 @@ SCRIPT_IMPORTS_SCRIPT = {
 TESTS_ALLOWED = {"acl_models", "app", "convert", "tests"}
 TESTS_IMPORT_SCRIPT = {
     "scripts.bench": BENCH_REASON,
-    "scripts.null_models": NULL_MODELS_REASON,
     "scripts.eval": "the evaluation tests interrupt and break its runs inside this process (monkeypatch) and read "
                     "its exit codes; what it runs is app/benchmarks'",
 }

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.media.sources import CameraSource
 from app.samurai.config import load_config
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
 from tests.ascend_helpers import linked_copy
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
@@ -287,9 +287,8 @@ def test_one_object_outputs_unchanged(clip, models, tmp_path, capsys):
     code, err = _run(capsys, "--video", str(clip["folder"]), "--bbox", clip["bbox"], "--model-dir", str(models),
                      "--output", str(out), "--no-display", "--save-masks", "--backend", "onnx")
     assert code == 0, err
-    manifest = load_manifest(models)
-    tracker = SamuraiTracker(open_runners(manifest, OnnxRunner), manifest, load_constants(manifest),
-                             load_config(None, manifest.model_size), num_frames=NUM_FRAMES)
+    bundle = open_bundle_with(models, OnnxRunner)
+    tracker = SamuraiTracker(bundle, load_config(None, bundle.manifest.model_size), num_frames=NUM_FRAMES)
     x, y, w, h = (float(v) for v in clip["bbox"].split(","))
     images = read_jpeg_folder(clip["folder"])
     results = [tracker.step(i, image, (x, y, x + w, y + h) if i == 0 else None) for i, image in enumerate(images)]

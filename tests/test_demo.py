@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from acl_models.bundle import open_bundle_with
+from acl_models.manifest import load_manifest
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
 from app.media.colour_clip import make_frames
 from app.media.textured_clip import write_clip
 from app.samurai.config import load_config
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import FrameResult, SamuraiTracker
 from convert.demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from tests.backends import REDUCED_PRECISIONS, assert_same_decisions, reduced, track_clip
@@ -91,21 +92,18 @@ def _prompt(boxes: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def _track(models: Path, images: list[np.ndarray], box, mode: str) -> list[TrackedFrame]:
-    manifest = load_manifest(models)
-    runners = open_runners(manifest, RecordingRunner)
-    config = load_config(None, manifest.model_size, mode)
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
+    bundle = open_bundle_with(models, RecordingRunner)
+    runners = bundle.runners
+    config = load_config(None, bundle.manifest.model_size, mode)
+    tracker = SamuraiTracker(bundle, config, num_frames=len(images))
     frames = []
-    try:
+    with bundle:
         for i, image in enumerate(images):
             memory = [e.frame_idx for _, e in tracker.bank.memory_frames(i)] if i else []
             result = tracker.step(i, image, box if i == 0 else None)
             mean = None if tracker.motion.mean is None else tracker.motion.mean.copy()
             iou_pred = runners["mask_decoder"].iou_preds[-1]
             frames.append(TrackedFrame(result, iou_pred, tracker.motion.stable_frames, mean, memory))
-    finally:
-        for runner in runners.values():
-            runner.close()
     return frames
 
 

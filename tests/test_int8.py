@@ -20,10 +20,10 @@ import pytest
 
 from acl_models import openvino_runner
 from acl_models.base import BackendError
+from acl_models.manifest import load_manifest
 from acl_models.onnx_runner import OnnxRunner
 from app.media.colour_clip import make_frames as make_demo_frames
 from app.samurai.config import load_config
-from app.samurai.model_bundle import load_manifest
 from convert import quantize_int8
 from convert.demo_checkpoint import TOKEN_GREEN
 from scripts import bench
@@ -126,7 +126,7 @@ def test_only_the_quantised_graphs_run_in_int8(int8_demo):
     for name in ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder"):
         with openvino_runner.OpenVinoRunner(int8_demo / f"{name}.onnx", precision="int8", threads=TEST_THREADS) as r:
             assert r.precision == ("int8" if name in openvino_runner.INT8_GRAPHS else "f32"), name
-            # The quantised IR keeps the graph's names, which model_bundle.check_runner compares with the manifest.
+            # The quantised IR keeps the graph's names, which acl_models.bundle.check_runner compares with the manifest.
             assert r.input_names == [i["name"] for i in load_manifest(int8_demo).models[name]["inputs"]]
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.live.control import Prompt, TrackController
@@ -29,7 +30,6 @@ from app.media.prompt import Box
 from app.media.sources import FolderSource
 from app.samurai.config import TrackerConfig, load_config
 from app.samurai.decisions import kalman_box
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
 from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE
@@ -103,9 +103,8 @@ def test_samurai_decision_log_matches_reference(
 def test_sam2_mode_lost_and_found_matches_official(demo_checkpoint, demo_models, leave_clip, official_run):
     folder, images, truth = leave_clip
     official = official_run(demo_checkpoint, folder, _prompt(truth), DEMO_IMAGE_SIZE)
-    manifest = load_manifest(demo_models)
-    runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=DEMO_THREADS))
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(mode="sam2"), num_frames=len(images))
+    bundle = open_bundle_with(demo_models, lambda path: OnnxRunner(path, threads=DEMO_THREADS))
+    tracker = SamuraiTracker(bundle, TrackerConfig(mode="sam2"), num_frames=len(images))
     results = [tracker.step(i, image, _prompt(truth) if i == 0 else None) for i, image in enumerate(images)]
     for r in results:
         i = r.frame_idx
@@ -119,14 +118,13 @@ def test_sam2_mode_lost_and_found_matches_official(demo_checkpoint, demo_models,
 def test_the_status_names_a_lost_objects_box_as_track_txt_does(demo_models, leave_clip):
     """The page's status (GET /api/status) gives a lost object's box as 0,0,0,0 and a seen one's as its mask's."""
     folder, _, truth = leave_clip
-    manifest = load_manifest(demo_models)
-    runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=DEMO_THREADS))
-    config = load_config(None, manifest.model_size)
     statuses: list[dict] = []
-    with FolderSource(folder) as source:
+    with open_bundle_with(demo_models, lambda path: OnnxRunner(path, threads=DEMO_THREADS)) as bundle, \
+            FolderSource(folder) as source:
+        config = load_config(None, bundle.manifest.model_size)
         controller = TrackController(source.size)
         controller.track(Prompt(Box(*truth[0])))
-        loop = TrackingLoop(source, lambda: MultiObjectTracker(runners, manifest, load_constants(manifest), config),
+        loop = TrackingLoop(source, lambda: MultiObjectTracker(bundle, config),
                             controller, [], on_frame=lambda _stats: statuses.append(controller.status()))
         loop.run()
     assert [s["frame"] for s in statuses if s["state"] == LOST] == LOST_FRAMES

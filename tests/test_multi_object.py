@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from acl_models.bundle import ModelBundle, open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app.media.textured_clip import make_frames
 from app.samurai.config import TrackerConfig
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.motion_selection import SamuraiParams
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.tracker import FrameResult, SamuraiTracker
@@ -50,21 +50,17 @@ class CountingRunner:
         self.runner.close()
 
 
-def _open(models: Path) -> tuple:
-    manifest = load_manifest(models)
-    runners = {k: CountingRunner(v) for k, v in open_runners(manifest, lambda p: OnnxRunner(p, threads=DEMO_THREADS)).items()}
-    return manifest, runners, load_constants(manifest)
+def _open(models: Path) -> ModelBundle:
+    return open_bundle_with(models, lambda p: OnnxRunner(p, threads=DEMO_THREADS)).wrap(CountingRunner)
 
 
-def _single(opened, images, box, start: int, config: TrackerConfig) -> list[FrameResult]:
-    manifest, runners, constants = opened
-    tracker = SamuraiTracker(runners, manifest, constants, config, num_frames=len(images))
+def _single(opened: ModelBundle, images, box, start: int, config: TrackerConfig) -> list[FrameResult]:
+    tracker = SamuraiTracker(opened, config, num_frames=len(images))
     return [tracker.step(i, images[i], box if i == start else None) for i in range(start, len(images))]
 
 
-def _multi(opened, images, boxes: dict[int, tuple], starts: dict[int, int], config: TrackerConfig):
-    manifest, runners, constants = opened
-    tracker = MultiObjectTracker(runners, manifest, constants, config, num_frames=len(images))
+def _multi(opened: ModelBundle, images, boxes: dict[int, tuple], starts: dict[int, int], config: TrackerConfig):
+    tracker = MultiObjectTracker(opened, config, num_frames=len(images))
     per_object: dict[int, list[FrameResult]] = {k: [] for k in boxes}
     for i, image in enumerate(images):
         for obj_id, start in starts.items():
@@ -121,7 +117,7 @@ def test_random_weights_multi_equals_single(random_opened, random_clip, mode, st
 
 def test_one_image_encoder_call_per_frame(random_opened, random_clip):
     images, boxes = random_clip
-    _, runners, _ = random_opened
+    runners = random_opened.runners
     before = {name: runner.calls for name, runner in runners.items()}
     _multi(random_opened, images, boxes, {1: 0, 2: 0, 3: 0}, TrackerConfig(samurai=FAST_KALMAN))
     calls = {name: runner.calls - before[name] for name, runner in runners.items()}
@@ -133,9 +129,8 @@ def test_one_image_encoder_call_per_frame(random_opened, random_clip):
 def test_remove_and_restart(random_opened, random_clip):
     """A dropped object stops; a new box for a tracked object restarts it as a fresh single run from that frame."""
     images, boxes = random_clip
-    manifest, runners, constants = random_opened
     config = TrackerConfig(samurai=FAST_KALMAN)
-    tracker = MultiObjectTracker(runners, manifest, constants, config, num_frames=len(images))
+    tracker = MultiObjectTracker(random_opened, config, num_frames=len(images))
     tracker.add(1, boxes[1])
     tracker.add(2, boxes[2])
     restarted = []

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from acl_models.bundle import ModelBundle, open_bundle_with
+from acl_models.manifest import load_constants
 from acl_models.onnx_runner import OnnxRunner
 from app.media.textured_clip import make_frames
 from app.samurai import preprocess
 from app.samurai.config import TrackerConfig
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
-from scripts.null_models import Recording, RecordingError, RecordingRunner, ReplayRunner
+from acl_models.replay_runner import Recording, RecordingError, RecordingRunner, ReplayRunner
 
 NUM_FRAMES = 4
 THREADS = 1
@@ -32,21 +33,21 @@ def recorded(export_256_variants, tmp_path_factory):
     frames, boxes = make_frames(NUM_FRAMES)
     x, y, w, h = boxes[0]
     box = (x, y, x + w, y + h)
-    manifest = load_manifest(export_256_variants)
-    runners = open_runners(manifest, lambda path: RecordingRunner(OnnxRunner(path, threads=THREADS)))
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+    bundle = open_bundle_with(export_256_variants, lambda path: RecordingRunner(OnnxRunner(path, threads=THREADS)))
+    tracker = SamuraiTracker(bundle, TrackerConfig())
     results = _run(tracker, frames, box)
     path = tmp_path_factory.mktemp("null") / "recording.npz"
-    Recording.from_runners(manifest, runners).save(path)
-    return manifest, frames, box, results, path
+    Recording.from_runners(bundle.manifest, bundle.runners).save(path)
+    return bundle.manifest, frames, box, results, path
 
 
 def test_replay_gives_the_real_run(recorded, monkeypatch):
     manifest, frames, box, expected, path = recorded
     built = []
     monkeypatch.setattr(preprocess.Normaliser, "for_stats", lambda *a: built.append(a) or _REAL_FOR_STATS(*a))
-    runners = Recording.load(path, manifest).runners(manifest)
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+    bundle = Recording.load(path, manifest).bundle(manifest)
+    runners = bundle.runners
+    tracker = SamuraiTracker(bundle, TrackerConfig())
     results = _run(tracker, frames, box)
     assert len(built) == 1  # the normalisation table is built with the tracker, not per frame
     assert runners["memory_attention"].count == NUM_FRAMES - 1
@@ -100,7 +101,7 @@ def test_pixel_encoder_skips_the_normalisation(recorded, monkeypatch):
     replay = runners["image_encoder"].run
     monkeypatch.setattr(runners["image_encoder"], "run", lambda inputs: fed.append(inputs["image"]) or replay(inputs))
     monkeypatch.setattr(preprocess.Normaliser, "__call__", lambda *a: pytest.fail("normalised on the CPU"))
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+    tracker = SamuraiTracker(ModelBundle(manifest, load_constants(manifest), runners), TrackerConfig())
     _run(tracker, frames[:2], box)
     size = manifest.image_size
     assert [(x.dtype, x.shape) for x in fed] == [(np.uint8, (1, size, size, 3))] * 2
@@ -125,8 +126,7 @@ def _state_sizes(tracker: SamuraiTracker) -> dict[str, int]:
 def test_state_stays_the_same_size_over_a_long_run(recorded):
     """The tracker keeps what the official rules read, not every frame: its state stops growing once full."""
     manifest, frames, box, _, path = recorded
-    runners = Recording.load(path, manifest).runners(manifest)
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig())
+    tracker = SamuraiTracker(Recording.load(path, manifest).bundle(manifest), TrackerConfig())
     sizes = []
     for i in range(LONG_RUN_FRAMES):
         tracker.step(i, frames[i % len(frames)], box if i == 0 else None)

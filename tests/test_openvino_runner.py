@@ -16,9 +16,9 @@ import pytest
 
 from acl_models import openvino_runner
 from acl_models.base import BackendError
+from acl_models.manifest import SUBMODELS, load_manifest, model_file
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.select import choose_backend, runner_factory
-from app.samurai.model_bundle import SUBMODELS, load_manifest, model_file
 from tests.installed import require_module
 
 require_module(openvino_runner.openvino_problem())

@@ -18,6 +18,7 @@ import pytest
 
 from acl_models.acl_runner import AclResource, AclRunner
 from acl_models.base import BackendError, ModelRunner, Pending, WrappedRunner
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.select import runner_factory, split_threads
 from app import run
@@ -26,7 +27,6 @@ from app.live.pipeline import TrackingLoop
 from app.media.colour_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_frames
 from app.media.sources import CameraSource
 from app.samurai.config import load_config
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from scripts import bench
 from tests.backends import EMULATED_NPU, EXACT_BACKEND_PARAMS, models_for
@@ -71,20 +71,14 @@ def _track(model_dir: Path, frames, boxes, backend: str, overlap: bool) -> list[
 
     Overlapped CPU runners split the cores as an overlapped run does; for the NPU, `model_dir` holds the .om files.
     """
-    factory = runner_factory(backend, model_dir, overlap=overlap)
-    manifest = load_manifest(model_dir)
-    runners = open_runners(manifest, factory)
-    try:
-        config = load_config(None, manifest.model_size)
-        tracker = MultiObjectTracker(runners, manifest, load_constants(manifest), config, num_frames=len(frames))
+    with open_bundle_with(model_dir, runner_factory(backend, model_dir, overlap=overlap)) as bundle:
+        config = load_config(None, bundle.manifest.model_size)
+        tracker = MultiObjectTracker(bundle, config, num_frames=len(frames))
         for obj_id, box in enumerate(boxes, start=1):
             tracker.add(obj_id, box)
         source = ((i, image, None) for i, image in enumerate(frames))
         return [{obj_id: result for obj_id, result in tracker.track(frame).objects.items()}
                 for frame in tracker.encoder.frames(source, overlap)]
-    finally:
-        for runner in runners.values():
-            runner.close()
 
 
 def _assert_identical(overlapped: list[dict], sequential: list[dict]) -> None:
@@ -144,10 +138,9 @@ class _Logged(WrappedRunner):
 
 def test_next_encoder_is_submitted_before_this_frame_is_tracked(random_clip, export_128):
     model_dir, (frames, boxes) = export_128, random_clip
-    manifest = load_manifest(model_dir)
     log: list[str] = []
-    runners = {k: _Logged(v, log) for k, v in open_runners(manifest, runner_factory("onnx", model_dir)).items()}
-    tracker = MultiObjectTracker(runners, manifest, load_constants(manifest), load_config(None, manifest.model_size))
+    bundle = open_bundle_with(model_dir, runner_factory("onnx", model_dir)).wrap(lambda runner: _Logged(runner, log))
+    tracker = MultiObjectTracker(bundle, load_config(None, bundle.manifest.model_size))
     tracker.add(1, boxes[0])
     source = ((i, image, None) for i, image in enumerate(frames[:3]))
     for frame in tracker.encoder.frames(source, overlap=True):

@@ -23,9 +23,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app.samurai.config import load_config
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
 from tests.backends import (
     EXACT_BACKEND_PARAMS,
@@ -99,11 +99,10 @@ def ours(export_128, clip):
 
 
 def _ours(folder_model, images, box, mode, overrides, factory=OnnxRunner):
-    manifest = load_manifest(folder_model)
-    runners = open_runners(manifest, factory)
-    config = load_config(None, manifest.model_size, mode)
+    bundle = open_bundle_with(folder_model, factory)
+    config = load_config(None, bundle.manifest.model_size, mode)
     config = replace(config, samurai=replace(config.samurai, **overrides))
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), config, num_frames=len(images))
+    tracker = SamuraiTracker(bundle, config, num_frames=len(images))
     results = []
     source = ((i, image, None) for i, image in enumerate(images))
     for frame in tracker.encoder.frames(source, overlap=True):  # the schedule of a file run

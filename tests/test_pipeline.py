@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.live.control import Prompt, TrackController
@@ -17,7 +18,6 @@ from app.live.pipeline import Tracked, TrackingLoop
 from app.media.prompt import Box
 from app.media.sources import CameraSource
 from app.samurai.config import load_config
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.multi_tracker import MultiObjectTracker
 from tests.demo_model import TEST_THREADS
 from tests.fast_camera import FAST_CAMERA_FPS, FastCamera
@@ -69,9 +69,8 @@ def test_pipelined_and_sequential_give_the_same_outputs(folder, export_128, tmp_
 
 def test_live_source_faster_than_the_tracker(demo_models):
     frames, boxes = make_frames(1)
-    manifest = load_manifest(demo_models)
-    runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=TEST_THREADS))
-    constants, config = load_constants(manifest), load_config(None, manifest.model_size)
+    bundle = open_bundle_with(demo_models, lambda path: OnnxRunner(path, threads=TEST_THREADS))
+    config = load_config(None, bundle.manifest.model_size)
     results: list[Tracked] = []
     rss: list[float] = []
 
@@ -86,7 +85,7 @@ def test_live_source_faster_than_the_tracker(demo_models):
     source = CameraSource(0, capture_factory=lambda _device: camera)
     controller = TrackController(source.size)
     controller.track(Prompt(Box(*boxes[0])))
-    loop = TrackingLoop(source, lambda: MultiObjectTracker(runners, manifest, constants, config), controller, [record])
+    loop = TrackingLoop(source, lambda: MultiObjectTracker(bundle, config), controller, [record])
     try:
         stats = loop.run()
     finally:

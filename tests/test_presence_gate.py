@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
+from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app.samurai.config import TrackerConfig
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
 from tests.demo_model import IMAGE_SIZE, TEST_THREADS, torch_threads
 from tests.reference_predictor import OFFICIAL_PARAMS
@@ -60,9 +60,8 @@ def short_clip(leave_clip, tmp_path_factory):
 
 
 def _track(models, images, box, mode: str):
-    manifest = load_manifest(models)
-    runners = open_runners(manifest, lambda path: OnnxRunner(path, threads=TEST_THREADS))
-    tracker = SamuraiTracker(runners, manifest, load_constants(manifest), TrackerConfig(mode=mode), len(images))
+    bundle = open_bundle_with(models, lambda path: OnnxRunner(path, threads=TEST_THREADS))
+    tracker = SamuraiTracker(bundle, TrackerConfig(mode=mode), len(images))
     return [tracker.step(i, image, box if i == 0 else None) for i, image in enumerate(images)]
 
 

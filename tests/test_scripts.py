@@ -8,13 +8,14 @@ from functools import partial
 
 import numpy as np
 
+from acl_models.manifest import SUBMODELS as SUBMODEL_NAMES
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_agreement
 from app.media.colour_clip import LEAVE_FRAMES
 from app.media.textured_clip import make_frames, scaled_clip
 from app.samurai import preprocess
 from app.samurai.config import load_config
-from app.samurai.model_bundle import SUBMODELS as SUBMODEL_NAMES
+from acl_models.manifest import SUBMODELS as SUBMODEL_NAMES
 from scripts import bench
 from tests.backends import track_clip
 from tests.script_runs import run_script

@@ -30,13 +30,12 @@ from loguru import logger
 from PIL import Image
 from tqdm import tqdm
 
-from acl_models.base import BackendError
-from acl_models.select import choose_backend, runner_factory
+from acl_models.bundle import choose_bundle
+from acl_models.manifest import load_manifest
 from app.benchmarks.datasets import Dataset, Sequence
 from app.media.outputs import replace_atomically, write_summary
 from app.samurai.boxes import BoxXYWH, box_or_missing
 from app.samurai.config import load_config
-from app.samurai.model_bundle import load_constants, load_manifest, open_runners
 from app.samurai.tracker import SamuraiTracker
 
 RUN_FILE = "run.json"
@@ -133,17 +132,10 @@ class SequenceTracker:
     """The sub-models opened once in this process, and a fresh tracker state per sequence."""
 
     def __init__(self, settings: RunSettings):
-        self.manifest = load_manifest(settings.model_dir)
-        self.config = load_config(settings.config, self.manifest.model_size, settings.mode)
-        self.constants = load_constants(self.manifest)
-        # An ONNX Runtime variant asks for ONNX Runtime (auto would otherwise take OpenVINO).
-        wants_onnx = settings.backend == "auto" and settings.onnx_variant != "fp32"
-        backend, _ = choose_backend(settings.model_dir, "onnx" if wants_onnx else settings.backend)
-        if backend != "onnx" and settings.onnx_variant != "fp32":
-            raise BackendError(f"--onnx-variant applies to ONNX Runtime, not {backend}; use --backend onnx")
+        models = choose_bundle(settings.model_dir, settings.backend, settings.onnx_variant)
+        self.config = load_config(settings.config, models.manifest.model_size, settings.mode)
         self.overlap = settings.overlap
-        factory = runner_factory(backend, settings.model_dir, threads=settings.threads, overlap=settings.overlap)
-        self.runners = open_runners(self.manifest, factory, settings.onnx_variant)
+        self.bundle = models.open(settings.threads, settings.overlap)
 
     def track(self, task: Task, results: Path, on_frame: Callable[[], None]) -> Outcome:
         tracked = self.follow(task, on_frame)
@@ -155,7 +147,7 @@ class SequenceTracker:
         """Boxes and times of one sequence, kept in memory (a remote worker returns them to the driver)."""
         if not task.frames:
             return Tracked(Outcome(task.name, 0, "no frames found"), [], [])
-        tracker = SamuraiTracker(self.runners, self.manifest, self.constants, self.config, num_frames=len(task.frames))
+        tracker = SamuraiTracker(self.bundle, self.config, num_frames=len(task.frames))
         x, y, w, h = task.first_box
         boxes, seconds = [], []
         unreadable: list[str] = []
@@ -183,8 +175,7 @@ class SequenceTracker:
         return Tracked(Outcome(task.name, len(boxes)), boxes, seconds)
 
     def close(self) -> None:
-        for runner in self.runners.values():
-            runner.close()
+        self.bundle.close()
 
 
 # One SequenceTracker per worker process, made by the pool's initializer.

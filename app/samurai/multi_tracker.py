@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from acl_models.base import ModelRunner
 from app.samurai.config import TrackerConfig
-from app.samurai.model_bundle import Manifest
 from app.samurai.tracker import EncodedFrame, FrameEncoder, FrameResult, SamuraiTracker
+
+if TYPE_CHECKING:  # as in tracker.py: the caller opens the bundle
+    from acl_models.bundle import ModelBundle
 
 BoxXYXY = tuple[float, float, float, float]
 
@@ -32,16 +34,9 @@ class MultiFrameResult:
 class MultiObjectTracker:
     """Objects keyed by id; `add` and `remove` may be called between any two frames."""
 
-    def __init__(
-        self,
-        runners: dict[str, ModelRunner],
-        manifest: Manifest,
-        constants: dict[str, np.ndarray],
-        config: TrackerConfig,
-        num_frames: int | None = None,
-    ):
-        self._make_object = partial(SamuraiTracker, runners, manifest, constants, config, num_frames=num_frames)
-        self.encoder = FrameEncoder(runners["image_encoder"], manifest, config)
+    def __init__(self, bundle: ModelBundle, config: TrackerConfig, num_frames: int | None = None):
+        self._make_object = partial(SamuraiTracker, bundle, config, num_frames=num_frames)
+        self.encoder = FrameEncoder(bundle, config)
         self.objects: dict[int, SamuraiTracker] = {}
         self._prompts: dict[int, BoxXYXY] = {}
 

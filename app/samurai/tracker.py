@@ -15,16 +15,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from acl_models.base import ModelRunner, Pending
+from acl_models.base import Pending
 from app.samurai import preprocess
 from app.samurai.boxes import BoxXYWH, box_from_mask
 from app.samurai.config import TrackerConfig
 from app.samurai.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
-from app.samurai.model_bundle import Manifest
 from app.samurai.motion_selection import MotionState, mask_box, select
+
+if TYPE_CHECKING:  # the algorithm reads a bundle; opening one (and its runtimes) is the caller's business
+    from acl_models.bundle import ModelBundle
 
 # Point labels of the SAM prompt encoder.
 BOX_TOP_LEFT, BOX_BOTTOM_RIGHT, PADDING_POINT = 2, 3, -1
@@ -126,10 +129,10 @@ class FrameEncoder:
 
     clock: Callable[[], float] = staticmethod(time.perf_counter)
 
-    def __init__(self, runner: ModelRunner, manifest: Manifest, config: TrackerConfig):
-        hyper = manifest.hyper
-        self.runner = runner
-        self.image_size = manifest.image_size
+    def __init__(self, bundle: ModelBundle, config: TrackerConfig):
+        hyper = bundle.manifest.hyper
+        self.runner = bundle.runners["image_encoder"]
+        self.image_size = bundle.manifest.image_size
         self.resize = config.resize
         self.normalise = preprocess.Normaliser.for_stats(hyper["image_mean"], hyper["image_std"])
 
@@ -187,20 +190,14 @@ class SamuraiTracker:
     # Times the stages; a benchmark on a busy machine may swap in time.process_time (here and on `encoder`).
     clock: Callable[[], float] = staticmethod(time.perf_counter)
 
-    def __init__(
-        self,
-        runners: dict[str, ModelRunner],
-        manifest: Manifest,
-        constants: dict[str, np.ndarray],
-        config: TrackerConfig,
-        num_frames: int | None = None,
-    ):
+    def __init__(self, bundle: ModelBundle, config: TrackerConfig, num_frames: int | None = None):
+        manifest, constants = bundle.manifest, bundle.constants
         hyper = manifest.hyper
-        self.runners = runners
+        self.runners = bundle.runners
         self.manifest = manifest
         self.config = config
         self.image_size = manifest.image_size
-        self.encoder = FrameEncoder(runners["image_encoder"], manifest, config)
+        self.encoder = FrameEncoder(bundle, config)
         self.num_maskmem = int(hyper["num_maskmem"])
         # The official predictor caps pointers by the video length when it knows it.
         max_ptrs = int(hyper["max_obj_ptrs_in_encoder"])

@@ -1,4 +1,4 @@
-"""Null models: record what the four sub-models return on a real run, then replay it instantly.
+"""Replay backend ("null models"): record what the four sub-models return on a real run, then replay it instantly.
 
 With replays in place of the models, a tracker run costs only the CPU work
 around them (preprocessing, memory bank, selection, post-processing), which
@@ -18,8 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from acl_models.base import ModelRunner, WrappedRunner
-from app.samurai.model_bundle import SUBMODELS, Manifest
+from acl_models.bundle import ModelBundle
+from acl_models.manifest import SUBMODELS, Manifest, load_constants
 
+# The backend name of a replayed bundle.
+REPLAY_BACKEND = "replay"
 _META_KEY = "meta"
 _SEPARATOR = "."
 
@@ -81,7 +84,7 @@ class Recording:
     calls: dict[str, list[dict[str, np.ndarray]]]
 
     @classmethod
-    def from_runners(cls, manifest: Manifest, runners: dict[str, RecordingRunner]) -> "Recording":
+    def from_runners(cls, manifest: Manifest, runners: dict[str, RecordingRunner]) -> Recording:
         return cls(
             manifest.checkpoint_sha256,
             manifest.image_size,
@@ -102,7 +105,7 @@ class Recording:
             np.savez(handle, **arrays, **{_META_KEY: np.array(json.dumps(meta))})
 
     @classmethod
-    def load(cls, path: Path, manifest: Manifest) -> "Recording":
+    def load(cls, path: Path, manifest: Manifest) -> Recording:
         try:
             with np.load(path) as data:
                 meta = json.loads(str(data[_META_KEY]))
@@ -124,6 +127,10 @@ class Recording:
                 f"{path} was recorded with another export than {manifest.folder}; delete it to record again"
             )
         return cls(meta["checkpoint_sha256"], meta["image_size"], meta["takes_pixels"], calls)
+
+    def bundle(self, manifest: Manifest) -> ModelBundle:
+        """The folder's manifest and constants with a replay in place of each sub-model."""
+        return ModelBundle(manifest, load_constants(manifest), self.runners(manifest), REPLAY_BACKEND)
 
     def runners(self, manifest: Manifest) -> dict[str, ReplayRunner]:
         """One replay per sub-model, named and shaped like the model folder's graphs."""

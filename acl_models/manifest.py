@@ -1,8 +1,8 @@
-"""The exported model folder: manifest, constants and one runner per sub-model.
+"""The exported model folder's `manifest.json`: its format, the sub-models it lists, their files and constants.
 
-The tracker takes every size from `manifest.json` and checks that the graphs it
-loads declare what the manifest says, so a stale or mixed-up folder fails at
-start-up with a message instead of producing wrong masks.
+The exporter writes this format and everything else reads the folder through
+this module (`acl_models.bundle` opens it), so a stale or mixed-up folder fails
+at start-up with one message naming the fix instead of producing wrong masks.
 """
 
 from __future__ import annotations
@@ -10,17 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-from loguru import logger
-
-from acl_models.base import ModelRunner
 
 SUBMODELS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")
 # manifest.json layout; 2: memory attention takes a static number of frames and pointers plus validity flags;
 # 3: the mask decoder takes the presence gate (min_obj_score) as an input.
 MANIFEST_FORMAT = 3
+MANIFEST_FILE = "manifest.json"
 EXPORT_COMMAND = "python convert/export_onnx.py --checkpoint checkpoints/sam2.1_hiera_tiny.pt --out {folder}"
 
 
@@ -30,6 +27,8 @@ class ModelFolderError(ValueError):
 
 @dataclass(frozen=True)
 class Manifest:
+    """What the export wrote: sizes, the graphs' files and declared inputs and outputs, constants, hyper-parameters."""
+
     folder: Path
     model_size: str
     image_size: int
@@ -39,18 +38,11 @@ class Manifest:
     checkpoint_sha256: str
     raw: dict = field(repr=False)
 
-    @property
-    def feat_size(self) -> int:
-        return self.image_size // self.hyper["backbone_stride"]
-
-    @property
-    def low_res_size(self) -> int:
-        return 4 * self.feat_size
-
 
 def load_manifest(folder: Path) -> Manifest:
+    """The folder's manifest, checked for this format and every sub-model; ModelFolderError says how to fix it."""
     folder = Path(folder)
-    path = folder / "manifest.json"
+    path = folder / MANIFEST_FILE
     if not path.is_file():
         raise ModelFolderError(f"{path} not found; export the models with `{EXPORT_COMMAND.format(folder=folder)}`")
     try:
@@ -80,6 +72,7 @@ def load_manifest(folder: Path) -> Manifest:
 
 
 def load_constants(manifest: Manifest) -> dict[str, np.ndarray]:
+    """The `.npy` constants the manifest lists, each checked against its declared shape."""
     constants = {}
     for name, meta in manifest.constants.items():
         path = manifest.folder / meta["file"]
@@ -94,19 +87,6 @@ def load_constants(manifest: Manifest) -> dict[str, np.ndarray]:
     return constants
 
 
-def check_runner(manifest: Manifest, name: str, runner: ModelRunner) -> None:
-    entry = manifest.models[name]
-    for kind, declared, actual in (
-        ("inputs", [i["name"] for i in entry["inputs"]], runner.input_names),
-        ("outputs", [o["name"] for o in entry["outputs"]], runner.output_names),
-    ):
-        if list(declared) != list(actual):
-            raise ModelFolderError(
-                f"{runner.path.name} {kind} {list(actual)} do not match manifest.json {list(declared)}; "
-                "the folder mixes files from different exports, export again"
-            )
-
-
 def model_file(manifest: Manifest, name: str, variant: str = "fp32") -> Path:
     """The graph of sub-model `name`: the fp32 export or its `--fp16`/`--int8` variant."""
     entry = manifest.models[name]
@@ -118,31 +98,3 @@ def model_file(manifest: Manifest, name: str, variant: str = "fp32") -> Path:
             f"`{EXPORT_COMMAND.format(folder=manifest.folder)} --{variant}`"
         )
     return manifest.folder / entry["variants"][variant]
-
-
-def open_runners(
-    manifest: Manifest, factory: Callable[[Path], ModelRunner], variant: str = "fp32"
-) -> dict[str, ModelRunner]:
-    """One runner per sub-model; already opened runners are closed if a later one fails."""
-    runners: dict[str, ModelRunner] = {}
-    try:
-        for name in SUBMODELS:
-            path = model_file(manifest, name, variant)
-            if not path.is_file():
-                raise ModelFolderError(
-                    f"{path} is missing; export the models with `{EXPORT_COMMAND.format(folder=manifest.folder)}`"
-                )
-            runners[name] = factory(path)
-            check_runner(manifest, name, runners[name])
-    except BaseException:
-        for runner in reversed(list(runners.values())):
-            runner.close()
-        raise
-    logger.info(
-        "models: hiera-{} at {} px from {} (checkpoint {})",
-        manifest.model_size,
-        manifest.image_size,
-        manifest.folder,
-        manifest.checkpoint_sha256[:12],
-    )
-    return runners
