@@ -99,11 +99,12 @@ def _track(models: Path, images: list[np.ndarray], box, mode: str) -> list[Track
     frames = []
     with bundle:
         for i, image in enumerate(images):
-            memory = [e.frame_idx for _, e in tracker.bank.memory_frames(i)] if i else []
+            memory = [e.frame_idx for _, e in tracker.state.memory.memory_frames(i)] if i else []
             result = tracker.step(i, image, box if i == 0 else None)
-            mean = None if tracker.motion.mean is None else tracker.motion.mean.copy()
+            motion = tracker.state.motion
+            mean = None if motion.mean is None else motion.mean.copy()
             iou_pred = runners["mask_decoder"].iou_preds[-1]
-            frames.append(TrackedFrame(result, iou_pred, tracker.motion.stable_frames, mean, memory))
+            frames.append(TrackedFrame(result, iou_pred, motion.stable_frames, mean, memory))
     return frames
 
 

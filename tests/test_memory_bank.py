@@ -32,10 +32,10 @@ def _official_samurai_frames(frame_idx: int, valid: set[int]) -> list[int]:
 def test_state_is_constant_after_the_bound(mode):
     rng = np.random.default_rng(0)
     bank = MemoryBank(NUM_MASKMEM, MAX_PTRS, mode, SamuraiParams())
-    bank.prompt = _entry(0)
+    bank = bank.with_prompt(_entry(0))
     sizes = {}
     for i in range(1, 301):
-        bank.add(_entry(i, iou=float(rng.uniform(0.3, 1.0))))
+        bank = bank.add(_entry(i, iou=float(rng.uniform(0.3, 1.0))))
         sizes[i] = bank.nbytes()
     bound = MAX_PTRS + NUM_MASKMEM
     assert sizes[300] == sizes[bound] > 0
@@ -46,23 +46,23 @@ def test_samurai_selection_equals_unbounded_scan():
     """Long stretches of unreliable frames: the bank still finds the same old reliable frames."""
     rng = np.random.default_rng(1)
     bank = MemoryBank(NUM_MASKMEM, MAX_PTRS, "samurai", SamuraiParams())
-    bank.prompt = _entry(0)
+    bank = bank.with_prompt(_entry(0))
     valid: set[int] = set()
     for i in range(1, 400):
         selected = [e.frame_idx for _, e in bank.memory_frames(i)]
         assert selected == _official_samurai_frames(i, valid), f"frame {i}"
         reliable = rng.random() < (0.05 if 100 < i < 300 else 0.7)
         iou = 0.9 if reliable else 0.4
-        bank.add(_entry(i, iou=iou))
+        bank = bank.add(_entry(i, iou=iou))
         if reliable and i >= 2:
             valid.add(i)
 
 
 def test_sam2_slots_and_pointers():
     bank = MemoryBank(NUM_MASKMEM, MAX_PTRS, "sam2", SamuraiParams())
-    bank.prompt = _entry(0)
+    bank = bank.with_prompt(_entry(0))
     for i in range(1, 30):
-        bank.add(_entry(i))
+        bank = bank.add(_entry(i))
     slots = bank.memory_frames(30)
     assert [(t, e.frame_idx) for t, e in slots] == [(0, 0)] + [(p, 30 - (7 - p)) for p in range(1, 7)]
     distances = [d for d, _ in bank.object_pointers(30)]

@@ -223,7 +223,7 @@ def test_select_initiates_without_a_stable_filter(
     state: MotionState, ious: list[float], expected_index: int
 ) -> None:
     boxes = np.array([BOX, BOX + 5.0, BOX + 10.0])
-    selection = select(state, np.asarray(ious, dtype=np.float32), boxes, PARAMS)
+    selection, state = select(state, np.asarray(ious, dtype=np.float32), boxes, PARAMS)
     assert selection == Selection(index=expected_index, kf_score=None)
     assert state.stable_frames == 1
     expected_mean, expected_cov = kf.initiate(kf.xyxy_to_xyah(boxes[expected_index]))
@@ -252,7 +252,7 @@ def test_select_warm_up(
     state = _state(stable_frames)
     boxes = np.array([BOX, FAR, BOX + 1.0])
     predicted = kf.predict(state.mean, state.cov)
-    selection = select(state, np.asarray(ious, dtype=dtype), boxes, PARAMS)
+    selection, state = select(state, np.asarray(ious, dtype=dtype), boxes, PARAMS)
     assert selection == Selection(index=expected_index, kf_score=None)
     if updated:
         expected = kf.update(*predicted, kf.xyxy_to_xyah(boxes[expected_index]))
@@ -267,11 +267,11 @@ def test_select_warm_up(
 def test_select_reinitiates_after_instability() -> None:
     state = _state(5, velocity=[3.0, 0.0, 0.0, 0.0])
     boxes = np.array([BOX, BOX, BOX])
-    select(state, np.array([0.2, 0.1, 0.15], dtype=np.float32), boxes, PARAMS)
+    _, state = select(state, np.array([0.2, 0.1, 0.15], dtype=np.float32), boxes, PARAMS)
     assert state.stable_frames == 0
 
     new_boxes = np.array([FAR, BOX + 40.0, BOX])
-    selection = select(state, np.array([0.4, 0.6, 0.1], dtype=np.float32), new_boxes, PARAMS)
+    selection, state = select(state, np.array([0.4, 0.6, 0.1], dtype=np.float32), new_boxes, PARAMS)
     assert selection == Selection(index=1, kf_score=None)
     assert state.stable_frames == 1
     expected_mean, expected_cov = kf.initiate(kf.xyxy_to_xyah(new_boxes[1]))
@@ -302,7 +302,7 @@ def test_select_stable_weights_motion(
     state = _state(15, velocity=[20.0, 0.0, 0.0, 0.0])
     boxes = np.array([BOX, MOVED, FAR])
     predicted = kf.predict(state.mean, state.cov)
-    selection = select(state, np.array([0.8, 0.7, 0.1], dtype=np.float32), boxes, params)
+    selection, state = select(state, np.array([0.8, 0.7, 0.1], dtype=np.float32), boxes, params)
     assert selection.index == expected_index
     assert selection.kf_score == pytest.approx(expected_kf_score)
     # Stable frames are not counted further once stable.
@@ -340,7 +340,7 @@ def test_select_stable_thresholds(
     state = _state(stable_frames)
     boxes_array = np.asarray(boxes, dtype=np.float64)
     predicted = kf.predict(state.mean, state.cov)
-    selection = select(state, np.asarray(ious, dtype=np.float32), boxes_array, PARAMS)
+    selection, state = select(state, np.asarray(ious, dtype=np.float32), boxes_array, PARAMS)
     assert selection.index == expected_index
     assert selection.kf_score == pytest.approx(expected_kf_score)
     if updated:
@@ -351,6 +351,32 @@ def test_select_stable_thresholds(
         assert state.stable_frames == 0
     np.testing.assert_allclose(state.mean, expected[0])
     np.testing.assert_allclose(state.cov, expected[1])
+
+
+@pytest.mark.parametrize(
+    ("state", "ious"),
+    [
+        (MotionState(), [0.1, 0.9, 0.5]),  # a new filter
+        (_state(5), [0.9, 0.2, 0.1]),  # warm-up, updated
+        (_state(5), [0.1, 0.05, 0.2]),  # warm-up, lost
+        (_state(15, velocity=[20.0, 0.0, 0.0, 0.0]), [0.8, 0.7, 0.1]),  # stable, updated
+        (_state(15), [0.1, 0.05, 0.2]),  # stable, lost
+    ],
+)
+def test_select_returns_a_new_state_and_leaves_its_argument(state: MotionState, ious: list[float]) -> None:
+    """An earlier frame's motion state stays what it was (a snapshot of the object may be kept)."""
+    mean = None if state.mean is None else state.mean.copy()
+    cov = None if state.cov is None else state.cov.copy()
+    stable_frames = state.stable_frames
+    _, after = select(state, np.asarray(ious, dtype=np.float32), np.array([BOX, MOVED, FAR]), PARAMS)
+    assert after is not state
+    assert state.stable_frames == stable_frames
+    for kept, now, new in ((mean, state.mean, after.mean), (cov, state.cov, after.cov)):
+        if kept is None:
+            assert now is None
+        else:
+            np.testing.assert_array_equal(now, kept)
+            assert not np.shares_memory(new, now)  # the next frame's arrays are its own
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ from app.media.textured_clip import make_frames
 from app.samurai.config import TrackerConfig
 from app.samurai.motion_selection import SamuraiParams
 from app.samurai.multi_tracker import MultiObjectTracker
-from app.samurai.tracker import FrameResult, SamuraiTracker
+from app.samurai.state import ObjectState
+from app.samurai.tracker import FrameResult, SamuraiTracker, step_object
 from tests.demo_model import TEST_THREADS as DEMO_THREADS
 
 RANDOM_FRAMES = 8
@@ -144,6 +145,43 @@ def test_remove_and_restart(random_opened, random_clip):
         if i >= 4:
             restarted.append(results[1])
     _assert_identical(restarted, _single(random_opened, images, boxes[3], 4, config), "restarted object 1")
+
+
+def _contents(state: ObjectState) -> tuple:
+    """Everything an object's state holds, by value (bytes of its arrays, frames of its memories)."""
+    memory, motion = state.memory, state.motion
+
+    def entries(kept) -> tuple:
+        return tuple((e.frame_idx, e.features.tobytes(), e.obj_ptr.tobytes(), e.best_iou, e.kf_score) for e in kept)
+
+    arrays = tuple(None if a is None else a.tobytes() for a in (motion.mean, motion.cov))
+    return (state.prompt_frame, motion.stable_frames, arrays, entries([memory.prompt]),
+            entries(memory.recent), entries(memory.reliable), entries(memory.pointers))
+
+
+def test_a_step_leaves_every_earlier_state_as_it_was(random_opened, random_clip):
+    """Stepping one object changes no state: not the one it was given, not another object's.
+
+    So an object's state after any frame can be kept and stepped again later, with the same results.
+    """
+    images, boxes = random_clip
+    config = TrackerConfig(samurai=FAST_KALMAN)
+    tracker = MultiObjectTracker(random_opened, config, num_frames=len(images))
+    tracker.add(1, boxes[1])
+    tracker.add(2, boxes[2])
+    for i in range(4):
+        tracker.step(i, images[i])
+    kept = dict(tracker.objects)
+    before = {obj_id: _contents(state) for obj_id, state in kept.items()}
+    assert before[1] != before[2]
+    frame = tracker.encoder.encode(4, images[4])
+    alone, after = step_object(random_opened, config, kept[1], frame)
+    assert after.memory.recent[-1].frame_idx == 4
+    assert {obj_id: _contents(state) for obj_id, state in kept.items()} == before
+    assert all(tracker.objects[obj_id] is state for obj_id, state in kept.items())
+    together = tracker.track(frame).objects
+    _assert_identical([together[1]], [alone], "object 1 stepped from its kept state")
+    assert {obj_id: _contents(state) for obj_id, state in kept.items()} == before
 
 
 @pytest.mark.parametrize("starts", [{1: 0, 2: 4}, {1: 0, 2: 2, 3: 7}])

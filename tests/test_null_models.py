@@ -114,9 +114,9 @@ FULL_AFTER = 20
 
 
 def _state_sizes(tracker: SamuraiTracker) -> dict[str, int]:
-    """Bytes of the memory bank and the length of every container the tracker or its bank holds."""
-    sizes = {"bank bytes": tracker.bank.nbytes()}
-    for owner, name in ((tracker, "tracker"), (tracker.bank, "bank")):
+    """Bytes of the memory bank and the length of every container the tracker, its state or its bank holds."""
+    sizes = {"bank bytes": tracker.state.memory.nbytes()}
+    for owner, name in ((tracker, "tracker"), (tracker.state, "state"), (tracker.state.memory, "bank")):
         for attr, value in vars(owner).items():
             if isinstance(value, (list, dict, set, tuple, deque)):
                 sizes[f"{name}.{attr}"] = len(value)
@@ -131,5 +131,5 @@ def test_state_stays_the_same_size_over_a_long_run(recorded):
     for i in range(LONG_RUN_FRAMES):
         tracker.step(i, frames[i % len(frames)], box if i == 0 else None)
         sizes.append(_state_sizes(tracker))
-    assert len(tracker.bank.recent) == manifest.hyper["num_maskmem"] - 1
+    assert len(tracker.state.memory.recent) == manifest.hyper["num_maskmem"] - 1
     assert all(s == sizes[FULL_AFTER] for s in sizes[FULL_AFTER:]), [s for s in sizes[FULL_AFTER:] if s != sizes[-1]][:2]

@@ -133,7 +133,7 @@ def test_mask_choice_follows_the_official_rule(size, seed):
     ours, theirs = MotionState(), ref.MotionTrack()
     branches = {"warm-up": 0, "stable": 0, "reset": 0}
     for t in range(SEQUENCE_FRAMES):
-        mine = select(ours, ious[t], boxes[t], params)
+        mine, ours = select(ours, ious[t], boxes[t], params)
         candidates = boxes[t].astype(int).tolist()
         index, kf_score = ref.choose_mask(theirs, torch.from_numpy(ious[t][None]), candidates, official)
         assert mine.index == index, f"frame {t}"
@@ -155,7 +155,7 @@ def test_memory_frames_follow_the_official_walk(seed):
     params, official = load_config(None, "t").samurai, ref.OFFICIAL_PARAMS["t"]
     bank = MemoryBank(NUM_MASKMEM, MAX_OBJ_PTRS, "samurai", params)
     features, pointer = np.zeros((1, 1, 1, 1), np.uint16), np.zeros(1, np.float32)
-    bank.prompt = MemoryEntry(0, features, pointer, 1.0, 1.0)
+    bank = bank.with_prompt(MemoryEntry(0, features, pointer, 1.0, 1.0))
     logs: dict[int, ref.FrameLog] = {0: ref.FrameLog(-1, 1.0, 1.0, None, 0, None)}
     for t in range(1, SEQUENCE_FRAMES):
         expected = [(0, 0)] + [(slot, frame) for slot, frame in
@@ -166,4 +166,4 @@ def test_memory_frames_follow_the_official_walk(seed):
         object_score = float(rng.choice([-2.0, 0.0, 0.001, 3.0], p=[0.1, 0.1, 0.3, 0.5]))
         kf_score = None if rng.random() < 0.3 else float(rng.choice([0.0, 0.001, 0.8], p=[0.1, 0.4, 0.5]))
         logs[t] = ref.FrameLog(0, best_iou, object_score, kf_score, 1, None)
-        bank.add(MemoryEntry(t, features, pointer, best_iou, object_score, kf_score))
+        bank = bank.add(MemoryEntry(t, features, pointer, best_iou, object_score, kf_score))

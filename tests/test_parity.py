@@ -108,8 +108,9 @@ def _ours(folder_model, images, box, mode, overrides, factory=OnnxRunner):
     for frame in tracker.encoder.frames(source, overlap=True):  # the schedule of a file run
         i = frame.frame_idx
         results.append(tracker.track(frame, box if i == 0 else None))
-        results[-1].memory_frames = [e.frame_idx for _, e in tracker.bank.memory_frames(i + 1)] if i else []
-        results[-1].motion = (tracker.motion.stable_frames, None if tracker.motion.mean is None else tracker.motion.mean.copy())
+        results[-1].memory_frames = [e.frame_idx for _, e in tracker.state.memory.memory_frames(i + 1)] if i else []
+        motion = tracker.state.motion
+        results[-1].motion = (motion.stable_frames, None if motion.mean is None else motion.mean.copy())
     return results
 
 

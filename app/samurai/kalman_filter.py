@@ -7,7 +7,7 @@ process and measurement noise scale with the box height, so a large box may
 move more pixels per frame than a small one.
 
 Every function is pure: it takes the filter's ``(mean, cov)`` and returns new
-arrays, so the tracker owns the state and a test can inspect it.
+arrays, so an object's state (`app.samurai.state.ObjectState`) owns it and a test can inspect it.
 """
 
 from __future__ import annotations

@@ -10,8 +10,7 @@ same choices with memory that does not grow with video length.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,30 +59,46 @@ class MemoryEntry:
     kf_score: float | None = None
 
 
-@dataclass
+def _keep_last(entries: tuple[MemoryEntry, ...], entry: MemoryEntry, length: int) -> tuple[MemoryEntry, ...]:
+    """`entries` with `entry` appended, cut to the last `length` (none for 0), as a bounded deque keeps them."""
+    kept = (*entries, entry)
+    return kept[max(len(kept) - length, 0) :]
+
+
+@dataclass(frozen=True)
 class MemoryBank:
+    """One object's memories and pointers; immutable: `add` returns a new bank and shares the entries."""
+
     num_maskmem: int
     max_obj_ptrs: int
     mode: str
     params: SamuraiParams
     prompt: MemoryEntry | None = None
-    recent: deque = field(init=False)
-    reliable: deque = field(init=False)
-    pointers: deque = field(init=False)
+    recent: tuple[MemoryEntry, ...] = ()  # the last num_maskmem - 1 tracked frames
+    reliable: tuple[MemoryEntry, ...] = ()  # the last num_maskmem - 1 that passed SAMURAI's test
+    pointers: tuple[MemoryEntry, ...] = ()  # the last max_obj_ptrs - 1 tracked frames
 
-    def __post_init__(self) -> None:
-        self.recent = deque(maxlen=self.num_maskmem - 1)
-        self.reliable = deque(maxlen=self.num_maskmem - 1)
-        self.pointers = deque(maxlen=self.max_obj_ptrs - 1)
+    def emptied(self) -> MemoryBank:
+        """A bank of the same capacity with nothing in it."""
+        return MemoryBank(self.num_maskmem, self.max_obj_ptrs, self.mode, self.params)
 
-    def add(self, entry: MemoryEntry) -> None:
-        """Store a tracked (non-prompt) frame."""
-        self.recent.append(entry)
-        self.pointers.append(entry)
+    def with_prompt(self, entry: MemoryEntry) -> MemoryBank:
+        """This bank with `entry` as its prompt frame."""
+        return replace(self, prompt=entry)
+
+    def add(self, entry: MemoryEntry) -> MemoryBank:
+        """This bank with a tracked (non-prompt) frame stored."""
+        reliable = self.reliable
         if entry.frame_idx >= SAMURAI_FIRST_SCANNED_FRAME and is_memory_candidate(
             entry.best_iou, entry.object_score, entry.kf_score, self.params
         ):
-            self.reliable.append(entry)
+            reliable = _keep_last(reliable, entry, self.num_maskmem - 1)
+        return replace(
+            self,
+            recent=_keep_last(self.recent, entry, self.num_maskmem - 1),
+            reliable=reliable,
+            pointers=_keep_last(self.pointers, entry, self.max_obj_ptrs - 1),
+        )
 
     def memory_frames(self, frame_idx: int) -> list[tuple[int, MemoryEntry]]:
         """(temporal slot, entry) pairs: the prompt in slot 0, then slots 1..num_maskmem-1, most recent last."""

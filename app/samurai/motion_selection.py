@@ -72,9 +72,9 @@ class SamuraiParams:
                 raise ValueError(f"{name} must be a finite logit, got {logit}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class MotionState:
-    """Per-object Kalman state that the tracker owns and ``select`` updates in place.
+    """Per-object Kalman state; ``select`` returns the next one and leaves its argument as it was.
 
     Attributes:
         mean: (8,) filter mean ``[cx, cy, a, h, vcx, vcy, va, vh]``, or None before
@@ -125,14 +125,14 @@ def mask_box(mask: np.ndarray) -> np.ndarray:
 
 def select(
     state: MotionState, ious: np.ndarray, boxes: np.ndarray, params: SamuraiParams
-) -> Selection:
-    """Choose one of the decoder's candidate masks and advance ``state`` in place.
+) -> tuple[Selection, MotionState]:
+    """Choose one of the decoder's candidate masks; the motion state after this frame.
 
     Call this only for multimask decoder outputs; a single-mask output is taken
     as is and leaves the filter untouched.
 
     Args:
-        state: the object's motion state, updated in place.
+        state: the object's motion state before this frame; it is not changed.
         ious: (M,) predicted IoUs of the candidates (M = 3 for SAM 2). Keep the
             decoder's dtype: thresholds are compared in it, like the official
             float32 tensors, so a float32 0.3 is not above 0.3.
@@ -140,7 +140,8 @@ def select(
         params: SAMURAI hyper-parameters.
 
     Returns:
-        the chosen index and, in the stable branch only, its filter IoU.
+        the chosen index and, in the stable branch only, its filter IoU; and the
+        motion state after this frame (new arrays: ``kalman_filter`` is pure).
     """
     ious = np.asarray(ious)
     # Keep float32 decoder scores in float32 (integers become float64).
@@ -160,27 +161,26 @@ def select(
     if state.mean is None or state.cov is None or state.stable_frames == 0:
         # No trustworthy motion yet: SAM 2's own choice seeds a fresh filter.
         index = int(np.argmax(ious))
-        state.mean, state.cov = kalman_filter.initiate(kalman_filter.xyxy_to_xyah(boxes[index]))
-        state.stable_frames += 1
-        return Selection(index=index, kf_score=None)
+        mean, cov = kalman_filter.initiate(kalman_filter.xyxy_to_xyah(boxes[index]))
+        return Selection(index=index, kf_score=None), MotionState(mean, cov, state.stable_frames + 1)
 
     mean, cov = kalman_filter.predict(state.mean, state.cov)
 
-    if state.stable_frames < params.stable_frames_threshold:
+    stable_frames = state.stable_frames
+    if stable_frames < params.stable_frames_threshold:
         # Young filter: it learns from confident frames but does not vote yet.
         index = int(np.argmax(ious))
         if ious[index] > stable_iou:
             mean, cov = kalman_filter.update(mean, cov, kalman_filter.xyxy_to_xyah(boxes[index]))
-            state.stable_frames += 1
+            stable_frames += 1
         else:
             logger.debug(
                 "motion lost while warming up: predicted IoU {:.3f} <= {}",
                 float(ious[index]),
                 params.stable_ious_threshold,
             )
-            state.stable_frames = 0
-        state.mean, state.cov = mean, cov
-        return Selection(index=index, kf_score=None)
+            stable_frames = 0
+        return Selection(index=index, kf_score=None), MotionState(mean, cov, stable_frames)
 
     # Stable filter: blend motion agreement with the decoder's confidence.
     # The official code scores in the decoder's float32, so cast the filter IoUs
@@ -195,11 +195,10 @@ def select(
             float(ious[index]),
             params.stable_ious_threshold,
         )
-        state.stable_frames = 0
+        stable_frames = 0
     else:
         mean, cov = kalman_filter.update(mean, cov, kalman_filter.xyxy_to_xyah(boxes[index]))
-    state.mean, state.cov = mean, cov
-    return Selection(index=index, kf_score=float(kf_ious[index]))
+    return Selection(index=index, kf_score=float(kf_ious[index])), MotionState(mean, cov, stable_frames)
 
 
 def is_memory_candidate(

@@ -1,22 +1,24 @@
 """Several objects on one video: one image-encoder pass per frame, then each object's own step.
 
 SAM 2 tracks objects independently on a shared image encoding, and so does
-this tracker: every object is a `SamuraiTracker` with its own memory bank,
-Kalman state and mask selection, fed the frame that `FrameEncoder` encoded
-once. An object's results are therefore exactly those of a single-object run
-with the same box from the same frame.
+this tracker: it owns one `ObjectState` per object id (memory bank, Kalman
+state, prompt frame) and runs the stateless `step_object` on each, fed the
+frame that `FrameEncoder` encoded once. An object's results are therefore
+exactly those of a single-object run with the same box from the same frame.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.samurai.config import TrackerConfig
-from app.samurai.tracker import EncodedFrame, FrameEncoder, FrameResult, SamuraiTracker
+from app.samurai.state import ObjectState
+from app.samurai.tracker import EncodedFrame, FrameEncoder, FrameResult, new_object_state, step_object
 
 if TYPE_CHECKING:  # as in tracker.py: the caller opens the bundle
     from acl_models.bundle import ModelBundle
@@ -34,16 +36,21 @@ class MultiFrameResult:
 class MultiObjectTracker:
     """Objects keyed by id; `add` and `remove` may be called between any two frames."""
 
+    # Times the objects' stages, as `SamuraiTracker.clock` does.
+    clock: Callable[[], float] = staticmethod(time.perf_counter)
+
     def __init__(self, bundle: ModelBundle, config: TrackerConfig, num_frames: int | None = None):
-        self._make_object = partial(SamuraiTracker, bundle, config, num_frames=num_frames)
+        self.bundle = bundle
+        self.config = config
         self.encoder = FrameEncoder(bundle, config)
-        self.objects: dict[int, SamuraiTracker] = {}
-        self._prompts: dict[int, BoxXYXY] = {}
+        self._fresh = new_object_state(bundle, config, num_frames)
+        self.objects: dict[int, ObjectState] = {}  # each object's state after its last step
+        self._prompts: dict[int, BoxXYXY] = {}  # boxes that (re)start their object on the next frame
 
     def add(self, obj_id: int, box_xyxy: BoxXYXY) -> None:
         """Start object `obj_id` from this box on the next frame; an object already tracked restarts from it."""
         if obj_id not in self.objects:
-            self.objects[obj_id] = self._make_object()
+            self.objects[obj_id] = self._fresh
         self._prompts[obj_id] = tuple(float(v) for v in box_xyxy)
 
     def start_on(self, obj_id: int, frame_idx: int, image: np.ndarray, box_xyxy: BoxXYXY) -> FrameResult:
@@ -52,9 +59,11 @@ class MultiObjectTracker:
         The object alone steps on that frame (its own image-encoder pass), then
         goes on with the others from the next `step`.
         """
-        self.objects[obj_id] = self._make_object()
         self._prompts.pop(obj_id, None)
-        return self.objects[obj_id].step(frame_idx, image, box_xyxy)
+        frame = self.encoder.encode(frame_idx, image)
+        result, self.objects[obj_id] = step_object(self.bundle, self.config, self._fresh, frame, box_xyxy, self.clock)
+        result.timings = {**frame.timings, **result.timings}
+        return result
 
     def remove(self, obj_id: int) -> None:
         """Stop tracking `obj_id`; unknown ids raise KeyError."""
@@ -74,12 +83,13 @@ class MultiObjectTracker:
         frame_idx = frame.frame_idx
         timings = dict(frame.timings)
         results = {}
-        for obj_id, tracker in self.objects.items():
-            result = tracker.track(frame, self._prompts.pop(obj_id, None))
+        for obj_id, state in self.objects.items():
+            prompt = self._prompts.pop(obj_id, None)
+            result, self.objects[obj_id] = step_object(self.bundle, self.config, state, frame, prompt, self.clock)
             for stage, ms in result.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + ms
             results[obj_id] = result
         return MultiFrameResult(frame_idx, results, timings)
 
     def state_nbytes(self) -> int:
-        return sum(tracker.state_nbytes() for tracker in self.objects.values())
+        return sum(state.nbytes() for state in self.objects.values())

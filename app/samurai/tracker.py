@@ -25,6 +25,7 @@ from app.samurai.boxes import BoxXYWH, box_from_mask
 from app.samurai.config import TrackerConfig
 from app.samurai.memory_bank import MemoryBank, MemoryEntry, from_bfloat16, pad_rows, to_bfloat16
 from app.samurai.motion_selection import MotionState, mask_box, select
+from app.samurai.state import ObjectState
 
 if TYPE_CHECKING:  # the algorithm reads a bundle; opening one (and its runtimes) is the caller's business
     from acl_models.bundle import ModelBundle
@@ -184,104 +185,186 @@ class FrameEncoder:
             yield pending.wait()
 
 
+def new_object_state(bundle: ModelBundle, config: TrackerConfig, num_frames: int | None = None) -> ObjectState:
+    """An object before its first box: an empty memory bank sized by the bundle."""
+    hyper = bundle.manifest.hyper
+    # The official predictor caps pointers by the video length when it knows it.
+    max_ptrs = int(hyper["max_obj_ptrs_in_encoder"])
+    max_obj_ptrs = min(num_frames, max_ptrs) if num_frames else max_ptrs
+    return ObjectState(MemoryBank(int(hyper["num_maskmem"]), max_obj_ptrs, config.mode, config.samurai))
+
+
+def _presence_gate(config: TrackerConfig) -> np.ndarray:
+    """(1,) float32 object-score logit above which the object is present, in the mode's rule."""
+    gate = config.samurai.min_obj_score_logits if config.mode == "samurai" else SAM2_PRESENT_LOGIT
+    return np.array([gate], dtype=np.float32)
+
+
+def _attend_memory(bundle: ModelBundle, memory: MemoryBank, t: int, vision_feat: np.ndarray) -> np.ndarray:
+    """Memory attention at the graph's static shape: memories and pointers zero-padded, validity flags set."""
+    constants, num_maskmem = bundle.constants, memory.num_maskmem
+    frames = memory.memory_frames(t)
+    rows, memory_valid = pad_rows(np.concatenate([from_bfloat16(e.features) for _, e in frames]), num_maskmem)
+    slots = [num_maskmem - t_pos - 1 for t_pos, _ in frames]
+    memory_pos, _ = pad_rows(constants["memory_pos"] + constants["maskmem_tpos_enc"][slots][:, :, None, None], num_maskmem)
+    pointers = memory.object_pointers(t)
+    # The graph's pointer count; the bank's may be lower for a short video.
+    max_ptrs = int(bundle.manifest.hyper["max_obj_ptrs_in_encoder"])
+    obj_ptrs, obj_ptr_valid = pad_rows(np.stack([p for _, p in pointers]), max_ptrs)
+    offsets = np.array([d for d, _ in pointers], dtype=np.float32) / np.float32(memory.max_obj_ptrs - 1)
+    out = bundle.runners["memory_attention"].run(
+        {
+            "vision_feat": vision_feat,
+            "vision_pos": constants["vision_pos"],
+            "memory": rows,
+            "memory_pos": memory_pos,
+            "memory_valid": memory_valid,
+            "obj_ptrs": obj_ptrs,
+            "obj_ptr_offsets": pad_rows(offsets, max_ptrs)[0],
+            "obj_ptr_valid": obj_ptr_valid,
+        }
+    )
+    return out["pix_feat_with_mem"]
+
+
+def _decode(bundle: ModelBundle, pix_feat, features, coords: np.ndarray, labels: np.ndarray,
+            min_obj_score: np.ndarray) -> dict[str, np.ndarray]:
+    return bundle.runners["mask_decoder"].run(
+        {
+            "pix_feat": pix_feat,
+            "high_res_feat0": features["high_res_feat0"],
+            "high_res_feat1": features["high_res_feat1"],
+            "point_coords": coords[None].astype(np.float32),
+            "point_labels": labels[None].astype(np.int32),
+            "min_obj_score": min_obj_score,
+        }
+    )
+
+
+def _single_mask(hyper: dict, masks: np.ndarray, ious: np.ndarray) -> int:
+    """SAM 2's dynamic multimask: the single mask unless it is unstable, then the best multimask."""
+    delta = hyper["dynamic_multimask_stability_delta"]
+    single = masks[SINGLE_MASK_TOKEN]
+    union = np.count_nonzero(single > -delta)
+    stability = np.count_nonzero(single > delta) / union if union > 0 else 1.0
+    if np.float32(stability) >= np.float32(hyper["dynamic_multimask_stability_thresh"]):
+        return SINGLE_MASK_TOKEN
+    return 1 + int(np.argmax(ious[1:]))
+
+
+def _choose_multimask(
+    config: TrackerConfig, size: int, motion: MotionState, masks: np.ndarray, ious: np.ndarray
+) -> tuple[int, float | None, MotionState]:
+    """The chosen multimask token, its filter score and the motion after it (SAM 2 keeps no motion)."""
+    candidates = ious[1:]
+    if config.mode == "sam2":
+        return 1 + int(np.argmax(candidates)), None, motion
+    boxes = np.stack([mask_box(preprocess.resize_logits(m, size, size)) for m in masks[1:]])
+    chosen, motion = select(motion, candidates, boxes, config.samurai)
+    return 1 + chosen.index, chosen.kf_score, motion
+
+
+def _encode_memory(bundle: ModelBundle, vision_feat, mask_logits, object_score, binarize: bool) -> np.ndarray:
+    out = bundle.runners["memory_encoder"].run(
+        {
+            "vision_feat": vision_feat,
+            "mask_logits": mask_logits[None, None],
+            "object_score_logits": np.array([[object_score]], dtype=np.float32),
+            "binarize": np.array([1.0 if binarize else 0.0], dtype=np.float32),
+        }
+    )
+    return to_bfloat16(out["maskmem_feat"])
+
+
+def step_object(
+    bundle: ModelBundle,
+    config: TrackerConfig,
+    state: ObjectState,
+    frame: EncodedFrame,
+    box_xyxy: tuple[float, float, float, float] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[FrameResult, ObjectState]:
+    """One object's step on an encoded frame: its result and its next state; `state` is left as it was.
+
+    A box (original pixels, x1, y1, x2, y2) (re)starts the object from it, as on
+    its first frame; without one, `state` must have been started by a box.
+    """
+    if box_xyxy is not None:
+        state = state.restarted()
+    elif state.prompt_frame is None:
+        raise ValueError("the first frame needs a box prompt")
+    timer = _Timer(clock)
+    hyper, image_size = bundle.manifest.hyper, bundle.manifest.image_size
+    frame_idx, width, height, features = frame.frame_idx, frame.width, frame.height, frame.features
+    vision_feat = features["vision_feat"]
+    min_obj_score = _presence_gate(config)
+    prompt = box_xyxy is not None
+    prompt_frame = frame_idx if prompt else state.prompt_frame
+    memory, motion = state.memory, state.motion
+    memory_frames: list[int] = []
+    if prompt:
+        # Normalise by the frame size, then scale to the model input, in float32 as the official code does.
+        corners = np.asarray(box_xyxy, dtype=np.float32).reshape(2, 2)
+        coords = corners / np.array([width, height], dtype=np.float32) * np.float32(image_size)
+        labels = np.array([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT])
+        pix_feat = vision_feat + bundle.constants["no_mem_embed"][None, :, None, None]
+    else:
+        relative = frame_idx - prompt_frame
+        memory_frames = [prompt_frame + e.frame_idx for _, e in memory.memory_frames(relative)]
+        with timer.stage("memory_attention"):
+            pix_feat = _attend_memory(bundle, memory, relative, vision_feat)
+        coords, labels = np.zeros((1, 2), np.float32), np.array([PADDING_POINT])
+    with timer.stage("mask_decoder"):
+        out = _decode(bundle, pix_feat, features, coords, labels, min_obj_score)
+    masks, ious = out["mask_logits"][0], out["iou_pred"][0]
+    object_score = float(out["object_score_logits"][0, 0])
+    with timer.stage("selection"):
+        if prompt:
+            index, kf_score = _single_mask(hyper, masks, ious), None
+            pointer_token = SINGLE_MASK_TOKEN
+        else:
+            index, kf_score, motion = _choose_multimask(config, image_size, motion, masks, ious)
+            pointer_token = index
+        chosen = masks[index]
+        filled = preprocess.fill_holes(chosen, int(hyper["fill_hole_area"]))
+    with timer.stage("memory_encoder"):
+        # The prompt frame's memory comes from its filled, binarised mask; tracked
+        # frames from the raw chosen mask (the official predictor's order).
+        features_out = _encode_memory(bundle, vision_feat, filled if prompt else chosen, object_score, binarize=prompt)
+    entry = MemoryEntry(
+        frame_idx=frame_idx - prompt_frame,
+        features=features_out,
+        obj_ptr=out["obj_ptrs"][0, pointer_token].astype(np.float32),
+        best_iou=float(ious[index]),
+        object_score=object_score,
+        kf_score=kf_score,
+    )
+    memory = memory.with_prompt(entry) if prompt else memory.add(entry)
+    with timer.stage("postprocess"):
+        mask = preprocess.resize_logits(filled, width, height) > 0
+    kf_mean = None if motion.mean is None else motion.mean.copy()
+    result = FrameResult(
+        frame_idx, mask, filled, index, float(ious[index]), object_score, kf_score, timer.ms,
+        ious=ious.copy(), stable_frames=motion.stable_frames, kf_mean=kf_mean, memory_frames=memory_frames,
+        present=bool(np.float32(object_score) > min_obj_score[0]),
+    )
+    return result, ObjectState(memory, motion, prompt_frame)
+
+
 class SamuraiTracker:
-    """One object. `step` encodes the frame itself; `track` takes a frame encoded once for several objects."""
+    """One object, keeping its `ObjectState` between calls of the pure `step_object`.
+
+    `step` encodes the frame itself; `track` takes a frame encoded once for several objects.
+    """
 
     # Times the stages; a benchmark on a busy machine may swap in time.process_time (here and on `encoder`).
     clock: Callable[[], float] = staticmethod(time.perf_counter)
 
     def __init__(self, bundle: ModelBundle, config: TrackerConfig, num_frames: int | None = None):
-        manifest, constants = bundle.manifest, bundle.constants
-        hyper = manifest.hyper
-        self.runners = bundle.runners
-        self.manifest = manifest
+        self.bundle = bundle
         self.config = config
-        self.image_size = manifest.image_size
         self.encoder = FrameEncoder(bundle, config)
-        self.num_maskmem = int(hyper["num_maskmem"])
-        # The official predictor caps pointers by the video length when it knows it.
-        max_ptrs = int(hyper["max_obj_ptrs_in_encoder"])
-        self.max_obj_ptrs = min(num_frames, max_ptrs) if num_frames else max_ptrs
-        self.vision_pos = constants["vision_pos"]
-        self.memory_pos = constants["memory_pos"]
-        self.tpos = constants["maskmem_tpos_enc"]
-        self.no_mem_embed = constants["no_mem_embed"][None, :, None, None]
-        self.bank = MemoryBank(self.num_maskmem, self.max_obj_ptrs, config.mode, config.samurai)
-        self.motion = MotionState()
-        self.first_index: int | None = None
-        gate = config.samurai.min_obj_score_logits if config.mode == "samurai" else SAM2_PRESENT_LOGIT
-        self.min_obj_score = np.array([gate], dtype=np.float32)
-
-    # -- stages ------------------------------------------------------------
-
-    def _attend_memory(self, t: int, vision_feat: np.ndarray) -> np.ndarray:
-        """Memory attention at the graph's static shape: memories and pointers zero-padded, validity flags set."""
-        frames = self.bank.memory_frames(t)
-        memory, memory_valid = pad_rows(np.concatenate([from_bfloat16(e.features) for _, e in frames]), self.num_maskmem)
-        slots = [self.num_maskmem - t_pos - 1 for t_pos, _ in frames]
-        memory_pos, _ = pad_rows(self.memory_pos + self.tpos[slots][:, :, None, None], self.num_maskmem)
-        pointers = self.bank.object_pointers(t)
-        # The graph's pointer count; self.max_obj_ptrs may be lower for a short video.
-        max_ptrs = int(self.manifest.hyper["max_obj_ptrs_in_encoder"])
-        obj_ptrs, obj_ptr_valid = pad_rows(np.stack([p for _, p in pointers]), max_ptrs)
-        offsets = np.array([d for d, _ in pointers], dtype=np.float32) / np.float32(self.max_obj_ptrs - 1)
-        out = self.runners["memory_attention"].run(
-            {
-                "vision_feat": vision_feat,
-                "vision_pos": self.vision_pos,
-                "memory": memory,
-                "memory_pos": memory_pos,
-                "memory_valid": memory_valid,
-                "obj_ptrs": obj_ptrs,
-                "obj_ptr_offsets": pad_rows(offsets, max_ptrs)[0],
-                "obj_ptr_valid": obj_ptr_valid,
-            }
-        )
-        return out["pix_feat_with_mem"]
-
-    def _decode(self, pix_feat, features, coords: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-        return self.runners["mask_decoder"].run(
-            {
-                "pix_feat": pix_feat,
-                "high_res_feat0": features["high_res_feat0"],
-                "high_res_feat1": features["high_res_feat1"],
-                "point_coords": coords[None].astype(np.float32),
-                "point_labels": labels[None].astype(np.int32),
-                "min_obj_score": self.min_obj_score,
-            }
-        )
-
-    def _single_mask(self, masks: np.ndarray, ious: np.ndarray) -> int:
-        """SAM 2's dynamic multimask: the single mask unless it is unstable, then the best multimask."""
-        delta = self.manifest.hyper["dynamic_multimask_stability_delta"]
-        single = masks[SINGLE_MASK_TOKEN]
-        union = np.count_nonzero(single > -delta)
-        stability = np.count_nonzero(single > delta) / union if union > 0 else 1.0
-        if np.float32(stability) >= np.float32(self.manifest.hyper["dynamic_multimask_stability_thresh"]):
-            return SINGLE_MASK_TOKEN
-        return 1 + int(np.argmax(ious[1:]))
-
-    def _choose_multimask(self, masks: np.ndarray, ious: np.ndarray) -> tuple[int, float | None]:
-        candidates = ious[1:]
-        if self.config.mode == "sam2":
-            return 1 + int(np.argmax(candidates)), None
-        size = self.image_size
-        boxes = np.stack([mask_box(preprocess.resize_logits(m, size, size)) for m in masks[1:]])
-        chosen = select(self.motion, candidates, boxes, self.config.samurai)
-        return 1 + chosen.index, chosen.kf_score
-
-    def _encode_memory(self, vision_feat, mask_logits, object_score, binarize: bool) -> np.ndarray:
-        out = self.runners["memory_encoder"].run(
-            {
-                "vision_feat": vision_feat,
-                "mask_logits": mask_logits[None, None],
-                "object_score_logits": np.array([[object_score]], dtype=np.float32),
-                "binarize": np.array([1.0 if binarize else 0.0], dtype=np.float32),
-            }
-        )
-        return to_bfloat16(out["maskmem_feat"])
-
-    # -- public ------------------------------------------------------------
+        self.state = new_object_state(bundle, config, num_frames)
 
     def prepare_input(self, image: np.ndarray) -> np.ndarray:
         """The image encoder's input for a frame; pure, so a caller may run it ahead of `step`."""
@@ -293,7 +376,7 @@ class SamuraiTracker:
         image: np.ndarray,
         box_xyxy: tuple[float, float, float, float] | None = None,
         model_input: np.ndarray | None = None,
-    ):
+    ) -> FrameResult:
         """Track one frame. The first call needs the prompt box (original pixels, x1, y1, x2, y2).
 
         `model_input` is `prepare_input(image)` when the caller prepared it ahead.
@@ -305,72 +388,8 @@ class SamuraiTracker:
 
     def track(self, frame: EncodedFrame, box_xyxy: tuple[float, float, float, float] | None = None) -> FrameResult:
         """This object's step on an encoded frame; a box (re)starts the object from it, as on its first frame."""
-        if box_xyxy is not None and self.first_index is not None:
-            self.restart()
-        timer = _Timer(self.clock)
-        frame_idx, width, height, features = frame.frame_idx, frame.width, frame.height, frame.features
-        fill_area = int(self.manifest.hyper["fill_hole_area"])
-        vision_feat = features["vision_feat"]
-        prompt = self.first_index is None
-        memory_frames: list[int] = []
-        if prompt:
-            if box_xyxy is None:
-                raise ValueError("the first frame needs a box prompt")
-            self.first_index = frame_idx
-            # Normalise by the frame size, then scale to the model input, in float32 as the official code does.
-            corners = np.asarray(box_xyxy, dtype=np.float32).reshape(2, 2)
-            coords = corners / np.array([width, height], dtype=np.float32) * np.float32(self.image_size)
-            labels = np.array([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT])
-            pix_feat = vision_feat + self.no_mem_embed
-        else:
-            relative = frame_idx - self.first_index
-            memory_frames = [self.first_index + e.frame_idx for _, e in self.bank.memory_frames(relative)]
-            with timer.stage("memory_attention"):
-                pix_feat = self._attend_memory(relative, vision_feat)
-            coords, labels = np.zeros((1, 2), np.float32), np.array([PADDING_POINT])
-        with timer.stage("mask_decoder"):
-            out = self._decode(pix_feat, features, coords, labels)
-        masks, ious = out["mask_logits"][0], out["iou_pred"][0]
-        object_score = float(out["object_score_logits"][0, 0])
-        with timer.stage("selection"):
-            if prompt:
-                index, kf_score = self._single_mask(masks, ious), None
-                pointer_token = SINGLE_MASK_TOKEN
-            else:
-                index, kf_score = self._choose_multimask(masks, ious)
-                pointer_token = index
-            chosen = masks[index]
-            filled = preprocess.fill_holes(chosen, fill_area)
-        with timer.stage("memory_encoder"):
-            # The prompt frame's memory comes from its filled, binarised mask; tracked
-            # frames from the raw chosen mask (the official predictor's order).
-            memory = self._encode_memory(vision_feat, filled if prompt else chosen, object_score, binarize=prompt)
-        entry = MemoryEntry(
-            frame_idx=frame_idx - self.first_index,
-            features=memory,
-            obj_ptr=out["obj_ptrs"][0, pointer_token].astype(np.float32),
-            best_iou=float(ious[index]),
-            object_score=object_score,
-            kf_score=kf_score,
-        )
-        if prompt:
-            self.bank.prompt = entry
-        else:
-            self.bank.add(entry)
-        with timer.stage("postprocess"):
-            mask = preprocess.resize_logits(filled, width, height) > 0
-        kf_mean = None if self.motion.mean is None else self.motion.mean.copy()
-        return FrameResult(
-            frame_idx, mask, filled, index, float(ious[index]), object_score, kf_score, timer.ms,
-            ious=ious.copy(), stable_frames=self.motion.stable_frames, kf_mean=kf_mean, memory_frames=memory_frames,
-            present=bool(np.float32(object_score) > self.min_obj_score[0]),
-        )
-
-    def restart(self) -> None:
-        """Forget the object: empty memory, no motion; the next `track` needs a box."""
-        self.bank = MemoryBank(self.num_maskmem, self.max_obj_ptrs, self.config.mode, self.config.samurai)
-        self.motion = MotionState()
-        self.first_index = None
+        result, self.state = step_object(self.bundle, self.config, self.state, frame, box_xyxy, self.clock)
+        return result
 
     def state_nbytes(self) -> int:
-        return self.bank.nbytes()
+        return self.state.nbytes()
