@@ -129,6 +129,19 @@ def test_clip_and_evaluation(tmp_path):
     assert run_script("eval", "sequence", tmp_path / "missing.txt", truth).returncode == 2
 
 
+def test_sequence_score_refuses_flags_for_other_frames_in_one_line(tmp_path):
+    truth = tmp_path / "groundtruth.txt"
+    truth.write_text("10,10,20,20\n12,10,20,20\n")
+    absent = tmp_path / "full_occlusion.txt"
+    absent.write_text("0\n")
+    done = run_script("eval", "sequence", truth, truth, "--absent", absent)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"ERROR   {absent} has 1 flags for 2 frames"]
+    absent.write_text("0\n1\n")
+    done = run_script("eval", "sequence", truth, truth, "--absent", absent)
+    assert done.returncode == 0 and done.stdout.startswith("2 frames: success AUC "), done.stderr
+
+
 def test_summarise_decisions(tmp_path):
     log = tmp_path / "log.jsonl"
     states = ["tracking", "tracking", "lost", "tracking"]
