@@ -18,7 +18,15 @@ from acl_models.acl_runner import SET_ENV, AclResource, AclRunner
 from acl_models.base import BackendError, ModelRunner, import_problem
 from acl_models.manifest import MANIFEST_FILE, load_manifest
 from acl_models.onnx_runner import OnnxRunner
-from acl_models.openvino_runner import INSTALL_HINT, OpenVinoRunner, check_precision, openvino_problem
+from acl_models.openvino_runner import (
+    INSTALL_HINT,
+    INT8_GRAPHS,
+    INT8_KEY,
+    OpenVinoRunner,
+    check_precision,
+    openvino_problem,
+    supported_precisions,
+)
 
 BACKENDS = ("auto", "onnx", "openvino", "acl")
 # What the backends compute in: OpenVINO takes a precision at load time; ONNX
@@ -82,6 +90,25 @@ def choose_backend(model_dir: Path, requested: str) -> tuple[str, str]:
             )
     logger.info("backend {} for {}: {}", backend, model_dir, reason)
     return backend, reason
+
+
+def pair_problem(model_dir: Path, backend: str, precision: str) -> str | None:
+    """Why this machine and the export in `model_dir` cannot run `backend` at `precision`, or None when they can.
+
+    For "onnx" the precision is an exported variant (fp32 always is); for "openvino" it is the runtime's
+    precision, which needs OpenVINO, a CPU that computes in it and, for int8, the quantised graphs.
+    """
+    manifest = load_manifest(model_dir)
+    if backend == "onnx":
+        if precision == "fp32" or precision in manifest.models[OVERLAPPED_GRAPH].get("variants", {}):
+            return None
+        return f"no {precision} export (convert/export_onnx.py --{precision})"
+    problem = openvino_problem()
+    if problem is None and precision not in supported_precisions():
+        problem = f"this CPU does not run {precision} in OpenVINO"
+    if problem is None and precision == "int8" and not all(INT8_KEY in manifest.models[n] for n in INT8_GRAPHS):
+        problem = f"no quantised graphs (python convert/quantize_int8.py --models {model_dir})"
+    return problem
 
 
 class _AclFactory:

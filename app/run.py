@@ -62,7 +62,7 @@ from app.media.outputs import (
     track_file,
     write_summary,
 )
-from app.media.prompt import Box, PromptError, command_line_boxes
+from app.media.prompt import PromptError, command_line_boxes
 from app.media.source_spec import LiveOptions, open_source
 from app.media.sources import FrameSource, SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
@@ -72,6 +72,7 @@ from app.publish.health import HealthCheck
 from app.publish.jsonl import JsonLinesSink
 from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_publish_url
 from app.publish.sd_notify import HealthNotifier
+from app.samurai.boxes import Box
 from app.samurai.config import ConfigError, load_config
 from app.samurai.decisions import decision_record
 from app.samurai.multi_tracker import MultiObjectTracker

@@ -28,16 +28,16 @@ from loguru import logger
 
 from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
+from app.benchmarks.speed.timing import TimedRunner
 from app.live.control import Prompt, TrackController
 from app.live.pipeline import LoopStats, Tracked, TrackingLoop
 from app.media.drawing import annotate
 from app.media.outputs import MaskWriter, TrackWriter, VideoWriter
-from app.media.prompt import Box
 from app.media.sources import CameraSource, FolderSource
 from app.media.textured_clip import make_frames, write_jpeg_folder
+from app.samurai.boxes import Box
 from app.samurai.config import load_config
 from app.samurai.multi_tracker import MultiObjectTracker
-from scripts.bench import TimedRunner
 
 # The bound of the live target: one tracker step + one source frame + this.
 LATENCY_MARGIN_MS = 20.0

@@ -27,13 +27,14 @@ from acl_models.bundle import ModelBundle, open_bundle_with
 from acl_models.manifest import ModelFolderError
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_agreement, box_iou
+from app.benchmarks.speed.timing import CPU_CLOCK
+from app.benchmarks.speed.tracking import parse_size, prompt_box
 from app.live import heap
 from app.media import colour_clip, textured_clip
 from app.samurai import preprocess
 from app.samurai.boxes import box_or_missing
 from app.samurai.config import load_config
 from app.samurai.tracker import SamuraiTracker
-from scripts.bench import CPU_CLOCK, parse_size, prompt_box
 
 EXACT = "pil_bicubic"
 CLIPS = {"demo": colour_clip.make_frames, "textured": textured_clip.make_frames}
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [parse_size(s) for s in args.sizes.split(",")]
         frames, boxes = CLIPS[args.clip](args.frames)
         bundle = open_bundle_with(args.model_dir, lambda path: OnnxRunner(path, threads=args.threads))
-    except (ValueError, argparse.ArgumentTypeError, ModelFolderError, BackendError) as exc:
+    except (ValueError, ModelFolderError, BackendError) as exc:
         print(f"ERROR {exc}", file=sys.stderr)
         return 2
     heap.keep_freed_pages()

@@ -5,6 +5,7 @@
         --out results/fp32        (on a Ray cluster: docs/cluster.md)
     python scripts/eval.py score --dataset lasot --root data/LaSOT --results results/fp32 results/int8 --out report
     python scripts/eval.py compare --dataset lasot --root data/LaSOT --results results/fp32 results/int8 --out report
+    python scripts/eval.py sequence out/track.txt groundtruth.txt [--absent full_occlusion.txt]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from acl_models.base import BackendError
 from acl_models.manifest import ModelFolderError
 from acl_models.select import BACKENDS
 from app.benchmarks.datasets import DATASETS, PROTOCOL_GOT10K, DatasetError, load_attributes, load_dataset
+from app.benchmarks.metrics import MetricError
 from app.benchmarks.plots import plot_runs
 from app.benchmarks.report import (
     PACKS,
@@ -35,6 +37,7 @@ from app.benchmarks.report import (
     report_dict,
     run_names,
     score_runs,
+    score_track,
 )
 from app.benchmarks.runner import RunError, RunSettings, parse_shard, run_dataset
 from app.media.outputs import OutputError, write_summary
@@ -94,6 +97,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     compare = commands.add_parser("compare", help="score runs and list per-sequence differences to the first")
     _dataset_arguments(compare)
     _score_arguments(compare)
+    sequence = commands.add_parser("sequence", help="score one track.txt against its ground truth (every frame "
+                                                    "visible unless --absent flags some)")
+    sequence.add_argument("track", type=Path)
+    sequence.add_argument("groundtruth", type=Path)
+    sequence.add_argument("--absent", type=Path, help="file of 0/1 flags per frame (e.g. LaSOT full_occlusion.txt)")
+    sequence.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -185,6 +194,11 @@ def command_score(args: argparse.Namespace, comparing: bool = False) -> int:
     return 0
 
 
+def command_sequence(args: argparse.Namespace) -> int:
+    print(score_track(args.track, args.groundtruth, args.absent))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logger.remove()
@@ -192,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return command_run(args)
+        if args.command == "sequence":
+            return command_sequence(args)
         return command_score(args, comparing=args.command == "compare")
-    except (DatasetError, RunError, ScoreError, ModelFolderError, ConfigError, BackendError, OutputError) as exc:
+    except (DatasetError, MetricError, RunError, ScoreError, ModelFolderError, ConfigError, BackendError,
+            OutputError) as exc:
         logger.error("{}", exc)
         return EXIT_BAD_INPUT
     except json.JSONDecodeError as exc:

@@ -21,7 +21,7 @@ $PY scripts/make_demo_clip.py --out demo/colour_clip
 $PY app/run.py --video demo/colour_clip --bbox-file demo/colour_clip_groundtruth.txt --model-dir om_model \
     --output out --save-video --no-display
 echo "Results: out/track.txt, out/track.mp4 (mask and box drawn), out/summary.json"
-$PY scripts/evaluate.py out/track.txt demo/colour_clip_groundtruth.txt
+$PY scripts/eval.py sequence out/track.txt demo/colour_clip_groundtruth.txt
 # A second clip: the target leaves the view and comes back; the tracker says when it is lost.
 $PY scripts/make_demo_clip.py --leave --out demo/leave_clip
 $PY app/run.py --video demo/leave_clip --bbox-file demo/leave_clip_groundtruth.txt --model-dir om_model \

@@ -40,16 +40,11 @@ CONVERT_RUNS_THE_TRACKER = {
 }
 # Scripts are front doors: they import the packages, parse and call; no script imports another, except these.
 SCRIPTS_ALLOWED = {"acl_models", "app", "convert"}
-BENCH_REASON = "bench is the next front door to thin"
-SCRIPT_IMPORTS_SCRIPT = {
-    ("scripts.bench_live", "scripts.bench"): BENCH_REASON,
-    ("scripts.compare_resize", "scripts.bench"): BENCH_REASON,
-}
+SCRIPT_IMPORTS_SCRIPT: dict[tuple[str, str], str] = {}
 # Tests import the packages and the helpers beside them (tests/*.py that are not test files); a script they run as
 # a user does, in a subprocess, except these.
 TESTS_ALLOWED = {"acl_models", "app", "convert", "tests"}
 TESTS_IMPORT_SCRIPT = {
-    "scripts.bench": BENCH_REASON,
     "scripts.eval": "the evaluation tests interrupt and break its runs inside this process (monkeypatch) and read "
                     "its exit codes; what it runs is app/benchmarks'",
 }
@@ -179,10 +174,10 @@ def test_the_rules_catch_a_new_arrow(tmp_path, monkeypatch) -> None:
                                "acl_models/ (the runtimes) imports nothing else"),
         "convert.planted": ("from app.samurai.tracker import SamuraiTracker", "app.samurai.tracker",
                             "convert/ imports acl_models/ and app/ only where"),
-        "scripts.planted": ("from scripts import evaluate", "scripts.evaluate", "a script is a front door"),
+        "scripts.planted": ("from scripts import bench", "scripts.bench", "a script is a front door"),
         "tests.planted_helper": ("from tests.test_metrics import http", "tests.test_metrics",
                                  "a test imports no test file"),
-        "tests.test_planted": ("import scripts.evaluate", "scripts.evaluate", "it runs a script as a user does"),
+        "tests.test_planted": ("import scripts.bench", "scripts.bench", "it runs a script as a user does"),
         "app.media.planted": ("from app.live.pipeline import Tracked", "app.live.pipeline", "app.media may import only"),
         "app.planted_root": ("from convert import export_onnx", "convert.export_onnx",
                              "the command line of app/ imports only"),

@@ -10,8 +10,9 @@ import pytest
 
 from app.live.commands import parse_command, parse_track
 from app.live.control import TrackController
-from app.media.prompt import Box, PromptError
+from app.media.prompt import PromptError
 from app.publish.mqtt import PublishError, parse_publish_url
+from app.samurai.boxes import Box
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
 from tests.live_helpers import free_port, http

@@ -26,7 +26,7 @@ EXTERNAL = {
     "pytest": {"--durations", "--dist", "--pdb"},
     "ray start": {"--head", "--port", "--address", "--num-cpus", "--resources"},
 }
-EVAL_COMMANDS = ("run", "score", "compare")
+EVAL_COMMANDS = ("run", "score", "compare", "sequence")
 
 
 def _help_command(script: str, sub: str | None = None) -> list[str]:

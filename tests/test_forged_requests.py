@@ -22,11 +22,11 @@ from loguru import logger
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.live.control import Prompt, TrackController
-from app.media.prompt import Box
 from app.media.sources import FolderSource
 from app.publish.health import HealthCheck
 from app.publish.metrics import CONTENT_TYPE, RunMetrics
 from app.publish.sse import SseBroadcaster
+from app.samurai.boxes import Box
 from app.serve.address import allowed_host_name, host_policy
 from app.serve.hub import FrameHub
 from app.serve.server import MAX_BODY_BYTES, Probes, WebServer, build_app

@@ -22,15 +22,16 @@ from acl_models import openvino_runner
 from acl_models.base import BackendError
 from acl_models.manifest import load_manifest
 from acl_models.onnx_runner import OnnxRunner
+from app.benchmarks.speed.pairs import available_pairs
 from app.media.colour_clip import make_frames as make_demo_frames
 from app.samurai.config import load_config
 from convert import quantize_int8
 from convert.demo_checkpoint import TOKEN_GREEN
-from scripts import bench
 from tests.ascend_helpers import linked_copy
 from tests.backends import assert_same_decisions, track_clip
 from tests.demo_model import TEST_THREADS
 from tests.installed import require_module
+from tests.script_runs import run_script
 from tests.synthetic import make_frames
 
 require_module(openvino_runner.openvino_problem() or quantize_int8.nncf_problem())
@@ -151,7 +152,7 @@ def test_cpu_without_vnni_is_refused_in_one_line(export_256_variants, tmp_path, 
     message = str(error.value)
     assert "\n" not in message and message.startswith("--precision int8: this CPU does not report VNNI int8 dot")
     assert message.endswith("use --precision f32")
-    assert bench.available_pairs("onnx:fp32,openvino:int8", export_256_variants) == ["onnx:fp32"]
+    assert available_pairs("onnx:fp32,openvino:int8", export_256_variants) == ["onnx:fp32"]
     assert "skipping openvino:int8: this CPU does not run int8 in OpenVINO" in capsys.readouterr().out
     cpuinfo.write_text(WITH_VNNI)
     assert "int8" in openvino_runner.supported_precisions()
@@ -163,16 +164,17 @@ def test_int8_without_quantised_graphs_names_the_command(export_256_variants, ca
     with pytest.raises(BackendError, match=r"has no quantised image_encoder; make it with `python "
                        rf"convert/quantize_int8.py --models {export_256_variants}`"):
         openvino_runner.OpenVinoRunner(export_256_variants / "image_encoder.onnx", precision="int8")
-    assert bench.available_pairs("onnx:fp32,openvino:int8", export_256_variants) == ["onnx:fp32"]
+    assert available_pairs("onnx:fp32,openvino:int8", export_256_variants) == ["onnx:fp32"]
     assert "skipping openvino:int8: no quantised graphs (python convert/quantize_int8.py" in capsys.readouterr().out
 
 
-def test_bench_prints_the_int8_row(int8_random, checkpoint, capsys):
+def test_bench_prints_the_int8_row(int8_random, checkpoint):
     _needs_int8()
     argv = ["--model-dir", str(int8_random), "--frames", "2", "--repeats", "1", "--official", str(checkpoint),
             "--pairs", "onnx:fp32,openvino:int8"]
-    assert bench.main(argv) == 0
-    lines = capsys.readouterr().out.splitlines()
+    done = run_script("bench", *argv)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert set(rows) == {"official", "onnx:fp32", "openvino:int8"}
     flips, min_iou = int(rows["openvino:int8"][-2]), float(rows["openvino:int8"][-1])

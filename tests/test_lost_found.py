@@ -26,8 +26,8 @@ from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.live.control import Prompt, TrackController
 from app.live.pipeline import TrackingLoop
-from app.media.prompt import Box
 from app.media.sources import FolderSource
+from app.samurai.boxes import Box
 from app.samurai.config import TrackerConfig, load_config
 from app.samurai.decisions import kalman_box
 from app.samurai.multi_tracker import MultiObjectTracker

@@ -28,9 +28,9 @@ from app.media.colour_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_f
 from app.media.sources import CameraSource
 from app.samurai.config import load_config
 from app.samurai.multi_tracker import MultiObjectTracker
-from scripts import bench
 from tests.backends import EMULATED_NPU, EXACT_BACKEND_PARAMS, models_for
 from tests.fast_camera import FAST_CAMERA_FPS, FastCamera
+from tests.script_runs import run_script
 from tests.synthetic import make_frames, write_jpeg_folder
 
 RANDOM_FRAMES = 6
@@ -245,10 +245,10 @@ def test_live_sources_never_overlap():
         source.close()
 
 
-def test_bench_prints_both_schedules_and_checks_they_agree(export_256_variants, capsys):
-    code = bench.main(["--model-dir", str(export_256_variants), "--overlap", "--pairs", "onnx:fp32", "--frames", "3",
-                       "--repeats", "1", "--objects", "1", "2"])
-    assert code == 0
-    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("onnx:fp32")]
+def test_bench_prints_both_schedules_and_checks_they_agree(export_256_variants):
+    done = run_script("bench", "--model-dir", export_256_variants, "--overlap", "--pairs", "onnx:fp32", "--frames", 3,
+                      "--repeats", 1, "--objects", 1, 2)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("onnx:fp32")]
     assert [row[1] for row in rows] == ["1", "2"]
     assert all(row[-1] == "yes" for row in rows)

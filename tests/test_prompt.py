@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from app.media.prompt import Box, PromptError, parse_bbox, read_bbox_file, validate_bbox
+from app.media.prompt import PromptError, parse_bbox, read_bbox_file, validate_bbox
+from app.samurai.boxes import Box
 
 FRAME_W, FRAME_H = 640, 480
 

@@ -16,14 +16,14 @@ from app.media.textured_clip import make_frames, scaled_clip
 from app.samurai import preprocess
 from app.samurai.config import load_config
 from acl_models.manifest import SUBMODELS as SUBMODEL_NAMES
-from scripts import bench
 from tests.backends import track_clip
 from tests.script_runs import run_script
 
 
-def test_bench_prints_its_figures(export_256_variants, capsys):
-    assert bench.main(["--model-dir", str(export_256_variants), "--frames", "3", "--objects", "1", "2", "--repeats", "1"]) == 0
-    out = capsys.readouterr().out
+def test_bench_prints_its_figures(export_256_variants):
+    done = run_script("bench", "--model-dir", export_256_variants, "--frames", 3, "--objects", 1, 2, "--repeats", 1)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     for figure in ("FPS", "mean ms per stage", "non-model overhead", "peak RSS", "one object's rest"):
         assert figure in out
     for count in (1, 2):
@@ -38,22 +38,25 @@ def test_leave_clip(tmp_path):
     assert "0,0,0,0" in truth and truth[0] != "0,0,0,0" and truth[-1] != "0,0,0,0"
 
 
-def test_bench_null_models_prints_cpu_stages(export_256_variants, tmp_path, capsys):
+def test_bench_null_models_prints_cpu_stages(export_256_variants, tmp_path):
     recording = tmp_path / "recording.npz"
     args = ["--model-dir", str(export_256_variants), "--null-models", "--recording", str(recording),
             "--frames", "3", "--sizes", "64x48,96x80", "--repeats", "2"]
-    assert bench.main(args) == 0
-    out = capsys.readouterr().out
+    done = run_script("bench", *args)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert f"into {recording}" in out and recording.is_file()
     for size in ("64x48", "96x80"):
         line = next(line for line in out.splitlines() if line.strip().startswith(size))
         for stage in ("total", "preprocess", "memory_attention", "selection", "postprocess", "other", "resize alone"):
             assert stage in line
-    assert bench.main([*args, "--resize", "cv2_linear"]) == 0  # replays the recording made above
-    out = capsys.readouterr().out
+    done = run_script("bench", *args, "--resize", "cv2_linear")  # replays the recording made above
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
     assert "recorded" not in out and "resize cv2_linear" in out
-    assert bench.main([*args[:-4], "--sizes", "64by48"]) == 2
-    assert capsys.readouterr().err.strip() == "ERROR '64by48' is not a WIDTHxHEIGHT source size such as 640x360"
+    done = run_script("bench", *args[:-4], "--sizes", "64by48")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "ERROR '64by48' is not a WIDTHxHEIGHT source size such as 640x360"
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -97,12 +100,13 @@ def test_box_agreement_counts_identical_boxes_as_one():
     np.testing.assert_allclose(box_agreement(a, b), [1.0, 1.0, 8 / 24])
 
 
-def test_bench_side_by_side_with_the_official_predictor(export_256_variants, checkpoint, capsys):
+def test_bench_side_by_side_with_the_official_predictor(export_256_variants, checkpoint):
     """Separate timed processes for each pair and the official predictor; one table with both timings."""
     argv = ["--model-dir", str(export_256_variants), "--frames", "2", "--repeats", "1",
             "--official", str(checkpoint), "--pairs", "onnx:fp32,onnx:int8,onnx:fp32+overlap"]
-    assert bench.main(argv) == 0
-    lines = capsys.readouterr().out.splitlines()
+    done = run_script("bench", *argv)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
     assert "whole s" in lines[1] and "loop ms/f" in lines[1] and "min IoU" in lines[1]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert set(rows) == {"official", "onnx:fp32", "onnx:int8", "onnx:fp32+overlap"}
@@ -120,9 +124,22 @@ def test_clip_and_evaluation(tmp_path):
     assert run_script("make_clip", "--out", clip, "--frames", 5).returncode == 0
     truth = tmp_path / "clip_groundtruth.txt"
     assert len(list(clip.glob("*.jpg"))) == 5 and len(truth.read_text().splitlines()) == 5
-    done = run_script("evaluate", truth, truth)
+    done = run_script("eval", "sequence", truth, truth)
     assert done.returncode == 0 and "success AUC 0.952, precision@20px 1.000" in done.stdout
-    assert run_script("evaluate", tmp_path / "missing.txt", truth).returncode == 2
+    assert run_script("eval", "sequence", tmp_path / "missing.txt", truth).returncode == 2
+
+
+def test_sequence_score_refuses_flags_for_other_frames_in_one_line(tmp_path):
+    truth = tmp_path / "groundtruth.txt"
+    truth.write_text("10,10,20,20\n12,10,20,20\n")
+    absent = tmp_path / "full_occlusion.txt"
+    absent.write_text("0\n")
+    done = run_script("eval", "sequence", truth, truth, "--absent", absent)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [f"ERROR   {absent} has 1 flags for 2 frames"]
+    absent.write_text("0\n1\n")
+    done = run_script("eval", "sequence", truth, truth, "--absent", absent)
+    assert done.returncode == 0 and done.stdout.startswith("2 frames: success AUC "), done.stderr
 
 
 def test_summarise_decisions(tmp_path):
@@ -138,10 +155,11 @@ def test_summarise_decisions(tmp_path):
     assert run_script("summarise_decisions", tmp_path / "missing.jsonl").returncode == 2
 
 
-def test_bench_memory_prints_state_and_rss(export_256_variants, tmp_path, capsys):
+def test_bench_memory_prints_state_and_rss(export_256_variants, tmp_path):
     args = ["--model-dir", str(export_256_variants), "--memory", "--frames", "3", "--recording", str(tmp_path / "r.npz")]
-    assert bench.main(args) == 0
-    lines = capsys.readouterr().out.splitlines()
+    done = run_script("bench", *args)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
     assert lines[0].startswith("recorded 3 frames") and lines[1].startswith("memory over 3 frames")
     assert lines[2].startswith("  frame      3: tracker state ") and " MB, RSS " in lines[2]
 

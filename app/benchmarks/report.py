@@ -13,7 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from app.benchmarks.datasets import PROTOCOL_GOT10K, Dataset, DatasetError, Sequence, read_boxes
+from app.benchmarks.datasets import (
+    PROTOCOL_GENERIC,
+    PROTOCOL_GOT10K,
+    PROTOCOL_LASOT,
+    Dataset,
+    DatasetError,
+    Sequence,
+    read_boxes,
+    read_flags,
+)
 from app.benchmarks.metrics import (
     MetricError,
     SequenceCurves,
@@ -300,3 +309,20 @@ def pack(dataset: Dataset, folder: Path, server: str, out: Path) -> Path:
                 archive.write(boxes, f"{sequence.name}.txt")
     tmp.replace(out)
     return out
+
+
+def score_track(track: Path, groundtruth: Path, absent: Path | None = None) -> str:
+    """One track.txt against its ground truth, as one line of the published metrics (`eval.py sequence`).
+
+    With `absent` (0/1 flags per frame, e.g. LaSOT's full_occlusion.txt) the frames flagged 1 are scored by
+    LaSOT's rules; without it every frame is visible. Raises DatasetError or MetricError on bad files.
+    """
+    truth = read_boxes(groundtruth)
+    visible = None if absent is None else read_flags(absent) == 0
+    if visible is not None and len(visible) != len(truth):
+        raise MetricError(f"{absent} has {len(visible)} flags for {len(truth)} frames")
+    curves = sequence_curves(read_boxes(track), truth, PROTOCOL_GENERIC if visible is None else PROTOCOL_LASOT, visible)
+    scores = curve_scores(curves)
+    overlap = "-" if curves.mean_overlap is None else f"{curves.mean_overlap:.3f}"
+    return (f"{len(truth)} frames: success AUC {scores['success_auc']:.3f}, precision@20px {scores['precision']:.3f}, "
+            f"norm. precision@0.2 {scores['norm_precision']:.3f}, OP50 {scores['op50']:.3f}, mean overlap {overlap}")

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 
 from app.media.outputs import MAX_OBJECT_ID
-from app.media.prompt import Box, PromptError, parse_bbox
+from app.media.prompt import PromptError, parse_bbox
+from app.samurai.boxes import Box
 
 TRACK, DROP, STOP = "track", "drop", "stop"
 ACTIONS = (TRACK, DROP, STOP)

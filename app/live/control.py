@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.media.prompt import Box, validate_bbox
+from app.media.prompt import validate_bbox
+from app.samurai.boxes import Box
 
 DEFAULT_OBJECT = 1
 # Besides the tracker's own states (app.samurai.tracker TRACKING, LOST): no box yet, and the run is over.

@@ -15,7 +15,8 @@ from loguru import logger
 from app.live.control import Prompt, TrackController
 from app.live.pipeline import Tracked
 from app.media.drawing import annotate
-from app.media.prompt import Box, PromptError
+from app.media.prompt import PromptError
+from app.samurai.boxes import Box
 
 WINDOW = "SAMURAI"
 QUIT_KEYS = (ord("q"), 27)  # q, Esc

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 from pathlib import Path
 
 from loguru import logger
+
+from app.samurai.boxes import Box
 
 BOX_FIELDS = 4
 _SEPARATOR = re.compile(r"\s*,\s*|\s+")
@@ -25,23 +27,6 @@ SHOWN_CHARS = 60
 
 class PromptError(ValueError):
     """A box that cannot start tracking; the one-line message names the value and the fix."""
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box: top-left corner (x, y), width w and height h, in pixels."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-
-    def xyxy(self) -> tuple[float, float, float, float]:
-        """(x_min, y_min, x_max, y_max), the corner form SAM 2's prompt encoder takes."""
-        return (self.x, self.y, self.x + self.w, self.y + self.h)
-
-    def __str__(self) -> str:
-        return ",".join(f"{value:g}" for value in astuple(self))
 
 
 def shown(text: str) -> str:

@@ -7,6 +7,8 @@ result file and message writes. Both come from the same inclusive pixel bounds.
 
 from __future__ import annotations
 
+from dataclasses import astuple, dataclass
+
 import cv2
 import numpy as np
 
@@ -48,3 +50,20 @@ def box_from_mask(mask: np.ndarray) -> BoxXYWH | None:
 def box_or_missing(box: BoxXYWH | None) -> BoxXYWH:
     """The box a result file writes: the box, or `MISSING_BOX` for none."""
     return MISSING_BOX if box is None else box
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box: top-left corner (x, y), width w and height h, in pixels."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def xyxy(self) -> tuple[float, float, float, float]:
+        """(x_min, y_min, x_max, y_max), the corner form SAM 2's prompt encoder takes."""
+        return (self.x, self.y, self.x + self.w, self.y + self.h)
+
+    def __str__(self) -> str:
+        return ",".join(f"{value:g}" for value in astuple(self))
