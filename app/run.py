@@ -18,23 +18,24 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from acl_models.base import BackendError
+from acl_models.bundle import BundleChoice, choose_bundle
+from acl_models.manifest import ModelFolderError
 from acl_models.openvino_runner import EXPERIMENTAL_PRECISIONS, PRECISIONS
-from acl_models.bundle import choose_bundle
-from acl_models.manifest import Manifest, ModelFolderError
 from acl_models.select import BACKENDS, DEFAULT_PRECISION
 from app.live import heap
-from app.live.control import DEFAULT_OBJECT, Prompt, TrackController
-from app.live.latency import LatencyStats
-from app.live.pipeline import POLL_S, LoopStats, Output, Tracked, TrackingLoop
+from app.live.control import Prompt, TrackController
+from app.live.file_outputs import FileChoices, FileOutputs, VideoFormat
+from app.live.pipeline import POLL_S, LoopStats, Output, TrackingLoop
 from app.live.progress import Progress, progress_report
 from app.live.signals import StopRequested, StopSignals
+from app.live.summary import PERCENTILE_HIGH, WhatRan, log_summary, objects_section, run_summary
 from app.live.window import DesktopWindow, has_display, window_works
 from app.media.credentials import (
     URL_VARIABLES,
@@ -44,24 +45,8 @@ from app.media.credentials import (
     secrets_on_command_line,
     url_from_environment,
 )
-from app.media.drawing import annotate
 from app.media.earlier_runs import keep_earlier_run, run_start_time
-from app.media.outputs import (
-    MAX_OBJECT_ID,
-    SUMMARY_FILE,
-    TRACK_FILE,
-    DecisionLog,
-    LabelMaskWriter,
-    LiveTrackWriter,
-    MaskWriter,
-    OutputError,
-    OutputFailed,
-    TrackWriter,
-    VideoWriter,
-    prepare_folder,
-    track_file,
-    write_summary,
-)
+from app.media.outputs import MAX_OBJECT_ID, SUMMARY_FILE, OutputError, OutputFailed, prepare_folder, write_summary
 from app.media.prompt import PromptError, command_line_boxes
 from app.media.source_spec import LiveOptions, open_source
 from app.media.sources import FrameSource, SourceError, SourceLostError
@@ -69,18 +54,18 @@ from app.media.streams import quiet_native_logs
 from app.options import OptionError, OptionParser, check_options, frame_count, seconds
 from app.publish.events import EventStream, Sink
 from app.publish.health import HealthCheck
-from app.publish.jsonl import JsonLinesSink
-from app.publish.mqtt import BrokerAddress, MqttPublisher, PublishError, parse_publish_url
+from app.publish.mqtt import BrokerAddress, PublishError, parse_publish_url
 from app.publish.sd_notify import HealthNotifier
+from app.publish.sinks import add_publisher, open_sinks
 from app.samurai.boxes import Box
-from app.samurai.config import ConfigError, load_config
-from app.samurai.decisions import decision_record
+from app.samurai.config import ConfigError, TrackerConfig, load_config
 from app.samurai.multi_tracker import MultiObjectTracker
-from app.samurai.tracker import LOST, TRACKING
 from app.serve.address import ServeError, allowed_host_name
+from app.serve.start import ServeSetupError, start_server
 
-if TYPE_CHECKING:  # prometheus-client comes with the serve extra
+if TYPE_CHECKING:  # prometheus-client and Starlette come with the serve extra
     from app.publish.metrics import RunMetrics
+    from app.serve.server import WebServer
 
 # Exit codes (docs/service.md): a finished or requested stop (Stop, SIGTERM, SIGHUP, Ctrl-C) is 0; bad input is 2
 # (a service should not restart on it); a stream away longer than --reconnect-s is 3 (it should); a result file
@@ -92,11 +77,6 @@ EXIT_SOURCE_LOST = 3
 EXIT_OUTPUT_FAILED = 4
 EXIT_INTERRUPTED = 130
 DEFAULT_VIDEO_FPS = 30.0
-PERCENTILE_MEDIAN, PERCENTILE_HIGH = 50.0, 95.0
-
-
-class ServeSetupError(ImportError):
-    """--serve without its optional packages; the message says how to install them."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -195,97 +175,6 @@ def queue_boxes(controller: TrackController, labelled: list[tuple[str, Box]]) ->
     return checked
 
 
-@dataclass
-class ObjectSummary:
-    """What summary.json says about one object of a multi-object run."""
-
-    frames: int = 0
-    lost_frames: int = 0
-    state: str = TRACKING
-
-
-class FileOutputs:
-    """track.txt (or track_<id>.txt), masks, video and decision log for each tracked frame.
-
-    `several`: the run has several objects from the start; otherwise the default
-    object writes the single-object files and any other object (added from the
-    web page) gets its own track_<id>.txt. A live source writes one line per
-    tracked frame and frames.txt (frames_<id>.txt) beside it (LiveTrackWriter).
-    """
-
-    def __init__(self, stack: ExitStack, args: argparse.Namespace, several: bool, fps: float,
-                 size: tuple[int, int], image_size: int, live: bool = False, run: str | None = None):
-        self.stack, self.output, self.several, self.image_size = stack, args.output, several, image_size
-        self.live = live  # one track line per tracked frame, with frames.txt (LiveTrackWriter)
-        self.tracks: dict[int, TrackWriter] = {}
-        self.objects: dict[int, ObjectSummary] = {}
-        self.masks = None
-        if args.save_masks:
-            self.masks = stack.enter_context(LabelMaskWriter(args.output) if several else MaskWriter(args.output))
-        self.video = stack.enter_context(VideoWriter(args.output, fps, size)) if args.save_video else None
-        self.decisions = stack.enter_context(DecisionLog(args.log_decisions, run)) if args.log_decisions else None
-
-    def _track_writer(self, obj_id: int) -> TrackWriter:
-        if obj_id not in self.tracks:
-            name = TRACK_FILE if obj_id == DEFAULT_OBJECT and not self.several else track_file(obj_id)
-            writer = LiveTrackWriter(self.output, name) if self.live else TrackWriter(self.output, name)
-            self.tracks[obj_id] = self.stack.enter_context(writer)
-        return self.tracks[obj_id]
-
-    def __call__(self, item: Tracked) -> None:
-        if not item.results or not item.record:
-            return
-        index = item.frame.index
-        for obj_id, result in item.results.items():
-            if self.live:
-                self._track_writer(obj_id).write(index, result.box, item.frame.timestamp)
-            else:
-                self._track_writer(obj_id).write(index, result.box)
-            summary = self.objects.setdefault(obj_id, ObjectSummary())
-            summary.frames += 1
-            summary.lost_frames += result.state == LOST
-            summary.state = result.state
-            if self.decisions is not None:
-                self.decisions.write(decision_record(obj_id, result, self.image_size))
-        masks = {obj_id: result.mask for obj_id, result in item.results.items()}
-        if isinstance(self.masks, LabelMaskWriter):
-            self.masks.write(index, masks)
-        elif self.masks is not None and DEFAULT_OBJECT in masks:
-            self.masks.write(index, masks[DEFAULT_OBJECT])
-        if self.video is not None:
-            self.video.write(annotate(item.frame.image, item.results))
-
-
-def start_server(args: argparse.Namespace, controller: TrackController, source: FrameSource, stack: ExitStack):
-    """The web page, API, metrics and health, and the run's metrics, or (None, None) without --serve.
-
-    The hub the page shows is one of the loop's outputs.
-    """
-    if args.serve is None:
-        return None, None
-    try:
-        from app.publish.health import HealthCheck
-        from app.publish.metrics import CONTENT_TYPE, RunMetrics
-        from app.serve.server import Probes, WebServer
-    except ImportError as exc:
-        raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
-    from app.publish.sse import SseBroadcaster
-    from app.serve.address import parse_serve, read_token_file, warn_if_others_can_read
-    from app.serve.hub import FrameHub
-
-    host, port = parse_serve(args.serve)
-    token = read_token_file(args.token_file, args.token) if args.token_file else args.token
-    if args.token_file:
-        warn_if_others_can_read(args.token_file)
-    metrics = RunMetrics(source, controller)
-    probes = Probes(metrics.exposition, CONTENT_TYPE, HealthCheck(source, controller, args.stream_timeout))
-    events = SseBroadcaster(controller.status, on_lost=metrics.client_lost)
-    metrics.count_clients(lambda: len(events.clients))
-    server = WebServer(controller, FrameHub(), host, port, token, events, probes, args.allowed_host)
-    stack.callback(server.close)
-    return server, metrics
-
-
 def progress_line(progress: Progress, metrics: RunMetrics | None = None) -> Callable[[LoopStats], None]:
     """The progress report after each frame, and the metrics' counts when serving them."""
 
@@ -297,145 +186,167 @@ def progress_line(progress: Progress, metrics: RunMetrics | None = None) -> Call
     return update
 
 
-def percentiles(figure: LatencyStats) -> dict[str, float]:
-    return {"p50": figure.percentile(PERCENTILE_MEDIAN), "p95": figure.percentile(PERCENTILE_HIGH)}
-
-
-def run_summary(args: argparse.Namespace, loop: TrackingLoop, source_name: str, backend: str, mode: str,
-                manifest: Manifest, started: str) -> dict:
-    """What summary.json records: when it started, throughput, latency, drops and what ran (no secret: the
-    source's password masked)."""
-    stats = loop.stats
-    return {
-        "started": started,
-        "source": source_name,
-        "frames": stats.frames,
-        "fps": stats.fps,
-        "per_frame": "latency" if loop.source.is_live else "step",
-        "latency_ms": percentiles(stats.latency) if loop.source.is_live else None,
-        "step_ms": percentiles(stats.step),
-        "dropped": stats.dropped,
-        "pipelined": not args.sequential,
-        "overlap": loop.overlap,
-        "stage_ms_mean": {k: v / max(stats.frames, 1) for k, v in stats.stage_ms.items()},
-        "backend": backend,
-        "onnx_variant": args.onnx_variant if backend == "onnx" else None,
-        "precision": args.precision if backend == "openvino" else None,
-        "mode": mode,
-        "model_size": manifest.model_size,
-        "image_size": manifest.image_size,
-        "checkpoint_sha256": manifest.checkpoint_sha256,
-        "state_bytes": loop.state_nbytes(),
-    }
-
-
-def open_sinks(args: argparse.Namespace, stack: ExitStack) -> list[Sink]:
-    """The result stream's sinks given on the command line, checked before any model loads."""
-    sinks: list[Sink] = []
-    if args.events:
-        sinks.append(JsonLinesSink(args.events))
-        stack.callback(sinks[-1].close)
-    return sinks
-
-
 def track(args: argparse.Namespace, signals: StopSignals) -> dict:
+    """The run's summary; the output folders and the --events file are checked before any model loads."""
     started = run_start_time()
     broker = parse_publish_url(args.publish) if args.publish else None
     prepare_folder(args.output, "--output")
     if args.log_decisions:
         prepare_folder(args.log_decisions.parent, f"--log-decisions {args.log_decisions}: folder")
     with ExitStack() as publishing:
-        return _track(args, signals, open_sinks(args, publishing), broker, started)
+        return _track(args, signals, open_sinks(args.events, publishing), broker, started)
 
 
-def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], broker: BrokerAddress | None,
-           started: str) -> dict:
-    # Checked before the source opens; the runners open once the source says whether frames overlap.
+@dataclass
+class Plan:
+    """What the command line chose, checked before the source opens: the models (their runners open once the
+    source says whether frames overlap), the config, the first boxes, whether a window opens."""
+
+    models: BundleChoice
+    config: TrackerConfig
+    boxes: list[tuple[str, Box]]
+    display: bool
+    source_name: str  # the source as the log and summary.json name it: no password
+    started: str
+
+
+@dataclass
+class Opened:
+    """What the run opened around its source before any model loads: the controller that the page, the window,
+    MQTT and the signals talk to, the objects queued from the command line, the page and the result stream's
+    sinks."""
+
+    source: FrameSource
+    controller: TrackController
+    prompt_boxes: list[Box]
+    server: WebServer | None
+    metrics: RunMetrics | None
+    sinks: list[Sink]
+
+
+def plan_run(args: argparse.Namespace, broker: BrokerAddress | None, started: str) -> Plan:
+    """Every choice that can be wrong before anything opens; no box and nothing to give one is bad input."""
     models = choose_bundle(args.model_dir, args.backend, args.onnx_variant, args.precision)
-    manifest, backend = models.manifest, models.backend
-    config = load_config(args.config, manifest.model_size, args.mode)
+    config = load_config(args.config, models.manifest.model_size, args.mode)
     boxes = first_boxes(args)
     display = args.serve is None and not args.no_display and has_display() and window_works()
     if not boxes and args.serve is None and not display and broker is None:
         raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE, "
                           "--serve PORT or --publish URL (a box then comes on PREFIX/cmd)")
-    source_name = mask_credentials(args.video)
-    stats = LoopStats()
+    return Plan(models, config, boxes, display, mask_credentials(args.video), started)
+
+
+def open_around_source(args: argparse.Namespace, plan: Plan, sinks: list[Sink], broker: BrokerAddress | None,
+                       stack: ExitStack, serving: ExitStack) -> Opened:
+    """The source (on `stack`), and on `serving`, which outlives the loop: systemd's notifier, the page, MQTT."""
+    source = stack.enter_context(open_source(args.video, LiveOptions(args.stream_timeout, args.reconnect_s)))
+    controller = TrackController(source.size)
+    # systemd's READY=1 and watchdog, until the run ends; a stream may stay away up to --reconnect-s.
+    serving.enter_context(HealthNotifier(HealthCheck(source, controller, args.stream_timeout),
+                                         args.reconnect_s + args.stream_timeout))
+    prompt_boxes = queue_boxes(controller, plan.boxes)
+    server, metrics = start_server(args, controller, source, serving)
+    sinks = add_publisher(sinks, broker, controller, server.hub.frame if server is not None else None, serving)
+    return Opened(source, controller, prompt_boxes, server, metrics, sinks)
+
+
+def open_outputs(args: argparse.Namespace, plan: Plan, opened: Opened,
+                 stack: ExitStack) -> tuple[FileOutputs, list[Output], EventStream | None]:
+    """The earlier run moved aside, then the files, the page's picture, the window and the result stream."""
+    keep_earlier_run(args.output)
+    source = opened.source
+    files = FileOutputs(stack, FileChoices(args.output, args.save_masks, args.save_video, args.log_decisions),
+                        len(plan.boxes) > 1,
+                        VideoFormat(source.fps or DEFAULT_VIDEO_FPS, source.size, plan.models.manifest.image_size),
+                        live=source.is_live, run=plan.started)
+    outputs: list[Output] = [files]
+    if opened.server is not None:
+        outputs.append(opened.server.hub)
+    if plan.display:
+        outputs.append(DesktopWindow(opened.controller))
+    stream_sinks = [*opened.sinks, *([opened.server.events] if opened.server is not None else [])]
+    events = EventStream(stream_sinks, run=plan.started) if stream_sinks else None
+    if events is not None:
+        outputs.append(events)
+    return files, outputs, events
+
+
+def open_loop(args: argparse.Namespace, plan: Plan, opened: Opened,
+              stack: ExitStack) -> tuple[TrackingLoop, FileOutputs]:
+    """The runners, then the outputs (an earlier run is moved aside only once the models opened) and the loop."""
+    overlap = args.overlap and not opened.source.is_live
+    logger.info("loading the {} models from {}", plan.models.backend, args.model_dir)
+    # Overlapped, the CPU runtimes' threads split between the encoder and the rest.
+    bundle = stack.enter_context(plan.models.open(overlap=overlap))
+    files, outputs, events = open_outputs(args, plan, opened, stack)
+    num_frames = opened.source.num_frames
+    if args.max_frames:
+        num_frames = min(num_frames or args.max_frames, args.max_frames)
+    progress = stack.enter_context(progress_report(num_frames, opened.source.is_live, PERCENTILE_HIGH))
+    loop = TrackingLoop(
+        opened.source,
+        lambda: MultiObjectTracker(bundle, plan.config, num_frames=num_frames),
+        opened.controller,
+        outputs,
+        pipelined=not args.sequential,
+        overlap=overlap,
+        max_frames=args.max_frames,
+        on_frame=progress_line(progress, opened.metrics),
+    )
+    if events is not None:
+        stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close
+    return loop, files
+
+
+def what_ran(args: argparse.Namespace, plan: Plan) -> WhatRan:
+    """The models and settings that summary.json records."""
+    manifest = plan.models.manifest
+    return WhatRan(plan.models.backend, args.onnx_variant, args.precision, plan.config.mode, manifest.model_size,
+                   manifest.image_size, manifest.checkpoint_sha256, pipelined=not args.sequential)
+
+
+def run_loop(args: argparse.Namespace, plan: Plan, opened: Opened, loop: TrackingLoop, files: FileOutputs,
+             signals: StopSignals) -> dict:
+    """Track until the source ends or a stop; summary.json is written however the loop ends, once it tracked."""
+    logger.info("reading {}", plan.source_name)
+    signals.attach(opened.controller)
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        logger.warning(
+            "interrupted after {} frames; outputs in {} are complete up to there", loop.stats.frames, args.output
+        )
+        raise
+    finally:
+        if opened.metrics is not None:
+            opened.metrics.sync(loop.stats)
+        summary = run_summary(loop, plan.source_name, what_ran(args, plan), plan.started)
+        if len(files.objects) > 1:
+            summary["objects"] = objects_section(files.objects, opened.prompt_boxes)
+        if loop.stats.frames:
+            loop.guard.attempt(write_summary, args.output / SUMMARY_FILE, summary)
+    return summary
+
+
+def _track(args: argparse.Namespace, signals: StopSignals, sinks: list[Sink], broker: BrokerAddress | None,
+           started: str) -> dict:
+    """Plan, open, run; the page stays up after the source ends until a stop; the loop's failure is raised once
+    everything closed."""
+    plan = plan_run(args, broker, started)
     with ExitStack() as serving:
         with ExitStack() as stack:
-            source = stack.enter_context(open_source(args.video, LiveOptions(args.stream_timeout, args.reconnect_s)))
-            controller = TrackController(source.size)
-            # systemd's READY=1 and watchdog, until the run ends; a stream may stay away up to --reconnect-s.
-            serving.enter_context(HealthNotifier(HealthCheck(source, controller, args.stream_timeout),
-                                                 args.reconnect_s + args.stream_timeout))
-            prompt_boxes = queue_boxes(controller, boxes)
-            server, metrics = start_server(args, controller, source, serving)
-            if broker is not None:
-                publisher = MqttPublisher(broker, controller, server.hub.frame if server is not None else None)
-                serving.callback(publisher.close)
-                sinks = [*sinks, publisher]
-            overlap = args.overlap and not source.is_live
-            logger.info("loading the {} models from {}", backend, args.model_dir)
-            # Overlapped, the CPU runtimes' threads split between the encoder and the rest.
-            bundle = stack.enter_context(models.open(overlap=overlap))
-            num_frames = source.num_frames
-            if args.max_frames:
-                num_frames = min(num_frames or args.max_frames, args.max_frames)
-            keep_earlier_run(args.output)
-            files = FileOutputs(stack, args, len(boxes) > 1, source.fps or DEFAULT_VIDEO_FPS, source.size,
-                                manifest.image_size, live=source.is_live, run=started)
-            outputs: list[Output] = [files]
-            if server is not None:
-                outputs.append(server.hub)
-            if display:
-                outputs.append(DesktopWindow(controller))
-            stream_sinks = [*sinks, *([server.events] if server is not None else [])]
-            events = EventStream(stream_sinks, run=started) if stream_sinks else None
-            if events is not None:
-                outputs.append(events)
-            progress = stack.enter_context(progress_report(num_frames, source.is_live, PERCENTILE_HIGH))
-            loop = TrackingLoop(
-                source,
-                lambda: MultiObjectTracker(bundle, config, num_frames=num_frames),
-                controller,
-                outputs,
-                pipelined=not args.sequential,
-                overlap=overlap,
-                max_frames=args.max_frames,
-                on_frame=progress_line(progress, metrics),
-            )
-            if events is not None:
-                stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close
-            logger.info("reading {}", source_name)
-            signals.attach(controller)
-            try:
-                stats = loop.run()
-            except KeyboardInterrupt:
-                logger.warning(
-                    "interrupted after {} frames; outputs in {} are complete up to there", loop.stats.frames, args.output
-                )
-                raise
-            finally:
-                stats = loop.stats
-                if metrics is not None:
-                    metrics.sync(stats)
-                summary = run_summary(args, loop, source_name, backend, config.mode, manifest, started)
-                if len(files.objects) > 1:
-                    summary["objects"] = {
-                        str(k): {"prompt_box": str(prompt_boxes[k - 1]) if k <= len(prompt_boxes) else None, **asdict(v)}
-                        for k, v in sorted(files.objects.items())
-                    }
-                if stats.frames:
-                    loop.guard.attempt(write_summary, args.output / SUMMARY_FILE, summary)
-        if server is not None and not controller.stopped:
+            opened = open_around_source(args, plan, sinks, broker, stack, serving)
+            loop, files = open_loop(args, plan, opened, stack)
+            summary = run_loop(args, plan, opened, loop, files, signals)
+        if opened.server is not None and not opened.controller.stopped:
             logger.info("{} ended; outputs in {} are complete; the page stays up until Ctrl-C or Stop",
-                        source_name, args.output)
-            while not controller.wait_stopped(POLL_S):
+                        plan.source_name, args.output)
+            while not opened.controller.wait_stopped(POLL_S):
                 pass
     if loop.failure is not None:
         raise loop.failure
-    if stats.frames == 0 and not controller.stopped:
-        raise SourceError(f"{source_name} gave no frame to track")
+    if loop.stats.frames == 0 and not opened.controller.stopped:
+        raise SourceError(f"{plan.source_name} gave no frame to track")
     return summary
 
 
@@ -479,13 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary["frames"] == 0:
         logger.warning("stopped before tracking started; no frame was tracked")
         return EXIT_OK
-    stages = ", ".join(f"{k} {v:.0f} ms" for k, v in summary["stage_ms_mean"].items())
-    name = summary["per_frame"]
-    figure = summary[f"{name}_ms"]
-    logger.info(
-        "{} frames at {:.2f} FPS ({}); {} p50 {:.0f} ms, p95 {:.0f} ms; {} dropped; results in {}",
-        summary["frames"], summary["fps"], stages, name, figure["p50"], figure["p95"], summary["dropped"], args.output,
-    )
+    log_summary(summary, args.output)
     return EXIT_OK
 
 

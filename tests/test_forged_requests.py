@@ -285,6 +285,7 @@ def test_the_command_line_wires_allowed_hosts_and_the_clients_gauge(tmp_path):
     from PIL import Image
 
     from app import run
+    from app.serve.start import start_server
 
     Image.new("RGB", (WIDTH, HEIGHT)).save(tmp_path / "0.png")
     with pytest.raises(SystemExit) as info:
@@ -295,7 +296,7 @@ def test_the_command_line_wires_allowed_hosts_and_the_clients_gauge(tmp_path):
                            "--allowed-host", ALLOWED, "--allowed-host", "Proxy.Example"])
     assert args.allowed_host == [ALLOWED, "proxy.example"]
     with ExitStack() as stack:
-        run.start_server(args, TrackController((WIDTH, HEIGHT)), FolderSource(tmp_path), stack)
+        start_server(args, TrackController((WIDTH, HEIGHT)), FolderSource(tmp_path), stack)
         def scrape(host: str) -> tuple[int, bytes]:
             connection = HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
             try:

@@ -17,7 +17,8 @@ from PIL import Image
 from app.live.control import TrackController
 from app.media.sources import FolderSource
 from app.publish import sse
-from app.run import parse_args, start_server
+from app.run import parse_args
+from app.serve.start import start_server
 from tests.live_helpers import REPO, free_port
 
 SERVICE_DOC = REPO / "docs" / "service.md"
