@@ -23,6 +23,7 @@ FIRST_AWAY, BACK = 18, 26  # the leave clip: first frame without the target, fir
 FRAMES_FOR_FPS = 15
 # A stalled client must not slow the run; the bound is loose for a shared, busy CI machine.
 MIN_FPS_RATIO = 0.7
+FPS_RUNS = 2  # runs of each kind, alternated
 
 
 def _track_lines(out) -> list[list[int]]:
@@ -128,9 +129,14 @@ def _fps_of_run(leave_clip, demo_models, out, stalled: bool) -> float:
 
 
 def test_a_stalled_sse_client_does_not_slow_the_run(leave_clip, demo_models, tmp_path):
-    alone = _fps_of_run(leave_clip, demo_models, tmp_path / "alone" / "out", stalled=False)
-    stalled = _fps_of_run(leave_clip, demo_models, tmp_path / "stalled" / "out", stalled=True)
-    assert stalled >= MIN_FPS_RATIO * alone, (stalled, alone)
+    """Alternated, the best of each: a busy neighbour on a shared machine (another test worker) slows one short run
+    by a third at times (seen on CI: 13.4 against 19.7 FPS), which says nothing about the stalled client."""
+    fps: dict[bool, list[float]] = {False: [], True: []}
+    for attempt in range(FPS_RUNS):
+        for stalled in (False, True):
+            out = tmp_path / f"{'stalled' if stalled else 'alone'}{attempt}" / "out"
+            fps[stalled].append(_fps_of_run(leave_clip, demo_models, out, stalled=stalled))
+    assert max(fps[True]) >= MIN_FPS_RATIO * max(fps[False]), fps
 
 
 QUEUE = 64  # a small client queue, so that it fills fast
