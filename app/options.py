@@ -25,7 +25,7 @@ from app.media.streams import is_stream_url
 from app.publish.jsonl import STDOUT
 from app.publish.mqtt import parse_publish_url
 from app.samurai.config import check_config
-from app.serve.address import ServeError, parse_serve, read_token_file
+from app.serve.address import ServeError, is_token, parse_serve, read_token_file
 
 # argparse's own code for a bad command line, which is also the run's code for bad input (EXIT_BAD_INPUT).
 USAGE_EXIT = 2
@@ -178,7 +178,7 @@ def _serve(args: argparse.Namespace, typed: set[str]) -> None:
                               "or leave it out")
         return
     parse_serve(args.serve)
-    if args.token is not None and (not args.token or any(ch.isspace() for ch in args.token)):
+    if args.token is not None and not is_token(args.token):
         raise ServeError("--token is empty or holds spaces; give one word, or leave it out to have one generated")
     if args.token_file is not None:
         read_token_file(args.token_file, args.token)

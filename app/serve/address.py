@@ -43,6 +43,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_token(text: str) -> bool:
+    """One word: what a page token can be (an empty or spaced one could never be typed back)."""
+    return bool(text) and not any(ch.isspace() for ch in text)
+
+
 def read_token_file(path: Path, given_token: str | None) -> str:
     """The token in `path` (surrounding whitespace stripped); a `ServeError` for anything that cannot be one."""
     if given_token is not None:
@@ -53,7 +58,7 @@ def read_token_file(path: Path, given_token: str | None) -> str:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
         raise ServeError(f"cannot read --token-file {path} ({reason}); write the token in it, readable by this user")\
             from None
-    if not token or any(ch.isspace() for ch in token):
+    if not is_token(token):
         raise ServeError(f"--token-file {path} holds no token (empty, or several words); write one word in it")
     return token
 
