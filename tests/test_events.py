@@ -20,10 +20,6 @@ BOX = [20, 100, 40, 40]  # the leave clip's first box (scripts/make_demo_clip.py
 RUN_TIMEOUT_S = 120.0
 CLIP_FPS = 30.0  # a folder carries no rate; the sources take 30 FPS
 FIRST_AWAY, BACK = 18, 26  # the leave clip: first frame without the target, first one with it again
-FRAMES_FOR_FPS = 15
-# A stalled client must not slow the run; the bound is loose for a shared, busy CI machine.
-MIN_FPS_RATIO = 0.7
-FPS_RUNS = 2  # runs of each kind, alternated
 
 
 def _track_lines(out) -> list[list[int]]:
@@ -103,40 +99,29 @@ def test_sse_client_reads_events_equal_to_track_txt(leave_clip, demo_models, tmp
     assert reader.named("status")[-1]["state"] == "ended" and not reader.named("gap")
 
 
-def _fps_of_run(leave_clip, demo_models, out, stalled: bool) -> float:
-    web_port, log = free_port(), out.parent / "run.log"
-    out.parent.mkdir()
+def test_a_stalled_sse_client_leaves_the_run_whole(leave_clip, demo_models, tmp_path):
+    """A client that asks for the stream and never reads a byte: the run tracks every frame, equal to the events
+    file, and ends by itself. That the publisher never waits for a client is checked where it can be forced (the
+    socket filled, below); a frame-rate comparison of two runs measured the neighbours on a shared machine."""
+    _, frames, _ = leave_clip
+    web_port, out, log, events = free_port(), tmp_path / "out", tmp_path / "run.log", tmp_path / "events.jsonl"
     base = f"http://127.0.0.1:{web_port}"
-    run = _serve_waiting(leave_clip, demo_models, out, web_port, "--max-frames", str(FRAMES_FOR_FPS))
-    client = None
+    run = _serve_waiting(leave_clip, demo_models, out, web_port, "--events", str(events))
+    client = socket.socket()
     try:
         wait_for(lambda: http("GET", f"{base}/api/status")[0] == 200, RUN_TIMEOUT_S, "the server", run, log)
-        if stalled:
-            # Connects and asks for the stream, then never reads a byte, with the smallest receive buffer.
-            client = socket.socket()
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
-            client.connect(("127.0.0.1", web_port))
-            client.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+        client.connect(("127.0.0.1", web_port))
+        client.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         _start_on_frame_zero(base, run, log)
         wait_for(lambda: (out / "summary.json").exists(), RUN_TIMEOUT_S, "the run's end", run, log)
         assert http("POST", f"{base}/api/stop")[0] == 200
         assert run.wait(RUN_TIMEOUT_S) == 0, log.read_text()[-3000:]
     finally:
         stop_process(run)
-        if client is not None:
-            client.close()
-    return json.loads((out / "summary.json").read_text())["fps"]
-
-
-def test_a_stalled_sse_client_does_not_slow_the_run(leave_clip, demo_models, tmp_path):
-    """Alternated, the best of each: a busy neighbour on a shared machine (another test worker) slows one short run
-    by a third at times (seen on CI: 13.4 against 19.7 FPS), which says nothing about the stalled client."""
-    fps: dict[bool, list[float]] = {False: [], True: []}
-    for attempt in range(FPS_RUNS):
-        for stalled in (False, True):
-            out = tmp_path / f"{'stalled' if stalled else 'alone'}{attempt}" / "out"
-            fps[stalled].append(_fps_of_run(leave_clip, demo_models, out, stalled=stalled))
-    assert max(fps[True]) >= MIN_FPS_RATIO * max(fps[False]), fps
+        client.close()
+    assert len(_track_lines(out)) == len(frames)
+    _check_against_track_txt([json.loads(line) for line in events.read_text().splitlines()], out)
 
 
 QUEUE = 64  # a small client queue, so that it fills fast
