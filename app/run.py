@@ -30,10 +30,12 @@ from acl_models.manifest import ModelFolderError
 from acl_models.openvino_runner import EXPERIMENTAL_PRECISIONS, PRECISIONS
 from acl_models.select import BACKENDS, DEFAULT_PRECISION
 from app.live import heap
-from app.live.control import Prompt, TrackController
+from app.live.commands import Command
+from app.live.control import TrackController
 from app.live.file_outputs import FileChoices, FileOutputs, VideoFormat
 from app.live.pipeline import POLL_S, LoopStats, Output, TrackingLoop
 from app.live.progress import Progress, progress_report
+from app.live.prompt_file import PromptLine, read_prompt_file, schedule
 from app.live.signals import StopRequested, StopSignals
 from app.live.summary import PERCENTILE_HIGH, WhatRan, log_summary, objects_section, run_summary
 from app.live.window import DesktopWindow, has_display, window_works
@@ -89,6 +91,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bbox", action="append", help="first-frame box x,y,w,h in pixels; repeat for several objects")
     parser.add_argument("--bbox-file", type=Path, help="file whose first line is x,y,w,h (LaSOT style)")
     parser.add_argument("--boxes-file", type=Path, help="one x,y,w,h line per object (objects 1..N)")
+    parser.add_argument(
+        "--prompts", type=Path, metavar="FILE.jsonl",
+        help='prompts to apply while tracking a file or folder, one JSON command per line ({"frame": K, "id": N, '
+        '"box": [x, y, w, h]}, points and labels, a mask PNG, "remove": true; docs/usage.md), each applied once '
+        "frame K is tracked: replays an interactive session exactly",
+    )
     parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
     parser.add_argument("--config", type=Path, help="tracker YAML (default configs/samurai.yaml)")
     parser.add_argument("--mode", choices=["samurai", "sam2"], help="override the config's mode")
@@ -169,7 +177,7 @@ def queue_boxes(controller: TrackController, labelled: list[tuple[str, Box]]) ->
     checked = []
     for obj_id, (label, box) in enumerate(labelled, start=1):
         try:
-            checked.append(controller.track(Prompt(box, object_id=obj_id)))
+            checked.append(controller.track(box, obj_id))
         except PromptError as exc:
             raise (PromptError(f"{label}: {exc}") if len(labelled) > 1 else exc) from None
     return checked
@@ -205,6 +213,7 @@ class Plan:
     models: BundleChoice
     config: TrackerConfig
     boxes: list[tuple[str, Box]]
+    prompts: list[PromptLine]  # --prompts, read and checked; scheduled once the source gives the frame size
     display: bool
     source_name: str  # the source as the log and summary.json name it: no password
     started: str
@@ -222,6 +231,7 @@ class Opened:
     server: WebServer | None
     metrics: RunMetrics | None
     sinks: list[Sink]
+    scheduled: dict[int, list[Command]]  # --prompts by frame
 
 
 def plan_run(args: argparse.Namespace, broker: BrokerAddress | None, started: str) -> Plan:
@@ -229,11 +239,12 @@ def plan_run(args: argparse.Namespace, broker: BrokerAddress | None, started: st
     models = choose_bundle(args.model_dir, args.backend, args.onnx_variant, args.precision)
     config = load_config(args.config, models.manifest.model_size, args.mode)
     boxes = first_boxes(args)
+    prompts = read_prompt_file(args.prompts) if args.prompts else []
     display = args.serve is None and not args.no_display and has_display() and window_works()
-    if not boxes and args.serve is None and not display and broker is None:
+    if not boxes and not prompts and args.serve is None and not display and broker is None:
         raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE, "
-                          "--serve PORT or --publish URL (a box then comes on PREFIX/cmd)")
-    return Plan(models, config, boxes, display, mask_credentials(args.video), started)
+                          "--prompts FILE, --serve PORT or --publish URL (a box then comes on PREFIX/cmd)")
+    return Plan(models, config, boxes, prompts, display, mask_credentials(args.video), started)
 
 
 def open_around_source(args: argparse.Namespace, plan: Plan, sinks: list[Sink], broker: BrokerAddress | None,
@@ -245,9 +256,13 @@ def open_around_source(args: argparse.Namespace, plan: Plan, sinks: list[Sink], 
     serving.enter_context(HealthNotifier(HealthCheck(source, controller, args.stream_timeout),
                                          args.reconnect_s + args.stream_timeout))
     prompt_boxes = queue_boxes(controller, plan.boxes)
+    scheduled = {}
+    if plan.prompts:
+        scheduled = schedule(args.prompts, plan.prompts, source.size, source.num_frames,
+                             range(1, len(plan.boxes) + 1))
     server, metrics = start_server(args, controller, source, serving)
-    sinks = add_publisher(sinks, broker, controller, server.hub.frame if server is not None else None, serving)
-    return Opened(source, controller, prompt_boxes, server, metrics, sinks)
+    sinks = add_publisher(sinks, broker, controller, serving)
+    return Opened(source, controller, prompt_boxes, server, metrics, sinks, scheduled)
 
 
 def open_outputs(args: argparse.Namespace, plan: Plan, opened: Opened,
@@ -292,6 +307,7 @@ def open_loop(args: argparse.Namespace, plan: Plan, opened: Opened,
         overlap=overlap,
         max_frames=args.max_frames,
         on_frame=progress_line(progress, opened.metrics),
+        scheduled=opened.scheduled,
     )
     if events is not None:
         stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close
