@@ -35,8 +35,8 @@ from app.samurai.multi_tracker import MultiObjectTracker
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
 from tests.demo_model import TEST_THREADS
-from tests.live_helpers import (MqttSubscriber, free_port, http, start_broker, start_run, status, stop_process,
-                                wait_for)
+from tests.live_helpers import (MqttSubscriber, SseReader, free_port, http, start_broker, start_run, status,
+                                stop_process, wait_for)
 
 PREFIX = "doors/p1"
 RUN_TIMEOUT_S = 180.0
@@ -256,6 +256,7 @@ def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, dem
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: status(base)["frame"] == 0, RUN_TIMEOUT_S, "the run waiting on frame 0", served, log)
+        events = SseReader(f"{base}/api/events")  # before the prompts: their records come through it too
         code, answer = http("POST", f"{base}/api/prompts", BATCH)
         assert code == 200, answer
         wait_for(lambda: status(base)["state"] == "ended", RUN_TIMEOUT_S, "the end of the source", served, log)
@@ -263,6 +264,8 @@ def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, dem
         assert served.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
     finally:
         stop_process(served)
+    wait_for(lambda: events.ended, RUN_TIMEOUT_S, "the end of the event stream")  # the server closed it
+    sse_prompts = [{k: e[k] for k in ("frame", "id", "kind")} for e in events.named("prompt")]
 
     log = tmp_path / "mqtt.log"
     published = start_run([*_common(folder, demo_models, outs["mqtt"]), "--publish",
@@ -281,7 +284,7 @@ def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, dem
     files = {door: _files(out) for door, out in outs.items()}
     expected = [{"frame": 0, "id": 1, "kind": "box"}, {"frame": 0, "id": 2, "kind": "box"},
                 {"frame": 0, "id": 1, "kind": "reset"}, {"frame": 0, "id": 2, "kind": "remove"}]
-    assert files["file"]["prompts"] == files["file"]["summary"] == expected
+    assert files["file"]["prompts"] == files["file"]["summary"] == sse_prompts == expected
     assert len(files["file"]["track"].splitlines()) == FRAMES and len(files["file"]["track_2"].splitlines()) == 1
     assert files["http"] == files["file"] and files["mqtt"] == files["file"]
 
