@@ -40,7 +40,7 @@ from loguru import logger
 
 from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Prompt, TrackController
 from app.live.latency import LatencyStats
-from app.media.outputs import OutputFailed
+from app.media.whole_files import OutputFailed
 from app.media.sources import Frame, FrameSource
 from app.samurai.boxes import box_or_missing
 from app.samurai.multi_tracker import MultiObjectTracker
