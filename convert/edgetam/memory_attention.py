@@ -48,6 +48,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, kv_dim: int, heads: int):
         super().__init__()
         self.heads = heads
+        self.scale = 1.0 / math.sqrt(dim // heads)
         self.q_proj = nn.Linear(dim, dim)
         self.k_proj = nn.Linear(kv_dim, dim)
         self.v_proj = nn.Linear(kv_dim, dim)
@@ -59,7 +60,7 @@ class Attention(nn.Module):
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: torch.Tensor | None = None):
         """q, k, v: (B, H, N, d) after projection and rotation -> (B, Nq, C) after out_proj."""
-        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+        scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale
         if key_bias is not None:
             scores = scores + key_bias
         mixed = torch.matmul(torch.softmax(scores, dim=-1), v)

@@ -62,14 +62,13 @@ def feed_forward(dim: int, mult: int) -> nn.Sequential:
                          nn.Linear(dim * mult, dim, bias=False))
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """Scaled dot-product attention over (B, N, heads·d) tensors; returns (B, Nq, heads·d)."""
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
+    """Scaled dot-product attention over (B, N, heads·head_dim) tensors; returns (B, Nq, heads·head_dim)."""
     b, nq, c = q.shape
-    d = c // heads
-    q = q.reshape(b, nq, heads, d).transpose(1, 2)
-    k = k.reshape(b, -1, heads, d).transpose(1, 2)
-    v = v.reshape(b, -1, heads, d).transpose(1, 2)
-    weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d), dim=-1)
+    q = q.reshape(b, nq, heads, head_dim).transpose(1, 2)
+    k = k.reshape(b, -1, heads, head_dim).transpose(1, 2)
+    v = v.reshape(b, -1, heads, head_dim).transpose(1, 2)
+    weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(head_dim), dim=-1)
     return torch.matmul(weights, v).transpose(1, 2).reshape(b, nq, c)
 
 
@@ -80,6 +79,7 @@ class CrossAttention(nn.Module):
         super().__init__()
         inner = shape.dim_head * shape.heads
         self.heads = shape.heads
+        self.head_dim = shape.dim_head
         self.norm_x = nn.LayerNorm(shape.dim)
         self.norm_latents = nn.LayerNorm(shape.dim)
         self.to_q = nn.Linear(shape.dim, inner, bias=False)
@@ -91,7 +91,7 @@ class CrossAttention(nn.Module):
         k, v = self.to_kv(self.norm_x(x)).chunk(2, dim=-1)
         if pos is not None:
             k, v = k + pos, v + pos
-        return self.to_out(_attend(q, k, v, self.heads))
+        return self.to_out(_attend(q, k, v, self.heads, self.head_dim))
 
 
 class SelfAttention(nn.Module):
@@ -101,6 +101,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         inner = shape.dim_head * shape.heads
         self.heads = shape.heads
+        self.head_dim = shape.dim_head
         self.norm = nn.LayerNorm(shape.dim)
         self.to_q = nn.Linear(shape.dim, inner, bias=False)
         self.to_kv = nn.Linear(shape.dim, 2 * inner, bias=False)
@@ -109,7 +110,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(x)
         k, v = self.to_kv(x).chunk(2, dim=-1)
-        return self.to_out(_attend(self.to_q(x), k, v, self.heads))
+        return self.to_out(_attend(self.to_q(x), k, v, self.heads, self.head_dim))
 
 
 class PerceiverLayer(nn.Module):
@@ -173,6 +174,6 @@ class SpatialPerceiver(nn.Module):
         return self.norm(latents.reshape(b, self.grid * self.grid, c))
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_grid(x.shape[-1], self.shape.num_latents_2d)
+        """x's side must fit the grid (`check_grid`; the model builder checks the image size)."""
         latents = torch.cat((self._global(x, pos), self._grid(x)), dim=1)
         return latents, self.position_encoding(x.shape[0]).to(x.dtype)
