@@ -14,35 +14,31 @@ an error exceeds its tolerance (see `TOLERANCES`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from loguru import logger
 
-from acl_models.manifest import MANIFEST_FILE, MANIFEST_FORMAT
-from convert import op_audit, reference, submodels
+from convert import reference, submodels
 from convert.graph_export import (
     OPSET,
     TOLERANCES,
     VARIANT_SUFFIX,
     ExportError,
     SubModel,
-    describe,
+    export_graphs,
     export_one,
     hyper_parameters,
     mask_decoder_inputs,
     max_errors,
     memory_encoder_inputs,
-    simplify,
-    to_fp16,
-    to_int8,
+    variants,
+    write_folder,
 )
 from convert.graph_export import feature_shapes as _feature_shapes
-from convert.checkpoint import CheckpointError, check_image_size, file_sha256, load_model, read_state_dict
+from convert.checkpoint import CheckpointError, check_image_size, load_model, read_state_dict
 from convert.family import EDGETAM, FAMILIES, SAM21, check_family, family_of
 
 
@@ -187,50 +183,12 @@ def export(
     model, size = load_model(checkpoint, model_size, image_size)
     out.mkdir(parents=True, exist_ok=True)
     consts = submodels.constants(model)
-    variants = ["fp32"] + (["fp16"] if fp16 else []) + (["int8"] if int8 else [])
-    models: dict[str, dict] = {}
-    errors: dict[str, dict[str, dict[str, float]]] = {}
     subs = build_submodels(model, consts)
-    for index, sub in enumerate(subs, 1):
-        logger.info("[{}/{}] exporting {}", index, len(subs), sub.name)
-        path = out / f"{sub.name}.onnx"
-        export_one(sub, path)
-        try:
-            op_audit.check(path)
-        except op_audit.UnsupportedOpError as exc:
-            raise ExportError(str(exc)) from exc
-        entry: dict = {"file": path.name, "variants": {}}
-        errors[sub.name] = {}
-        # Variants are converted from the traced graph: the fp16 converter does not
-        # cope with every pattern onnxslim produces.
-        for variant in variants[1:]:
-            extra = out / f"{sub.name}{VARIANT_SUFFIX[variant]}.onnx"
-            (to_fp16 if variant == "fp16" else to_int8)(path, extra)
-            errors[sub.name][variant] = verify(extra, sub, model, consts, variant)
-            entry["variants"][variant] = extra.name
-        if simplify_graphs:
-            simplify(path)
-        entry.update(describe(path))
-        errors[sub.name]["fp32"] = verify(path, sub, model, consts, "fp32")
-        models[sub.name] = entry
-    for name, value in consts.items():
-        np.save(out / f"{name}.npy", value)
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "family": SAM21,
-        "model_size": size,
-        "image_size": image_size,
-        "opset": OPSET,
-        "checkpoint": {"file": checkpoint.name, "sha256": file_sha256(checkpoint)},
-        "image_input": {"dtype": "float32", "layout": "NCHW", "colour": "RGB", "normalised": "(x/255 - mean) / std"},
-        "models": models,
-        "constants": {
-            name: {"file": f"{name}.npy", "shape": list(v.shape), "dtype": str(v.dtype)} for name, v in consts.items()
-        },
-        "hyper": hyper_parameters(model),
-        "max_abs_errors": errors,
-    }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    models, errors = export_graphs(
+        subs, out, variants(fp16, int8), simplify_graphs,
+        lambda path, sub, variant: verify(path, sub, model, consts, variant),
+    )
+    manifest = write_folder(out, checkpoint, model, consts, models, errors, family=SAM21, model_size=size)
     logger.info("exported hiera-{} at {} px to {} in {:.1f}s", size, image_size, out, time.perf_counter() - started)
     return manifest
 

@@ -9,14 +9,19 @@ both families share those two graphs.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
+from loguru import logger
 
-from convert import submodels
+from acl_models.manifest import MANIFEST_FILE, MANIFEST_FORMAT
+from convert import op_audit, submodels
+from convert.checkpoint import file_sha256
 
 OPSET = 17
 # Max |ORT - PyTorch| allowed, relative to max |PyTorch| of that output (floor 1).
@@ -215,3 +220,65 @@ def hyper_parameters(model) -> dict:
     }
 
 
+def variants(fp16: bool, int8: bool) -> list[str]:
+    """The precisions to write: fp32 always, first."""
+    return ["fp32"] + (["fp16"] if fp16 else []) + (["int8"] if int8 else [])
+
+
+def export_graphs(
+    subs: list[SubModel],
+    out: Path,
+    precisions: list[str],
+    simplify_graphs: bool,
+    verify: Callable[[Path, SubModel, str], dict[str, float]],
+) -> tuple[dict[str, dict], dict[str, dict[str, dict[str, float]]]]:
+    """Trace, audit, convert and verify every sub-model into `out`: (manifest entries, errors per variant)."""
+    models: dict[str, dict] = {}
+    errors: dict[str, dict[str, dict[str, float]]] = {}
+    for index, sub in enumerate(subs, 1):
+        logger.info("[{}/{}] exporting {}", index, len(subs), sub.name)
+        path = out / f"{sub.name}.onnx"
+        export_one(sub, path)
+        try:
+            op_audit.check(path)
+        except op_audit.UnsupportedOpError as exc:
+            raise ExportError(str(exc)) from exc
+        entry: dict = {"file": path.name, "variants": {}}
+        errors[sub.name] = {}
+        # Variants are converted from the traced graph: the fp16 converter does not
+        # cope with every pattern onnxslim produces.
+        for variant in precisions[1:]:
+            extra = out / f"{sub.name}{VARIANT_SUFFIX[variant]}.onnx"
+            (to_fp16 if variant == "fp16" else to_int8)(path, extra)
+            errors[sub.name][variant] = verify(extra, sub, variant)
+            entry["variants"][variant] = extra.name
+        if simplify_graphs:
+            simplify(path)
+        entry.update(describe(path))
+        errors[sub.name]["fp32"] = verify(path, sub, "fp32")
+        models[sub.name] = entry
+    return models, errors
+
+
+def write_folder(out: Path, checkpoint: Path, model, consts: dict[str, np.ndarray], models: dict, errors: dict,
+                 **fields) -> dict:
+    """Save the constants and `manifest.json` (family-specific `fields` among the common ones); the manifest."""
+    for name, value in consts.items():
+        np.save(out / f"{name}.npy", value)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        **{k: fields.pop(k) for k in ("family", "model_size")},
+        "image_size": model.image_size,
+        "opset": OPSET,
+        "checkpoint": {"file": checkpoint.name, "sha256": file_sha256(checkpoint)},
+        "image_input": {"dtype": "float32", "layout": "NCHW", "colour": "RGB", "normalised": "(x/255 - mean) / std"},
+        "models": models,
+        "constants": {
+            name: {"file": f"{name}.npy", "shape": list(v.shape), "dtype": str(v.dtype)} for name, v in consts.items()
+        },
+        "hyper": hyper_parameters(model),
+        **fields,
+        "max_abs_errors": errors,
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    return manifest

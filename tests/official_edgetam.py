@@ -21,6 +21,7 @@ VENV = ROOT / ".venv-edgetam-official"
 SETUP = ROOT / "scripts" / "setup_official_edgetam.sh"
 HERE = Path(__file__).resolve().parent / "official_edgetam"
 RUNNER = HERE / "run_official.py"
+PREDICTOR = HERE / "run_predictor.py"
 STANDIN = HERE / "standin"
 # Building the official model and running a few modules on one thread.
 TIMEOUT_S = 600
@@ -35,17 +36,26 @@ def official_python() -> Path:
     return python
 
 
+def _run(script: Path, *args: object, work: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(STANDIN)}
+    done = subprocess.run([str(official_python()), str(script), *map(str, args)],
+                          env=env, cwd=work, capture_output=True, text=True, timeout=TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"official EdgeTAM run failed:\n{done.stderr[-3000:]}")
+
+
 def run_official(checkpoint: Path, image_size: int, cases: dict, work: Path) -> dict:
     """{case: [official outputs]} plus "state_shapes", for `cases` = {case: {input: tensor}}."""
     cases_path, out_path = work / "official_cases.pt", work / "official_out.pt"
     torch.save(cases, cases_path)
-    env = {**os.environ, "PYTHONPATH": str(STANDIN)}
-    done = subprocess.run(
-        [str(official_python()), str(RUNNER), str(checkpoint), str(image_size), str(cases_path), str(out_path)],
-        env=env, cwd=work, capture_output=True, text=True, timeout=TIMEOUT_S,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"official EdgeTAM run failed:\n{done.stderr[-3000:]}")
+    _run(RUNNER, checkpoint, image_size, cases_path, out_path, work=work)
+    return torch.load(out_path, weights_only=True)
+
+
+def run_official_predictor(checkpoint: Path, image_size: int, folder: Path, box_xyxy, work: Path) -> dict:
+    """The official EdgeTAM video predictor's masks, low-res logits and object scores per frame."""
+    out_path = work / "official_predictor.pt"
+    _run(PREDICTOR, checkpoint, image_size, folder, *box_xyxy, out_path, work=work)
     return torch.load(out_path, weights_only=True)
 
 

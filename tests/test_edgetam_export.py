@@ -18,7 +18,9 @@ import torch
 from acl_models.manifest import load_manifest
 from convert.checkpoint import read_state_dict
 from convert.edgetam.model import load_edgetam
+from convert.family import family_of
 from tests.official_edgetam import REL_TOL, close, memory_attention_case, memory_encoder_case, run_official
+from tests.script_runs import run_script
 
 IMAGE_SIZE = 256
 CLI_TIMEOUT_S = 300
@@ -119,3 +121,12 @@ def test_wrong_checkpoints_are_refused_with_one_line(
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and message in errors[0], errors
     assert not (tmp_path / "out").exists()
+
+
+def test_random_checkpoint_script_writes_the_edgetam_format(tmp_path, edgetam_checkpoint):
+    out = tmp_path / "random_edgetam.pt"
+    done = run_script("make_random_checkpoint", "--family", "edgetam", "--seed", 1, "--out", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    written, reference = read_state_dict(out), read_state_dict(edgetam_checkpoint)
+    assert family_of(written, out) == "edgetam"
+    assert {k: v.shape for k, v in written.items()} == {k: v.shape for k, v in reference.items()}

@@ -12,18 +12,15 @@ encoding.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from loguru import logger
 
-from acl_models.manifest import MANIFEST_FILE, MANIFEST_FORMAT
 from convert import graph_export as base
-from convert import op_audit, submodels
-from convert.checkpoint import CheckpointError, file_sha256, read_state_dict
+from convert import submodels
+from convert.checkpoint import CheckpointError, read_state_dict
 from convert.edgetam import graphs
 from convert.edgetam.model import FAMILY, check_image_size, load_edgetam
 from convert.family import EDGETAM, check_family, family_of
@@ -153,48 +150,13 @@ def export(
     model = load_checkpoint(checkpoint, family, model_size, image_size)
     out.mkdir(parents=True, exist_ok=True)
     consts = graphs.constants(model)
-    variants = ["fp32"] + (["fp16"] if fp16 else []) + (["int8"] if int8 else [])
-    models: dict[str, dict] = {}
-    errors: dict[str, dict[str, dict[str, float]]] = {}
-    subs = build_submodels(model, consts)
-    for index, sub in enumerate(subs, 1):
-        logger.info("[{}/{}] exporting EdgeTAM {}", index, len(subs), sub.name)
-        path = out / f"{sub.name}.onnx"
-        base.export_one(sub, path)
-        try:
-            op_audit.check(path)
-        except op_audit.UnsupportedOpError as exc:
-            raise base.ExportError(str(exc)) from exc
-        entry: dict = {"file": path.name, "variants": {}}
-        errors[sub.name] = {}
-        for variant in variants[1:]:
-            extra = out / f"{sub.name}{base.VARIANT_SUFFIX[variant]}.onnx"
-            (base.to_fp16 if variant == "fp16" else base.to_int8)(path, extra)
-            errors[sub.name][variant] = verify(extra, sub, model, consts, variant)
-            entry["variants"][variant] = extra.name
-        if simplify_graphs:
-            base.simplify(path)
-        entry.update(base.describe(path))
-        errors[sub.name]["fp32"] = verify(path, sub, model, consts, "fp32")
-        models[sub.name] = entry
-    for name, value in consts.items():
-        np.save(out / f"{name}.npy", value)
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "family": FAMILY,
-        "model_size": EDGETAM,
-        "image_size": image_size,
-        "opset": base.OPSET,
-        "checkpoint": {"file": checkpoint.name, "sha256": file_sha256(checkpoint)},
-        "image_input": {"dtype": "float32", "layout": "NCHW", "colour": "RGB", "normalised": "(x/255 - mean) / std"},
-        "models": models,
-        "constants": {
-            name: {"file": f"{name}.npy", "shape": list(v.shape), "dtype": str(v.dtype)} for name, v in consts.items()
-        },
-        "hyper": base.hyper_parameters(model),
-        "memory_layout": memory_layout(model),
-        "max_abs_errors": errors,
-    }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    models, errors = base.export_graphs(
+        build_submodels(model, consts), out, base.variants(fp16, int8), simplify_graphs,
+        lambda path, sub, variant: verify(path, sub, model, consts, variant),
+    )
+    manifest = base.write_folder(
+        out, checkpoint, model, consts, models, errors, family=FAMILY, model_size=EDGETAM,
+        memory_layout=memory_layout(model),
+    )
     logger.info("exported EdgeTAM at {} px to {} in {:.1f}s", image_size, out, time.perf_counter() - started)
     return manifest

@@ -62,55 +62,54 @@ def feed_forward(dim: int, mult: int) -> nn.Sequential:
                          nn.Linear(dim * mult, dim, bias=False))
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
-    """Scaled dot-product attention over (B, N, heads·head_dim) tensors; returns (B, Nq, heads·head_dim)."""
-    b, nq, c = q.shape
-    q = q.reshape(b, nq, heads, head_dim).transpose(1, 2)
-    k = k.reshape(b, -1, heads, head_dim).transpose(1, 2)
-    v = v.reshape(b, -1, heads, head_dim).transpose(1, 2)
-    weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(head_dim), dim=-1)
-    return torch.matmul(weights, v).transpose(1, 2).reshape(b, nq, c)
+class _Attention(nn.Module):
+    """Bias-free query, key-value and output projections (`to_q`, `to_kv`, `to_out`) around dot-product attention."""
+
+    def __init__(self, shape: PerceiverShape):
+        super().__init__()
+        inner = shape.dim_head * shape.heads
+        self.heads = shape.heads
+        self.head_dim = shape.dim_head
+        self.to_q = nn.Linear(shape.dim, inner, bias=False)
+        self.to_kv = nn.Linear(shape.dim, 2 * inner, bias=False)
+        self.to_out = nn.Linear(inner, shape.dim, bias=False)
+
+    def attend(self, queries: torch.Tensor, tokens: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, Nq, C) queries over (B, N, C) tokens; `pos` is added to keys and values after projection."""
+        k, v = self.to_kv(tokens).chunk(2, dim=-1)
+        if pos is not None:
+            k, v = k + pos, v + pos
+        q = self.to_q(queries)
+        b, nq, c = q.shape
+        q = q.reshape(b, nq, self.heads, self.head_dim).transpose(1, 2)
+        k = k.reshape(b, -1, self.heads, self.head_dim).transpose(1, 2)
+        v = v.reshape(b, -1, self.heads, self.head_dim).transpose(1, 2)
+        weights = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.head_dim), dim=-1)
+        return self.to_out(torch.matmul(weights, v).transpose(1, 2).reshape(b, nq, c))
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_Attention):
     """Latents (normalised) query the frame tokens (normalised); a position encoding joins keys and values."""
 
     def __init__(self, shape: PerceiverShape):
-        super().__init__()
-        inner = shape.dim_head * shape.heads
-        self.heads = shape.heads
-        self.head_dim = shape.dim_head
+        super().__init__(shape)
         self.norm_x = nn.LayerNorm(shape.dim)
         self.norm_latents = nn.LayerNorm(shape.dim)
-        self.to_q = nn.Linear(shape.dim, inner, bias=False)
-        self.to_kv = nn.Linear(shape.dim, 2 * inner, bias=False)
-        self.to_out = nn.Linear(inner, shape.dim, bias=False)
 
     def forward(self, latents: torch.Tensor, x: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
-        q = self.to_q(self.norm_latents(latents))
-        k, v = self.to_kv(self.norm_x(x)).chunk(2, dim=-1)
-        if pos is not None:
-            k, v = k + pos, v + pos
-        return self.to_out(_attend(q, k, v, self.heads, self.head_dim))
+        return self.attend(self.norm_latents(latents), self.norm_x(x), pos)
 
 
-class SelfAttention(nn.Module):
+class SelfAttention(_Attention):
     """Pre-norm self-attention among the latents."""
 
     def __init__(self, shape: PerceiverShape):
-        super().__init__()
-        inner = shape.dim_head * shape.heads
-        self.heads = shape.heads
-        self.head_dim = shape.dim_head
+        super().__init__(shape)
         self.norm = nn.LayerNorm(shape.dim)
-        self.to_q = nn.Linear(shape.dim, inner, bias=False)
-        self.to_kv = nn.Linear(shape.dim, 2 * inner, bias=False)
-        self.to_out = nn.Linear(inner, shape.dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(x)
-        k, v = self.to_kv(x).chunk(2, dim=-1)
-        return self.to_out(_attend(self.to_q(x), k, v, self.heads, self.head_dim))
+        return self.attend(x, x)
 
 
 class PerceiverLayer(nn.Module):
