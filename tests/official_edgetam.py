@@ -8,6 +8,7 @@ environment is made on first use when CI's set-up has not made it already.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,10 +53,14 @@ def run_official(checkpoint: Path, image_size: int, cases: dict, work: Path) -> 
     return torch.load(out_path, weights_only=True)
 
 
-def run_official_predictor(checkpoint: Path, image_size: int, folder: Path, box_xyxy, work: Path) -> dict:
-    """The official EdgeTAM video predictor's masks, low-res logits and object scores per frame."""
+def run_official_predictor(checkpoint: Path, image_size: int, folder: Path, box_xyxy, work: Path,
+                           samurai: dict | None = None) -> dict:
+    """The official EdgeTAM video predictor's masks, low-res logits and object scores per frame; with `samurai`
+    (overrides of the official SAMURAI values, {} for none) the SAMURAI reference on the official modules, and its
+    per-frame decision log."""
     out_path = work / "official_predictor.pt"
-    _run(PREDICTOR, checkpoint, image_size, folder, *box_xyxy, out_path, work=work)
+    extra = [] if samurai is None else [json.dumps(samurai)]
+    _run(PREDICTOR, checkpoint, image_size, folder, *box_xyxy, out_path, *extra, work=work)
     return torch.load(out_path, weights_only=True)
 
 

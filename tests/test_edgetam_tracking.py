@@ -10,10 +10,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from acl_models.bundle import open_bundle_with
 from app.samurai.config import load_config
+from app.samurai.tracker import SamuraiTracker
 from tests.backends import OPENVINO_PROBLEM, exact_factory, mask_iou, track_clip
 from tests.installed import needs
 from tests.official_edgetam import run_official_predictor
@@ -25,6 +29,8 @@ IMAGE_SIZE = 256
 LOGIT_ATOL = 1e-2
 MIN_MASK_IOU = 0.99
 CLI_TIMEOUT_S = 300
+# Reaches the Kalman-weighted selection branch within the clip (the official threshold is 15 stable frames).
+SAMURAI_OVERRIDES = {"stable_frames_threshold": 3}
 BACKENDS = [pytest.param("onnx"), pytest.param("openvino", marks=needs(OPENVINO_PROBLEM))]
 
 
@@ -53,6 +59,38 @@ def test_sam2_mode_matches_official_edgetam_predictor(edgetam_export_256, clip, 
         assert np.abs(r.low_res_logits - logits).max() <= LOGIT_ATOL, f"frame {r.frame_idx}"
         assert r.object_score == pytest.approx(official["scores"][r.frame_idx], abs=LOGIT_ATOL)
         assert mask_iou(r.mask, official["masks"][r.frame_idx].numpy()) >= MIN_MASK_IOU, f"frame {r.frame_idx}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_samurai_mode_matches_reference_on_official_edgetam(edgetam_export_256, edgetam_checkpoint, clip, backend,
+                                                             tmp_path):
+    """SAMURAI's selection on EdgeTAM: no official SAMURAI-on-EdgeTAM code exists, so the reference is the project's
+    independent SAMURAI predictor (tests/reference_predictor.py) driving the official EdgeTAM modules."""
+    folder, images, box = clip
+    reference = run_official_predictor(edgetam_checkpoint, IMAGE_SIZE, folder, box, tmp_path, SAMURAI_OVERRIDES)
+    config = load_config(None, "edgetam", "samurai")
+    config = replace(config, samurai=replace(config.samurai, **SAMURAI_OVERRIDES))
+    factory = exact_factory(backend, edgetam_export_256, 1)
+    with open_bundle_with(edgetam_export_256, factory) as bundle:
+        tracker = SamuraiTracker(bundle, config, num_frames=len(images))
+        source = ((i, image, None) for i, image in enumerate(images))
+        for frame in tracker.encoder.frames(source, overlap=True):
+            i = frame.frame_idx
+            r = tracker.track(frame, box if i == 0 else None)
+            assert np.abs(r.low_res_logits - reference["logits"][i].numpy()).max() <= LOGIT_ATOL, f"frame {i}"
+            if i == 0:
+                continue
+            log = reference["log"][i]
+            assert r.mask_index - 1 == log["index"], f"frame {i}"
+            assert (r.kf_score is None) == (log["kf_score"] is None)
+            if r.kf_score is not None:
+                assert r.kf_score == pytest.approx(log["kf_score"], abs=1e-6)
+            assert tracker.state.motion.stable_frames == log["stable_frames"]
+            np.testing.assert_allclose(tracker.state.motion.mean, log["kf_mean"], rtol=1e-9, atol=1e-9)
+            if i + 1 in reference["log"]:
+                chosen = [e.frame_idx for _, e in tracker.state.memory.memory_frames(i + 1)]
+                assert chosen == reference["log"][i + 1]["memory_frames"], f"frame {i + 1}"
+    assert any(log["kf_score"] is not None for log in reference["log"].values())
 
 
 @pytest.mark.parametrize("mode", ["samurai", "sam2"])

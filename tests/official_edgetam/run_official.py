@@ -28,16 +28,17 @@ from sam2.build_sam import build_sam2_video_predictor  # noqa: E402
 BACKBONE_STRIDE = 16
 
 
-def build(checkpoint: str, image_size: int):
+def build(checkpoint: str, image_size: int, target: str | None = None):
+    """The official EdgeTAM video predictor, or `target` (a subclass of it) built from the same config."""
     side = image_size // BACKBONE_STRIDE
+    overrides = [
+        f"++model.image_size={image_size}",
+        f"++model.memory_attention.layer.cross_attention.q_sizes=[{side},{side}]",
+    ]
+    if target is not None:
+        overrides.append(f"++model._target_={target}")
     return build_sam2_video_predictor(
-        "configs/edgetam.yaml",
-        ckpt_path=checkpoint,
-        device="cpu",
-        hydra_overrides_extra=[
-            f"++model.image_size={image_size}",
-            f"++model.memory_attention.layer.cross_attention.q_sizes=[{side},{side}]",
-        ],
+        "configs/edgetam.yaml", ckpt_path=checkpoint, device="cpu", hydra_overrides_extra=overrides
     ).eval()
 
 
