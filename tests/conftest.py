@@ -173,6 +173,11 @@ def om_256(export_256_variants, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def edgetam_om_256(edgetam_export_256, tmp_path_factory) -> Path:
+    return _converted_once(tmp_path_factory, "edgetam_om_256", edgetam_export_256)
+
+
+@pytest.fixture(scope="session")
 def om_128(export_128, tmp_path_factory) -> Path:
     """`export_128` converted by the stand-in ATC, for the clips tracked on the emulated NPU."""
     return _converted_once(tmp_path_factory, "om128_atc", export_128)

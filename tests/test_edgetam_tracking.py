@@ -18,8 +18,7 @@ import pytest
 from acl_models.bundle import open_bundle_with
 from app.samurai.config import load_config
 from app.samurai.tracker import SamuraiTracker
-from tests.backends import OPENVINO_PROBLEM, exact_factory, mask_iou, track_clip
-from tests.installed import needs
+from tests.backends import EXACT_BACKEND_PARAMS, exact_factory, mask_iou, models_for, track_clip
 from tests.official_edgetam import run_official_predictor
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
@@ -31,7 +30,6 @@ MIN_MASK_IOU = 0.99
 CLI_TIMEOUT_S = 300
 # Reaches the Kalman-weighted selection branch within the clip (the official threshold is 15 stable frames).
 SAMURAI_OVERRIDES = {"stable_frames_threshold": 3}
-BACKENDS = [pytest.param("onnx"), pytest.param("openvino", marks=needs(OPENVINO_PROBLEM))]
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +46,13 @@ def official(edgetam_checkpoint, clip, tmp_path_factory):
     return run_official_predictor(edgetam_checkpoint, IMAGE_SIZE, folder, box, tmp_path_factory.mktemp("predictor"))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_sam2_mode_matches_official_edgetam_predictor(edgetam_export_256, clip, official, backend):
+@pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
+def test_sam2_mode_matches_official_edgetam_predictor(request, clip, official, backend):
+    """Every backend at full precision, the emulated NPU on the stand-in ATC's conversion of the export."""
     _, images, box = clip
     config = load_config(None, "edgetam", "sam2")
-    results = track_clip(edgetam_export_256, images, box, config, exact_factory(backend, edgetam_export_256, 1))
+    models = models_for(request, backend, "edgetam_export_256")
+    results = track_clip(models, images, box, config, exact_factory(backend, models, 1))
     assert len(results) == NUM_FRAMES
     for r in results:
         logits = official["logits"][r.frame_idx].numpy()
@@ -61,17 +61,16 @@ def test_sam2_mode_matches_official_edgetam_predictor(edgetam_export_256, clip, 
         assert mask_iou(r.mask, official["masks"][r.frame_idx].numpy()) >= MIN_MASK_IOU, f"frame {r.frame_idx}"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_samurai_mode_matches_reference_on_official_edgetam(edgetam_export_256, edgetam_checkpoint, clip, backend,
-                                                             tmp_path):
+@pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
+def test_samurai_mode_matches_reference_on_official_edgetam(request, edgetam_checkpoint, clip, backend, tmp_path):
     """SAMURAI's selection on EdgeTAM: no official SAMURAI-on-EdgeTAM code exists, so the reference is the project's
     independent SAMURAI predictor (tests/reference_predictor.py) driving the official EdgeTAM modules."""
     folder, images, box = clip
     reference = run_official_predictor(edgetam_checkpoint, IMAGE_SIZE, folder, box, tmp_path, SAMURAI_OVERRIDES)
     config = load_config(None, "edgetam", "samurai")
     config = replace(config, samurai=replace(config.samurai, **SAMURAI_OVERRIDES))
-    factory = exact_factory(backend, edgetam_export_256, 1)
-    with open_bundle_with(edgetam_export_256, factory) as bundle:
+    models = models_for(request, backend, "edgetam_export_256")
+    with open_bundle_with(models, exact_factory(backend, models, 1)) as bundle:
         tracker = SamuraiTracker(bundle, config, num_frames=len(images))
         source = ((i, image, None) for i, image in enumerate(images))
         for frame in tracker.encoder.frames(source, overlap=True):
