@@ -18,7 +18,16 @@ import pytest
 from acl_models.bundle import open_bundle_with
 from app.samurai.config import load_config
 from app.samurai.tracker import SamuraiTracker
-from tests.backends import EXACT_BACKEND_PARAMS, exact_factory, mask_iou, models_for, track_clip
+from tests.backends import (
+    EXACT_BACKEND_PARAMS,
+    REDUCED_PRECISIONS,
+    assert_same_decisions,
+    exact_factory,
+    mask_iou,
+    models_for,
+    reduced,
+    track_clip,
+)
 from tests.official_edgetam import run_official_predictor
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
@@ -105,3 +114,28 @@ def test_run_py_tracks_an_edgetam_export(edgetam_export_256, clip, tmp_path, mod
     assert done.returncode == 0, done.stderr[-2000:]
     assert "models: edgetam at 256 px" in done.stderr
     assert len((out / "track.txt").read_text().splitlines()) == NUM_FRAMES
+
+
+@pytest.mark.parametrize("precision", REDUCED_PRECISIONS)
+@pytest.mark.parametrize("mode", ["sam2", "samurai"])
+def test_reduced_precision_keeps_every_decision(edgetam_export_256, clip, mode, precision):
+    """OpenVINO's recommended reduced precision chooses the same mask as fp32 on every frame, as for SAM 2.1."""
+    _, images, box = clip
+    config = load_config(None, "edgetam", mode)
+    exact = track_clip(edgetam_export_256, images, box, config, exact_factory("onnx", edgetam_export_256, 1))
+    assert_same_decisions(track_clip(edgetam_export_256, images, box, config, reduced(precision, 1)), exact)
+
+
+def test_run_py_tracks_several_objects_on_edgetam(edgetam_export_256, clip, tmp_path):
+    folder, _, (x1, y1, x2, y2) = clip
+    out = tmp_path / "out"
+    boxes = [f"{x1},{y1},{x2 - x1},{y2 - y1}", "10,10,30,30"]
+    done = subprocess.run(
+        [sys.executable, "app/run.py", "--video", folder, *[a for b in boxes for a in ("--bbox", b)],
+         "--model-dir", edgetam_export_256, "--backend", "onnx", "--no-display", "--output", out],
+        capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for index in (1, 2):
+        assert len((out / f"track_{index}.txt").read_text().splitlines()) == NUM_FRAMES
+
