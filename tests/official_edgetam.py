@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv-edgetam-official"
@@ -31,9 +32,11 @@ REL_TOL = 1e-4
 
 
 def official_python() -> Path:
+    """The official environment's Python, made first if needed (once: test workers wait for each other)."""
     python = VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run(["bash", str(SETUP), sys.executable, str(VENV)], check=True, cwd=ROOT)
+    with FileLock(str(ROOT / ".venv-edgetam-official.lock")):
+        if not python.exists():
+            subprocess.run(["bash", str(SETUP), sys.executable, str(VENV)], check=True, cwd=ROOT)
     return python
 
 
