@@ -61,6 +61,9 @@ def build_edgetam(image_size: int) -> SAM2VideoPredictor:
     """EdgeTAM with freshly initialised weights, in eval mode on CPU."""
     config = load_config()
     check_image_size(image_size, config)
+    if config["model"]["add_tpos_enc_to_obj_ptrs"]:
+        raise ValueError(f"{CONFIG}: EdgeMemoryAttention takes pointers without a temporal encoding, as EdgeTAM's "
+                         "config sets (add_tpos_enc_to_obj_ptrs: false)")
     trunk = RepViTTrunk(RepViTShape(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["trunk"].items()}))
     neck_cfg = dict(config["neck"])
     scalp = neck_cfg.pop("scalp")
