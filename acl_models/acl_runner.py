@@ -1,8 +1,8 @@
 """pyACL backend: runs ATC-converted `.om` sub-models on an Ascend NPU (310B boards, 310P cards).
 
-`import acl` happens inside AclResource, so this module imports on machines
-without CANN. Every pyACL status is checked and becomes a BackendError naming
-the call, the code and what to do. Device buffers and datasets are built once
+The device, its context and stream, and the status checks are `acl_device.py`'s
+(`AclResource`, shared by every runner of a process); this module loads one
+model onto it. Device buffers and datasets are built once
 per model and reused every frame. A model converted with gears
 (`--dynamic_dims`) gets, before each execute, the gear equal to the shapes of
 the inputs it is given; there is no padding and no nearest gear.
@@ -10,32 +10,27 @@ the inputs it is given; there is no padding and no nearest gear.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from loguru import logger
 
+from acl_models.acl_device import (
+    ACL_SUCCESS,
+    AclResource,
+    Teardown,
+    check_handle,
+    check_status,
+    close_on_exit,
+    raise_release_errors,
+    release_error,
+)
 from acl_models.base import BackendError, ModelRunner, Pending
 from acl_models.manifest import MANIFEST_FILE, load_manifest
 
-SET_ENV = "/usr/local/Ascend/ascend-toolkit/set_env.sh"
-
-ACL_SUCCESS = 0
-# acl.init answers this when something else in the process (torch_npu, another
-# library) initialised pyACL first; finalising is then that owner's job.
-ACL_ERROR_REPEAT_INITIALIZE = 100002
-# aclrtRunMode (acl_rt.h)
-ACL_DEVICE = 0  # the app runs on the NPU board's own CPU (Atlas 200I DK A2, Orange Pi AIpro)
-ACL_HOST = 1  # the app runs on a server CPU; the NPU card sits behind PCIe (Atlas 300I)
 # aclrtMemMallocPolicy: huge pages when there are any, normal pages otherwise
 ACL_MEM_MALLOC_HUGE_FIRST = 0
-# aclrtMemcpyKind
-ACL_MEMCPY_HOST_TO_DEVICE = 1
-ACL_MEMCPY_DEVICE_TO_HOST = 2
-ACL_MEMCPY_DEVICE_TO_DEVICE = 3
 # The input ATC adds to a model built with --dynamic_dims; set_input_dynamic_dims fills it.
 DYNAMIC_DIMS_INPUT = "ascend_mbatch_shape_data"
 # get_input_dynamic_gear_count / get_input_dynamic_dims take a reserved index that must be -1.
@@ -55,173 +50,6 @@ ACL_DTYPES: dict[int, np.dtype] = {
     11: np.dtype(np.float64),
     12: np.dtype(np.bool_),
 }
-# What the codes seen most on boards mean (acl_base.h, ge_error_codes.h, rt_error_codes.h).
-_PLOG = "see the plog under ~/ascend/log and docs/ascend.md"
-ACL_ERROR_HINTS: dict[int, str] = {
-    100000: "invalid parameter",
-    100001: "pyACL not initialised",
-    100003: "not a valid .om file; reconvert with convert/atc_all.sh",
-    145013: "no such gear; reconvert with convert/atc_all.sh --force",
-    148051: "resources of this context are still alive; close runners before the AclResource",
-    207001: "device out of memory; stop other NPU processes (npu-smi info) or export a smaller image size",
-    507008: "SoC version error: the .om was built for another chip; reconvert with the chip npu-smi info shows",
-    507011: f"model execution failed on the device; {_PLOG}",
-    507899: f"driver internal error; check npu-smi info (device busy or held by a container?) and {_PLOG}",
-}
-
-
-def _check(call: str, ret: int, doing: str) -> None:
-    if ret != ACL_SUCCESS:
-        raise BackendError(f"{call} failed with code {ret} while {doing}: {ACL_ERROR_HINTS.get(ret, _PLOG)}")
-
-
-def _handle(call: str, handle: int | None, doing: str) -> int:
-    if not handle:
-        raise BackendError(f"{call} returned a null handle while {doing}: host out of memory or pyACL not initialised")
-    return handle
-
-
-class _Teardown:
-    """Release steps recorded during set-up, run in reverse; a failing step does not stop the rest."""
-
-    def __init__(self) -> None:
-        self._steps: list[tuple[str, Callable[[], int]]] = []
-
-    def push(self, call: str, release: Callable[[], int]) -> None:
-        self._steps.append((call, release))
-
-    def run(self) -> list[str]:
-        errors = []
-        while self._steps:
-            call, release = self._steps.pop()
-            ret = release()
-            if ret != ACL_SUCCESS:
-                errors.append(f"{call} failed with code {ret} ({ACL_ERROR_HINTS.get(ret, _PLOG)})")
-        return errors
-
-
-def _raise_release_errors(errors: list[str], doing: str) -> None:
-    if errors:
-        more = f" and {len(errors) - 1} more release error(s)" if len(errors) > 1 else ""
-        raise BackendError(f"{errors[0]} while {doing}{more}")
-
-
-class AclResource:
-    """The NPU device, context and stream that every runner of a process shares.
-
-    Synchronous executions go on the context's default stream; the created
-    stream carries the asynchronous ones (AclRunner.submit), so that a
-    submitted image encoder runs beside the other models' executions.
-
-    Set-up follows pyACL's order: acl.init, rt.set_device, rt.create_context,
-    rt.create_stream, rt.get_run_mode. close() closes runners still open, then
-    releases in reverse; it runs after a failed set-up too and is safe twice.
-    With close_with_last_runner, closing the last attached runner closes the
-    resource too (for callers that only hold runners).
-    """
-
-    def __init__(self, device_id: int = 0, close_with_last_runner: bool = False):
-        try:
-            self.acl = importlib.import_module("acl")
-        except ImportError as exc:
-            raise BackendError(f"pyACL is not importable ({exc}); run `source {SET_ENV}` or use --backend onnx") from exc
-        self.device_id = device_id
-        self.run_mode = ACL_HOST
-        self._close_with_last_runner = close_with_last_runner
-        self._teardown = _Teardown()
-        self._runners: list[AclRunner] = []
-        self._closed = False
-        try:
-            self._open()
-        except BackendError:
-            errors = self._teardown.run()
-            if errors:
-                logger.warning("after the failed set-up of NPU {}: {}", device_id, "; ".join(errors))
-            self._closed = True
-            raise
-
-    def _open(self) -> None:
-        acl = self.acl
-        device = self.device_id
-        ret = acl.init()
-        if ret == ACL_ERROR_REPEAT_INITIALIZE:
-            logger.info("acl.init: pyACL was already initialised in this process; its owner finalises it")
-        else:
-            _check("acl.init", ret, "initialising pyACL")
-            self._teardown.push("acl.finalize", acl.finalize)
-        _check("acl.rt.set_device", acl.rt.set_device(device), f"opening NPU {device}")
-        self._teardown.push("acl.rt.reset_device", lambda: acl.rt.reset_device(device))
-        context, ret = acl.rt.create_context(device)
-        _check("acl.rt.create_context", ret, f"creating a context on NPU {device}")
-        self._teardown.push("acl.rt.destroy_context", lambda: acl.rt.destroy_context(context))
-        stream, ret = acl.rt.create_stream()
-        _check("acl.rt.create_stream", ret, f"creating a stream on NPU {device}")
-        self._teardown.push("acl.rt.destroy_stream", lambda: acl.rt.destroy_stream(stream))
-        run_mode, ret = acl.rt.get_run_mode()
-        _check("acl.rt.get_run_mode", ret, f"querying the run mode of NPU {device}")
-        if run_mode not in (ACL_DEVICE, ACL_HOST):
-            raise BackendError(f"acl.rt.get_run_mode returned unknown mode {run_mode}; update acl_models/acl_runner.py")
-        self.context, self.stream, self.run_mode = context, stream, run_mode
-        where = "on the board's own CPU (ACL_DEVICE)" if run_mode == ACL_DEVICE else "on the host, NPU over PCIe (ACL_HOST)"
-        logger.info("NPU {} ready; running {}", device, where)
-
-    @property
-    def copy_kinds(self) -> tuple[int, int]:
-        """memcpy kinds (host to device, device to host) for this run mode.
-
-        On a board (ACL_DEVICE) host and device memory are the same memory: ACL
-        performs host kinds as device-to-device anyway, and acllite asks for
-        that directly; so do we.
-        """
-        if self.run_mode == ACL_DEVICE:
-            return ACL_MEMCPY_DEVICE_TO_DEVICE, ACL_MEMCPY_DEVICE_TO_DEVICE
-        return ACL_MEMCPY_HOST_TO_DEVICE, ACL_MEMCPY_DEVICE_TO_HOST
-
-    def attach(self, runner: AclRunner) -> None:
-        if self._closed:
-            raise BackendError(f"AclResource for NPU {self.device_id} is closed; create a new one before {runner.path.name}")
-        self._runners.append(runner)
-
-    def detach(self, runner: AclRunner) -> None:
-        """Forget a closed runner; may close the resource (close_with_last_runner)."""
-        if runner in self._runners:
-            self._runners.remove(runner)
-        if self._close_with_last_runner and not self._runners:
-            self.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        errors = []
-        for runner in reversed(list(self._runners)):
-            try:
-                runner.close()
-            except BackendError as exc:
-                errors.append(str(exc))
-        errors += self._teardown.run()
-        _raise_release_errors(errors, f"releasing NPU {self.device_id}")
-
-    def __enter__(self) -> AclResource:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        _close_on_exit(self, exc_type)
-
-
-def _close_on_exit(owner: AclResource | AclRunner, exc_type) -> None:
-    """Close; while another error propagates, log a release error instead of replacing it."""
-    if exc_type is None:
-        owner.close()
-        return
-    try:
-        owner.close()
-    except BackendError as exc:
-        logger.warning("while unwinding: {}", exc)
 
 
 @dataclass(frozen=True)
@@ -277,7 +105,7 @@ class AclRunner(ModelRunner):
         entry = _manifest_entry(self.path)
         self._resource = resource
         self._acl = resource.acl
-        self._teardown = _Teardown()
+        self._teardown = Teardown()
         self._closed = False
         self._gears: set[tuple[int, ...]] = set()
         self._gear_index = -1
@@ -302,7 +130,7 @@ class AclRunner(ModelRunner):
             "output": (mdl.get_output_dims, mdl.get_output_data_type, mdl.get_output_size_by_index),
         }[kind]
         dims, ret = get_dims(self._desc, index)
-        _check(f"acl.mdl.get_{kind}_dims", ret, doing)
+        check_status(f"acl.mdl.get_{kind}_dims", ret, doing)
         code = get_type(self._desc, index)
         if code not in ACL_DTYPES:
             raise BackendError(f"acl.mdl.get_{kind}_data_type returned {code} while {doing}: not a known aclDataType")
@@ -322,17 +150,17 @@ class AclRunner(ModelRunner):
         """A dataset of one device buffer per size, allocated once for the runner's life."""
         acl = self._acl
         doing = f"allocating {kind} buffers of {self.path.name}"
-        dataset = _handle("acl.mdl.create_dataset", acl.mdl.create_dataset(), doing)
+        dataset = check_handle("acl.mdl.create_dataset", acl.mdl.create_dataset(), doing)
         self._teardown.push("acl.mdl.destroy_dataset", lambda: acl.mdl.destroy_dataset(dataset))
         pointers = []
         for size in sizes:
             pointer, ret = acl.rt.malloc(size, ACL_MEM_MALLOC_HUGE_FIRST)
-            _check("acl.rt.malloc", ret, f"{doing} ({size} bytes)")
+            check_status("acl.rt.malloc", ret, f"{doing} ({size} bytes)")
             self._teardown.push("acl.rt.free", lambda p=pointer: acl.rt.free(p))
-            buffer = _handle("acl.create_data_buffer", acl.create_data_buffer(pointer, size), doing)
+            buffer = check_handle("acl.create_data_buffer", acl.create_data_buffer(pointer, size), doing)
             self._teardown.push("acl.destroy_data_buffer", lambda b=buffer: acl.destroy_data_buffer(b))
             _, ret = acl.mdl.add_dataset_buffer(dataset, buffer)
-            _check("acl.mdl.add_dataset_buffer", ret, doing)
+            check_status("acl.mdl.add_dataset_buffer", ret, doing)
             pointers.append(pointer)
         return dataset, pointers
 
@@ -341,13 +169,13 @@ class AclRunner(ModelRunner):
         name = self.path.name
         doing = f"loading {name}"
         model_id, ret = acl.mdl.load_from_file(str(self.path))
-        _check("acl.mdl.load_from_file", ret, doing)
+        check_status("acl.mdl.load_from_file", ret, doing)
         self._teardown.push("acl.mdl.unload", lambda: acl.mdl.unload(model_id))
         self._model_id = model_id
-        desc = _handle("acl.mdl.create_desc", acl.mdl.create_desc(), doing)
+        desc = check_handle("acl.mdl.create_desc", acl.mdl.create_desc(), doing)
         self._teardown.push("acl.mdl.destroy_desc", lambda: acl.mdl.destroy_desc(desc))
         self._desc = desc
-        _check("acl.mdl.get_desc", acl.mdl.get_desc(desc, model_id), doing)
+        check_status("acl.mdl.get_desc", acl.mdl.get_desc(desc, model_id), doing)
 
         inputs = [self._describe("input", i) for i in range(self._count("input"))]
         outputs = [self._describe("output", i) for i in range(self._count("output"))]
@@ -384,11 +212,11 @@ class AclRunner(ModelRunner):
         mdl = self._acl.mdl
         doing = f"reading the gears of {self.path.name}"
         index, ret = mdl.get_input_index_by_name(self._desc, DYNAMIC_DIMS_INPUT)
-        _check("acl.mdl.get_input_index_by_name", ret, doing)
+        check_status("acl.mdl.get_input_index_by_name", ret, doing)
         count, ret = mdl.get_input_dynamic_gear_count(self._desc, DYNAMIC_DIMS_INDEX)
-        _check("acl.mdl.get_input_dynamic_gear_count", ret, doing)
+        check_status("acl.mdl.get_input_dynamic_gear_count", ret, doing)
         gears, ret = mdl.get_input_dynamic_dims(self._desc, DYNAMIC_DIMS_INDEX, count)
-        _check("acl.mdl.get_input_dynamic_dims", ret, doing)
+        check_status("acl.mdl.get_input_dynamic_dims", ret, doing)
         self._gear_index = index
         self._gears = {tuple(gear["dims"]) for gear in gears}
 
@@ -430,7 +258,7 @@ class AclRunner(ModelRunner):
         ret = self._acl.mdl.set_input_dynamic_dims(
             self._model_id, self._input_dataset, self._gear_index, {"name": "", "dimCount": len(dims), "dims": dims}
         )
-        _check("acl.mdl.set_input_dynamic_dims", ret, f"selecting the gear of {self.path.name}")
+        check_status("acl.mdl.set_input_dynamic_dims", ret, f"selecting the gear of {self.path.name}")
 
     def _copy_inputs(self, inputs: dict[str, np.ndarray]) -> None:
         """Check `inputs`, select their gear and copy them into the device buffers."""
@@ -448,7 +276,7 @@ class AclRunner(ModelRunner):
         to_device, _ = self._resource.copy_kinds
         for binding, array in zip(self._inputs, arrays):
             ret = acl.rt.memcpy(binding.device_ptr, binding.size, array.ctypes.data, array.nbytes, to_device)
-            _check("acl.rt.memcpy", ret, f"copying input '{binding.name}' of {self.path.name} to the device")
+            check_status("acl.rt.memcpy", ret, f"copying input '{binding.name}' of {self.path.name} to the device")
 
     def _copy_outputs(self) -> dict[str, np.ndarray]:
         acl = self._acl
@@ -458,7 +286,7 @@ class AclRunner(ModelRunner):
             dims = binding.dims
             if self._gears:
                 current, ret = acl.mdl.get_cur_output_dims(self._desc, binding.index)
-                _check("acl.mdl.get_cur_output_dims", ret, f"reading the shape of output '{binding.name}'")
+                check_status("acl.mdl.get_cur_output_dims", ret, f"reading the shape of output '{binding.name}'")
                 dims = tuple(current["dims"])
             host = np.empty(dims, dtype=binding.dtype)
             if host.nbytes > binding.size:
@@ -466,7 +294,7 @@ class AclRunner(ModelRunner):
                     f"{self.path.name}: output '{binding.name}' of shape {dims} exceeds its {binding.size}-byte buffer"
                 )
             ret = acl.rt.memcpy(host.ctypes.data, host.nbytes, binding.device_ptr, host.nbytes, to_host)
-            _check("acl.rt.memcpy", ret, f"copying output '{binding.name}' of {self.path.name} to the host")
+            check_status("acl.rt.memcpy", ret, f"copying output '{binding.name}' of {self.path.name} to the host")
             floating = np.issubdtype(host.dtype, np.floating)
             results[binding.name] = host.astype(np.float32, copy=False) if floating else host
         return results
@@ -474,7 +302,7 @@ class AclRunner(ModelRunner):
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._copy_inputs(inputs)
         ret = self._acl.mdl.execute(self._model_id, self._input_dataset, self._output_dataset)
-        _check("acl.mdl.execute", ret, f"running {self.path.name}")
+        check_status("acl.mdl.execute", ret, f"running {self.path.name}")
         return self._copy_outputs()
 
     def submit(self, inputs: dict[str, np.ndarray]) -> Pending:
@@ -482,7 +310,7 @@ class AclRunner(ModelRunner):
         self._copy_inputs(inputs)
         stream = self._resource.stream
         ret = self._acl.mdl.execute_async(self._model_id, self._input_dataset, self._output_dataset, stream)
-        _check("acl.mdl.execute_async", ret, f"starting {self.path.name} on stream {stream}")
+        check_status("acl.mdl.execute_async", ret, f"starting {self.path.name} on stream {stream}")
         self._in_flight = _OnStream(self)
         return self._in_flight
 
@@ -490,7 +318,7 @@ class AclRunner(ModelRunner):
         """Outputs of the execution in flight: only after its stream has synchronised are they on the device."""
         self._in_flight = None
         ret = self._acl.rt.synchronize_stream(self._resource.stream)
-        _check("acl.rt.synchronize_stream", ret, f"waiting for {self.path.name}")
+        check_status("acl.rt.synchronize_stream", ret, f"waiting for {self.path.name}")
         return self._copy_outputs()
 
     def _release(self) -> list[str]:
@@ -509,10 +337,10 @@ class AclRunner(ModelRunner):
         if self._in_flight is not None:
             ret = self._acl.rt.synchronize_stream(self._resource.stream)  # the device must be done with the buffers
             if ret != ACL_SUCCESS:
-                errors.append(f"acl.rt.synchronize_stream failed with code {ret} ({ACL_ERROR_HINTS.get(ret, _PLOG)})")
+                errors.append(release_error("acl.rt.synchronize_stream", ret))
             self._in_flight = None
         self._closed = True
-        _raise_release_errors(errors + self._release(), f"closing {self.path.name}")
+        raise_release_errors(errors + self._release(), f"closing {self.path.name}")
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        _close_on_exit(self, exc_type)
+        close_on_exit(self, exc_type)

@@ -20,6 +20,7 @@ from loguru import logger
 
 from acl_models.base import BackendError, ModelRunner
 from acl_models.manifest import (
+    DEFAULT_FAMILY,
     EXPORT_COMMAND,
     SUBMODELS,
     Manifest,
@@ -95,8 +96,8 @@ def open_runners(
             runner.close()
         raise
     logger.info(
-        "models: hiera-{} at {} px from {} (checkpoint {})",
-        manifest.model_size,
+        "models: {} at {} px from {} (checkpoint {})",
+        f"hiera-{manifest.model_size}" if manifest.family == DEFAULT_FAMILY else manifest.family,
         manifest.image_size,
         manifest.folder,
         manifest.checkpoint_sha256[:12],

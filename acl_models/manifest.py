@@ -18,6 +18,7 @@ SUBMODELS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decode
 # 3: the mask decoder takes the presence gate (min_obj_score) as an input.
 MANIFEST_FORMAT = 3
 MANIFEST_FILE = "manifest.json"
+DEFAULT_FAMILY = "sam2.1"
 EXPORT_COMMAND = "python convert/export_onnx.py --checkpoint checkpoints/sam2.1_hiera_tiny.pt --out {folder}"
 
 
@@ -37,6 +38,10 @@ class Manifest:
     hyper: dict
     checkpoint_sha256: str
     raw: dict = field(repr=False)
+    # "sam2.1" or "edgetam"; exports made before EdgeTAM was added name no family and are SAM 2.1.
+    family: str = DEFAULT_FAMILY
+    # EdgeTAM: how a memory frame is laid out (tokens per frame, their position encoding, layer count).
+    memory_layout: dict = field(default_factory=dict)
 
 
 def load_manifest(folder: Path) -> Manifest:
@@ -56,6 +61,8 @@ def load_manifest(folder: Path) -> Manifest:
             hyper=raw["hyper"],
             checkpoint_sha256=raw["checkpoint"]["sha256"],
             raw=raw,
+            family=raw.get("family", DEFAULT_FAMILY),
+            memory_layout=raw.get("memory_layout", {}),
         )
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ModelFolderError(f"{path} is not a valid manifest ({exc}); export the models again") from exc

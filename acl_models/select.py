@@ -14,7 +14,8 @@ from typing import Callable
 
 from loguru import logger
 
-from acl_models.acl_runner import SET_ENV, AclResource, AclRunner
+from acl_models.acl_device import SET_ENV, AclResource
+from acl_models.acl_runner import AclRunner
 from acl_models.base import BackendError, ModelRunner, import_problem
 from acl_models.manifest import MANIFEST_FILE, load_manifest
 from acl_models.onnx_runner import OnnxRunner

@@ -14,59 +14,50 @@ The loop itself (threads, queues, latency) is `app.live.pipeline`; the page is `
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from acl_models.base import BackendError
-from acl_models.bundle import BundleChoice, choose_bundle
 from acl_models.manifest import ModelFolderError
-from acl_models.openvino_runner import EXPERIMENTAL_PRECISIONS, PRECISIONS
-from acl_models.select import BACKENDS, DEFAULT_PRECISION
+from app.command_line import parse_args
 from app.live import heap
 from app.live.commands import Command
 from app.live.control import TrackController
 from app.live.file_outputs import FileChoices, FileOutputs, VideoFormat
+from app.live.health import HealthCheck
 from app.live.pipeline import POLL_S, LoopStats, Output, TrackingLoop
 from app.live.progress import Progress, progress_report
-from app.live.prompt_file import PromptLine, read_prompt_file, schedule
+from app.live.prompt_file import schedule
 from app.live.signals import StopRequested, StopSignals
-from app.live.summary import PERCENTILE_HIGH, WhatRan, log_summary, objects_section, run_summary
-from app.live.window import DesktopWindow, has_display, window_works
-from app.media.credentials import (
-    URL_VARIABLES,
-    command_line_warning,
-    mask_credentials,
-    redact_log_record,
-    secrets_on_command_line,
-    url_from_environment,
-)
+from app.live.summary import PERCENTILE_HIGH, log_summary, objects_section, run_summary
+from app.live.window import DesktopWindow
+from app.media.credentials import command_line_warning, redact_log_record
 from app.media.earlier_runs import keep_earlier_run, run_start_time
-from app.media.outputs import MAX_OBJECT_ID, SUMMARY_FILE, OutputError, OutputFailed, prepare_folder, write_summary
-from app.media.prompt import PromptError, command_line_boxes
+from app.media.outputs import SUMMARY_FILE, write_summary
+from app.media.prompt import PromptError
 from app.media.source_spec import LiveOptions, open_source
 from app.media.sources import FrameSource, SourceError, SourceLostError
 from app.media.streams import quiet_native_logs
-from app.options import OptionError, OptionParser, check_options, frame_count, seconds
+from app.media.whole_files import OutputError, OutputFailed, prepare_folder
+from app.options import OptionError, check_options
+from app.plan import Plan, plan_run, what_ran
 from app.publish.events import EventStream, Sink
-from app.publish.health import HealthCheck
 from app.publish.mqtt import BrokerAddress, PublishError, parse_publish_url
 from app.publish.sd_notify import HealthNotifier
 from app.publish.sinks import add_publisher, open_sinks
 from app.samurai.boxes import Box
-from app.samurai.config import ConfigError, TrackerConfig, load_config
+from app.samurai.config import ConfigError
 from app.samurai.multi_tracker import MultiObjectTracker
-from app.serve.address import ServeError, allowed_host_name
+from app.serve.address import ServeError
 from app.serve.start import ServeSetupError, start_server
 
 if TYPE_CHECKING:  # prometheus-client and Starlette come with the serve extra
-    from app.publish.metrics import RunMetrics
+    from app.serve.metrics import RunMetrics
     from app.serve.server import WebServer
 
 # Exit codes (docs/service.md): a finished or requested stop (Stop, SIGTERM, SIGHUP, Ctrl-C) is 0; bad input is 2
@@ -79,94 +70,6 @@ EXIT_SOURCE_LOST = 3
 EXIT_OUTPUT_FAILED = 4
 EXIT_INTERRUPTED = 130
 DEFAULT_VIDEO_FPS = 30.0
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = OptionParser(description="SAMURAI object tracking on ONNX Runtime or an Ascend NPU")
-    parser.add_argument(
-        "--video",
-        help="video file, folder of JPEG/PNG frames, camera (cam0, /dev/video0) or stream URL (rtsp://, http://); "
-        f"default ${URL_VARIABLES['--video']}, which keeps a password off the process list",
-    )
-    parser.add_argument("--bbox", action="append", help="first-frame box x,y,w,h in pixels; repeat for several objects")
-    parser.add_argument("--bbox-file", type=Path, help="file whose first line is x,y,w,h (LaSOT style)")
-    parser.add_argument("--boxes-file", type=Path, help="one x,y,w,h line per object (objects 1..N)")
-    parser.add_argument(
-        "--prompts", type=Path, metavar="FILE.jsonl",
-        help='prompts to apply while tracking a file or folder, one JSON command per line ({"frame": K, "id": N, '
-        '"box": [x, y, w, h]}, points and labels, a mask PNG, "remove": true; docs/usage.md), each applied once '
-        "frame K is tracked: replays an interactive session exactly",
-    )
-    parser.add_argument("--model-dir", type=Path, default=Path("om_model"))
-    parser.add_argument("--config", type=Path, help="tracker YAML (default configs/samurai.yaml)")
-    parser.add_argument("--mode", choices=["samurai", "sam2"], help="override the config's mode")
-    parser.add_argument(
-        "--backend", choices=list(BACKENDS), default="auto",
-        help="auto: the NPU when pyACL and the .om files are there, else OpenVINO when installed, else ONNX Runtime",
-    )
-    parser.add_argument(
-        "--precision", choices=[p for p in PRECISIONS if p not in EXPERIMENTAL_PRECISIONS], default=DEFAULT_PRECISION,
-        help="OpenVINO's compute precision; bf16 keeps every decision on the test clips and is the fast CPU choice "
-        "where the CPU has it (an error where it does not)",
-    )
-    parser.add_argument(
-        "--onnx-variant", choices=["fp32", "fp16", "int8"], default="fp32",
-        help="ONNX Runtime graphs: the fp32 export or, as an experiment, its --fp16/--int8 variant "
-        "(both change some decisions)",
-    )
-    parser.add_argument("--output", type=Path, default=Path("out"))
-    parser.add_argument("--save-video", action="store_true", help="write OUTPUT/track.mp4 with the mask and box")
-    parser.add_argument("--save-masks", action="store_true", help="write OUTPUT/masks/00000.png, ...")
-    parser.add_argument("--no-display", action="store_true", help="do not open a window")
-    parser.add_argument("--max-frames", type=frame_count, help="stop after this many frames")
-    parser.add_argument(
-        "--log-decisions", type=Path, metavar="FILE.jsonl",
-        help="per frame and object: state, predicted IoUs, object score, chosen mask, Kalman box, memory frames",
-    )
-    parser.add_argument(
-        "--serve", metavar="[HOST:]PORT",
-        help="web page to draw the box and watch the track (host 127.0.0.1 unless given; others need the token)",
-    )
-    parser.add_argument("--token", help="access token of the page on a non-loopback --serve (default: generated)")
-    parser.add_argument("--token-file", type=Path, metavar="FILE",
-                        help="read the token from FILE (a service: not on the command line, not in the log)")
-    parser.add_argument("--allowed-host", action="append", default=[], type=allowed_host_name, metavar="NAME",
-                        help="a name the page may be reached by besides its address and localhost (a DNS name, a "
-                             "proxy's); repeatable. Requests with any other Host are refused (DNS rebinding)")
-    parser.add_argument(
-        "--publish", metavar="mqtt://[USER:PASS@]HOST[:PORT]/PREFIX",
-        help="the result stream on an MQTT broker (mqtts:// for TLS); commands come in on PREFIX/cmd; "
-        f"default ${URL_VARIABLES['--publish']}, which keeps a password off the process list",
-    )
-    parser.add_argument(
-        "--events", metavar="FILE.jsonl",
-        help="the result stream as JSON lines (docs/service.md), - for standard output (logs stay on stderr)",
-    )
-    parser.add_argument("--stream-timeout", type=seconds, default=10.0, metavar="S",
-                        help="give up opening or reading a stream after S seconds")
-    parser.add_argument("--reconnect-s", type=seconds, default=60.0, metavar="S",
-                        help="keep reconnecting a stream that dropped for up to S seconds")
-    parser.add_argument("--sequential", action="store_true",
-                        help="read, track and write one after another (no worker threads), for comparison")
-    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=False,
-                        help="files and folders: encode the next frame while this frame's objects are tracked "
-                             "(same results; the cores are split between the two, so measure it with "
-                             "scripts/bench.py --overlap first: on 2 quiet cores it was slower); live sources never "
-                             "overlap (it would add latency)")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    # Secrets given on the command line are warned about once the log is set up (main).
-    args.exposed = secrets_on_command_line({"--video": args.video, "--publish": args.publish, "--token": args.token})
-    args.video = url_from_environment("--video", args.video, os.environ)
-    args.publish = url_from_environment("--publish", args.publish, os.environ)
-    if args.video is None:
-        parser.error(f"the following arguments are required: --video (or ${URL_VARIABLES['--video']})")
-    return args
-
-
-def first_boxes(args: argparse.Namespace) -> list[tuple[str, Box]]:
-    """(where the box came from, box) per object, in object-id order; empty when the boxes are to be drawn."""
-    return command_line_boxes(args.bbox, args.bbox_file, args.boxes_file, MAX_OBJECT_ID)
 
 
 def queue_boxes(controller: TrackController, labelled: list[tuple[str, Box]]) -> list[Box]:
@@ -206,20 +109,6 @@ def track(args: argparse.Namespace, signals: StopSignals) -> dict:
 
 
 @dataclass
-class Plan:
-    """What the command line chose, checked before the source opens: the models (their runners open once the
-    source says whether frames overlap), the config, the first boxes, whether a window opens."""
-
-    models: BundleChoice
-    config: TrackerConfig
-    boxes: list[tuple[str, Box]]
-    prompts: list[PromptLine]  # --prompts, read and checked; scheduled once the source gives the frame size
-    display: bool
-    source_name: str  # the source as the log and summary.json name it: no password
-    started: str
-
-
-@dataclass
 class Opened:
     """What the run opened around its source before any model loads: the controller that the page, the window,
     MQTT and the signals talk to, the objects queued from the command line, the page and the result stream's
@@ -232,19 +121,6 @@ class Opened:
     metrics: RunMetrics | None
     sinks: list[Sink]
     scheduled: dict[int, list[Command]]  # --prompts by frame
-
-
-def plan_run(args: argparse.Namespace, broker: BrokerAddress | None, started: str) -> Plan:
-    """Every choice that can be wrong before anything opens; no box and nothing to give one is bad input."""
-    models = choose_bundle(args.model_dir, args.backend, args.onnx_variant, args.precision)
-    config = load_config(args.config, models.manifest.model_size, args.mode)
-    boxes = first_boxes(args)
-    prompts = read_prompt_file(args.prompts) if args.prompts else []
-    display = args.serve is None and not args.no_display and has_display() and window_works()
-    if not boxes and not prompts and args.serve is None and not display and broker is None:
-        raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE, "
-                          "--prompts FILE, --serve PORT or --publish URL (a box then comes on PREFIX/cmd)")
-    return Plan(models, config, boxes, prompts, display, mask_credentials(args.video), started)
 
 
 def open_around_source(args: argparse.Namespace, plan: Plan, sinks: list[Sink], broker: BrokerAddress | None,
@@ -312,13 +188,6 @@ def open_loop(args: argparse.Namespace, plan: Plan, opened: Opened,
     if events is not None:
         stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close
     return loop, files
-
-
-def what_ran(args: argparse.Namespace, plan: Plan) -> WhatRan:
-    """The models and settings that summary.json records."""
-    manifest = plan.models.manifest
-    return WhatRan(plan.models.backend, args.onnx_variant, args.precision, plan.config.mode, manifest.model_size,
-                   manifest.image_size, manifest.checkpoint_sha256, pipelined=not args.sequential)
 
 
 def run_loop(args: argparse.Namespace, plan: Plan, opened: Opened, loop: TrackingLoop, files: FileOutputs,

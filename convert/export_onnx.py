@@ -1,7 +1,10 @@
 """Export SAM 2.1 as four ONNX sub-models plus `.npy` constants and a manifest.
 
     python convert/export_onnx.py --checkpoint checkpoints/sam2.1_hiera_tiny.pt [--image-size 512]
-        [--model-size t|s|b+|l] [--out om_model] [--simplify] [--fp16] [--int8]
+        [--family sam2.1|edgetam] [--model-size t|s|b+|l] [--out om_model] [--simplify] [--fp16] [--int8]
+
+The family (SAM 2.1 or EdgeTAM) is read from the checkpoint's keys; EdgeTAM's
+export is convert/edgetam/export.py.
 
 Every graph is run in ONNX Runtime right after export and compared with the
 official PyTorch computation on random inputs; the script exits non-zero when
@@ -11,61 +14,32 @@ an error exceeds its tolerance (see `TOLERANCES`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import onnx
 import torch
 from loguru import logger
 
-from acl_models.manifest import MANIFEST_FILE, MANIFEST_FORMAT
-from convert import op_audit, reference, submodels
-from convert.checkpoint import CheckpointError, check_image_size, file_sha256, load_model
-
-OPSET = 17
-# Max |ORT - PyTorch| allowed, relative to max |PyTorch| of that output (floor 1).
-# fp32: the same float32 arithmetic in a different order; errors of a few ulps
-# through ~20 normalised layers stay near 1e-5, so 1e-4 has 10x headroom.
-# fp16: an 11-bit mantissa (rel. 5e-4 per op) compounded through the Hiera trunk
-# and attention softmaxes. int8: per-tensor dynamic quantisation of every
-# MatMul/Gemm weight; both are reported and only guarded against breakage.
-TOLERANCES: dict[str, float] = {"fp32": 1e-4, "fp16": 5e-2, "int8": 2.5e-1}
-VARIANT_SUFFIX: dict[str, str] = {"fp32": "", "fp16": "_fp16", "int8": "_int8"}
-
-
-@dataclass
-class SubModel:
-    name: str
-    module: torch.nn.Module
-    example: dict[str, torch.Tensor]
-    dynamic_axes: dict[str, dict[int, str]]
-
-    def __post_init__(self) -> None:
-        # torch.onnx.export restores the wrapper's train/eval flag on exit, and that
-        # flag propagates into the shared official modules: a wrapper left in
-        # training mode would switch dropout on in the reference computations.
-        self.module.eval()
-
-
-class ExportError(RuntimeError):
-    """An export or verification failure; the message is printed as one line."""
-
-
-def _feature_shapes(model) -> dict[str, tuple[int, ...]]:
-    side = model.image_size // model.backbone_stride
-    c = model.hidden_dim
-    return {
-        "image": (1, 3, model.image_size, model.image_size),
-        "high_res_feat0": (1, model.sam_mask_decoder.conv_s0.out_channels, 4 * side, 4 * side),
-        "high_res_feat1": (1, model.sam_mask_decoder.conv_s1.out_channels, 2 * side, 2 * side),
-        "vision_feat": (1, c, side, side),
-        "memory": (1, model.mem_dim, side, side),
-        "mask_logits": (1, 1, 4 * side, 4 * side),
-    }
+from convert import reference, submodels
+from convert.graph_export import (
+    OPSET,
+    TOLERANCES,
+    VARIANT_SUFFIX,
+    ExportError,
+    SubModel,
+    export_graphs,
+    export_one,
+    hyper_parameters,
+    mask_decoder_inputs,
+    max_errors,
+    memory_encoder_inputs,
+    variants,
+    write_folder,
+)
+from convert.graph_export import feature_shapes as _feature_shapes
+from convert.checkpoint import CheckpointError, check_image_size, load_model, read_state_dict
+from convert.family import EDGETAM, FAMILIES, SAM21, check_family, family_of
 
 
 def memory_attention_inputs(model, consts, num_frames: int, num_ptrs: int, generator) -> dict[str, torch.Tensor]:
@@ -101,34 +75,6 @@ def static_memory_attention_inputs(model, inputs: dict[str, torch.Tensor], gener
         valid[: inputs[group].shape[0]] = 1.0
         padded[valid_name] = valid
     return padded
-
-
-def mask_decoder_inputs(model, num_points: int, generator, min_obj_score: float = 0.0) -> dict[str, torch.Tensor]:
-    shapes = _feature_shapes(model)
-    size = model.image_size
-    if num_points == 1:  # tracking: one padding point
-        coords, labels = torch.zeros(1, 1, 2), -torch.ones(1, 1, dtype=torch.int32)
-    else:  # a box as two corners
-        corners = torch.sort(torch.rand((2, 2), generator=generator) * size, dim=0).values
-        coords, labels = corners.reshape(1, 2, 2), torch.tensor([[2, 3]], dtype=torch.int32)
-    return {
-        "pix_feat": torch.randn(shapes["vision_feat"], generator=generator),
-        "high_res_feat0": torch.randn(shapes["high_res_feat0"], generator=generator),
-        "high_res_feat1": torch.randn(shapes["high_res_feat1"], generator=generator),
-        "point_coords": coords,
-        "point_labels": labels,
-        "min_obj_score": torch.tensor([min_obj_score]),
-    }
-
-
-def memory_encoder_inputs(model, binarize: bool, generator) -> dict[str, torch.Tensor]:
-    shapes = _feature_shapes(model)
-    return {
-        "vision_feat": torch.randn(shapes["vision_feat"], generator=generator),
-        "mask_logits": 4 * torch.randn(shapes["mask_logits"], generator=generator),
-        "object_score_logits": torch.randn((1, 1), generator=generator),
-        "binarize": torch.tensor([1.0 if binarize else 0.0]),
-    }
 
 
 def build_submodels(model, consts) -> list[SubModel]:
@@ -189,17 +135,6 @@ def verification_cases(model, consts, name: str) -> list[tuple[dict[str, torch.T
     return [(case, case) for case in cases]
 
 
-def max_errors(session, inputs, expected, output_names) -> dict[str, tuple[float, float]]:
-    """Per output: (max abs error, max abs of the reference)."""
-    feeds = {k: v.numpy() for k, v in inputs.items()}
-    got = session.run(output_names, feeds)
-    result = {}
-    for name, ours, ref in zip(output_names, got, expected):
-        ref = ref.detach().numpy()
-        result[name] = (float(np.max(np.abs(ours.astype(np.float64) - ref))), float(np.max(np.abs(ref))))
-    return result
-
-
 def verify(path: Path, sub: SubModel, model, consts, variant: str) -> dict[str, float]:
     import onnxruntime as ort
 
@@ -228,123 +163,6 @@ def verify(path: Path, sub: SubModel, model, consts, variant: str) -> dict[str, 
     return worst
 
 
-def export_one(sub: SubModel, path: Path) -> None:
-    module = type(sub.module)
-    with torch.no_grad():
-        torch.onnx.export(
-            sub.module,
-            tuple(sub.example[n] for n in module.input_names),
-            str(path),
-            input_names=module.input_names,
-            output_names=module.output_names,
-            dynamic_axes=sub.dynamic_axes or None,
-            opset_version=OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-        outputs = sub.module(**sub.example)
-    if isinstance(outputs, torch.Tensor):
-        outputs = (outputs,)
-    # The tracer leaves some output dims symbolic (e.g. after Hiera's window
-    # un-padding) although they are fixed for a fixed image size; write the real
-    # values so that the manifest and ATC see static shapes.
-    graph = onnx.load(str(path))
-    for value, tensor in zip(graph.graph.output, outputs):
-        for dim, size in zip(value.type.tensor_type.shape.dim, tensor.shape):
-            if dim.dim_param:
-                dim.dim_value = int(size)
-    onnx.save(graph, str(path))
-
-
-def simplify(path: Path) -> None:
-    import onnxslim
-
-    onnx.save(onnxslim.slim(onnx.load(str(path))), str(path))
-
-
-def to_fp16(src: Path, dst: Path) -> None:
-    """float16 weights and arithmetic with float32 inputs/outputs.
-
-    Two gaps of the converter are closed here, both of which ONNX Runtime
-    rejects at load time: Cast nodes the exporter emitted keep `to=float32`
-    although their outputs are now declared float16, and a float32 value (a
-    graph input or a scalar Constant) that meets float16 values in one node is
-    left without a cast.
-    """
-    from onnxconverter_common import float16
-
-    converted = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    graph = converted.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.output, *graph.input]}
-    types.update({t.name: t.data_type for t in graph.initializer})
-    for node in graph.node:
-        if node.op_type == "Constant":
-            types[node.output[0]] = node.attribute[0].t.data_type
-    half, single = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
-    casts: set[str] = set()
-    for node in graph.node:
-        if node.op_type == "Cast" and types.get(node.output[0]) == half:
-            for attribute in node.attribute:
-                if attribute.name == "to":
-                    attribute.i = half
-        input_types = [types.get(name) for name in node.input]
-        if node.op_type != "Cast" and half in input_types and single in input_types:
-            for i, name in enumerate(node.input):
-                if types.get(name) == single:
-                    node.input[i] = f"{name}_as_fp16"
-                    casts.add(name)
-    for name in sorted(casts):
-        graph.node.insert(0, onnx.helper.make_node("Cast", [name], [f"{name}_as_fp16"], to=half))
-    onnx.save(converted, str(dst))
-
-
-def to_int8(src: Path, dst: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
-
-
-_ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT32: "int32", onnx.TensorProto.INT64: "int64"}
-
-
-def describe(path: Path) -> dict:
-    """Names, shapes (dynamic axes by name) and dtypes, read back from the saved graph."""
-    graph = onnx.load(str(path), load_external_data=False).graph
-
-    def values(items):
-        return [
-            {
-                "name": v.name,
-                "shape": [d.dim_param if d.dim_param else d.dim_value for d in v.type.tensor_type.shape.dim],
-                "dtype": _ONNX_DTYPES[v.type.tensor_type.elem_type],
-            }
-            for v in items
-        ]
-
-    return {"inputs": values(graph.input), "outputs": values(graph.output)}
-
-
-def hyper_parameters(model) -> dict:
-    decoder = model.sam_mask_decoder
-    return {
-        "image_size": model.image_size,
-        "backbone_stride": model.backbone_stride,
-        "hidden_dim": model.hidden_dim,
-        "mem_dim": model.mem_dim,
-        "num_maskmem": model.num_maskmem,
-        "max_obj_ptrs_in_encoder": model.max_obj_ptrs_in_encoder,
-        "num_multimask_outputs": decoder.num_multimask_outputs,
-        "dynamic_multimask_stability_delta": decoder.dynamic_multimask_stability_delta,
-        "dynamic_multimask_stability_thresh": decoder.dynamic_multimask_stability_thresh,
-        "fill_hole_area": model.fill_hole_area,
-        "sigmoid_scale_for_mem_enc": model.sigmoid_scale_for_mem_enc,
-        "sigmoid_bias_for_mem_enc": model.sigmoid_bias_for_mem_enc,
-        "no_obj_score": submodels.NO_OBJ_SCORE,
-        "image_mean": [0.485, 0.456, 0.406],
-        "image_std": [0.229, 0.224, 0.225],
-    }
-
-
 def export(
     checkpoint: Path,
     out: Path,
@@ -353,56 +171,24 @@ def export(
     simplify_graphs: bool = False,
     fp16: bool = False,
     int8: bool = False,
+    family: str | None = None,
 ) -> dict:
     """Export everything into `out`; returns the manifest. Raises CheckpointError / ExportError."""
+    if check_family(family, family_of(read_state_dict(checkpoint), checkpoint), checkpoint) == EDGETAM:
+        from convert.edgetam import export as edgetam_export
+
+        return edgetam_export.export(checkpoint, out, image_size, family, model_size, simplify_graphs, fp16, int8)
     check_image_size(image_size)
     started = time.perf_counter()
     model, size = load_model(checkpoint, model_size, image_size)
     out.mkdir(parents=True, exist_ok=True)
     consts = submodels.constants(model)
-    variants = ["fp32"] + (["fp16"] if fp16 else []) + (["int8"] if int8 else [])
-    models: dict[str, dict] = {}
-    errors: dict[str, dict[str, dict[str, float]]] = {}
     subs = build_submodels(model, consts)
-    for index, sub in enumerate(subs, 1):
-        logger.info("[{}/{}] exporting {}", index, len(subs), sub.name)
-        path = out / f"{sub.name}.onnx"
-        export_one(sub, path)
-        try:
-            op_audit.check(path)
-        except op_audit.UnsupportedOpError as exc:
-            raise ExportError(str(exc)) from exc
-        entry: dict = {"file": path.name, "variants": {}}
-        errors[sub.name] = {}
-        # Variants are converted from the traced graph: the fp16 converter does not
-        # cope with every pattern onnxslim produces.
-        for variant in variants[1:]:
-            extra = out / f"{sub.name}{VARIANT_SUFFIX[variant]}.onnx"
-            (to_fp16 if variant == "fp16" else to_int8)(path, extra)
-            errors[sub.name][variant] = verify(extra, sub, model, consts, variant)
-            entry["variants"][variant] = extra.name
-        if simplify_graphs:
-            simplify(path)
-        entry.update(describe(path))
-        errors[sub.name]["fp32"] = verify(path, sub, model, consts, "fp32")
-        models[sub.name] = entry
-    for name, value in consts.items():
-        np.save(out / f"{name}.npy", value)
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "model_size": size,
-        "image_size": image_size,
-        "opset": OPSET,
-        "checkpoint": {"file": checkpoint.name, "sha256": file_sha256(checkpoint)},
-        "image_input": {"dtype": "float32", "layout": "NCHW", "colour": "RGB", "normalised": "(x/255 - mean) / std"},
-        "models": models,
-        "constants": {
-            name: {"file": f"{name}.npy", "shape": list(v.shape), "dtype": str(v.dtype)} for name, v in consts.items()
-        },
-        "hyper": hyper_parameters(model),
-        "max_abs_errors": errors,
-    }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    models, errors = export_graphs(
+        subs, out, variants(fp16, int8), simplify_graphs,
+        lambda path, sub, variant: verify(path, sub, model, consts, variant),
+    )
+    manifest = write_folder(out, checkpoint, model, consts, models, errors, family=SAM21, model_size=size)
     logger.info("exported hiera-{} at {} px to {} in {:.1f}s", size, image_size, out, time.perf_counter() - started)
     return manifest
 
@@ -410,7 +196,8 @@ def export(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Export SAM 2.1 to ONNX sub-models for the tracker")
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--model-size", choices=["t", "s", "b+", "l"], help="default: from file name or weights")
+    parser.add_argument("--family", choices=FAMILIES, help="model family; default: from the checkpoint's weights")
+    parser.add_argument("--model-size", choices=["t", "s", "b+", "l"], help="SAM 2.1 only; default: from file name or weights")
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path("om_model"))
     parser.add_argument("--simplify", action="store_true", help="run onnxslim on the fp32 graphs")
@@ -418,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--int8", action="store_true", help="also write *_int8.onnx (dynamic MatMul/Gemm quantisation)")
     args = parser.parse_args(argv)
     try:
-        export(args.checkpoint, args.out, args.image_size, args.model_size, args.simplify, args.fp16, args.int8)
+        export(
+            args.checkpoint, args.out, args.image_size, args.model_size, args.simplify, args.fp16, args.int8, args.family
+        )
     except (CheckpointError, ExportError) as exc:
         logger.error("{}", exc)
         return 2

@@ -32,9 +32,11 @@ from app.benchmarks.speed.timing import TimedRunner
 from app.live.control import TrackController
 from app.live.pipeline import LoopStats, Tracked, TrackingLoop
 from app.media.drawing import annotate
-from app.media.outputs import MaskWriter, TrackWriter, VideoWriter
-from app.media.sources import CameraSource, FolderSource
+from app.media.live_sources import CameraSource
+from app.media.outputs import MaskWriter, TrackWriter
+from app.media.sources import FolderSource
 from app.media.textured_clip import make_frames, write_jpeg_folder
+from app.media.video_file import VideoWriter
 from app.samurai.boxes import Box
 from app.samurai.config import load_config
 from app.samurai.multi_tracker import MultiObjectTracker

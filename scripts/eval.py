@@ -40,7 +40,8 @@ from app.benchmarks.report import (
     score_track,
 )
 from app.benchmarks.runner import RunError, RunSettings, parse_shard, run_dataset
-from app.media.outputs import OutputError, write_summary
+from app.media.outputs import write_summary
+from app.media.whole_files import OutputError
 from app.samurai.config import ConfigError
 
 EXIT_SEQUENCES_FAILED = 1

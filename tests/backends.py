@@ -27,7 +27,8 @@ EMULATED_NPU = "acl"
 EXACT_BACKEND_PARAMS = [pytest.param("onnx"), pytest.param("openvino", marks=needs(OPENVINO_PROBLEM)),
                         pytest.param(EMULATED_NPU)]
 # The emulated NPU runs the .om files of the session's stand-in ATC conversion of each export (tests/conftest.py).
-CONVERTED = {"export_128": "om_128", "export_256_variants": "om_256", "demo_models": "demo_om"}
+CONVERTED = {"export_128": "om_128", "export_256_variants": "om_256", "demo_models": "demo_om",
+             "edgetam_export_256": "edgetam_om_256"}
 
 
 def models_for(request: pytest.FixtureRequest, backend: str, export: str) -> Path:

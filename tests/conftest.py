@@ -88,6 +88,20 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def edgetam_checkpoint(tmp_path_factory) -> Path:
+    """A random-weight EdgeTAM checkpoint in the official `edgetam.pt` format."""
+    from convert.random_checkpoint import random_edgetam_state_dict
+
+    return _checkpoint_once(tmp_path_factory, "edgetam.pt", lambda: random_edgetam_state_dict(SEED))
+
+
+@pytest.fixture(scope="session")
+def edgetam_export_256(edgetam_checkpoint, tmp_path_factory) -> Path:
+    """EdgeTAM exported at 256 px, the smallest size whose 1/16 feature map fits the perceiver's 16x16 grid."""
+    return _export_once(tmp_path_factory, "edgetam_256", edgetam_checkpoint, image_size=256)
+
+
+@pytest.fixture(scope="session")
 def demo_checkpoint(tmp_path_factory) -> Path:
     """The hand-set colour checkpoint (convert/demo_checkpoint.py) in the official format."""
     from convert.demo_checkpoint import demo_state_dict
@@ -156,6 +170,11 @@ def demo_om(demo_models, tmp_path_factory) -> Path:
 def om_256(export_256_variants, tmp_path_factory) -> Path:
     """`export_256_variants` converted by the stand-in ATC: the random weights give every output values to compare."""
     return _converted_once(tmp_path_factory, "om256_atc", export_256_variants)
+
+
+@pytest.fixture(scope="session")
+def edgetam_om_256(edgetam_export_256, tmp_path_factory) -> Path:
+    return _converted_once(tmp_path_factory, "edgetam_om_256", edgetam_export_256)
 
 
 @pytest.fixture(scope="session")

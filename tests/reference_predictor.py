@@ -298,8 +298,8 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
         self.log[frame_idx].memory_frames = [t for _, t, _ in slots]
         memory, memory_pos = [], []
         for t_pos, _, prev in slots:
-            memory.append(prev["maskmem_features"].flatten(2).permute(2, 0, 1))
-            enc = prev["maskmem_pos_enc"][-1].flatten(2).permute(2, 0, 1)
+            memory.append(_sequence_first(prev["maskmem_features"]))
+            enc = _sequence_first(prev["maskmem_pos_enc"][-1])
             memory_pos.append(enc + self.maskmem_tpos_enc[self.num_maskmem - t_pos - 1])
         max_ptrs = min(num_frames, self.max_obj_ptrs_in_encoder)
         pos_and_ptrs = [(frame_idx - t, out["obj_ptr"]) for t, out in cond.items() if t <= frame_idx]
@@ -311,8 +311,11 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
                 pos_and_ptrs.append((t_diff, non_cond[t]["obj_ptr"]))
         positions, ptrs = zip(*pos_and_ptrs)
         obj_ptrs = torch.stack(ptrs, dim=0)
-        obj_pos = get_1d_sine_pe(torch.tensor(positions) / (max_ptrs - 1), dim=c)
-        obj_pos = self.obj_ptr_tpos_proj(obj_pos).unsqueeze(1).expand(-1, 1, self.mem_dim)
+        if self.add_tpos_enc_to_obj_ptrs:
+            obj_pos = get_1d_sine_pe(torch.tensor(positions) / (max_ptrs - 1), dim=c)
+            obj_pos = self.obj_ptr_tpos_proj(obj_pos).unsqueeze(1).expand(-1, 1, self.mem_dim)
+        else:  # EdgeTAM: pointers carry no temporal position
+            obj_pos = obj_ptrs.new_zeros(len(positions), 1, self.mem_dim)
         split = c // self.mem_dim
         obj_ptrs = obj_ptrs.reshape(-1, 1, split, self.mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
         obj_pos = obj_pos.repeat_interleave(split, dim=0)
@@ -322,8 +325,15 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
             memory=torch.cat(memory + [obj_ptrs], dim=0),
             memory_pos=torch.cat(memory_pos + [obj_pos], dim=0),
             num_obj_ptr_tokens=obj_ptrs.shape[0],
+            # EdgeTAM's v2 cross-attention repeats its key grid once per memory frame.
+            **({"num_spatial_mem": len(memory)} if getattr(self, "spatial_perceiver", None) is not None else {}),
         )
         return out.permute(1, 2, 0).view(1, c, h, w)
+
+
+def _sequence_first(memory: torch.Tensor) -> torch.Tensor:
+    """(tokens, 1, C) from a (1, C, h, w) SAM 2.1 memory or a (1, tokens, C) EdgeTAM perceiver memory."""
+    return memory.permute(1, 0, 2) if memory.ndim == 3 else memory.flatten(2).permute(2, 0, 1)
 
 
 @dataclass

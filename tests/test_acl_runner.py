@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from loguru import logger
 
-from acl_models.acl_runner import AclResource, AclRunner
+from acl_models.acl_device import AclResource
+from acl_models.acl_runner import AclRunner
 from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.select import choose_backend, open_runner, runner_factory

@@ -21,10 +21,10 @@ ALLOWED = {
     "app.benchmarks": {"app.samurai", "app.media", "app.benchmarks", "acl_models"},
     "app.publish": {"app.samurai", "app.media", "app.live", "app.publish"},
     "app.serve": {"app.samurai", "app.media", "app.live.control", "app.live.pipeline", "app.live.commands",
-                  "app.publish", "app.serve"},
+                  "app.live.health", "app.publish", "app.serve"},
 }
 # The command line of app/ wires every package of the device; nothing of the workstation, scripts or tests.
-APP_ROOTS = {"app.run", "app.options"}
+APP_ROOTS = {"app.run", "app.command_line", "app.options", "app.plan"}
 APP_ROOT_ALLOWED = {"app", "acl_models"}
 # The runtimes are the bottom of the house.
 ACL_MODELS_ALLOWED = {"acl_models"}

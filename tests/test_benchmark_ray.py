@@ -233,7 +233,7 @@ def test_the_instance_a_run_starts_for_itself_tracks_at_normal_priority(tmp_path
     """`--ray` without an address starts Ray here; its workers must not run behind every other process (Ray's
     default niceness 15), or the run is slower than the local pool it stands in for on any busy host. (Ray writes
     a token into the home folder of whoever starts it: a home of the test's own keeps the real ~/.ray as it was.)"""
-    code = ("import os, ray; from app.benchmarks.ray_runner import LOCAL, connect; connect(LOCAL); "
+    code = ("import os, ray; from app.benchmarks.ray_cluster import LOCAL, connect; connect(LOCAL); "
             "print('niceness', ray.get(ray.remote(lambda: os.nice(0)).remote())); ray.shutdown()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT_S, cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path)}, check=False)

@@ -14,7 +14,7 @@ from PIL import Image
 from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
-from app.media.sources import CameraSource
+from app.media.live_sources import CameraSource
 from app.samurai.config import load_config
 from app.samurai.tracker import SamuraiTracker
 from tests.ascend_helpers import linked_copy

@@ -19,7 +19,8 @@ import cv2
 import pytest
 
 from app import run
-from app.media.outputs import LiveTrackWriter, WriteFailed
+from app.media.outputs import LiveTrackWriter
+from app.media.whole_files import WriteFailed
 from tests.live_helpers import REPO
 
 BOX = "20,100,40,40"  # the leave clip's first box (scripts/make_demo_clip.py)

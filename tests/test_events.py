@@ -176,8 +176,8 @@ def test_a_slow_sse_client_is_told_what_it_lost_and_a_stalled_one_is_cut_off(tmp
     from PIL import Image
 
     from app.media.sources import FolderSource
-    from app.publish.health import HealthCheck
-    from app.publish.metrics import CONTENT_TYPE, RunMetrics
+    from app.live.health import HealthCheck
+    from app.serve.metrics import CONTENT_TYPE, RunMetrics
     from app.serve.server import Probes
 
     Image.new("RGB", (64, 48)).save(tmp_path / "0.png")

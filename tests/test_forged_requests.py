@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.live.control import TrackController
 from app.media.sources import FolderSource
-from app.publish.health import HealthCheck
-from app.publish.metrics import CONTENT_TYPE, RunMetrics
+from app.live.health import HealthCheck
+from app.serve.metrics import CONTENT_TYPE, RunMetrics
 from app.publish.sse import SseBroadcaster
 from app.samurai.boxes import Box
 from app.serve.address import allowed_host_name, host_policy

@@ -16,10 +16,10 @@ from app.media.outputs import (
     LiveTrackWriter,
     MaskWriter,
     TrackWriter,
-    VideoWriter,
     davis_palette,
     write_summary,
 )
+from app.media.video_file import VideoWriter
 from app.samurai.tracker import FrameResult
 
 WIDTH, HEIGHT = 64, 48

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acl_models.acl_runner import AclResource, AclRunner
+from acl_models.acl_device import AclResource
+from acl_models.acl_runner import AclRunner
 from acl_models.base import BackendError, ModelRunner, Pending, WrappedRunner
 from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
@@ -25,7 +26,7 @@ from app import run
 from app.live.control import TrackController
 from app.live.pipeline import TrackingLoop
 from app.media.colour_clip import STILL_GREEN_SIZE, STILL_GREEN_XY, make_leave_frames
-from app.media.sources import CameraSource
+from app.media.live_sources import CameraSource
 from app.samurai.config import load_config
 from app.samurai.multi_tracker import MultiObjectTracker
 from tests.backends import EMULATED_NPU, EXACT_BACKEND_PARAMS, models_for

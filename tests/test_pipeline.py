@@ -15,7 +15,7 @@ from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.live.control import TrackController
 from app.live.pipeline import Tracked, TrackingLoop
-from app.media.sources import CameraSource
+from app.media.live_sources import CameraSource
 from app.samurai.boxes import Box
 from app.samurai.config import load_config
 from app.samurai.multi_tracker import MultiObjectTracker

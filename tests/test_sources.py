@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.media.live_sources import CameraSource
 from app.media.source_spec import open_source, parse_camera
 from app.media.sources import (
     MAX_CONSECUTIVE_READ_FAILURES,
-    CameraSource,
     FolderSource,
     Frame,
     FrameSource,

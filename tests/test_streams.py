@@ -14,8 +14,9 @@ import pytest
 
 from app.media.credentials import mask_credentials, url_host
 from app.media.source_spec import LiveOptions, open_source
-from app.media import sources
-from app.media.sources import Reconnect, SourceError
+from app.media import live_sources
+from app.media.live_sources import Reconnect
+from app.media.sources import SourceError
 from app.media.streams import StreamSource, is_stream_url
 
 URL = "rtsp://admin:hunter2@127.0.0.1:8554/live"
@@ -112,7 +113,7 @@ class RecordingEvent(threading.Event):
 def test_stream_reconnects_with_backoff_and_keeps_counting(warnings: list[str], monkeypatch) -> None:
     # Drops after 3 frames; two reopens fail; the third delivers 4 more frames, then it drops for good.
     server = Server([Session(3), Session(0, False), Session(0, False), Session(4), Session(0, False)])
-    monkeypatch.setattr(sources.threading, "Event", RecordingEvent)
+    monkeypatch.setattr(live_sources.threading, "Event", RecordingEvent)
     reconnect = Reconnect(window_s=BACKOFF_WINDOW_S, first_delay_s=0.01, max_delay_s=0.04)
     with StreamSource(URL, 1.0, reconnect, server) as source:
         assert source.label == f"stream {MASKED}"

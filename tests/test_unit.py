@@ -25,7 +25,7 @@ import pytest
 
 from app.live.control import LoopStatus, TrackController
 from app.media.source_spec import open_source
-from app.publish.health import HealthCheck
+from app.live.health import HealthCheck
 from app.publish.sd_notify import HealthNotifier
 from tests.installed import needs
 from tests.live_helpers import REPO, stop_process

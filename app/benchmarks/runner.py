@@ -33,7 +33,8 @@ from tqdm import tqdm
 from acl_models.bundle import choose_bundle
 from acl_models.manifest import load_manifest
 from app.benchmarks.datasets import Dataset, Sequence
-from app.media.outputs import replace_atomically, write_summary
+from app.media.outputs import write_summary
+from app.media.whole_files import replace_atomically
 from app.samurai.boxes import BoxXYWH, box_or_missing
 from app.samurai.config import load_config
 from app.samurai.tracker import SamuraiTracker

@@ -20,9 +20,9 @@ from app.media.outputs import (
     LiveTrackWriter,
     MaskWriter,
     TrackWriter,
-    VideoWriter,
     track_file,
 )
+from app.media.video_file import VideoWriter
 from app.samurai.decisions import decision_record
 from app.samurai.tracker import LOST
 

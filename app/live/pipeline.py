@@ -46,8 +46,8 @@ from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, 
 from app.live.dispatch import AppliedPrompt, PromptDispatcher
 from app.live.frame_history import FrameHistory
 from app.live.latency import LatencyStats
-from app.media.outputs import OutputFailed
 from app.media.prompt import PromptError
+from app.media.whole_files import OutputFailed
 from app.media.sources import Frame, FrameSource
 from app.samurai.boxes import box_or_missing
 from app.samurai.multi_tracker import MultiFrameResult, MultiObjectTracker

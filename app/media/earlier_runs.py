@@ -17,7 +17,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from app.media.outputs import MASK_DIR, SUMMARY_FILE, TRACK_FILE, VIDEO_FILE, OutputFailed, frames_file
+from app.media.outputs import MASK_DIR, SUMMARY_FILE, TRACK_FILE, VIDEO_FILE, frames_file
+from app.media.whole_files import OutputFailed
 
 EARLIER_DIR = "earlier"
 # What a run writes in OUTPUT (app/media/outputs.py): track.txt or track_<id>.txt, frames*.txt beside them.

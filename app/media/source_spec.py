@@ -1,7 +1,7 @@
 """Turn what the user typed after `--video` into a frame source.
 
 Kept apart from `sources.py` and `streams.py` so that each of them stands on its
-own: streams build on the live reader in `sources.py`, and only this module
+own: streams build on the live reader in `live_sources.py`, and only this module
 knows every kind of source there is.
 """
 
@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.media.sources import CameraSource, FolderSource, FrameSource, Reconnect, SourceError, VideoSource
+from app.media.live_sources import CameraSource, Reconnect
+from app.media.sources import FolderSource, FrameSource, SourceError, VideoSource
 from app.media.streams import StreamSource, is_stream_url
 
 _CAMERA_SPEC = re.compile(r"cam(\d+)|/dev/video(\d+)")

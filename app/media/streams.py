@@ -14,7 +14,8 @@ from collections.abc import Callable
 import cv2
 
 from app.media.credentials import mask_credentials, url_host
-from app.media.sources import Capture, LiveSource, Reconnect, SourceError
+from app.media.live_sources import LiveSource, Reconnect
+from app.media.sources import Capture, SourceError
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 MS_PER_S = 1000

@@ -33,7 +33,7 @@ from loguru import logger
 
 from app.live.dispatch import PROMPT
 from app.live.pipeline import Tracked
-from app.media.outputs import WriteFailed
+from app.media.whole_files import WriteFailed
 from app.samurai.boxes import BoxXYWH
 from app.samurai.tracker import LOST
 

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from loguru import logger
 
-from app.media.outputs import LineFile, OutputError
+from app.media.whole_files import LineFile, OutputError
 from app.publish.events import Record
 
 STDOUT = "-"

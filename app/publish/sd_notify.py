@@ -3,7 +3,7 @@
 A unit of `Type=notify` gives the process `$NOTIFY_SOCKET`, a Unix datagram
 socket that takes `KEY=value` lines; with `WatchdogSec=` it also gives
 `$WATCHDOG_USEC` and restarts the run when the WATCHDOG=1 pings stop. The pings
-follow the check behind `/healthz` (`app.publish.health`), whether or not
+follow the check behind `/healthz` (`app.live.health`), whether or not
 `--serve` runs: a loop stuck on the NPU, a stream that stays away, a run that
 ended all stop them. A thread checks the health, so a stuck loop cannot ping.
 These few lines of the protocol need no library; without `$NOTIFY_SOCKET` (not
@@ -21,7 +21,7 @@ from types import TracebackType
 
 from loguru import logger
 
-from app.publish.health import HTTP_OK
+from app.live.health import HTTP_OK
 
 READY, WATCHDOG, STOPPING = "READY=1", "WATCHDOG=1", "STOPPING=1"
 US_PER_S = 1_000_000

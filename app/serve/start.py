@@ -14,7 +14,7 @@ from app.live.control import TrackController
 from app.media.sources import FrameSource
 
 if TYPE_CHECKING:
-    from app.publish.metrics import RunMetrics
+    from app.serve.metrics import RunMetrics
     from app.serve.server import WebServer
 
 
@@ -31,8 +31,8 @@ def start_server(args: argparse.Namespace, controller: TrackController, source: 
     if args.serve is None:
         return None, None
     try:
-        from app.publish.health import HealthCheck
-        from app.publish.metrics import CONTENT_TYPE, RunMetrics
+        from app.live.health import HealthCheck
+        from app.serve.metrics import CONTENT_TYPE, RunMetrics
         from app.serve.server import Probes, WebServer
     except ImportError as exc:
         raise ServeSetupError(f"--serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None

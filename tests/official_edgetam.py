@@ -1,0 +1,127 @@
+"""The official EdgeTAM code, run in its own environment (scripts/setup_official_edgetam.sh) on this project's inputs.
+
+The official package's top-level name is `sam2`, like SAM 2.1's in .venv, so it
+runs in a subprocess with that environment's Python and the test-only
+`torchvision` stand-in (tests/official_edgetam/standin/) on its path. The
+environment is made on first use when CI's set-up has not made it already.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from filelock import FileLock
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv-edgetam-official"
+SETUP = ROOT / "scripts" / "setup_official_edgetam.sh"
+HERE = Path(__file__).resolve().parent / "official_edgetam"
+RUNNER = HERE / "run_official.py"
+PREDICTOR = HERE / "run_predictor.py"
+STANDIN = HERE / "standin"
+# Building the official model and running a few modules on one thread.
+TIMEOUT_S = 600
+# The project's modules and graphs compute what the official ones compute in another order: float32 rounding only.
+REL_TOL = 1e-4
+
+
+def official_python() -> Path:
+    """The official environment's Python, made first if needed (once: test workers wait for each other)."""
+    python = VENV / "bin" / "python"
+    with FileLock(str(ROOT / ".venv-edgetam-official.lock")):
+        if not python.exists():
+            subprocess.run(["bash", str(SETUP), sys.executable, str(VENV)], check=True, cwd=ROOT)
+    return python
+
+
+def _run(script: Path, *args: object, work: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(STANDIN)}
+    done = subprocess.run([str(official_python()), str(script), *map(str, args)],
+                          env=env, cwd=work, capture_output=True, text=True, timeout=TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"official EdgeTAM run failed:\n{done.stderr[-3000:]}")
+
+
+def run_official(checkpoint: Path, image_size: int, cases: dict, work: Path) -> dict:
+    """{case: [official outputs]} plus "state_shapes", for `cases` = {case: {input: tensor}}."""
+    cases_path, out_path = work / "official_cases.pt", work / "official_out.pt"
+    torch.save(cases, cases_path)
+    _run(RUNNER, checkpoint, image_size, cases_path, out_path, work=work)
+    return torch.load(out_path, weights_only=True)
+
+
+def run_official_predictor(checkpoint: Path, image_size: int, folder: Path, box_xyxy, work: Path,
+                           samurai: dict | None = None) -> dict:
+    """The official EdgeTAM video predictor's masks, low-res logits and object scores per frame; with `samurai`
+    (overrides of the official SAMURAI values, {} for none) the SAMURAI reference on the official modules, and its
+    per-frame decision log."""
+    out_path = work / "official_predictor.pt"
+    extra = [] if samurai is None else [json.dumps(samurai)]
+    _run(PREDICTOR, checkpoint, image_size, folder, *box_xyxy, out_path, *extra, work=work)
+    return torch.load(out_path, weights_only=True)
+
+
+def close(ours: torch.Tensor, official: torch.Tensor) -> float:
+    """Max abs difference relative to the official output's range (floor 1)."""
+    assert ours.shape == official.shape, (ours.shape, official.shape)
+    return float((ours - official).abs().max() / max(float(official.abs().max()), 1.0))
+
+
+def official_memory_inputs(vision_feat, vision_pos, memory, memory_pos, ptrs, mem_dim):
+    """The official memory-attention call's tensors: sequence-first, memories then 4 tokens per pointer (no position)."""
+    curr = vision_feat.flatten(2).permute(2, 0, 1)
+    curr_pos = vision_pos.flatten(2).permute(2, 0, 1)
+    frames = [m.unsqueeze(1) for m in memory]
+    frames_pos = [p.unsqueeze(1) for p in memory_pos]
+    split = ptrs.shape[1] // mem_dim
+    tokens = ptrs.reshape(-1, 1, split, mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
+    return {
+        "curr": curr, "curr_pos": curr_pos,
+        "memory": torch.cat([*frames, tokens]),
+        "memory_pos": torch.cat([*frames_pos, torch.zeros_like(tokens)]),
+        "num_obj_ptr_tokens": torch.tensor(tokens.shape[0]),
+        "num_spatial_mem": torch.tensor(len(frames)),
+    }
+
+
+def padded(real: torch.Tensor, total: int, generator) -> torch.Tensor:
+    filler = torch.randn((total - real.shape[0], *real.shape[1:]), generator=generator)
+    return torch.cat((real, filler))
+
+
+def memory_attention_case(model, frames: int, ptrs: int, generator):
+    """(official inputs, this project's padded inputs) for `frames` memories and `ptrs` pointers."""
+    side = model.image_size // model.backbone_stride
+    tokens = model.spatial_perceiver.num_tokens
+    vision_feat = torch.randn((1, model.hidden_dim, side, side), generator=generator)
+    vision_pos = torch.randn((1, model.hidden_dim, side, side), generator=generator)
+    memory = torch.randn((frames, tokens, model.mem_dim), generator=generator)
+    memory_pos = torch.randn((frames, tokens, model.mem_dim), generator=generator)
+    ptr = torch.randn((ptrs, model.hidden_dim), generator=generator)
+    slots, max_ptrs = model.num_maskmem, model.max_obj_ptrs_in_encoder
+    ours = {
+        "vision_feat": vision_feat, "vision_pos": vision_pos,
+        "memory": padded(memory, slots, generator), "memory_pos": padded(memory_pos, slots, generator),
+        "memory_valid": (torch.arange(slots) < frames).float(),
+        "obj_ptrs": padded(ptr, max_ptrs, generator), "obj_ptr_valid": (torch.arange(max_ptrs) < ptrs).float(),
+    }
+    return official_memory_inputs(vision_feat, vision_pos, memory, memory_pos, ptr, model.mem_dim), ours
+
+
+def memory_encoder_case(model, from_prompt: bool, generator):
+    side = model.image_size // model.backbone_stride
+    vision_feat = torch.randn((1, model.hidden_dim, side, side), generator=generator)
+    low_res = 4 * torch.randn((1, 1, 4 * side, 4 * side), generator=generator)
+    score = torch.randn((1, 1), generator=generator)
+    high_res = F.interpolate(low_res, size=(model.image_size,) * 2, mode="bilinear", align_corners=False)
+    official = {"vision_feat": vision_feat, "mask_high_res": high_res, "object_score_logits": score,
+                "from_prompt": torch.tensor(from_prompt)}
+    ours = {"vision_feat": vision_feat, "mask_logits": low_res, "object_score_logits": score,
+            "binarize": torch.tensor([1.0 if from_prompt else 0.0])}
+    return official, ours

@@ -1,0 +1,132 @@
+"""EdgeTAM's export: each graph against the official EdgeTAM module, the manifest read back, and refusals.
+
+The export (session fixture `edgetam_export_256`) already checks each graph
+against the PyTorch module it was traced from; here the graphs meet the
+official code itself, on inputs laid out the official way.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from acl_models.manifest import load_manifest
+from convert.checkpoint import read_state_dict
+from convert.edgetam.model import load_edgetam
+from convert.family import family_of
+from tests.official_edgetam import REL_TOL, close, memory_attention_case, memory_encoder_case, run_official
+from tests.script_runs import run_script
+
+IMAGE_SIZE = 256
+CLI_TIMEOUT_S = 300
+
+
+def run_graph(folder, name: str, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    session = ort.InferenceSession(str(folder / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}
+    got = session.run(None, {k: v.numpy() for k, v in feeds.items() if k in wanted})
+    return [torch.from_numpy(np.asarray(g)) for g in got]
+
+
+@pytest.fixture(scope="module")
+def graphs_and_official(edgetam_checkpoint, edgetam_export_256, tmp_path_factory):
+    """(our graph feeds per case, the official outputs per case) at the export's size."""
+    model = load_edgetam(read_state_dict(edgetam_checkpoint), edgetam_checkpoint, IMAGE_SIZE)
+    g = torch.Generator().manual_seed(5)
+    image = torch.randn((1, 3, IMAGE_SIZE, IMAGE_SIZE), generator=g)
+    official, ours = {"image_encoder": {"image": image}}, {"image_encoder": {"image": image}}
+    for frames, ptrs in ((1, 1), (model.num_maskmem, model.max_obj_ptrs_in_encoder)):
+        name = f"memory_attention_{frames}_{ptrs}"
+        official[name], ours[name] = memory_attention_case(model, frames, ptrs, g)
+    for from_prompt in (False, True):
+        name = f"memory_encoder_{'prompt' if from_prompt else 'tracked'}"
+        official[name], ours[name] = memory_encoder_case(model, from_prompt, g)
+    return ours, run_official(edgetam_checkpoint, IMAGE_SIZE, official, tmp_path_factory.mktemp("official_256"))
+
+
+def test_image_encoder_graph_equals_official(edgetam_export_256, graphs_and_official):
+    ours, official = graphs_and_official
+    outputs = run_graph(edgetam_export_256, "image_encoder", ours["image_encoder"])
+    for mine, theirs in zip(outputs, official["image_encoder"], strict=True):
+        assert close(mine, theirs) <= REL_TOL
+
+
+@pytest.mark.parametrize("case", ["memory_attention_1_1", "memory_attention_7_16"])
+def test_memory_attention_graph_equals_official(edgetam_export_256, graphs_and_official, case):
+    ours, official = graphs_and_official
+    (mine,) = run_graph(edgetam_export_256, "memory_attention", ours[case])
+    assert close(mine.flatten(2).permute(2, 0, 1), official[case][0]) <= REL_TOL
+
+
+@pytest.mark.parametrize("case", ["memory_encoder_tracked", "memory_encoder_prompt"])
+def test_memory_encoder_graph_equals_official(edgetam_export_256, graphs_and_official, case):
+    ours, official = graphs_and_official
+    (mine,) = run_graph(edgetam_export_256, "memory_encoder", ours[case])
+    features, pos = official[case]
+    assert close(mine, features) <= REL_TOL
+    assert close(torch.from_numpy(np.load(edgetam_export_256 / "memory_pos.npy")), pos) <= REL_TOL
+
+
+def test_manifest_names_the_family_and_memory_layout(edgetam_export_256):
+    manifest = load_manifest(edgetam_export_256)
+    assert manifest.family == "edgetam" and manifest.image_size == IMAGE_SIZE
+    layout = manifest.memory_layout
+    assert layout["kind"] == "tokens"
+    assert (layout["tokens_per_frame"], layout["global_latents"], layout["grid_latents"]) == (512, 256, 256)
+    assert layout["channels"] == 64 and layout["memory_attention_layers"] == 2
+    assert layout["obj_ptr_temporal_encoding"] is False and layout["no_obj_embed_spatial"] is False
+    assert manifest.constants[layout["position_encoding"]]["shape"] == layout["position_encoding_shape"] == [1, 512, 64]
+    inputs = {m: [i["name"] for i in manifest.models[m]["inputs"]] for m in manifest.models}
+    assert "object_score_logits" not in inputs["memory_encoder"]
+    assert "obj_ptr_offsets" not in inputs["memory_attention"]
+    memory = next(i for i in manifest.models["memory_attention"]["inputs"] if i["name"] == "memory")
+    assert memory["shape"] == [7, 512, 64]
+    assert max(e for errors in manifest.raw["max_abs_errors"].values() for e in errors["fp32"].values()) <= REL_TOL
+
+
+def _export_cli(*args):
+    return subprocess.run([sys.executable, "convert/export_onnx.py", *map(str, args)], capture_output=True,
+                          text=True, timeout=CLI_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def neither_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("neither") / "other.pt"
+    torch.save({"model": {"backbone.conv.weight": torch.zeros(8, 3, 3, 3)}}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "which, extra, message",
+    [
+        ("hiera", ["--family", "edgetam"], "holds sam2.1 weights but --family edgetam"),
+        ("edgetam", ["--family", "sam2.1"], "holds edgetam weights but --family sam2.1"),
+        ("edgetam", ["--model-size", "t"], "--model-size t is for SAM 2.1"),
+        ("edgetam", ["--image-size", "128"], "EdgeTAM cannot take image size 128"),
+        ("neither", [], "fits neither SAM 2.1"),
+    ],
+)
+def test_wrong_checkpoints_are_refused_with_one_line(
+    tmp_path, checkpoint, edgetam_checkpoint, neither_checkpoint, which, extra, message
+):
+    path = {"hiera": checkpoint, "edgetam": edgetam_checkpoint, "neither": neither_checkpoint}[which]
+    result = _export_cli("--checkpoint", path, *extra, "--out", tmp_path / "out")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "out").exists()
+
+
+def test_random_checkpoint_script_writes_the_edgetam_format(tmp_path, edgetam_checkpoint):
+    out = tmp_path / "random_edgetam.pt"
+    done = run_script("make_random_checkpoint", "--family", "edgetam", "--seed", 1, "--out", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    written, reference = read_state_dict(out), read_state_dict(edgetam_checkpoint)
+    assert family_of(written, out) == "edgetam"
+    assert {k: v.shape for k, v in written.items()} == {k: v.shape for k, v in reference.items()}
