@@ -30,6 +30,12 @@ def _source_and_boxes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bbox", action="append", help="first-frame box x,y,w,h in pixels; repeat for several objects")
     parser.add_argument("--bbox-file", type=Path, help="file whose first line is x,y,w,h (LaSOT style)")
     parser.add_argument("--boxes-file", type=Path, help="one x,y,w,h line per object (objects 1..N)")
+    parser.add_argument(
+        "--prompts", type=Path, metavar="FILE.jsonl",
+        help='prompts to apply while tracking a file or folder, one JSON command per line ({"frame": K, "id": N, '
+        '"box": [x, y, w, h]}, points and labels, a mask PNG, "remove": true; docs/usage.md), each applied once '
+        "frame K is tracked: replays an interactive session exactly",
+    )
 
 
 def _models(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from acl_models.manifest import ModelFolderError, load_manifest
+from app.live.prompt_file import read_prompt_file
 from app.media.outputs import MAX_OBJECT_ID
 from app.media.prompt import command_line_boxes, shown
 from app.media.source_spec import parse_camera
@@ -86,7 +87,7 @@ def typed_options(argv: Sequence[str]) -> set[str]:
 # Options that name a file or folder (dest → option): each must be a path the system can look up.
 PATH_OPTIONS = {"bbox_file": "--bbox-file", "boxes_file": "--boxes-file", "model_dir": "--model-dir",
                 "config": "--config", "output": "--output", "log_decisions": "--log-decisions", "events": "--events",
-                "token_file": "--token-file"}
+                "token_file": "--token-file", "prompts": "--prompts"}
 
 
 def _paths(args: argparse.Namespace, typed: set[str]) -> None:
@@ -122,6 +123,15 @@ def _video(args: argparse.Namespace, typed: set[str]) -> None:
 
 def _boxes(args: argparse.Namespace, typed: set[str]) -> None:
     command_line_boxes(args.bbox, args.bbox_file, args.boxes_file, MAX_OBJECT_ID)
+
+
+def _prompts(args: argparse.Namespace, typed: set[str]) -> None:
+    if args.prompts is None:
+        return
+    if is_stream_url(args.video) or parse_camera(args.video) is not None:
+        raise OptionError("--prompts replays prompts on a file or folder's frames; a live source skips frames, so "
+                          "send its prompts to --serve's POST /api/prompts or --publish's PREFIX/cmd instead")
+    read_prompt_file(args.prompts)
 
 
 def _config(args: argparse.Namespace, typed: set[str]) -> None:
@@ -218,7 +228,7 @@ def _model_dir(args: argparse.Namespace, typed: set[str]) -> None:
 
 # In this order: what the user typed first; the model folder last, as it may not be exported yet.
 CHECKS: tuple[Callable[[argparse.Namespace, set[str]], None], ...] = (
-    _paths, _video, _boxes, _config, _outputs, _serve, _publish, _stream_options, _model_dir,
+    _paths, _video, _boxes, _prompts, _config, _outputs, _serve, _publish, _stream_options, _model_dir,
 )
 
 

@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass
 
 from acl_models.bundle import BundleChoice, choose_bundle
+from app.live.prompt_file import PromptLine, read_prompt_file
 from app.live.summary import WhatRan
 from app.live.window import has_display, window_works
 from app.media.credentials import mask_credentials
@@ -30,6 +31,7 @@ class Plan:
     models: BundleChoice
     config: TrackerConfig
     boxes: list[tuple[str, Box]]
+    prompts: list[PromptLine]  # --prompts, read and checked; scheduled once the source gives the frame size
     display: bool
     source_name: str  # the source as the log and summary.json name it: no password
     started: str
@@ -45,11 +47,12 @@ def plan_run(args: argparse.Namespace, broker: BrokerAddress | None, started: st
     models = choose_bundle(args.model_dir, args.backend, args.onnx_variant, args.precision)
     config = load_config(args.config, models.manifest.model_size, args.mode)
     boxes = first_boxes(args)
+    prompts = read_prompt_file(args.prompts) if args.prompts else []
     display = args.serve is None and not args.no_display and has_display() and window_works()
-    if not boxes and args.serve is None and not display and broker is None:
+    if not boxes and not prompts and args.serve is None and not display and broker is None:
         raise PromptError("no box given and no display to draw one; pass --bbox x,y,w,h, --bbox-file FILE, "
-                          "--serve PORT or --publish URL (a box then comes on PREFIX/cmd)")
-    return Plan(models, config, boxes, display, mask_credentials(args.video), started)
+                          "--prompts FILE, --serve PORT or --publish URL (a box then comes on PREFIX/cmd)")
+    return Plan(models, config, boxes, prompts, display, mask_credentials(args.video), started)
 
 
 def what_ran(args: argparse.Namespace, plan: Plan) -> WhatRan:

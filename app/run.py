@@ -26,11 +26,13 @@ from acl_models.base import BackendError
 from acl_models.manifest import ModelFolderError
 from app.command_line import parse_args
 from app.live import heap
-from app.live.control import Prompt, TrackController
+from app.live.commands import Command
+from app.live.control import TrackController
 from app.live.file_outputs import FileChoices, FileOutputs, VideoFormat
 from app.live.health import HealthCheck
 from app.live.pipeline import POLL_S, LoopStats, Output, TrackingLoop
 from app.live.progress import Progress, progress_report
+from app.live.prompt_file import schedule
 from app.live.signals import StopRequested, StopSignals
 from app.live.summary import PERCENTILE_HIGH, log_summary, objects_section, run_summary
 from app.live.window import DesktopWindow
@@ -78,7 +80,7 @@ def queue_boxes(controller: TrackController, labelled: list[tuple[str, Box]]) ->
     checked = []
     for obj_id, (label, box) in enumerate(labelled, start=1):
         try:
-            checked.append(controller.track(Prompt(box, object_id=obj_id)))
+            checked.append(controller.track(box, obj_id))
         except PromptError as exc:
             raise (PromptError(f"{label}: {exc}") if len(labelled) > 1 else exc) from None
     return checked
@@ -118,6 +120,7 @@ class Opened:
     server: WebServer | None
     metrics: RunMetrics | None
     sinks: list[Sink]
+    scheduled: dict[int, list[Command]]  # --prompts by frame
 
 
 def open_around_source(args: argparse.Namespace, plan: Plan, sinks: list[Sink], broker: BrokerAddress | None,
@@ -129,9 +132,13 @@ def open_around_source(args: argparse.Namespace, plan: Plan, sinks: list[Sink], 
     serving.enter_context(HealthNotifier(HealthCheck(source, controller, args.stream_timeout),
                                          args.reconnect_s + args.stream_timeout))
     prompt_boxes = queue_boxes(controller, plan.boxes)
+    scheduled = {}
+    if plan.prompts:
+        scheduled = schedule(args.prompts, plan.prompts, source.size, source.num_frames,
+                             range(1, len(plan.boxes) + 1))
     server, metrics = start_server(args, controller, source, serving)
-    sinks = add_publisher(sinks, broker, controller, server.hub.frame if server is not None else None, serving)
-    return Opened(source, controller, prompt_boxes, server, metrics, sinks)
+    sinks = add_publisher(sinks, broker, controller, serving)
+    return Opened(source, controller, prompt_boxes, server, metrics, sinks, scheduled)
 
 
 def open_outputs(args: argparse.Namespace, plan: Plan, opened: Opened,
@@ -176,6 +183,7 @@ def open_loop(args: argparse.Namespace, plan: Plan, opened: Opened,
         overlap=overlap,
         max_frames=args.max_frames,
         on_frame=progress_line(progress, opened.metrics),
+        scheduled=opened.scheduled,
     )
     if events is not None:
         stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close

@@ -29,7 +29,7 @@ from loguru import logger
 from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.speed.timing import TimedRunner
-from app.live.control import Prompt, TrackController
+from app.live.control import TrackController
 from app.live.pipeline import LoopStats, Tracked, TrackingLoop
 from app.media.drawing import annotate
 from app.media.live_sources import CameraSource
@@ -95,7 +95,7 @@ def bench_live(models: Models, frames, box, fps: float, seconds: float) -> tuple
     camera = PacedCamera(frames, fps)
     source = CameraSource(0, capture_factory=lambda _device: camera)
     controller = TrackController(source.size)
-    controller.track(Prompt(Box(*box)))
+    controller.track(Box(*box))
     started = time.monotonic()
 
     def stop_after(stats: LoopStats) -> None:
@@ -134,7 +134,7 @@ def bench_file(models: Models, folder: Path, box, pipelined: bool, out: Path) ->
                 video.write(annotate(item.frame.image, item.results))
 
         controller = TrackController(source.size)
-        controller.track(Prompt(Box(*box)))
+        controller.track(Box(*box))
         started = time.perf_counter()
         stats = TrackingLoop(source, models.tracker, controller, [write], pipelined=pipelined).run()
         elapsed = time.perf_counter() - started

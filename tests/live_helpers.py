@@ -6,11 +6,13 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,6 +134,44 @@ class SseReader:
 
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+class MqttSubscriber:
+    """Everything published under `topic` (a filter), as (topic, JSON or text, retained); resubscribes after a
+    reconnect."""
+
+    def __init__(self, port: int, topic: str):
+        self.messages: list[tuple[str, object, bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self._client.reconnect_delay_set(1, 1)
+        self._client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect_async("127.0.0.1", port)
+        self._client.loop_start()
+        assert self._subscribed.wait(10.0), "the test subscriber could not subscribe"
+
+    def _on_message(self, client, userdata, message) -> None:
+        text = message.payload.decode()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        with self._lock:
+            self.messages.append((message.topic, value, bool(message.retain)))
+
+    def on(self, topic: str) -> list:
+        with self._lock:
+            return [value for name, value, _ in self.messages if name == topic]
+
+    def publish(self, topic: str, payload: str) -> None:
+        self._client.publish(topic, payload, qos=1).wait_for_publish(10.0)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
 
 
 def broker_log(port: int, config_dir: Path) -> Path:

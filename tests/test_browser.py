@@ -3,7 +3,11 @@
 `app/run.py --serve 0.0.0.0:PORT` on the colour demo clip without a box: the page
 must hold the first frame, a mouse drag over the red target must start tracking,
 overlay frames must arrive, `/api/status` must put the box on the target, a
-second drag must restart, and Stop must end the run with complete outputs. The
+second drag with "A box starts over" ticked must restart, and Stop must end the
+run with complete outputs.
+
+Clicks: a click and a shift-click on the picture reach the server as a positive
+and a negative point, in source pixels, on the frame the page showed. The
 server is bound to every interface, so it needs the token: without it the browser
 gets 401. Every request goes to 127.0.0.1.
 
@@ -25,6 +29,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 from app.benchmarks.metrics import box_iou
 from app.media.colour_clip import make_frames, make_leave_frames
@@ -78,13 +83,18 @@ def _viewer(driver) -> dict:
     return driver.execute_script("return window.viewer")
 
 
-def _drag(driver, box) -> None:
-    """Drag the mouse over `box` (source pixels) on the page's canvas."""
+def _canvas(driver):
+    """The page's canvas, its shown size in CSS pixels and the CSS pixels per source pixel."""
     canvas = driver.find_element(By.ID, "view")
     rect = driver.execute_script(
         "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height, arguments[0].width];", canvas
     )
-    scale = rect[0] / rect[2]
+    return canvas, rect, rect[0] / rect[2]
+
+
+def _drag(driver, box) -> None:
+    """Drag the mouse over `box` (source pixels) on the page's canvas."""
+    canvas, rect, scale = _canvas(driver)
     x, y, w, h = (float(v) * scale for v in box)
     start = (round(x - rect[0] / 2), round(y - rect[1] / 2))
     ActionChains(driver).move_to_element_with_offset(canvas, *start).click_and_hold().move_by_offset(
@@ -133,6 +143,7 @@ def test_page_draw_track_restart_stop(long_clip, demo_models, browser, tmp_path)
         assert browser.find_element(By.ID, "latency-label").text == "Step time"
         assert browser.find_element(By.ID, "latency").text.endswith(" ms")
 
+        browser.find_element(By.ID, "reset-box").click()  # a box then starts the object over
         again = _viewer(browser)["shown"]
         _drag(browser, truth[again])
         wait_for(lambda: "restarted tracking box" in log.read_text(), TRACK_TIMEOUT_S, "the restart", run, log)
@@ -181,19 +192,29 @@ def _table(driver) -> list[list[str]]:
     )
 
 
-def test_page_draws_several_objects_and_drops_one(demo_models, browser, tmp_path):
+def _leave_run(demo_models, tmp_path):
+    """`app/run.py --serve` on a loopback port (no token) over the leave clip, waiting on its first frame; the
+    run, its log, the page's address and the clip's boxes."""
     frames, boxes = make_leave_frames(CLIP_FRAMES)
     folder = tmp_path / "leave"
     write_clip(folder, frames, boxes)
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "run.log"
     run = start_run(["--video", str(folder), "--model-dir", str(demo_models), "--backend", "onnx",
                      "--output", str(tmp_path / "out"), "--no-display", "--serve", str(port)], log)
+    return run, log, f"http://127.0.0.1:{port}", boxes
+
+
+def _open_page(browser, base: str, run, log) -> None:
+    wait_for(lambda: "open http" in log.read_text(), PAGE_TIMEOUT_S, "the server", run, log)
+    browser.get(base + "/")
+    wait_for(lambda: _viewer(browser)["frames"] >= 1, PAGE_TIMEOUT_S, "the first frame on the page", run, log)
+
+
+def test_page_draws_several_objects_and_drops_one(demo_models, browser, tmp_path):
+    run, log, base, boxes = _leave_run(demo_models, tmp_path)
     try:
-        wait_for(lambda: "open http" in log.read_text(), PAGE_TIMEOUT_S, "the server", run, log)
-        browser.get(base + "/")
-        wait_for(lambda: _viewer(browser)["frames"] >= 1, PAGE_TIMEOUT_S, "the first frame on the page", run, log)
+        _open_page(browser, base, run, log)
         _drag(browser, boxes[0])
         wait_for(lambda: "1" in _objects(browser, base), TRACK_TIMEOUT_S, "object 1 from the page", run, log)
         browser.find_element(By.ID, "new-object").click()
@@ -212,3 +233,44 @@ def test_page_draws_several_objects_and_drops_one(demo_models, browser, tmp_path
     finally:
         stop_process(run)
     assert (tmp_path / "out" / "track.txt").is_file() and (tmp_path / "out" / "track_2.txt").is_file()
+
+
+# Where the test clicks on the leave clip's first frame: on the target (positive), then beside it (negative).
+CLICKS = [((40, 120), False), ((100, 60), True)]
+# A click lands on a whole CSS pixel of a canvas scaled from the source: a pixel or two off.
+CLICK_SLACK_PX = 2
+
+
+def _click(driver, point, shift: bool) -> None:
+    """Click (with shift held when `shift`) at `point` (source pixels) on the page's canvas."""
+    canvas, rect, scale = _canvas(driver)
+    offset = (round(point[0] * scale - rect[0] / 2), round(point[1] * scale - rect[1] / 2))
+    chain = ActionChains(driver).move_to_element_with_offset(canvas, *offset)
+    if shift:
+        chain = chain.key_down(Keys.SHIFT).click().key_up(Keys.SHIFT)
+    else:
+        chain = chain.click()
+    chain.perform()
+
+
+def test_a_click_and_a_shift_click_arrive_as_points_on_the_frame_shown(demo_models, browser, tmp_path):
+    run, log, base, _ = _leave_run(demo_models, tmp_path)
+    try:
+        _open_page(browser, base, run, log)
+        for number, (point, negative) in enumerate(CLICKS, start=1):
+            before = _viewer(browser)["shown"]
+            _click(browser, point, negative)
+            answers = wait_for(lambda: len(a := _viewer(browser)["answers"]) >= number and a, PAGE_TIMEOUT_S,
+                               f"the server's answer to click {number}", run, log)
+            after = _viewer(browser)["shown"]
+            answer = answers[number - 1]
+            assert answer["kind"] == "points" and answer["id"] == 1, answer
+            assert before <= answer["frame"] <= after, (before, answer, after)
+            assert answer["labels"] == [0 if negative else 1], answer
+            (sent,) = answer["points"]
+            assert max(abs(sent[0] - point[0]), abs(sent[1] - point[1])) <= CLICK_SLACK_PX, (sent, point)
+        assert _viewer(browser)["answers"][0]["frame"] == 0, "the file holds its first frame until a prompt comes"
+        browser.find_element(By.ID, "stop").click()
+        assert run.wait(EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
+    finally:
+        stop_process(run)

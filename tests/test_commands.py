@@ -8,7 +8,7 @@ import json
 import paho.mqtt.client as mqtt
 import pytest
 
-from app.live.commands import parse_command, parse_track
+from app.live.commands import parse_command, parse_commands
 from app.live.control import TrackController
 from app.media.prompt import PromptError
 from app.publish.mqtt import PublishError, parse_publish_url
@@ -22,13 +22,13 @@ STRING_BOXES = [["10", 10, 20, 20], [10, 10, 20, "20.5"], ["10,10", 20, 20], [" 
 
 @pytest.mark.parametrize("box", STRING_BOXES)
 def test_a_string_where_a_number_belongs_is_refused(box):
-    for parse in (lambda b: parse_track({"box": b}), lambda b: parse_command(json.dumps({"box": b}).encode())):
+    for parse in (lambda b: parse_command({"box": b}), lambda b: parse_commands(json.dumps({"box": b}).encode())):
         with pytest.raises(PromptError, match="is not a JSON number"):
             parse(box)
 
 
 def test_numbers_still_make_a_box():
-    assert parse_track({"box": [10, 10.5, 20, 20]}).box == Box(10, 10.5, 20, 20)
+    assert parse_command({"box": [10, 10.5, 20, 20]}).prompt.box == Box(10, 10.5, 20, 20)
 
 
 def test_the_page_answers_400_to_a_string_box():
@@ -40,11 +40,11 @@ def test_the_page_answers_400_to_a_string_box():
         server.close()
     error = json.loads(body)["error"]
     assert code == 400 and '"10" is not a JSON number' in error and "\n" not in error
-    assert controller.take_prompts() == []
+    assert controller.take_commands() == []
 
 
-# The longest topic the run publishes: PREFIX/<object id up to 255>/state (or /track, as long).
-LONGEST_SUFFIX = "/255/state"
+# The longest topic the run publishes: PREFIX/<object id up to 255>/prompt (/state and /track are shorter).
+LONGEST_SUFFIX = "/255/prompt"
 MQTT_TOPIC_LIMIT = 65535  # bytes of UTF-8 (MQTT 3.1.1 section 1.5.3)
 
 

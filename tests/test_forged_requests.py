@@ -21,7 +21,7 @@ import pytest
 from loguru import logger
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.live.control import Prompt, TrackController
+from app.live.control import TrackController
 from app.media.sources import FolderSource
 from app.live.health import HealthCheck
 from app.serve.metrics import CONTENT_TYPE, RunMetrics
@@ -38,7 +38,7 @@ FOREIGN = "attacker.example"
 JSON = "application/json"
 TRACK_BODY = json.dumps({"box": [1, 2, 20, 20]}).encode()
 # Every state-changing route the app has, as a request: the route table is checked against this list below.
-STATE_CHANGES = [("POST", "/api/track", TRACK_BODY), ("DELETE", "/api/track/1", b""), ("POST", "/api/stop", b"")]
+STATE_CHANGES = [("POST", "/api/prompts", TRACK_BODY), ("POST", "/api/track", TRACK_BODY), ("DELETE", "/api/track/1", b""), ("POST", "/api/stop", b"")]
 # What a cross-site form can send without a CORS preflight (the HTML spec's form encodings).
 FORM_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
 READ_ROUTES = ["/", "/api/status", "/api/frame.jpg", "/api/stream", "/api/events", "/metrics", "/healthz"]
@@ -78,9 +78,8 @@ class Served:
 
     def untouched(self) -> bool:
         """Nothing reached the run: no prompt but the one queued at the start, no drop, no stop."""
-        prompts = self.controller.take_prompts()
-        return ([p.object_id for p in prompts] == [1] and prompts[0].box == START_BOX
-                and self.controller.take_drops() == [] and not self.controller.stopped)
+        prompts = [queued.command.prompt for queued in self.controller.take_commands()]
+        return ([p.obj_id for p in prompts] == [1] and prompts[0].box == START_BOX and not self.controller.stopped)
 
 
 START_BOX = Box(30, 20, 10, 10)
@@ -89,7 +88,7 @@ START_BOX = Box(30, 20, 10, 10)
 @pytest.fixture
 def served(tmp_path):
     served = Served(tmp_path)
-    served.controller.track(Prompt(START_BOX, object_id=1))  # a tracked object that a forged DELETE could drop
+    served.controller.track(START_BOX, 1)  # a tracked object that a forged DELETE could drop
     yield served
     served.server.close()
 
@@ -160,12 +159,14 @@ def test_the_allowed_names_are_served(served, host):
 def test_the_pages_own_requests_change_the_run(served):
     own = {"Host": f"127.0.0.1:{served.port}", "Origin": f"http://127.0.0.1:{served.port}",
            "Content-Type": "application/json; charset=utf-8"}
-    served.controller.take_prompts()
+    served.controller.take_commands()
     code, answer = served.send("POST", "/api/track", json.dumps({"box": [4, 4, 20, 20], "id": 2}).encode(), own)
     assert code == 200 and json.loads(answer)["id"] == 2
-    assert [p.object_id for p in served.controller.take_prompts()] == [2]
-    served.controller.track(Prompt(START_BOX, object_id=1))
-    assert served.send("DELETE", "/api/track/1", b"", own)[0] == 200 and served.controller.take_drops() == [1]
+    assert [q.command.prompt.obj_id for q in served.controller.take_commands()] == [2]
+    served.controller.track(START_BOX, 1)
+    assert served.send("DELETE", "/api/track/1", b"", own)[0] == 200
+    assert [(q.command.prompt.obj_id, q.command.kind) for q in served.controller.take_commands()] == [
+        (1, "reset"), (1, "remove")]
     # Behind a proxy that rewrites Host, the browser's Origin is the operator's name.
     proxied = {**own, "Origin": f"https://{ALLOWED}"}
     assert served.send("POST", "/api/stop", b"{}", proxied)[0] == 200 and served.controller.stopped

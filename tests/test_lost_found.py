@@ -24,7 +24,7 @@ from PIL import Image
 from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
-from app.live.control import Prompt, TrackController
+from app.live.control import TrackController
 from app.live.pipeline import TrackingLoop
 from app.media.sources import FolderSource
 from app.samurai.boxes import Box
@@ -123,7 +123,7 @@ def test_the_status_names_a_lost_objects_box_as_track_txt_does(demo_models, leav
             FolderSource(folder) as source:
         config = load_config(None, bundle.manifest.model_size)
         controller = TrackController(source.size)
-        controller.track(Prompt(Box(*truth[0])))
+        controller.track(Box(*truth[0]))
         loop = TrackingLoop(source, lambda: MultiObjectTracker(bundle, config),
                             controller, [], on_frame=lambda _stats: statuses.append(controller.status()))
         loop.run()

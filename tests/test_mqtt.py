@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import re
 import signal
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
 
-from tests.live_helpers import broker_log, free_port, start_broker, start_rtsp_server, start_run, stop_process, wait_for
+from tests.live_helpers import (MqttSubscriber, broker_log, free_port, start_broker, start_rtsp_server, start_run,
+                                stop_process, wait_for)
 
 PREFIX = "boards/b1"
 BOX = "20,100,40,40"  # the leave clip's first box
@@ -32,41 +31,11 @@ RETAINED_WAIT_S = 5.0
 REFUSED = 5  # the bad commands test_commands_start_and_drop_an_object_and_bad_ones_are_ignored sends
 
 
-class Subscriber:
-    """Everything published under PREFIX/#, as (topic, JSON or text, retained); resubscribes after a reconnect."""
+class Subscriber(MqttSubscriber):
+    """Everything published under PREFIX/# unless told another topic."""
 
     def __init__(self, port: int, topic: str = f"{PREFIX}/#"):
-        self.messages: list[tuple[str, object, bool]] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self._client.reconnect_delay_set(1, 1)
-        self._client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
-        self._client.on_subscribe = lambda *_: self._subscribed.set()
-        self._client.on_message = self._on_message
-        self._client.connect_async("127.0.0.1", port)
-        self._client.loop_start()
-        assert self._subscribed.wait(10.0), "the test subscriber could not subscribe"
-
-    def _on_message(self, client, userdata, message) -> None:
-        text = message.payload.decode()
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = text
-        with self._lock:
-            self.messages.append((message.topic, value, bool(message.retain)))
-
-    def on(self, topic: str) -> list:
-        with self._lock:
-            return [value for name, value, _ in self.messages if name == topic]
-
-    def publish(self, topic: str, payload: str) -> None:
-        self._client.publish(topic, payload, qos=1).wait_for_publish(10.0)
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        super().__init__(port, topic)
 
 
 @pytest.fixture

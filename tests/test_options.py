@@ -49,6 +49,10 @@ OPTION_CASES: dict[str, list[tuple[str, ...]] | str] = {
     "--boxes-file": [("--boxes-file", "{missing}"), ("--boxes-file", "{folder}"), ("--boxes-file", "{binary}"),
                      ("--boxes-file", "{unreadable}"), ("--boxes-file", "{empty}"), ("--boxes-file", "{nan_box}"),
                      ("--boxes-file", "{many_boxes}"), ("--boxes-file", "{long}")],
+    "--prompts": [("--prompts", "{missing}"), ("--prompts", "{folder}"), ("--prompts", "{binary}"),
+                  ("--prompts", "{empty}"), ("--prompts", "{box_file}"), ("--prompts", "{long}"),
+                  ("--prompts", "{no_frame_prompt}"), ("--prompts", "{points_no_labels}"),
+                  ("--video", STREAM, "--prompts", "{good_prompt}")],
     "--model-dir": [("--model-dir", "{missing}"), ("--model-dir", "{box_file}"), ("--model-dir", "{folder}"),
                     ("--model-dir", "{binary_manifest}"), ("--model-dir", "{list_manifest}"),
                     ("--model-dir", "{long}")],
@@ -156,7 +160,9 @@ def paths(tmp_path, read_only) -> dict[str, str]:
     made["folder"].mkdir()
     texts = {"box_file": BOX, "empty": "\n \n", "nan_box": "nan,1,4,4\n", "zero_box": "1,1,0,4\n",
              "many_boxes": f"{BOX}\n" * MANY, "token_file": "a-token\n", "list_yaml": "- 1\n- 2\n",
-             "long_line": "1," * 40_000 + "\n",
+             "long_line": "1," * 40_000 + "\n", "no_frame_prompt": '{"id": 1, "box": [1, 1, 4, 4]}\n',
+             "points_no_labels": '{"frame": 0, "id": 1, "points": [[1, 1]]}\n',
+             "good_prompt": '{"frame": 0, "id": 1, "box": [1, 1, 4, 4]}\n',
              "banana_yaml": "samurai: {kf_score_weight: banana}\n"}
     for name, text in texts.items():
         made[name] = tmp_path / f"{name}.txt"

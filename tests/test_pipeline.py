@@ -13,7 +13,7 @@ import pytest
 from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
-from app.live.control import Prompt, TrackController
+from app.live.control import TrackController
 from app.live.pipeline import Tracked, TrackingLoop
 from app.media.live_sources import CameraSource
 from app.samurai.boxes import Box
@@ -84,7 +84,7 @@ def test_live_source_faster_than_the_tracker(demo_models):
     camera = FastCamera(FAST_CAMERA_FPS, frames[0])
     source = CameraSource(0, capture_factory=lambda _device: camera)
     controller = TrackController(source.size)
-    controller.track(Prompt(Box(*boxes[0])))
+    controller.track(Box(*boxes[0]))
     loop = TrackingLoop(source, lambda: MultiObjectTracker(bundle, config), controller, [record])
     try:
         stats = loop.run()

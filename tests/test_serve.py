@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app import run
-from app.live.control import TrackController
+from app.live.control import LoopStatus, TrackController
 from app.media.prompt import PromptError, parse_bbox, validate_bbox
 from app.serve.address import ServeError, is_loopback, parse_serve
 from app.serve.hub import FrameHub
@@ -51,7 +51,7 @@ def test_bad_box_gets_400_with_the_cli_message(served, box, cli):
     controller, _, base = served
     code, body = http("POST", f"{base}/api/track", {"box": box})
     assert code == 400 and json.loads(body)["error"] == _cli_message(cli)
-    assert controller.take_prompts() == []
+    assert controller.take_commands() == []
 
 
 @pytest.mark.parametrize("body", [{"box": "1,2,3,4"}, {"frame": 3}, {"box": [1, 2, 3, 4], "frame": "x"},
@@ -61,22 +61,22 @@ def test_malformed_requests_get_400(served, body):
     controller, _, base = served
     code, answer = http("POST", f"{base}/api/track", body)
     assert code == 400 and "\n" not in json.loads(answer)["error"]
-    assert controller.take_prompts() == []
+    assert controller.take_commands() == []
 
 
-def test_track_prompts_on_the_frame_the_box_was_drawn_on(served):
-    controller, hub, base = served
-    shown = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    shown[10:20, 10:20] = 255
-    hub.publish(7, shown, keep=True)
+def test_track_prompts_on_a_frame_the_loop_holds_and_refuses_others(served):
+    """The loop holds frames 3..7 (a history of 5): a box on 7 is queued for 7; 8 is in the future, 2 gone."""
+    controller, _, base = served
+    controller.publish(LoopStatus(frame=7, held=range(3, 8), history=5))
     code, body = http("POST", f"{base}/api/track", {"box": [10, 10, 10, 10], "frame": 7})
     assert code == 200 and json.loads(body)["box"] == [10, 10, 10, 10]
-    (prompt,) = controller.take_prompts()
-    assert prompt.frame_index == 7 and np.abs(prompt.image.astype(int) - shown).max() < 16
-    # A frame no longer kept: the loop's current frame is used.
-    http("POST", f"{base}/api/track", {"box": [1, 1, 60, 40], "frame": 99})
-    (prompt,) = controller.take_prompts()
-    assert prompt.frame_index is None and prompt.image is None and prompt.box.w == 60
+    (queued,) = controller.take_commands()
+    assert queued.command.frame == 7 and queued.command.prompt.reset
+    code, body = http("POST", f"{base}/api/track", {"box": [1, 1, 60, 40], "frame": 8})
+    assert code == 400 and "frame 8 is in the future" in json.loads(body)["error"]
+    code, body = http("POST", f"{base}/api/track", {"box": [1, 1, 60, 40], "frame": 2})
+    assert code == 400 and "prompts can go back 5 frames (to frame 3" in json.loads(body)["error"]
+    assert controller.take_commands() == []
 
 
 def test_stop(served):

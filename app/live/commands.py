@@ -1,38 +1,80 @@
-"""The JSON requests that drive a run, shared by `POST /api/track` and MQTT's `PREFIX/cmd`.
+"""The one command schema of every door (--prompts, POST /api/prompts, MQTT's PREFIX/cmd, the page).
 
-    {"box": [x, y, w, h], "frame": optional index, "id": optional object id (default 1)}   start or restart
-    {"action": "drop", "id": ID}                                                             stop tracking ID
-    {"action": "stop"}                                                                       end the run
+    {"frame": K, "id": N, "box": [x, y, w, h]}                         a box (with "reset": true: start over)
+    {"frame": K, "id": N, "points": [[x, y], ...], "labels": [1, 0]}   clicks: 1 positive, 0 negative
+    {"frame": K, "id": N, "mask": MASK}                                a mask: a PNG file (--prompts) or base64 PNG
+    {"frame": K, "id": N, "remove": true}                              stop tracking N from frame K+1
+    {"action": "stop"}                                                 end the run (the network doors)
+    {"action": "drop", "id": N}                                        MQTT's older form of a removal
 
-Over HTTP the action is the route (POST /api/track, DELETE /api/track/ID, POST
-/api/stop); over MQTT it is the `action` field (`track` when left out). A
-malformed request raises `PromptError` with a one-line message.
+Box and points may come together; a mask comes alone. Coordinates are pixels of
+the source frame. `frame` may be left out on live doors (the newest frame). A
+request is one command or a list of them, applied together between two frames.
+What a command says by itself is checked here (`parse_command`) and against
+the frame's size (`fit`); whether its frame is still held and its id known is
+the dispatcher's (app/live/dispatch.py). Every refusal is a `PromptError` with
+a one-line message naming the problem and the fix.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
 
 from app.media.outputs import MAX_OBJECT_ID
-from app.media.prompt import PromptError, parse_bbox
+from app.media.prompt import PromptError, check_box, parse_bbox, shown, validate_bbox
 from app.samurai.boxes import Box
+from app.samurai.prompts import Prompt
 
-TRACK, DROP, STOP = "track", "drop", "stop"
+TRACK, DROP, STOP = "track", "drop", "stop"  # "track": a prompt (the default); "drop": the same as "remove": true
 ACTIONS = (TRACK, DROP, STOP)
-BODY_HELP = 'send JSON {"box": [x, y, w, h]} in source pixels, and "id": an object id 1..255 for several objects'
+FIELDS = ("frame", "id", "box", "points", "labels", "mask", "remove", "reset", "action")
+BODY_HELP = ('send JSON {"frame": K, "id": N, "box": [x, y, w, h]} or "points": [[x, y], ...] with "labels": '
+             '[1 or 0, ...], "mask": PNG, or "remove": true, in source pixels (docs/service.md)')
+# The kinds a `prompt` record names (docs/service.md).
+BOX, POINTS, BOX_POINTS, MASK, REMOVE, RESET = "box", "points", "box+points", "mask", "remove", "reset"
+POSITIVE, NEGATIVE = 1, 0
+BASE64_PREFIX = "data:image/png;base64,"
 
 
 @dataclass(frozen=True)
 class Command:
-    action: str
-    object_id: int | None = None
-    box: Box | None = None
+    """A prompt for frame `frame` (None: the newest frame), or a stop (`prompt` None)."""
+
+    prompt: Prompt | None
     frame: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return prompt_kind(self.prompt) if self.prompt is not None else STOP
+
+
+def prompt_kind(prompt: Prompt) -> str:
+    """What a `prompt` record calls this prompt."""
+    if prompt.remove:
+        return REMOVE
+    if prompt.mask is not None:
+        return MASK
+    if prompt.box is not None:
+        if prompt.reset:
+            return RESET
+        return BOX_POINTS if prompt.points else BOX
+    return POINTS
 
 
 def valid_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_OBJECT_ID
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _object_id(body: dict) -> int:
@@ -42,50 +84,154 @@ def _object_id(body: dict) -> int:
     return object_id
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _frame(body: dict) -> int | None:
+    frame = body.get("frame")
+    if frame is not None and (not isinstance(frame, int) or isinstance(frame, bool) or frame < 0):
+        raise PromptError(f"frame {shown(str(frame))} is not a frame index (an integer from 0); give one or leave it "
+                          "out for the newest frame")
+    return frame
 
 
 def _box(value: object) -> Box:
-    """The JSON box as a `Box`, with the command line's messages for a malformed one.
-
-    Each value must be a JSON number: a string such as "10" (or "1,2", which would read as two values) is
-    refused, so that a client's bug does not pass for a box.
-    """
+    """The JSON box as a `Box`; each value must be a JSON number (a string such as "10" is a client's bug)."""
     if not isinstance(value, list):
-        raise PromptError(f"box {value!r} is not a list [x, y, w, h]; {BODY_HELP}")
+        raise PromptError(f"box {shown(str(value))} is not a list [x, y, w, h]; {BODY_HELP}")
     box = parse_bbox(",".join(str(v) for v in value))
-    # What parse_bbox read as numbers but JSON holds as something else: strings, in practice.
     wrong = [v for v in value if not _is_number(v)]
     if wrong:
         raise PromptError(f"box value {json.dumps(wrong[0])} is not a JSON number (no quotes); {BODY_HELP}")
-    return box
+    return check_box(box)
 
 
-def parse_track(body: object) -> Command:
-    """A start/restart request; the box is checked against the frame later, by the controller."""
-    if not isinstance(body, dict) or "box" not in body:
-        raise PromptError(f"no box given; {BODY_HELP}")
-    frame = body.get("frame")
-    if frame is not None and (not isinstance(frame, int) or isinstance(frame, bool) or frame < 0):
-        raise PromptError(f"frame {frame!r} is not a frame index (an integer from 0); give one or leave it out")
-    object_id = _object_id(body)
-    return Command(TRACK, object_id, _box(body["box"]), frame)
+def _points(body: dict) -> tuple[tuple[tuple[float, float], ...], tuple[int, ...]]:
+    points, labels = body.get("points"), body.get("labels")
+    if points is None and labels is None:
+        return (), ()
+    if points is None or labels is None:
+        raise PromptError('points and labels come together: "points": [[x, y], ...] and "labels": [1 or 0, ...], '
+                          "one label per point")
+    if not isinstance(points, list) or not points or not all(
+            isinstance(p, list) and len(p) == 2 and all(_is_number(v) and math.isfinite(v) for v in p)
+            for p in points):
+        raise PromptError(f"points {shown(json.dumps(points))} is not a list of [x, y] pairs of numbers; "
+                          'write "points": [[x, y], ...] in source pixels')
+    if not isinstance(labels, list) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                               and v in (POSITIVE, NEGATIVE) for v in labels):
+        raise PromptError(f"labels {shown(json.dumps(labels))} must be 1 (positive) or 0 (negative), one per point")
+    if len(labels) != len(points):
+        raise PromptError(f"{len(points)} points but {len(labels)} labels; give one label (1 or 0) per point")
+    return tuple((float(x), float(y)) for x, y in points), tuple(labels)
 
 
-def parse_command(payload: bytes) -> Command:
-    """A request with its `action` (MQTT's `PREFIX/cmd`)."""
-    try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise PromptError(f"the command is not JSON; {BODY_HELP}, or {{\"action\": \"drop\"|\"stop\"}}") from None
+def _decode_png(data: bytes, where: str) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    if image is None:
+        raise PromptError(f"the mask {where} is not a PNG image; give a PNG whose non-zero pixels are the object")
+    return image > 0
+
+
+def read_mask(value: object, folder: Path | None) -> np.ndarray:
+    """A mask from a PNG file under `folder` (a prompt file's own folder), or, with `folder` None (the network
+    doors), from base64 PNG (with or without a data: URL prefix)."""
+    if not isinstance(value, str) or not value:
+        raise PromptError('"mask" must be a PNG: a file name in a prompt file, base64 PNG over the network')
+    if folder is not None:
+        path = folder / value
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PromptError(f"mask file {shown(str(path))} cannot be read ({exc.strerror or exc}); give the path "
+                              "of a PNG, relative to the prompt file") from None
+        mask = _decode_png(data, shown(str(path)))
+    else:
+        text = value.removeprefix(BASE64_PREFIX)
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise PromptError('"mask" is not base64; send the PNG file base64-encoded') from None
+        mask = _decode_png(data, "sent")
+    if not mask.any():
+        raise PromptError("the mask is empty (no non-zero pixel); mark the object's pixels, or send a box")
+    return mask
+
+
+def parse_command(body: object, mask_folder: Path | None = None) -> Command:
+    """One command from its JSON value: everything that can be checked without the frame."""
     if not isinstance(body, dict):
-        raise PromptError(f"the command is not a JSON object; {BODY_HELP}")
+        raise PromptError(f"a command is a JSON object; {BODY_HELP}")
+    unknown = sorted(str(key) for key in body if key not in FIELDS)
+    if unknown:
+        raise PromptError(f"unknown field {shown(unknown[0])}; the fields are {', '.join(FIELDS)}")
     action = body.get("action", TRACK)
     if action not in ACTIONS:
-        raise PromptError(f"action {action!r} is not one of {', '.join(ACTIONS)}")
-    if action == TRACK:
-        return parse_track(body)
-    if action == DROP:
-        return Command(DROP, _object_id(body))
-    return Command(STOP)
+        raise PromptError(f"action {shown(str(action))} is not one of {', '.join(ACTIONS)}")
+    if action == STOP:
+        return Command(None)
+    frame, object_id = _frame(body), _object_id(body)
+    for flag in ("remove", "reset"):
+        if flag in body and not isinstance(body[flag], bool):
+            raise PromptError(f'"{flag}" is {shown(str(body[flag]))}; write true or leave it out')
+    if action == DROP or body.get("remove"):
+        extra = [key for key in ("box", "points", "labels", "mask", "reset") if key in body]
+        if extra:
+            raise PromptError(f'"remove" comes alone, without "{extra[0]}"; send the removal and the prompt apart')
+        return Command(Prompt(object_id, remove=True), frame)
+    box = _box(body["box"]) if "box" in body else None
+    points, labels = _points(body)
+    mask = None
+    if "mask" in body:
+        if box is not None or points:
+            raise PromptError('a mask comes alone, without "box" or "points"; send them as two commands')
+        mask = read_mask(body["mask"], mask_folder)
+    if body.get("reset") and (box is None or points):
+        raise PromptError('"reset" starts an object over from a box alone; give "box": [x, y, w, h] without points')
+    if box is None and not points and mask is None:
+        raise PromptError(f"the command gives no box, points, mask or remove; {BODY_HELP}")
+    return Command(Prompt(object_id, points, labels, box, mask, reset=bool(body.get("reset"))), frame)
+
+
+def follow_ids(prompt: Prompt, known: set[int]) -> None:
+    """Follow the ids tracked (`known`) through a prompt: removing one that is not tracked is refused."""
+    if not prompt.remove:
+        known.add(prompt.obj_id)
+        return
+    if prompt.obj_id not in known:
+        raise PromptError(f"object {prompt.obj_id} is not tracked, so it cannot be removed; the tracked ones are "
+                          f"{sorted(known) or 'none'}")
+    known.discard(prompt.obj_id)
+
+
+def parse_commands(payload: bytes | str) -> list[Command]:
+    """A network request: one command or a non-empty list of them, as JSON."""
+    try:
+        body = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise PromptError(f"the command is not JSON; {BODY_HELP}") from None
+    bodies = body if isinstance(body, list) else [body]
+    if not bodies:
+        raise PromptError(f"the list of commands is empty; {BODY_HELP}")
+    commands = []
+    for number, item in enumerate(bodies, start=1):
+        try:
+            commands.append(parse_command(item))
+        except PromptError as exc:
+            raise (PromptError(f"command {number}: {exc}") if len(bodies) > 1 else exc) from None
+    return commands
+
+
+def fit(command: Command, width: int, height: int) -> Command:
+    """The command checked against the source frame's size: a box clipped to it, points and mask inside it."""
+    prompt = command.prompt
+    if prompt is None or prompt.remove:
+        return command
+    for x, y in prompt.points:
+        if not (0 <= x < width and 0 <= y < height):
+            raise PromptError(f"point [{x:g}, {y:g}] lies outside the {width}x{height} frame; click inside it "
+                              "(x from 0 to the width, y from 0 to the height, in source pixels)")
+    if prompt.mask is not None and prompt.mask.shape != (height, width):
+        mask_h, mask_w = prompt.mask.shape
+        raise PromptError(f"the mask is {mask_w}x{mask_h} but the frame is {width}x{height}; give a mask of the "
+                          "frame's size")
+    if prompt.box is not None:
+        prompt = replace(prompt, box=validate_bbox(prompt.box, width, height))
+    return replace(command, prompt=prompt)

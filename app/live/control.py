@@ -1,10 +1,13 @@
-"""What the user asks of a running tracking loop (start, restart, stop) and what it reports back.
+"""What the user asks of a running tracking loop (prompts, stop) and what it reports back.
 
-The web page, a script or the command line talk to the loop only through a
-`TrackController`: they post prompts and a stop, and read the status the loop
-publishes after every frame. Objects are keyed by an id so that one controller
-holds several; a prompt without an id is for `DEFAULT_OBJECT`, object 1 (the
-first of the command line's boxes).
+The web page, MQTT, the window or the command line talk to the loop only
+through a `TrackController`: they submit commands (app/live/commands.py) and a
+stop, and read the status the loop publishes after every frame. `submit` checks
+a command against the frame's size and what the loop last published (the frames
+it holds, the objects it tracks), so a door answers a bad one at once; the loop
+applies the rest between two frames (app/live/dispatch.py). Objects are keyed by
+an id; a command without an id is for `DEFAULT_OBJECT`, object 1 (the first of
+the command line's boxes).
 """
 
 from __future__ import annotations
@@ -13,27 +16,27 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
+from collections.abc import Callable
 
-from app.media.prompt import validate_bbox
+from app.live.commands import Command, fit, follow_ids
+from app.live.frame_history import frame_refusal
+from app.media.prompt import PromptError
 from app.samurai.boxes import Box
+from app.samurai.prompts import Prompt
 
 DEFAULT_OBJECT = 1
 # Besides the tracker's own states (app.samurai.tracker TRACKING, LOST): no box yet, and the run is over.
 WAITING, ENDED = "waiting", "ended"
 
 
+# What a door hears of a command the loop refused after the door accepted it (the frame fell out meanwhile).
+Refused = Callable[[str], None]
+
+
 @dataclass(frozen=True)
-class Prompt:
-    """A box to (re)start tracking object `object_id` on frame `frame_index` (None: the next frame).
-
-    `image` is that frame as the user saw it, when it is no longer the loop's current frame.
-    """
-
-    box: Box
-    frame_index: int | None = None
-    image: np.ndarray | None = None
-    object_id: int = DEFAULT_OBJECT
+class Queued:
+    command: Command
+    on_refused: Refused | None = None
 
 
 @dataclass
@@ -55,6 +58,8 @@ class LoopStatus:
     dropped: int = 0
     ended: bool = False
     objects: dict[int, ObjectStatus] = field(default_factory=dict)
+    held: range = range(0)  # the frames a prompt may name (app/live/frame_history.py)
+    history: int = 0  # how many frames the loop holds at most
 
 
 class TrackController:
@@ -63,8 +68,7 @@ class TrackController:
     def __init__(self, frame_size: tuple[int, int]):
         self.frame_size = frame_size
         self._lock = threading.Lock()
-        self._prompts: dict[int, Prompt] = {}
-        self._drops: set[int] = set()
+        self._queue: list[Queued] = []
         self._prompted = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._status = LoopStatus()
@@ -72,25 +76,54 @@ class TrackController:
 
     # -- requests (any thread) ----------------------------------------------------------
 
-    def track(self, prompt: Prompt) -> Box:
-        """Queue a prompt; a box that cannot be one raises `PromptError` with the CLI's message."""
+    def submit(self, commands: list[Command], on_refused: Refused | None = None) -> list[Command]:
+        """Queue commands for the loop, all or none, as checked (a box clipped to the frame).
+
+        A command that cannot apply raises `PromptError` with a one-line message: out of the frame, on a frame
+        not held (in the future or past the history), removing an object that is not tracked.
+        """
         width, height = self.frame_size
-        checked = Prompt(validate_bbox(prompt.box, width, height), prompt.frame_index, prompt.image, prompt.object_id)
         with self._prompted:
-            self._prompts[prompt.object_id] = checked
-            self._drops.discard(prompt.object_id)
+            status = self._status
+            known = {k for k, v in status.objects.items() if v.state != WAITING}
+            known |= {q.command.prompt.obj_id for q in self._queue if q.command.prompt is not None}
+            checked = []
+            for number, command in enumerate(commands, start=1):
+                try:
+                    checked.append(self._check(fit(command, width, height), status, known))
+                except PromptError as exc:
+                    raise (PromptError(f"command {number}: {exc}") if len(commands) > 1 else exc) from None
+            self._queue += [Queued(command, on_refused) for command in checked if command.prompt is not None]
             self._prompted.notify_all()
-        return checked.box
+        if any(command.prompt is None for command in checked):
+            self.stop()
+        return checked
+
+    @staticmethod
+    def _check(command: Command, status: LoopStatus, known: set[int]) -> Command:
+        """The command if its frame is held and the object it removes known (`known` follows the batch)."""
+        prompt = command.prompt
+        if prompt is None:
+            return command
+        if command.frame is not None and status.history:
+            refusal = frame_refusal(command.frame, status.held, status.history)
+            if refusal is not None:
+                raise PromptError(refusal)
+        follow_ids(prompt, known)
+        return command
+
+    def track(self, box: Box, object_id: int = DEFAULT_OBJECT, frame: int | None = None) -> Box:
+        """Start (or start over) `object_id` from a box; the box as checked (clipped to the frame)."""
+        (command,) = self.submit([Command(Prompt(object_id, box=box, reset=True), frame)])
+        return command.prompt.box
 
     def drop(self, object_id: int) -> bool:
         """Stop tracking an object from the next frame on; False when no such object is tracked or queued."""
-        with self._lock:
-            shown = self._status.objects.get(object_id)
-            known = (shown is not None and shown.state != WAITING) or object_id in self._prompts
-            self._prompts.pop(object_id, None)
-            if known:
-                self._drops.add(object_id)
-        return known
+        try:
+            self.submit([Command(Prompt(object_id, remove=True))])
+        except PromptError:
+            return False
+        return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -106,21 +139,16 @@ class TrackController:
 
     # -- the loop's side ----------------------------------------------------------------
 
-    def take_prompts(self) -> list[Prompt]:
+    def take_commands(self) -> list[Queued]:
         with self._lock:
-            prompts, self._prompts = list(self._prompts.values()), {}
-        return prompts
-
-    def take_drops(self) -> list[int]:
-        with self._lock:
-            drops, self._drops = sorted(self._drops), set()
-        return drops
+            queued, self._queue = self._queue, []
+        return queued
 
     def wait_for_prompt(self, timeout_s: float) -> bool:
-        """Block until a prompt or a stop arrives, or `timeout_s` passes; True when a prompt is pending."""
+        """Block until a command or a stop arrives, or `timeout_s` passes; True when a command is pending."""
         with self._prompted:
-            self._prompted.wait_for(lambda: self._prompts or self._stop.is_set(), timeout_s)
-            return bool(self._prompts)
+            self._prompted.wait_for(lambda: self._queue or self._stop.is_set(), timeout_s)
+            return bool(self._queue)
 
     def publish(self, status: LoopStatus) -> None:
         with self._lock:

@@ -24,7 +24,10 @@ closed complete up to there, and the first such error is the run's `failure`.
 
 The tracker knows nothing of this: it is called from one thread, one frame at a time.
 What to track comes from a `TrackController` (the command line's boxes, the web
-page): objects are added, restarted and dropped by id between two frames.
+page, MQTT) and from a prompt file's commands scheduled by frame: the command
+line's boxes start on the first frame; every other prompt for frame K is applied
+after frame K was tracked and before it is written (`PromptDispatcher`), on a
+decoded frame the loop still holds (`FrameHistory`).
 """
 
 from __future__ import annotations
@@ -38,12 +41,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from loguru import logger
 
-from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Prompt, TrackController
+from app.live.commands import REMOVE, Command
+from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Queued, TrackController
+from app.live.dispatch import AppliedPrompt, PromptDispatcher
+from app.live.frame_history import FrameHistory
 from app.live.latency import LatencyStats
+from app.media.prompt import PromptError
 from app.media.whole_files import OutputFailed
 from app.media.sources import Frame, FrameSource
 from app.samurai.boxes import box_or_missing
-from app.samurai.multi_tracker import MultiObjectTracker
+from app.samurai.multi_tracker import MultiFrameResult, MultiObjectTracker
 from app.samurai.tracker import FrameResult, PendingFrame
 
 # Prepared frames waiting for the models (files): enough to hide a slow decode.
@@ -71,7 +78,8 @@ class Tracked:
     """What the outputs get for one frame: each object's result (its mask, box and state), by object id.
 
     No results: a frame only shown (waiting for a box). `record` is False for a
-    frame whose lines are already written (the old frame a restart was drawn on).
+    frame whose lines are already written (an older frame a prompt was given on).
+    `prompts`: the prompts applied on this frame (the result stream's `prompt` records).
     """
 
     frame: Frame
@@ -80,6 +88,7 @@ class Tracked:
     ready: float = field(default_factory=time.monotonic)  # when the result was ready
     timings: dict[str, float] = field(default_factory=dict)  # the frame's stages (ms), shared ones once
     dropped: list[int] = field(default_factory=list)  # objects the user stopped tracking before this frame
+    prompts: list[AppliedPrompt] = field(default_factory=list)
 
     @property
     def result(self) -> FrameResult | None:
@@ -102,6 +111,7 @@ class LoopStats:
     latency: LatencyStats = field(default_factory=LatencyStats)
     step: LatencyStats = field(default_factory=LatencyStats)
     dropped: int = 0
+    prompts: list[AppliedPrompt] = field(default_factory=list)  # every prompt applied, in order
 
     @property
     def fps(self) -> float:
@@ -317,6 +327,7 @@ class TrackingLoop:
         overlap: bool = True,
         max_frames: int | None = None,
         on_frame: Callable[[LoopStats], None] | None = None,
+        scheduled: dict[int, list[Command]] | None = None,
     ):
         self.source = source
         self.make_tracker = make_tracker
@@ -329,6 +340,11 @@ class TrackingLoop:
         self.stats = LoopStats()
         self.guard = OutputGuard(controller.stop)
         self._tracker = make_tracker()
+        self.history = FrameHistory(self._tracker.config.prompt_history)
+        self.dispatcher = PromptDispatcher(self.history)
+        # A prompt file's commands by frame (--prompts), applied when that frame has been tracked.
+        self._scheduled = {k: [Queued(c) for c in v] for k, v in (scheduled or {}).items()}
+        self._pending: list[Queued] = []  # commands given before the first frame that wait for it
         self._tracking = False  # any object to track; read by the feed thread
         self._last_recorded = -1
         self._objects: dict[int, ObjectStatus] = {}
@@ -364,19 +380,17 @@ class TrackingLoop:
         (`failure`); outputs are complete."""
         self._feed = _Feed(self.source, self._prepare, self.pipelined)
         writer = _Writer(self.outputs, self.pipelined, self.guard)
+        self._first_boxes()
         try:
             while not self.controller.stopped:
                 item, encoding = self._ahead or (self._feed.get(lambda: self.controller.stopped), None)
                 self._ahead = None
                 if item is None:
                     break
-                if not self._tracking and not self.source.is_live:
+                self.history.add(item.frame)
+                if not self._tracking and not self.source.is_live and not self._scheduled_from(item.frame.index):
                     self._hold(item.frame, writer)
-                if not self._start_prompts(item.frame, writer):
-                    writer.put(Tracked(item.frame, dropped=self._take_dropped()))
-                    self._publish(item.frame.index)
-                    continue
-                self._track(item, encoding, writer)
+                self._frame(item, encoding, writer)
                 if self.max_frames and self.stats.frames >= self.max_frames:
                     break
         finally:
@@ -388,9 +402,26 @@ class TrackingLoop:
                 self._publish(self._last_recorded, ended=True)
         return self.stats
 
+    def _first_boxes(self) -> None:
+        """The boxes given before the loop starts with no frame (the command line's) start on the first frame, as
+        the official predictor's first prompt; any other command waits for that frame to be tracked."""
+        for queued in self.controller.take_commands():
+            prompt = queued.command.prompt
+            if queued.command.frame is None and prompt.box is not None and not prompt.points and not prompt.remove:
+                self._tracker.add(prompt.obj_id, prompt.box.xyxy())
+                self._objects.setdefault(prompt.obj_id, ObjectStatus())
+                logger.info("started tracking box {} as object {} from the first frame", prompt.box, prompt.obj_id)
+            else:
+                self._pending.append(queued)
+        self._tracking = bool(self._tracker.objects)
+
+    def _scheduled_from(self, index: int) -> bool:
+        """Whether the prompt file has prompts for this frame or a later one (a file then does not wait)."""
+        return any(frame >= index for frame in self._scheduled)
+
     def _hold(self, frame: Frame, writer: _Writer) -> None:
         """A file waiting for its first box shows this frame until a box (or a stop) comes."""
-        writer.put(Tracked(frame))
+        writer.put(Tracked(frame, dropped=self._take_dropped()))
         self._publish(frame.index)
         if self.controller.wait_for_prompt(0.0):
             return
@@ -399,61 +430,92 @@ class TrackingLoop:
             writer.check()
             self._publish(frame.index)  # waiting is not stuck (the health check)
 
-    def _start_prompts(self, frame: Frame, writer: _Writer) -> bool:
-        """Drop, start or restart objects as asked; True when any object is tracked."""
-        for object_id in self.controller.take_drops():
-            if object_id in self._tracker.objects:
-                self._tracker.remove(object_id)
-                logger.info("stopped tracking object {} at frame {}", object_id, frame.index)
-            self._objects.pop(object_id, None)
-            self._dropped.append(object_id)
-        for prompt in self.controller.take_prompts():
-            self._start(prompt, frame, writer)
+    def _frame(self, item: Prepared, encoding: PendingFrame | None, writer: _Writer) -> None:
+        """Track the frame (when any object is), apply the prompts due on it, then hand it to the outputs."""
+        frame = item.frame
+        started = time.monotonic()
+        dropped = self._take_dropped()  # before this frame; one removed on it is dropped from the next
+        step = self._step(item, encoding) if self._tracking else MultiFrameResult(frame.index, {})
+        results, timings = dict(step.objects), dict(step.timings)
+        applied = self._dispatch(frame, results, timings, writer)
         self._tracking = bool(self._tracker.objects)
-        return self._tracking
+        if not results:
+            writer.put(Tracked(frame, dropped=dropped, prompts=applied))
+            self._publish(frame.index)
+            return
+        if item.model_input is not None:
+            timings["preprocess"] = item.prepare_ms
+        self._finish(Tracked(frame, results, timings=timings, dropped=dropped, prompts=applied), started, writer)
 
-    def _start(self, prompt: Prompt, frame: Frame, writer: _Writer) -> None:
-        object_id = prompt.object_id
-        restart = object_id in self._tracker.objects
-        box = prompt.box.xyxy()
-        older = prompt.image is not None and prompt.frame_index is not None and prompt.frame_index < frame.index
-        if older:
-            # Prompt on the frame the box was drawn on; its line is written unless it already is.
-            shown = Frame(prompt.frame_index, prompt.image, frame.timestamp, frame.captured)
-            result = self._tracker.start_on(object_id, shown.index, shown.image, box)
-            record = shown.index > self._last_recorded
-            writer.put(Tracked(shown, {object_id: result}, record, timings=dict(result.timings)))
-            if record:
-                self._last_recorded = shown.index
-        else:
-            self._tracker.add(object_id, box)
-        self._objects.setdefault(object_id, ObjectStatus())
-        at = prompt.frame_index if older else frame.index
-        logger.info("{} tracking box {} as object {} from frame {}", "restarted" if restart else "started",
-                    prompt.box, object_id, at)
+    def _dispatch(self, frame: Frame, results: dict[int, FrameResult], timings: dict[str, float],
+                  writer: _Writer) -> list[AppliedPrompt]:
+        """Apply the prompts due now (the prompt file's for this frame, then the doors'); `results` (this frame's)
+        take the corrected ones. A prompt refused here is one warning, and the door that sent it is told."""
+        due = [*self._scheduled.pop(frame.index, []), *self._pending, *self.controller.take_commands()]
+        self._pending = []
+        applied = []
+        for queued in due:
+            prompt = queued.command.prompt
+            restart = prompt.obj_id in self._tracker.objects
+            try:
+                outcome = self.dispatcher.apply(self._tracker, queued.command, frame)
+            except PromptError as exc:
+                logger.warning("prompt for object {} refused: {}", prompt.obj_id, exc)
+                if queued.on_refused is not None:
+                    queued.on_refused(str(exc))
+                continue
+            done, result = outcome.applied, outcome.result
+            self.stats.prompts.append(done)
+            if prompt.box is not None and not prompt.points:
+                logger.info("{} tracking box {} as object {} from frame {}", "restarted" if restart else "started",
+                            prompt.box, done.obj_id, done.frame)
+            else:
+                logger.info("{} prompt applied to object {} on frame {}", done.kind, done.obj_id, done.frame)
+            if done.kind == REMOVE:
+                self._objects.pop(done.obj_id, None)
+                self._dropped.append(done.obj_id)
+                applied.append(done)
+                continue
+            self._objects[done.obj_id] = ObjectStatus(result.state, box_or_missing(result.box),
+                                                      round(result.object_score, 3))
+            if outcome.frame.index == frame.index:
+                results[done.obj_id] = result
+                applied.append(done)
+                for stage, ms in result.timings.items():
+                    timings[stage] = timings.get(stage, 0.0) + ms
+            else:
+                # An older frame: its line is written unless it already is; the page has moved past it.
+                record = outcome.frame.index > self._last_recorded
+                writer.put(Tracked(outcome.frame, {done.obj_id: result}, record, timings=dict(result.timings),
+                                   prompts=[done]))
+                if record:
+                    self._last_recorded = outcome.frame.index
+        return applied
 
     def _take_dropped(self) -> list[int]:
         dropped, self._dropped = self._dropped, []
         return dropped
 
-    def _track(self, item: Prepared, encoding: PendingFrame | None, writer: _Writer) -> None:
+    def _step(self, item: Prepared, encoding: PendingFrame | None) -> MultiFrameResult:
+        """Every tracked object's step on this frame (its encoder already submitted when overlapped)."""
         frame = item.frame
         if self._tracking_since is None:
             self._tracking_since = time.monotonic() - item.prepare_ms / MS_PER_S
-        model_input = item.model_input
-        started = time.monotonic()
         if encoding is not None:
             encoded = encoding.wait()
         else:
-            encoded = self._tracker.encoder.encode(frame.index, frame.image, model_input)
+            encoded = self._tracker.encoder.encode(frame.index, frame.image, item.model_input)
         if self.overlap and not (self.max_frames and self.stats.frames + 1 >= self.max_frames):
             self._take_ahead()
-        step = self._tracker.track(encoded)
-        done = time.monotonic()
-        timings = dict(step.timings)
-        if model_input is not None:
-            timings["preprocess"] = item.prepare_ms
-        writer.put(Tracked(frame, step.objects, ready=done, timings=timings, dropped=self._take_dropped()))
+        return self._tracker.track(encoded)
+
+    def _finish(self, tracked: Tracked, started: float, writer: _Writer) -> None:
+        """Hand a tracked frame to the outputs and count it."""
+        frame, results, timings = tracked.frame, tracked.results, tracked.timings
+        done = tracked.ready = time.monotonic()
+        if self._tracking_since is None:  # the first objects came from prompts on this frame
+            self._tracking_since = started
+        writer.put(tracked)
         self._last_recorded = frame.index
         stats = self.stats
         stats.frames += 1
@@ -464,7 +526,9 @@ class TrackingLoop:
         stats.dropped = self.dropped
         for stage, ms in timings.items():
             stats.stage_ms[stage] = stats.stage_ms.get(stage, 0.0) + ms
-        for object_id, result in step.objects.items():
+        for object_id, result in results.items():
+            if object_id not in self._tracker.objects:
+                continue  # removed on this frame: its result here is its last
             # The status shows a lost object's box as track.txt writes it.
             score = round(result.object_score, 3)
             self._objects[object_id] = ObjectStatus(result.state, box_or_missing(result.box), score)
@@ -497,5 +561,7 @@ class TrackingLoop:
                 dropped=self.dropped,
                 ended=ended,
                 objects=objects,
+                held=self.history.held(),
+                history=self.history.length,
             )
         )

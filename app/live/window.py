@@ -12,7 +12,7 @@ import os
 import cv2
 from loguru import logger
 
-from app.live.control import Prompt, TrackController
+from app.live.control import TrackController
 from app.live.pipeline import Tracked
 from app.media.drawing import annotate
 from app.media.prompt import PromptError
@@ -48,7 +48,7 @@ class DesktopWindow:
         if not item.results:
             if not self._asked:
                 self._asked = True
-                self.controller.track(Prompt(self._draw(item), item.frame.index, item.frame.image))
+                self.controller.track(self._draw(item), frame=item.frame.index)
             return
         if not item.record:
             return

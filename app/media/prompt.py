@@ -50,7 +50,7 @@ def parse_bbox(text: str) -> Box:
     return Box(*values)
 
 
-def _box_lines(path: Path, option: str, fix: str) -> Iterator[tuple[int, str]]:
+def text_lines(path: Path, option: str, fix: str) -> Iterator[tuple[int, str]]:
     """(line number, line) of each non-empty line, read lazily; anything that is not a text file is a
     `PromptError` naming the option, never a decoding traceback."""
     if not path.exists():
@@ -77,7 +77,7 @@ def _box_lines(path: Path, option: str, fix: str) -> Iterator[tuple[int, str]]:
 def read_bbox_file(path: Path | str) -> Box:
     """`--bbox-file`: the box on the first non-empty line, e.g. line 1 of a LaSOT `groundtruth.txt`."""
     path = Path(path)
-    for _, line in _box_lines(path, BBOX_FILE, f"write x,y,w,h on its first line or {_FIX}"):
+    for _, line in text_lines(path, BBOX_FILE, f"write x,y,w,h on its first line or {_FIX}"):
         try:
             return check_box(parse_bbox(line))
         except PromptError as exc:
@@ -91,7 +91,7 @@ def read_boxes_file(path: Path | str, max_objects: int) -> list[tuple[int, Box]]
     path = Path(path)
     fix = "write one x,y,w,h box per line"
     boxes = []
-    for number, line in _box_lines(path, BOXES_FILE, fix):
+    for number, line in text_lines(path, BOXES_FILE, fix):
         if len(boxes) == max_objects:
             raise PromptError(f"{BOXES_FILE} {path} has more than {max_objects} boxes; "
                               f"at most {max_objects} objects (ids 1..{max_objects}) can be tracked")

@@ -13,6 +13,13 @@ tracking it; box null) or `ended` (the run is over; box null). Every record
 carries `run`, the run's start (summary.json's `started`), so that the runs a
 restarted service appends to one file stay apart.
 
+Every prompt applied (a click, a box, a mask, a removal, from any door) is a
+`prompt` record before the frame's `track` records:
+
+    {"type": "prompt", "frame": 12, "id": 2, "kind": "points"}
+
+`kind` is box, points, box+points, mask, remove or reset (app/live/commands.py).
+
 A sink that fails while the run goes on (a broker's client, a reader that went
 away) is closed with one warning and tracking goes on; a result file that cannot
 be written (`WriteFailed`) stops the run instead (app/live/pipeline.py).
@@ -24,12 +31,14 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from app.live.dispatch import PROMPT
 from app.live.pipeline import Tracked
 from app.media.whole_files import WriteFailed
 from app.samurai.boxes import BoxXYWH
 from app.samurai.tracker import LOST
 
 TRACK, STATE = "track", "state"
+RECORD_TYPES = (TRACK, STATE, PROMPT)
 ADDED, LOST_EVENT, FOUND, DROPPED, ENDED = "added", "lost", "found", "dropped", "ended"
 TIME_DECIMALS = 3
 SCORE_DECIMALS = 3
@@ -80,6 +89,8 @@ class EventStream:
         for object_id in item.dropped:
             if self._states.pop(object_id, None) is not None:
                 records.append(state_record(track_record(frame, time_s, object_id, DROPPED, None, None), DROPPED))
+        for applied in item.prompts:
+            records.append(applied.record())
         if item.record and item.results:
             self._frame, self._time = frame, time_s
             for object_id, result in sorted(item.results.items()):

@@ -2,9 +2,12 @@
 
     PREFIX/<id>/track   every tracked frame's record (QoS 0)
     PREFIX/<id>/state   state changes (QoS 1, retained: a late subscriber sees the last state)
+    PREFIX/<id>/prompt  each prompt applied to the object (QoS 1)
     PREFIX/status       `online`, and `offline` when the run ends or dies (retained; the Last Will)
-    PREFIX/cmd          commands in, the JSON of app/live/commands.py (the broker's authentication guards it)
-    PREFIX/error        why a command was refused (QoS 1): the reason its warning line gives, for the sender
+    PREFIX/cmd          commands in, the JSON of app/live/commands.py (the broker's authentication guards it);
+                        they reach the loop's own frame history, with or without --serve
+    PREFIX/error        why a command was refused (QoS 1): the reason its warning line gives, for the sender,
+                        also when the loop refuses it later (its frame fell out of the history meanwhile)
 
 A maintained client (paho-mqtt) runs its own network thread. A broker that is down
 at the start or drops mid-run never stops tracking: the client reconnects with
@@ -20,19 +23,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-import numpy as np
 from loguru import logger
 
-from app.live.commands import DROP, STOP, parse_command
-from app.live.control import Prompt, TrackController
+from app.live.commands import parse_commands
+from app.live.control import TrackController
 from app.media.credentials import mask_credentials
 from app.media.outputs import MAX_OBJECT_ID
-from app.media.prompt import PromptError
-from app.publish.events import STATE, TRACK, Record
+from app.publish.events import RECORD_TYPES, STATE, TRACK, Record
 
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 QOS_TRACK, QOS_STATE = 0, 1
@@ -81,7 +81,7 @@ class BrokerAddress:
 # A topic is a UTF-8 string of at most 65535 bytes (MQTT 3.1.1 section 1.5.3, 5.0 section 1.5.4); the longest
 # this run publishes is PREFIX/<the largest object id>/<record type>.
 MAX_TOPIC_BYTES = 65535
-LONGEST_SUFFIX_BYTES = len(f"/{MAX_OBJECT_ID}/") + max(len(TRACK), len(STATE))
+LONGEST_SUFFIX_BYTES = len(f"/{MAX_OBJECT_ID}/") + max(map(len, RECORD_TYPES))
 
 
 def parse_publish_url(url: str) -> BrokerAddress:
@@ -118,11 +118,10 @@ def parse_publish_url(url: str) -> BrokerAddress:
 class MqttPublisher:
     """A result-stream sink on a broker, and the broker's `PREFIX/cmd` as a source of commands."""
 
-    def __init__(self, address: BrokerAddress, controller: TrackController,
-                 frame_image: Callable[[int], np.ndarray | None] | None = None):
+    def __init__(self, address: BrokerAddress, controller: TrackController):
         import paho.mqtt.client as mqtt
 
-        self.address, self.controller, self.frame_image = address, controller, frame_image
+        self.address, self.controller = address, controller
         self.lost = 0
         self._closing = False
         self._lost_at_drop = 0
@@ -206,7 +205,7 @@ class MqttPublisher:
                                         f"command; it begins {start!r}")
             return
         try:
-            self._command(payload)
+            self._command(message.topic, payload)
         except Exception as exc:  # noqa: BLE001 - PromptError, or anything: a command must never end the thread
             self._refuse(message.topic, shorten(str(exc)))
 
@@ -215,21 +214,11 @@ class MqttPublisher:
         self._client.publish(self._topic(ERROR), json.dumps({"type": ERROR, "topic": topic, "error": reason}),
                              qos=QOS_STATE)
 
-    def _command(self, payload: bytes) -> None:
-        command = parse_command(payload)
-        if command.action == STOP:
-            logger.info("stop requested on {}", self._topic("cmd"))
-            self.controller.stop()
-        elif command.action == DROP:
-            if not self.controller.drop(command.object_id):
-                raise PromptError(f"object {command.object_id} is not tracked")
-            logger.info("object {} dropped on {}", command.object_id, self._topic("cmd"))
-        else:
-            image = None
-            if command.frame is not None and self.frame_image is not None:
-                image = self.frame_image(command.frame)
-            self.controller.track(
-                Prompt(command.box, command.frame if image is not None else None, image, command.object_id))
+    def _command(self, topic: str, payload: bytes) -> None:
+        """Parsed and checked as every door's commands are; the loop applies them between two frames."""
+        commands = self.controller.submit(parse_commands(payload), lambda reason: self._refuse(topic, shorten(reason)))
+        logger.info("{} on {}", ", ".join(f"{c.kind} for object {c.prompt.obj_id}" if c.prompt else "stop"
+                                          for c in commands), topic)
 
     # -- the loop's output thread ------------------------------------------------------------
 
@@ -240,7 +229,7 @@ class MqttPublisher:
             if kind == STATE:
                 with self._retained_lock:
                     self._retained[topic] = payload
-            qos = QOS_STATE if kind == STATE else QOS_TRACK
+            qos = QOS_TRACK if kind == TRACK else QOS_STATE
             info = self._client.publish(topic, payload, qos=qos, retain=kind == STATE)
             if info.rc != self._ok:
                 self.lost += 1

@@ -6,10 +6,7 @@ once), the broker once the run's controller exists (commands come in on PREFIX/c
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import ExitStack
-
-import numpy as np
 
 from app.live.control import TrackController
 from app.publish.events import Sink
@@ -27,11 +24,11 @@ def open_sinks(events: str | None, stack: ExitStack) -> list[Sink]:
 
 
 def add_publisher(sinks: list[Sink], broker: BrokerAddress | None, controller: TrackController,
-                  frame_image: Callable[[int], np.ndarray | None] | None, stack: ExitStack) -> list[Sink]:
-    """The sinks with the broker's publisher after them when --publish names one; `frame_image` finds the frame
-    that a box on an earlier frame was drawn on (the page's recent frames, when there is a page)."""
+                  stack: ExitStack) -> list[Sink]:
+    """The sinks with the broker's publisher after them when --publish names one (its commands go to
+    `controller`, as the page's do)."""
     if broker is None:
         return sinks
-    publisher = MqttPublisher(broker, controller, frame_image)
+    publisher = MqttPublisher(broker, controller)
     stack.callback(publisher.close)
     return [*sinks, publisher]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.samurai.config import TrackerConfig
+from app.samurai.prompts import Prompt
 from app.samurai.state import ObjectState
 from app.samurai.tracker import EncodedFrame, FrameEncoder, FrameResult, new_object_state, step_object
 
@@ -46,6 +47,7 @@ class MultiObjectTracker:
         self._fresh = new_object_state(bundle, config, num_frames)
         self.objects: dict[int, ObjectState] = {}  # each object's state after its last step
         self._prompts: dict[int, BoxXYXY] = {}  # boxes that (re)start their object on the next frame
+        self._newest = -1  # the newest frame stepped
 
     def add(self, obj_id: int, box_xyxy: BoxXYXY) -> None:
         """Start object `obj_id` from this box on the next frame; an object already tracked restarts from it."""
@@ -65,6 +67,27 @@ class MultiObjectTracker:
         result.timings = {**frame.timings, **result.timings}
         return result
 
+    def apply(self, prompt: Prompt, frame_idx: int, image: np.ndarray) -> FrameResult | None:
+        """Apply `prompt` on frame `frame_idx` after that frame was tracked and before the next `step`.
+
+        This stand-in knows only the prompts that start an object over: a box for a new object or with
+        `reset`, and removal (from the next frame). Points, masks and refining boxes raise ValueError.
+        """
+        if prompt.remove:
+            if prompt.obj_id not in self.objects:
+                raise ValueError(f"object {prompt.obj_id} is not tracked; remove one of {sorted(self.objects)}")
+            self.remove(prompt.obj_id)
+            return None
+        starts_over = prompt.reset or prompt.obj_id not in self.objects
+        if prompt.box is None or prompt.points or prompt.mask is not None or not starts_over:
+            raise ValueError("this tracker applies only a box that starts an object or resets it (\"reset\": true); "
+                             "send one of those")
+        return self.start_on(prompt.obj_id, frame_idx, image, prompt.box.xyxy())
+
+    def held_frames(self) -> range:
+        """Frames a prompt may still refer to (bounded by config.prompt_history)."""
+        return range(max(self._newest - self.config.prompt_history + 1, 0), self._newest + 1)
+
     def remove(self, obj_id: int) -> None:
         """Stop tracking `obj_id`; unknown ids raise KeyError."""
         del self.objects[obj_id]
@@ -80,7 +103,7 @@ class MultiObjectTracker:
 
     def track(self, frame: EncodedFrame) -> MultiFrameResult:
         """Every object's step on a frame encoded once (`encoder.encode`, `encoder.submit` or `encoder.frames`)."""
-        frame_idx = frame.frame_idx
+        frame_idx = self._newest = frame.frame_idx
         timings = dict(frame.timings)
         results = {}
         for obj_id, state in self.objects.items():

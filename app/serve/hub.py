@@ -2,9 +2,9 @@
 
 The loop's output thread publishes; each page connection waits for the next
 picture in its own asyncio loop. Only the newest picture is kept for streaming
-(a slow browser skips pictures, it never queues them), plus the last few, so
-that a box drawn on a waiting picture that is no longer the newest still starts
-on that very frame. Needs no web framework.
+(a slow browser skips pictures, it never queues them); a prompt names the
+picture's frame index and applies to that decoded frame, which the loop holds
+(app/live/frame_history.py). Needs no web framework.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
@@ -24,8 +23,6 @@ from app.media.drawing import annotate
 JPEG_QUALITY = 85
 # Waiting for a box, a live source is shown at most this often: enough to aim, light on the CPU.
 PREVIEW_MAX_FPS = 15.0
-# Pictures kept to prompt on: a few seconds of preview, the time a mouse drag takes.
-PROMPT_HISTORY = 48
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,6 @@ class FrameHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: Picture | None = None
-        self._recent: OrderedDict[int, bytes] = OrderedDict()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._last_preview = 0.0
         self.closed = False
@@ -54,22 +50,18 @@ class FrameHub:
             if now - self._last_preview < 1.0 / PREVIEW_MAX_FPS:
                 return
             self._last_preview = now
-            self.publish(item.frame.index, item.frame.image, keep=True)
+            self.publish(item.frame.index, item.frame.image)
         else:
             self.publish(item.frame.index, annotate(item.frame.image, item.results))
 
-    def publish(self, frame_index: int, rgb: np.ndarray, keep: bool = False) -> None:
-        """Make `rgb` the newest picture; `keep` it to prompt on (plain frames only, no drawing)."""
+    def publish(self, frame_index: int, rgb: np.ndarray) -> None:
+        """Make `rgb` the newest picture."""
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             return
         with self._lock:
             version = self._latest.version + 1 if self._latest else 1
             self._latest = Picture(version, frame_index, jpeg.tobytes())
-            if keep:
-                self._recent[frame_index] = self._latest.jpeg
-            while len(self._recent) > PROMPT_HISTORY:
-                self._recent.popitem(last=False)
             waiters = list(self._waiters)
         self._wake(waiters)
 
@@ -91,15 +83,6 @@ class FrameHub:
     def latest(self) -> Picture | None:
         with self._lock:
             return self._latest
-
-    def frame(self, frame_index: int) -> np.ndarray | None:
-        """A recently shown frame as RGB (as the user saw it), or None when it is no longer kept."""
-        with self._lock:
-            jpeg = self._recent.get(frame_index)
-        if jpeg is None:
-            return None
-        bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     async def next_picture(self, after_version: int) -> Picture | None:
         """The first picture newer than `after_version`; None once the hub is closed."""

@@ -6,9 +6,11 @@
     GET  /api/events   the result stream as Server-Sent Events (app/publish/sse.py; docs/service.md)
     GET  /api/status   {"state", "frame", "box", "fps", "latency_ms", "dropped", "object_score", "objects"}
                        (state, box and object_score of object 1; objects: id → {state, box, object_score})
-    POST /api/track    {"box": [x, y, w, h], "frame": optional index, "id": optional object id (default 1)}
-                       → starts object `id`, or restarts it from the new box (a body over 16 KiB: 413)
-    DELETE /api/track/ID  stops tracking object ID
+    POST /api/prompts  a command of app/live/commands.py, or a list of them (clicks, boxes, base64 PNG masks,
+                       removal) → {"prompts": [{"frame", "id", "kind"}, ...]} once queued for the loop; bad input:
+                       400 and one line; a body over 4 MiB: 413
+    POST /api/track    {"box": [x, y, w, h], "frame", "id"}: the same as a prompt with "reset": true
+    DELETE /api/track/ID  the same as {"id": ID, "remove": true}
     POST /api/stop     ends the run; every output is complete
     GET  /metrics      Prometheus text format (app/publish/metrics.py)
     GET  /healthz      200 "ok", or 503 and the reason (app/publish/health.py)
@@ -41,8 +43,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.live.commands import BODY_HELP, parse_track
-from app.live.control import Prompt, TrackController
+from app.live.commands import BODY_HELP, Command, parse_command, parse_commands
+from app.live.control import TrackController
 from app.media.prompt import PromptError
 from app.publish.sse import SseBroadcaster, SseEndpoint
 from app.serve.address import HostPolicy, ServeError, host_policy, is_loopback
@@ -59,6 +61,8 @@ SERVER_JOIN_S = 5.0
 HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND, HTTP_TOO_LARGE = 400, 401, 404, 413
 # A track command is a few dozen bytes; a body is read no further than this.
 MAX_BODY_BYTES = 16 * 1024
+# A prompt may carry a mask as base64 PNG: a binary mask of a 4K frame compresses far below this.
+MAX_PROMPT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -112,14 +116,31 @@ class TokenGate:
         await self.app(scope, receive, send_with_cookie)
 
 
-async def read_body(request: Request) -> bytes | None:
-    """The request's body, or None when it is over MAX_BODY_BYTES (counted as it comes, whatever it declares)."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The request's body, or None when it is over `limit` bytes (counted as it comes, whatever it declares)."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > limit:
             return None
     return bytes(body)
+
+
+def queued_json(commands: list[Command]) -> dict:
+    """What POST /api/prompts answers: each queued prompt as parsed and checked: its frame (null: the newest), id,
+    kind, and its box (clipped to the frame), points and labels when it has them."""
+    answer = []
+    for command in commands:
+        prompt = command.prompt
+        if prompt is None:
+            continue
+        shown: dict = {"frame": command.frame, "id": prompt.obj_id, "kind": command.kind}
+        if prompt.box is not None:
+            shown["box"] = [prompt.box.x, prompt.box.y, prompt.box.w, prompt.box.h]
+        if prompt.points:
+            shown |= {"points": [list(point) for point in prompt.points], "labels": list(prompt.labels)}
+        answer.append(shown)
+    return {"prompts": answer}
 
 
 def build_app(controller: TrackController, hub: FrameHub, token: str | None, policy: HostPolicy,
@@ -131,22 +152,30 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None, pol
     async def status(request: Request) -> Response:
         return JSONResponse(controller.status())
 
+    async def prompts(request: Request) -> Response:
+        raw = await read_body(request, MAX_PROMPT_BYTES)
+        if raw is None:
+            return JSONResponse({"error": f"the body is over {MAX_PROMPT_BYTES} bytes; {BODY_HELP}"}, HTTP_TOO_LARGE)
+        try:
+            commands = controller.submit(parse_commands(raw))
+        except PromptError as exc:
+            return JSONResponse({"error": str(exc)}, HTTP_BAD_REQUEST)
+        return JSONResponse(queued_json(commands))
+
     async def track(request: Request) -> Response:
         raw = await read_body(request)
         if raw is None:
             return JSONResponse({"error": f"the body is over {MAX_BODY_BYTES} bytes; {BODY_HELP}"}, HTTP_TOO_LARGE)
         try:
             body = json.loads(raw)
-        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
-            return JSONResponse({"error": f"the body is not JSON; {BODY_HELP}"}, HTTP_BAD_REQUEST)
-        try:
-            command = parse_track(body)
-            image = hub.frame(command.frame) if command.frame is not None else None
-            checked = controller.track(
-                Prompt(command.box, command.frame if image is not None else None, image, command.object_id))
-        except PromptError as exc:
-            return JSONResponse({"error": str(exc)}, HTTP_BAD_REQUEST)
-        return JSONResponse({"id": command.object_id, "box": [checked.x, checked.y, checked.w, checked.h]})
+            if not isinstance(body, dict) or "box" not in body:
+                raise PromptError(f"no box given; {BODY_HELP}")
+            (command,) = controller.submit([parse_command({**body, "reset": True})])
+        except (ValueError, RecursionError) as exc:  # PromptError, or a body that is not JSON
+            message = str(exc) if isinstance(exc, PromptError) else f"the body is not JSON; {BODY_HELP}"
+            return JSONResponse({"error": message}, HTTP_BAD_REQUEST)
+        box = command.prompt.box
+        return JSONResponse({"id": command.prompt.obj_id, "box": [box.x, box.y, box.w, box.h]})
 
     async def drop(request: Request) -> Response:
         object_id = request.path_params["object_id"]
@@ -184,6 +213,7 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None, pol
     routes = [
         Route("/", page),
         Route("/api/status", status),
+        Route("/api/prompts", prompts, methods=["POST"]),
         Route("/api/track", track, methods=["POST"]),
         Route("/api/track/{object_id:int}", drop, methods=["DELETE"]),
         Route("/api/stop", stop, methods=["POST"]),

@@ -1,17 +1,37 @@
-// The tracker's page: shows the MJPEG stream on a canvas, lets the user drag boxes (one per object id),
-// shows each object's state and lets the user drop one.
+// The tracker's page: shows the MJPEG stream on a canvas; a click adds a positive point to the selected object,
+// shift-click or right-click a negative one, a drag draws a box; each prompt names the frame it was given on (the
+// X-Frame-Index of the picture shown). Shows each object's state, in its colour, and lets the user remove one.
 "use strict";
 
 const RETRY_MS = 1000;
 const MIN_BOX_PX = 2;
 const HEADER_END = [13, 10, 13, 10]; // \r\n\r\n
+const POSITIVE = 1;
+const NEGATIVE = 0;
+const RIGHT_BUTTON = 2;
+const PALETTE_BITS = 8;
+const CLICK_RADIUS_SHARE = 0.012; // a click's marker, as a share of the picture's width
 
 const canvas = document.getElementById("view");
 const context = canvas.getContext("2d");
 // What the page has shown, for anyone watching it (and the browser tests).
-const viewer = (window.viewer = { frames: 0, shown: -1 });
+// `answers`: what the server made of each prompt sent (POST /api/prompts echoes the parsed commands).
+const viewer = (window.viewer = { frames: 0, shown: -1, answers: [] });
 let picture = null;
 let drag = null;
+// The clicks given on one frame to one object, drawn on the picture; Undo takes back the last.
+let clicks = { frame: -1, id: 0, points: [], labels: [] };
+
+// An object's colour: its DAVIS palette entry, as the server draws its mask (app/media/outputs.py davis_palette).
+function colourOf(id) {
+  const rgb = [0, 0, 0];
+  let value = id;
+  for (let shift = PALETTE_BITS - 1; shift >= 0; shift--) {
+    for (let channel = 0; channel < 3; channel++) rgb[channel] |= ((value >> channel) & 1) << shift;
+    value >>= 3;
+  }
+  return `rgb(${rgb.join(", ")})`;
+}
 
 // The token came in the address; the server has put it in a cookie, so take it off the screen.
 if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", location.pathname);
@@ -25,6 +45,16 @@ function sendJson(path, method, body = {}) {
 
 function draw() {
   if (picture) context.drawImage(picture, 0, 0);
+  const radius = Math.max(3, canvas.width * CLICK_RADIUS_SHARE);
+  clicks.points.forEach(([x, y], i) => {
+    context.beginPath();
+    context.arc(x, y, radius, 0, 2 * Math.PI);
+    context.fillStyle = clicks.labels[i] === POSITIVE ? colourOf(clicks.id) : "#000";
+    context.strokeStyle = clicks.labels[i] === POSITIVE ? "#fff" : colourOf(clicks.id);
+    context.lineWidth = 2;
+    context.fill();
+    context.stroke();
+  });
   if (drag) {
     const [x, y, w, h] = dragBox();
     context.lineWidth = Math.max(2, canvas.width / 320);
@@ -138,7 +168,7 @@ function showObjects(objects) {
       for (let i = 0; i < 4; i++) row.appendChild(document.createElement("td"));
       const button = document.createElement("button");
       button.type = "button";
-      button.textContent = "Drop";
+      button.textContent = "Remove";
       button.addEventListener("click", () => dropObject(id));
       row.appendChild(document.createElement("td")).appendChild(button);
       const next = [...body.children].find((other) => Number(other.dataset.id) > id);
@@ -147,21 +177,44 @@ function showObjects(objects) {
     const object = objects[id];
     const cells = [id, object.state, fmt(object.object_score, 2), object.box ? object.box.join(", ") : "–"];
     cells.forEach((text, i) => { row.children[i].textContent = text; });
+    row.children[0].style.borderLeft = `0.6em solid ${colourOf(id)}`;
     row.children[1].className = `state ${object.state}`;
   }
 }
 
-async function dropObject(id) {
-  const response = await sendJson(`api/track/${id}`, "DELETE");
+// Every prompt goes to POST /api/prompts, the schema every door shares (docs/service.md).
+async function sendPrompt(command) {
+  const response = await sendJson("api/prompts", "POST", command);
   const answer = await response.json();
-  say(response.ok ? `object ${id} dropped` : answer.error);
+  if (response.ok) viewer.answers.push(...answer.prompts);
+  say(response.ok ? "" : answer.error);
+  return response.ok;
 }
+
+async function dropObject(id) {
+  if (await sendPrompt({ id, remove: true })) say(`object ${id} removed`);
+}
+
+function selected() { return Number(objectInput.value) || 1; }
 
 document.getElementById("new-object").addEventListener("click", () => {
   let id = 1;
   while (knownIds.includes(id) || id === Number(objectInput.value)) id += 1;
   objectInput.value = id;
-  say(`drag a box for object ${id}`);
+  clicks = { frame: -1, id, points: [], labels: [] };
+  draw();
+  say(`click on object ${id} or drag a box around it`);
+});
+
+// Undo takes back the last click on the frame clicked: the frame's other clicks are given again.
+document.getElementById("undo").addEventListener("click", async () => {
+  if (!clicks.points.length) return say("no click to undo on this frame");
+  clicks.points.pop();
+  clicks.labels.pop();
+  draw();
+  if (clicks.points.length) {
+    await sendPrompt({ frame: clicks.frame, id: clicks.id, points: clicks.points, labels: clicks.labels });
+  }
 });
 
 function sourcePoint(event) {
@@ -177,11 +230,14 @@ function dragBox() {
   return [Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0)].map(Math.round);
 }
 
+canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+
 canvas.addEventListener("pointerdown", (event) => {
   if (!picture) return;
   canvas.setPointerCapture(event.pointerId);
   const point = sourcePoint(event);
-  drag = { from: point, to: point, frame: viewer.shown };
+  const negative = event.shiftKey || event.button === RIGHT_BUTTON;
+  drag = { from: point, to: point, frame: viewer.shown, label: negative ? NEGATIVE : POSITIVE };
 });
 
 canvas.addEventListener("pointermove", (event) => {
@@ -194,13 +250,25 @@ canvas.addEventListener("pointerup", async (event) => {
   if (!drag) return;
   drag.to = sourcePoint(event);
   const box = dragBox();
-  const frame = drag.frame;
+  const { frame, label } = drag;
   drag = null;
   draw();
+  const id = selected();
+  if (box[2] < MIN_BOX_PX && box[3] < MIN_BOX_PX) {
+    // A click: one more point on this frame for this object (the tracker keeps the frame's earlier clicks).
+    if (clicks.frame !== frame || clicks.id !== id) clicks = { frame, id, points: [], labels: [] };
+    const [x, y] = sourcePoint(event).map((v, axis) => Math.min(Math.round(v), (axis ? canvas.height : canvas.width) - 1));
+    clicks.points.push([x, y]);
+    clicks.labels.push(label);
+    draw();
+    await sendPrompt({ frame, id, points: [[x, y]], labels: [label] });
+    return;
+  }
   if (box[2] < MIN_BOX_PX || box[3] < MIN_BOX_PX) return;
-  const response = await sendJson("api/track", "POST", { box, frame, id: Number(objectInput.value) || 1 });
-  const answer = await response.json();
-  say(response.ok ? "" : answer.error);
+  clicks = { frame, id, points: [], labels: [] };
+  draw();
+  const reset = document.getElementById("reset-box").checked;
+  await sendPrompt({ frame, id, box, ...(reset ? { reset: true } : {}) });
 });
 
 document.getElementById("stop").addEventListener("click", async () => {

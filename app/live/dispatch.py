@@ -1,0 +1,66 @@
+"""The one place where a prompt reaches the tracker: on the loop thread, after its frame was tracked.
+
+Every door (the prompt file, POST /api/prompts, MQTT, the page, the window)
+hands commands to the loop; the loop gives each to `PromptDispatcher.apply`
+after stepping the newest frame and before writing it, as the official video
+predictor applies a prompt between `propagate_in_video` calls. The frame a
+prompt names is found in the loop's `FrameHistory` (the decoded source frame);
+one that is not held any more is refused with a message that says how far back
+prompts go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.live.commands import Command, follow_ids
+from app.live.frame_history import FrameHistory, frame_refusal
+from app.media.prompt import PromptError
+from app.media.sources import Frame
+from app.samurai.multi_tracker import MultiObjectTracker
+from app.samurai.tracker import FrameResult
+
+PROMPT = "prompt"
+
+
+@dataclass(frozen=True)
+class AppliedPrompt:
+    """What the result stream's `prompt` record and summary.json say of an applied prompt."""
+
+    frame: int
+    obj_id: int
+    kind: str
+
+    def record(self) -> dict:
+        return {"type": PROMPT, "frame": self.frame, "id": self.obj_id, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An applied prompt, the frame it applied to and the object's result there (None for a removal)."""
+
+    applied: AppliedPrompt
+    frame: Frame
+    result: FrameResult | None
+
+
+class PromptDispatcher:
+    """Applies commands to the tracker on the frames the history holds."""
+
+    def __init__(self, history: FrameHistory):
+        self.history = history
+
+    def apply(self, tracker: MultiObjectTracker, command: Command, newest: Frame) -> Outcome:
+        """Apply `command` (its frame, or `newest` when it names none); a refusal is a one-line `PromptError`."""
+        prompt = command.prompt
+        index = newest.index if command.frame is None else command.frame
+        frame = self.history.get(index)
+        if frame is None:
+            raise PromptError(frame_refusal(index, self.history.held(), self.history.length)
+                              or f"frame {index} was skipped while the tracker was busy; prompt a frame that is shown")
+        follow_ids(prompt, set(tracker.objects))
+        try:
+            result = tracker.apply(prompt, index, frame.image)
+        except ValueError as exc:  # what the tracker alone knows, in one line
+            raise PromptError(str(exc)) from None
+        return Outcome(AppliedPrompt(index, prompt.obj_id, command.kind), frame, result)

@@ -1,0 +1,77 @@
+"""`--prompts FILE.jsonl`: prompts scheduled by frame, the way to replay an interactive session exactly.
+
+One command of app/live/commands.py per line, each naming its frame; a mask is
+a PNG file named relative to the prompt file. The file is read and checked when
+the options are (line numbers in every message), then against the source once
+it is open (frame size, length, which objects exist to remove), both before any
+model loads. The loop applies a line's prompt once its frame has been tracked,
+before the frame is written, in file order within a frame.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.live.commands import Command, fit, follow_ids, parse_command
+from app.media.prompt import PromptError, shown, text_lines
+
+OPTION = "--prompts"
+FIX = 'write one JSON command per line, e.g. {"frame": 0, "id": 1, "box": [x, y, w, h]} (docs/usage.md)'
+
+
+@dataclass(frozen=True)
+class PromptLine:
+    number: int
+    command: Command
+
+
+def read_prompt_file(path: Path) -> list[PromptLine]:
+    """Every line's command, checked as far as it can be without the source."""
+    lines = []
+    for number, text in text_lines(path, OPTION, FIX):
+        where = f"{OPTION} {path} line {number}"
+        try:
+            body = json.loads(text)
+        except (ValueError, RecursionError):
+            raise PromptError(f"{where} is not JSON ({shown(text.strip())}); {FIX}") from None
+        try:
+            command = parse_command(body, path.parent)
+        except PromptError as exc:
+            raise PromptError(f"{where}: {exc}") from None
+        if command.prompt is None:
+            raise PromptError(f"{where}: a prompt file holds prompts, not actions; remove the line")
+        if command.frame is None:
+            raise PromptError(f'{where}: no "frame"; a prompt file names each prompt\'s frame, so that a run '
+                              "replays exactly")
+        lines.append(PromptLine(number, command))
+    if not lines:
+        raise PromptError(f"{OPTION} {path} has no prompt; {FIX}")
+    return lines
+
+
+def schedule(path: Path, lines: list[PromptLine], size: tuple[int, int], num_frames: int | None,
+             first_ids: Iterable[int]) -> dict[int, list[Command]]:
+    """The commands by frame, checked against the source: inside its frames, on a frame it has, removing only an
+    object tracked by then (`first_ids`: the command line's boxes)."""
+    width, height = size
+    known = set(first_ids)
+    scheduled: dict[int, list[Command]] = {}
+    for line in sorted(lines, key=lambda entry: (entry.command.frame, entry.number)):
+        where = f"{OPTION} {path} line {line.number}"
+        try:
+            command = fit(line.command, width, height)
+        except PromptError as exc:
+            raise PromptError(f"{where}: {exc}") from None
+        frame, prompt = command.frame, command.prompt
+        if num_frames is not None and frame >= num_frames:
+            raise PromptError(f"{where}: frame {frame} is past the source's last frame {num_frames - 1}; "
+                              "give a frame of the source")
+        try:
+            follow_ids(prompt, known)
+        except PromptError as exc:
+            raise PromptError(f"{where}: on frame {frame}, {exc}") from None
+        scheduled.setdefault(frame, []).append(command)
+    return scheduled

@@ -1,0 +1,22 @@
+"""A prompt on one frame: the official video predictor's calls (clicks, a box, a mask, removal) as one value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.samurai.boxes import Box
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One correction or new object on one frame, in source-frame pixels (the official predictor's calls)."""
+
+    obj_id: int
+    points: tuple[tuple[float, float], ...] = ()  # (x, y) source pixels
+    labels: tuple[int, ...] = ()                  # 1 positive, 0 negative, one per point
+    box: Box | None = None                        # app.samurai.boxes.Box (x, y, w, h), source pixels
+    mask: np.ndarray | None = None                # (H, W) bool at the source frame's size
+    remove: bool = False                          # remove_object: takes effect from the next frame
+    reset: bool = False                           # with a box: today's restart (memory forgotten)

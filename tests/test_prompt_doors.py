@@ -1,0 +1,393 @@
+"""Prompts through every door: `--prompts`, `POST /api/prompts`, MQTT's `PREFIX/cmd`, with the real parts (the
+demo models, Mosquitto, the web server).
+
+The door-equivalence and replay tests use prompts whose meaning is a fresh start (a box for a new object, a reset
+box) or a removal: their reference is a plain run started with `--bbox` on the prompt's frame (a folder that begins
+there), written without the prompt code.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import astuple, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from acl_models.bundle import open_bundle_with
+from acl_models.onnx_runner import OnnxRunner
+from app import run
+from app.live.commands import parse_commands
+from app.live.control import LoopStatus, ObjectStatus, TrackController
+from app.live.pipeline import Tracked, TrackingLoop
+from app.media.prompt import PromptError
+from app.media.sources import Frame, FrameSource
+from app.publish.mqtt import MqttPublisher, parse_publish_url
+from app.samurai.boxes import Box
+from app.samurai.config import load_config
+from app.samurai.multi_tracker import MultiObjectTracker
+from app.serve.hub import FrameHub
+from app.serve.server import WebServer
+from tests.demo_model import TEST_THREADS
+from tests.live_helpers import (MqttSubscriber, SseReader, free_port, http, start_broker, start_run, status,
+                                stop_process, wait_for)
+
+PREFIX = "doors/p1"
+RUN_TIMEOUT_S = 180.0
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+# What the network doors' controller is told the loop holds: frames 3..7 of a 5-frame history, object 1 tracked.
+HELD, HISTORY, TRACKED = range(3, 8), 5, 1
+HELD_FRAME, GONE_FRAME, FUTURE_FRAME = 5, 1, 1_000_000
+SMALL = 8  # a mask of the wrong size: SMALL x SMALL
+
+
+def _png(mask: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", mask.astype(np.uint8) * 255)
+    assert ok
+    return data.tobytes()
+
+
+def _masks(size: tuple[int, int]) -> dict[str, np.ndarray]:
+    width, height = size
+    return {"empty": np.zeros((height, width), bool), "small": np.ones((SMALL, SMALL), bool)}
+
+
+# name → (command, or raw text for a malformed one; the words the file door's ERROR line holds, or None where the
+# case cannot happen in a file; the words the network doors' one line holds). "MASK:x" is the mask `x` of _masks:
+# a PNG file named in a prompt file, base64 PNG over the network. W and H are the frame's width and height.
+BAD_CASES = {
+    "point outside the frame": ({"frame": HELD_FRAME, "id": 1, "points": [["W", 10]], "labels": [1]},
+                                "lies outside the", "lies outside the"),
+    "label not 0 or 1": ({"frame": HELD_FRAME, "id": 1, "points": [[5, 5]], "labels": [2]},
+                         "must be 1 (positive) or 0", "must be 1 (positive) or 0"),
+    "lengths differ": ({"frame": HELD_FRAME, "id": 1, "points": [[5, 5], [6, 6]], "labels": [1]},
+                       "2 points but 1 labels", "2 points but 1 labels"),
+    "empty mask": ({"frame": HELD_FRAME, "id": 1, "mask": "MASK:empty"}, "the mask is empty", "the mask is empty"),
+    "mask of the wrong size": ({"frame": HELD_FRAME, "id": 1, "mask": "MASK:small"},
+                               f"the mask is {SMALL}x{SMALL} but the frame is", f"the mask is {SMALL}x{SMALL} but"),
+    "frame in the future": ({"frame": FUTURE_FRAME, "id": 1, "box": [1, 1, 9, 9]}, "past the source's last frame",
+                            f"frame {FUTURE_FRAME} is in the future"),
+    "frame past the history": ({"frame": GONE_FRAME, "id": 1, "box": [1, 1, 9, 9]}, None,
+                               f"prompts can go back {HISTORY} frames"),
+    "unknown id to remove": ({"frame": HELD_FRAME, "id": 9, "remove": True}, "object 9 is not tracked",
+                             "object 9 is not tracked"),
+    "malformed line": ('{"frame": 5, "id": 1, "box": [1, 2', "is not JSON", "not JSON"),
+}
+
+
+def _network_body(case: object, size: tuple[int, int]) -> str:
+    if isinstance(case, str):
+        return case
+    text = json.dumps(case).replace('"W"', str(size[0])).replace('"H"', str(size[1]))
+    for name, mask in _masks(size).items():
+        text = text.replace(f"MASK:{name}", base64.b64encode(_png(mask)).decode())
+    return text
+
+
+def _file_line(case: object, size: tuple[int, int], folder: Path) -> str:
+    if isinstance(case, str):
+        return case
+    text = json.dumps(case).replace('"W"', str(size[0])).replace('"H"', str(size[1]))
+    for name, mask in _masks(size).items():
+        (folder / f"{name}.png").write_bytes(_png(mask))
+        text = text.replace(f"MASK:{name}", f"{name}.png")
+    return text
+
+
+def _one_line(text: str) -> str:
+    assert "\n" not in text.strip() and "Traceback" not in text, text
+    return text
+
+
+@pytest.fixture
+def loop_status() -> LoopStatus:
+    return LoopStatus(frame=HELD.stop - 1, objects={TRACKED: ObjectStatus("tracking")}, held=HELD, history=HISTORY)
+
+
+# A prompt file's frame is always held when it applies: the history does not limit it.
+FILE_CASES = [name for name, (_, file_words, _) in BAD_CASES.items() if file_words is not None]
+
+
+@pytest.mark.parametrize("name", FILE_CASES)
+def test_bad_input_through_the_prompt_file(name, leave_clip, demo_models, tmp_path, capsys):
+    """Exit 2 and one ERROR line naming the file's line, before any result file exists (no model loads)."""
+    case, file_words, _ = BAD_CASES[name]
+    folder, frames, _ = leave_clip
+    size = (frames[0].shape[1], frames[0].shape[0])
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"frame": 0, "id": 1, "box": [20, 100, 40, 40]}\n' + _file_line(case, size, tmp_path) + "\n")
+    out = tmp_path / "out"
+    code = run.main(["--video", str(folder), "--model-dir", str(demo_models), "--backend", "onnx", "--output",
+                     str(out), "--no-display", "--prompts", str(prompts)])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ERROR")]
+    assert code == EXIT_BAD_INPUT and len(errors) == 1, errors
+    assert f"--prompts {prompts} line 2" in errors[0] and file_words in errors[0], errors[0]
+    assert not out.exists() or not any(out.iterdir()), "a result file was written for a run that cannot start"
+
+
+@pytest.fixture
+def web(leave_clip, loop_status):
+    frames = leave_clip[1]
+    controller = TrackController((frames[0].shape[1], frames[0].shape[0]))
+    controller.publish(loop_status)
+    server = WebServer(controller, FrameHub(), "127.0.0.1", free_port())
+    yield controller, f"http://127.0.0.1:{server.port}"
+    server.close()
+
+
+@pytest.mark.parametrize("name", BAD_CASES)
+def test_bad_input_through_post_api_prompts(name, web):
+    """400 and one line; nothing reaches the loop."""
+    controller, base = web
+    case, _, words = BAD_CASES[name]
+    body = _network_body(case, controller.frame_size)
+    for payload in (body, f"[{body}]" if not isinstance(case, str) else body):
+        code, answer = _post_raw(f"{base}/api/prompts", payload.encode())
+        error = json.loads(answer)["error"]
+        assert code == 400 and words in _one_line(error), error
+    assert controller.take_commands() == []
+
+
+def _post_raw(url: str, data: bytes) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    port = free_port()
+    process = start_broker(port, tmp_path)
+    yield port
+    stop_process(process)
+
+
+def test_bad_input_over_mqtt_is_a_warning_and_an_error_record(leave_clip, loop_status, broker):
+    """Every bad case: one warning and one error record on PREFIX/error naming the problem; nothing queued."""
+    frames = leave_clip[1]
+    controller = TrackController((frames[0].shape[1], frames[0].shape[0]))
+    controller.publish(loop_status)
+    subscriber = MqttSubscriber(broker, f"{PREFIX}/error")
+    publisher = MqttPublisher(parse_publish_url(f"mqtt://127.0.0.1:{broker}/{PREFIX}"), controller)
+    try:
+        wait_for(lambda: publisher._connected.is_set(), 10.0, "the run's MQTT client")
+        for case, _, _ in BAD_CASES.values():
+            subscriber.publish(f"{PREFIX}/cmd", _network_body(case, controller.frame_size))
+        wait_for(lambda: len(subscriber.on(f"{PREFIX}/error")) >= len(BAD_CASES), 10.0, "the error records")
+    finally:
+        publisher.close()
+        subscriber.close()
+    errors = [record["error"] for record in subscriber.on(f"{PREFIX}/error")]
+    for (_, _, words), error in zip(BAD_CASES.values(), errors, strict=True):
+        assert words in _one_line(error), (words, error)
+    assert controller.take_commands() == []
+
+
+def test_a_batch_is_taken_whole_or_refused_whole(web):
+    controller, base = web
+    good = {"frame": HELD_FRAME, "id": 2, "box": [1, 1, 9, 9]}
+    code, answer = http("POST", f"{base}/api/prompts", [good, {"frame": HELD_FRAME, "id": 9, "remove": True}])
+    assert code == 400 and json.loads(answer)["error"].startswith("command 2: object 9 is not tracked")
+    assert controller.take_commands() == []
+    code, answer = http("POST", f"{base}/api/prompts", [good, {"frame": HELD_FRAME, "id": 2, "remove": True}])
+    assert code == 200 and json.loads(answer)["prompts"] == [
+        {"frame": HELD_FRAME, "id": 2, "kind": "box", "box": [1, 1, 9, 9]},
+        {"frame": HELD_FRAME, "id": 2, "kind": "remove"}]
+
+
+def test_points_and_masks_parse_to_the_prompt_the_tracker_gets(leave_clip):
+    """Schema only (the tracker's handling of clicks and masks is tested with it)."""
+    frames = leave_clip[1]
+    height, width = frames[0].shape[:2]
+    mask = np.zeros((height, width), bool)
+    mask[10:20, 30:50] = True
+    (clicks,) = parse_commands(json.dumps({"frame": 3, "id": 2, "points": [[5, 6.5], [7, 8]], "labels": [1, 0],
+                                           "box": [1, 2, 30, 40]}))
+    assert clicks.frame == 3 and clicks.kind == "box+points"
+    assert clicks.prompt.points == ((5.0, 6.5), (7.0, 8.0)) and clicks.prompt.labels == (1, 0)
+    assert clicks.prompt.box == Box(1, 2, 30, 40) and not clicks.prompt.reset
+    (masked,) = parse_commands(json.dumps({"id": 1, "mask": "data:image/png;base64,"
+                                           + base64.b64encode(_png(mask)).decode()}))
+    assert masked.frame is None and masked.kind == "mask" and np.array_equal(masked.prompt.mask, mask)
+    with pytest.raises(PromptError, match="a mask comes alone"):
+        parse_commands(json.dumps({"id": 1, "mask": "x", "box": [1, 1, 2, 2]}))
+
+
+# -- the same prompts through every door ------------------------------------------------------------------------
+
+BOX_1, BOX_2, BOX_1_AGAIN = [20, 100, 40, 40], [150, 30, 40, 40], [22, 98, 38, 42]
+BATCH = [{"frame": 0, "id": 1, "box": BOX_1}, {"frame": 0, "id": 2, "box": BOX_2},
+         {"frame": 0, "id": 1, "box": BOX_1_AGAIN, "reset": True}, {"frame": 0, "id": 2, "remove": True}]
+FRAMES = 6
+
+
+def _files(out: Path) -> dict[str, object]:
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    return {"track": (out / "track.txt").read_text(), "track_2": (out / "track_2.txt").read_text(),
+            "prompts": [{k: e[k] for k in ("frame", "id", "kind")} for e in events if e["type"] == "prompt"],
+            "summary": json.loads((out / "summary.json").read_text())["prompts"]}
+
+
+def _common(folder: Path, models: Path, out: Path) -> list[str]:
+    return ["--video", str(folder), "--model-dir", str(models), "--backend", "onnx", "--output", str(out),
+            "--no-display", "--max-frames", str(FRAMES), "--events", str(out / "events.jsonl")]
+
+
+def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, demo_models, broker, tmp_path):
+    folder = leave_clip[0]
+    outs = {door: tmp_path / door for door in ("file", "http", "mqtt")}
+    for out in outs.values():
+        out.mkdir()
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps(command) + "\n" for command in BATCH))
+    assert run.main([*_common(folder, demo_models, outs["file"]), "--prompts", str(prompts)]) == EXIT_OK
+
+    port, log = free_port(), tmp_path / "http.log"
+    served = start_run([*_common(folder, demo_models, outs["http"]), "--serve", str(port)], log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: status(base)["frame"] == 0, RUN_TIMEOUT_S, "the run waiting on frame 0", served, log)
+        events = SseReader(f"{base}/api/events")  # before the prompts: their records come through it too
+        code, answer = http("POST", f"{base}/api/prompts", BATCH)
+        assert code == 200, answer
+        wait_for(lambda: status(base)["state"] == "ended", RUN_TIMEOUT_S, "the end of the source", served, log)
+        assert http("POST", f"{base}/api/stop")[0] == 200
+        assert served.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+    finally:
+        stop_process(served)
+    wait_for(lambda: events.ended, RUN_TIMEOUT_S, "the end of the event stream")  # the server closed it
+    sse_prompts = [{k: e[k] for k in ("frame", "id", "kind")} for e in events.named("prompt")]
+
+    log = tmp_path / "mqtt.log"
+    published = start_run([*_common(folder, demo_models, outs["mqtt"]), "--publish",
+                           f"mqtt://127.0.0.1:{broker}/{PREFIX}"], log)
+    subscriber = MqttSubscriber(broker, f"{PREFIX}/#")
+    try:
+        wait_for(lambda: "waiting for a box on frame 0" in log.read_text() and subscriber.on(f"{PREFIX}/status"),
+                 RUN_TIMEOUT_S, "the run waiting on frame 0, online", published, log)
+        subscriber.publish(f"{PREFIX}/cmd", json.dumps(BATCH))
+        assert published.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+    finally:
+        stop_process(published)
+        subscriber.close()
+    assert [r for r in subscriber.on(f"{PREFIX}/2/prompt")] and not subscriber.on(f"{PREFIX}/error")
+
+    files = {door: _files(out) for door, out in outs.items()}
+    expected = [{"frame": 0, "id": 1, "kind": "box"}, {"frame": 0, "id": 2, "kind": "box"},
+                {"frame": 0, "id": 1, "kind": "reset"}, {"frame": 0, "id": 2, "kind": "remove"}]
+    assert files["file"]["prompts"] == files["file"]["summary"] == sse_prompts == expected
+    assert len(files["file"]["track"].splitlines()) == FRAMES and len(files["file"]["track_2"].splitlines()) == 1
+    assert files["http"] == files["file"] and files["mqtt"] == files["file"]
+
+
+def _start_folder(folder: Path, first: int, into: Path) -> Path:
+    """The clip's frames from `first` on, as a folder of their own (the reference run's source)."""
+    into.mkdir()
+    for path in sorted(folder.iterdir())[first:]:
+        shutil.copy(path, into / path.name)
+    return into
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def test_a_prompt_file_starts_and_removes_objects_on_their_frames(leave_clip, demo_models, tmp_path):
+    """A new object on frame 3 tracks as a run started there; one added on 5 and removed on 7 ends after 7."""
+    folder, _, truth = leave_clip
+    first, second, removed, frames = 3, 5, 7, 10
+    box_1, box_2 = [int(v) for v in truth[first]], [150, 30, 40, 40]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps(c) for c in (
+        {"frame": removed, "id": 2, "remove": True}, {"frame": second, "id": 2, "box": box_2},
+        {"frame": first, "id": 1, "box": box_1})) + "\n")
+    out = tmp_path / "out"
+    assert run.main(["--video", str(folder), "--model-dir", str(demo_models), "--backend", "onnx", "--output",
+                     str(out), "--no-display", "--max-frames", str(frames - first), "--prompts", str(prompts),
+                     "--events", str(out.parent / "events.jsonl")]) == EXIT_OK
+    references = {}
+    for obj, (start, box, count) in {1: (first, box_1, frames - first), 2: (second, box_2, removed - second + 1)}.items():
+        ref = tmp_path / f"ref_{obj}"
+        assert run.main(["--video", str(_start_folder(folder, start, tmp_path / f"frames_{obj}")), "--model-dir",
+                         str(demo_models), "--backend", "onnx", "--output", str(ref), "--no-display",
+                         "--max-frames", str(count), "--bbox", ",".join(map(str, box))]) == EXIT_OK
+        references[obj] = _lines(ref / "track.txt")
+    assert _lines(out / "track.txt") == ["0,0,0,0"] * first + references[1]
+    assert _lines(out / "track_2.txt") == ["0,0,0,0"] * second + references[2]
+    events = [json.loads(line) for line in (out.parent / "events.jsonl").read_text().splitlines()]
+    assert [(e["frame"], e["id"], e["kind"]) for e in events if e["type"] == "prompt"] == [
+        (first, 1, "box"), (second, 2, "box"), (removed, 2, "remove")]
+    assert [(e["frame"], e["id"]) for e in events if e.get("event") == "dropped"] == [(removed + 1, 2)]
+
+
+# -- a prompt on an older live frame ------------------------------------------------------------------------------
+
+class _LiveClip(FrameSource):
+    """The clip's frames as a live source that, before giving frame `at`, calls `before(at)` (the loop has
+    published every frame before it: the loop runs sequentially)."""
+
+    is_live = True
+
+    def __init__(self, frames: list[np.ndarray], at: int, before):
+        self.frames, self.at, self.before = frames, at, before
+        self.size = (frames[0].shape[1], frames[0].shape[0])
+        self.fps, self.num_frames = 30.0, None
+        self._next = 0
+
+    def __next__(self) -> Frame:
+        if self._next >= len(self.frames):
+            raise StopIteration
+        if self._next == self.at:
+            self.before(self.at)
+        index, self._next = self._next, self._next + 1
+        return Frame(index, self.frames[index], index / self.fps)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def test_a_prompt_on_an_older_live_frame_uses_the_decoded_frame_and_is_refused_past_the_history(
+        leave_clip, demo_models, tmp_path):
+    folder, frames, truth = leave_clip
+    history, older, asked_at, stop_at = 4, 5, 8, 10
+    bundle = open_bundle_with(demo_models, lambda path: OnnxRunner(path, threads=TEST_THREADS))
+    config = load_config(None, bundle.manifest.model_size)
+    config = replace(config, prompt_history=history)
+    box = Box(*truth[older])
+    refusals: list[str] = []
+
+    def prompt(at: int) -> None:
+        gone = at - history - 1
+        with pytest.raises(PromptError, match=f"frame {gone} is no longer held: prompts can go back {history}"):
+            controller.submit(parse_commands(json.dumps({"frame": gone, "id": 1, "box": list(truth[gone]),
+                                                         "reset": True})))
+        controller.submit(parse_commands(json.dumps({"frame": older, "id": 1, "box": list(astuple(box)),
+                                                     "reset": True})), refusals.append)
+
+    items: list[Tracked] = []
+    source = _LiveClip(frames[:stop_at], asked_at, prompt)
+    controller = TrackController(source.size)
+    controller.track(Box(*truth[0]))
+    loop = TrackingLoop(source, lambda: MultiObjectTracker(bundle, config), controller, [items.append],
+                        pipelined=False)
+    stats = loop.run()
+    assert not refusals and [(p.frame, p.obj_id, p.kind) for p in stats.prompts] == [(older, 1, "reset")]
+    (corrected,) = [item for item in items if item.prompts]
+    assert corrected.frame.index == older and not corrected.record
+    assert corrected.frame.image is frames[older] or np.array_equal(corrected.frame.image, frames[older])
+    # The reference: a file run started on that frame with that box.
+    ref = tmp_path / "ref"
+    assert run.main(["--video", str(_start_folder(folder, older, tmp_path / "frames")), "--model-dir",
+                     str(demo_models), "--backend", "onnx", "--output", str(ref), "--no-display", "--max-frames", "1",
+                     "--save-masks", "--bbox", ",".join(map(str, astuple(box)))]) == EXIT_OK
+    reference = cv2.imread(str(ref / "masks" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
+    assert np.array_equal(corrected.results[1].mask, reference)
