@@ -103,20 +103,29 @@ def static_memory_attention_inputs(model, inputs: dict[str, torch.Tensor], gener
     return padded
 
 
-def mask_decoder_inputs(model, num_points: int, generator, min_obj_score: float = 0.0) -> dict[str, torch.Tensor]:
+def mask_decoder_inputs(
+    model, num_points: int, generator, min_obj_score: float = 0.0, mask_prompt: bool = False
+) -> dict[str, torch.Tensor]:
+    """Tracking (one padding point), a box (two corners) or clicks (`num_points` labels 0/1), with or without
+    a mask prompt of low-res logits."""
     shapes = _feature_shapes(model)
     size = model.image_size
     if num_points == 1:  # tracking: one padding point
         coords, labels = torch.zeros(1, 1, 2), -torch.ones(1, 1, dtype=torch.int32)
-    else:  # a box as two corners
+    elif num_points == 2:  # a box as two corners
         corners = torch.sort(torch.rand((2, 2), generator=generator) * size, dim=0).values
         coords, labels = corners.reshape(1, 2, 2), torch.tensor([[2, 3]], dtype=torch.int32)
+    else:  # positive and negative clicks
+        coords = torch.rand((1, num_points, 2), generator=generator) * size
+        labels = (torch.arange(num_points, dtype=torch.int32) % 2).reshape(1, num_points)
     return {
         "pix_feat": torch.randn(shapes["vision_feat"], generator=generator),
         "high_res_feat0": torch.randn(shapes["high_res_feat0"], generator=generator),
         "high_res_feat1": torch.randn(shapes["high_res_feat1"], generator=generator),
         "point_coords": coords,
         "point_labels": labels,
+        "mask_input": 8 * torch.randn(shapes["mask_logits"], generator=generator),
+        "mask_valid": torch.tensor([1.0 if mask_prompt else 0.0]),
         "min_obj_score": torch.tensor([min_obj_score]),
     }
 
@@ -157,8 +166,8 @@ def build_submodels(model, consts) -> list[SubModel]:
     ]
 
 
-def official_outputs(model, name: str, inputs: dict[str, torch.Tensor], wrapper) -> list[torch.Tensor]:
-    """What the official code computes for these inputs (the wrapper where it *is* the official call)."""
+def official_outputs(model, name: str, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """What the official code computes for these inputs."""
     with torch.no_grad():
         if name == "image_encoder":
             return list(model.forward_image(inputs["image"])["backbone_fpn"])
@@ -166,7 +175,7 @@ def official_outputs(model, name: str, inputs: dict[str, torch.Tensor], wrapper)
             return [reference.memory_attention(model, **inputs)]
         if name == "memory_encoder":
             return [reference.memory_encoder(model, **inputs)]
-        return list(wrapper(**inputs))
+        return list(reference.mask_decoder(model, **inputs))
 
 
 def verification_cases(model, consts, name: str) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
@@ -184,8 +193,10 @@ def verification_cases(model, consts, name: str) -> list[tuple[dict[str, torch.T
     elif name == "memory_encoder":
         cases = [memory_encoder_inputs(model, b, g) for b in (False, True)]
     else:
-        # Both presence gates the tracker feeds: SAM 2's 0 and SAMURAI's -1.
-        cases = [mask_decoder_inputs(model, n, g, gate) for n, gate in ((1, 0.0), (2, -1.0))]
+        # Both presence gates the tracker feeds (SAM 2's 0 and SAMURAI's -1), and a correction: clicks with
+        # the previous logits as a mask prompt.
+        cases = [mask_decoder_inputs(model, n, g, gate, prompt) for n, gate, prompt in ((1, 0.0, False),
+                                                                                     (2, -1.0, False), (3, 0.0, True))]
     return [(case, case) for case in cases]
 
 
@@ -210,7 +221,7 @@ def verify(path: Path, sub: SubModel, model, consts, variant: str) -> dict[str, 
     worst: dict[str, float] = {}
     ranges: dict[str, float] = {}
     for feeds, official in verification_cases(model, consts, sub.name):
-        expected = official_outputs(model, sub.name, official, sub.module)
+        expected = official_outputs(model, sub.name, official)
         for out, (err, scale) in max_errors(session, feeds, expected, names).items():
             rel = err / max(scale, 1.0)
             worst[out] = max(worst.get(out, 0.0), err)

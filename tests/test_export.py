@@ -286,7 +286,7 @@ def mask_decoder_128(checkpoint):
     model = load_model(checkpoint, None, 128)[0]
     consts = submodels.constants(model)
     sub = next(s for s in build_submodels(model, consts) if s.name == "mask_decoder")
-    scale = max(float(official_outputs(model, sub.name, official, sub.module)[0].abs().max())
+    scale = max(float(official_outputs(model, sub.name, official)[0].abs().max())
                 for _, official in verification_cases(model, consts, sub.name))
     return model, consts, sub, scale
 

@@ -21,7 +21,12 @@ MODES = ("samurai", "sam2")
 # SAM 2.1's four model sizes, the keys of `model_size_overrides` (the manifest's `model_size`).
 MODEL_SIZES = ("t", "s", "b+", "l")
 MODE, RESIZE, SAMURAI, OVERRIDES = "mode", "resize", "samurai", "model_size_overrides"
-TOP_KEYS = (MODE, RESIZE, SAMURAI, OVERRIDES)
+PROMPT_HISTORY = "prompt_history"
+TOP_KEYS = (MODE, RESIZE, PROMPT_HISTORY, SAMURAI, OVERRIDES)
+# Frames back (the newest included) a prompt may refer to when the file does not say.
+DEFAULT_PROMPT_HISTORY = 16
+# Each held frame keeps every object's state and logits alive; a longer history is a leak, not a feature.
+MAX_PROMPT_HISTORY = 1000
 # How much of a wrong value a message quotes: enough to recognise it, never a pasted file.
 SHOWN_CHARS = 60
 _OTHER_FILE = "pass --config FILE, a YAML mapping like configs/samurai.yaml, or leave --config out"
@@ -37,10 +42,16 @@ class TrackerConfig:
     mode: str = "samurai"
     resize: str = "pil_bicubic"
     samurai: SamuraiParams = field(default_factory=SamuraiParams)
+    # The newest frames (it included) whose object states the tracker keeps so a prompt can refine them.
+    prompt_history: int = DEFAULT_PROMPT_HISTORY
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode {_shown(self.mode)} is not one of {', '.join(MODES)}")
+        if (isinstance(self.prompt_history, bool) or not isinstance(self.prompt_history, int)
+                or not 1 <= self.prompt_history <= MAX_PROMPT_HISTORY):
+            raise ConfigError(f"prompt_history {_shown(self.prompt_history)} is not a whole number of frames from 1 "
+                              f"to {MAX_PROMPT_HISTORY}")
         if self.resize not in RESIZES:
             raise ConfigError(f"resize {_shown(self.resize)} is not one of {', '.join(RESIZES)}")
 
@@ -153,6 +164,6 @@ def _config(path: Path, raw: dict, model_size: str, mode: str | None) -> Tracker
                               f"{', '.join(MODES if key == MODE else RESIZES)}, or pass another file with --config")
     try:
         return TrackerConfig(mode=mode or raw.get(MODE, "samurai"), resize=raw.get(RESIZE, "pil_bicubic"),
-                             samurai=samurai)
+                             samurai=samurai, prompt_history=raw.get(PROMPT_HISTORY, DEFAULT_PROMPT_HISTORY))
     except ConfigError as exc:
         raise ConfigError(f"config file {path}: {exc}; {_CORRECT}") from None

@@ -5,11 +5,17 @@ this tracker: it owns one `ObjectState` per object id (memory bank, Kalman
 state, prompt frame) and runs the stateless `step_object` on each, fed the
 frame that `FrameEncoder` encoded once. An object's results are therefore
 exactly those of a single-object run with the same box from the same frame.
+
+Prompts (`apply`) follow the official video predictor's interactive calls on a
+frame already tracked: for the last `config.prompt_history` frames the tracker
+keeps each object's state before and after the frame, its logits and the clicks
+given there, so a click refines the object from that frame's own state.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,13 +23,46 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.samurai.config import TrackerConfig
+from app.samurai.prompts import Prompt
 from app.samurai.state import ObjectState
-from app.samurai.tracker import EncodedFrame, FrameEncoder, FrameResult, new_object_state, step_object
+from app.samurai.tracker import (
+    BOX_BOTTOM_RIGHT,
+    BOX_TOP_LEFT,
+    DecoderPrompt,
+    EncodedFrame,
+    FrameEncoder,
+    FrameResult,
+    new_object_state,
+    prompt_object,
+    step_object,
+    to_model_pixels,
+)
 
 if TYPE_CHECKING:  # as in tracker.py: the caller opens the bundle
     from acl_models.bundle import ModelBundle
 
 BoxXYXY = tuple[float, float, float, float]
+# The official predictor clamps the previous logits it feeds back as a mask prompt ("rare numerical issues").
+MASK_PROMPT_CLAMP = 32.0
+_NO_POINTS = (np.zeros((0, 2), np.float32), np.zeros(0, np.int32))
+
+
+@dataclass(frozen=True)
+class HeldObject:
+    """One object on one held frame: what a prompt on that frame refines from.
+
+    `tracked` is the official predictor's "frame already tracked for this object": a prompt then
+    refines (memory attention from `before`, the previous logits as mask prompt). An object that a
+    prompt started on this frame is not tracked there until the next frame: a further prompt
+    re-conditions it from scratch, with its accumulated clicks.
+    """
+
+    before: ObjectState  # its state before this frame (a fresh one where it started here)
+    after: ObjectState  # its state after this frame, corrections included
+    logits: np.ndarray  # (4h, 4w) low-res logits of its latest result on this frame, holes filled
+    tracked: bool
+    coords: np.ndarray = field(default_factory=lambda: _NO_POINTS[0])  # clicks and box corners given here,
+    labels: np.ndarray = field(default_factory=lambda: _NO_POINTS[1])  # in model-input pixels
 
 
 @dataclass
@@ -46,6 +85,8 @@ class MultiObjectTracker:
         self._fresh = new_object_state(bundle, config, num_frames)
         self.objects: dict[int, ObjectState] = {}  # each object's state after its last step
         self._prompts: dict[int, BoxXYXY] = {}  # boxes that (re)start their object on the next frame
+        # The newest frames, oldest first: (frame index, each object's record on it).
+        self._held: deque[tuple[int, dict[int, HeldObject]]] = deque(maxlen=config.prompt_history)
 
     def add(self, obj_id: int, box_xyxy: BoxXYXY) -> None:
         """Start object `obj_id` from this box on the next frame; an object already tracked restarts from it."""
@@ -63,12 +104,15 @@ class MultiObjectTracker:
         frame = self.encoder.encode(frame_idx, image)
         result, self.objects[obj_id] = step_object(self.bundle, self.config, self._fresh, frame, box_xyxy, self.clock)
         result.timings = {**frame.timings, **result.timings}
+        self._hold(frame_idx, obj_id, HeldObject(self._fresh, self.objects[obj_id], result.low_res_logits, False))
         return result
 
     def remove(self, obj_id: int) -> None:
         """Stop tracking `obj_id`; unknown ids raise KeyError."""
         del self.objects[obj_id]
         self._prompts.pop(obj_id, None)
+        for _, held in self._held:
+            held.pop(obj_id, None)
 
     def prepare_input(self, image: np.ndarray) -> np.ndarray:
         """The image encoder's input for a frame; pure, so a caller may run it ahead of `step`."""
@@ -83,13 +127,109 @@ class MultiObjectTracker:
         frame_idx = frame.frame_idx
         timings = dict(frame.timings)
         results = {}
+        held = {}
         for obj_id, state in self.objects.items():
             prompt = self._prompts.pop(obj_id, None)
             result, self.objects[obj_id] = step_object(self.bundle, self.config, state, frame, prompt, self.clock)
+            before = state if prompt is None else self._fresh
+            held[obj_id] = HeldObject(before, self.objects[obj_id], result.low_res_logits, True)
             for stage, ms in result.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + ms
             results[obj_id] = result
+        self._held.append((frame_idx, held))
         return MultiFrameResult(frame_idx, results, timings)
+
+    def held_frames(self) -> range:
+        """The frames a prompt may refer to: the newest tracked ones, at most `config.prompt_history`."""
+        if not self._held:
+            return range(0)
+        return range(self._held[0][0], self._held[-1][0] + 1)
+
+    def apply(self, prompt: Prompt, frame_idx: int, image: np.ndarray) -> FrameResult | None:
+        """Apply `prompt` on frame `frame_idx` after that frame was tracked and before the next `step`.
+
+        `frame_idx` is the newest tracked frame or an earlier one the tracker still holds
+        (`held_frames()`); `image` is that frame's decoded source image. Returns the object's
+        corrected result on that frame, None for `remove`. After a prompt on an older frame the
+        object goes on from its corrected state there; the frames since are not tracked again.
+        """
+        obj_id = prompt.obj_id
+        if prompt.remove:
+            if obj_id not in self.objects:
+                known = ", ".join(str(i) for i in self.objects) or "none"
+                raise ValueError(f"object {obj_id} is not tracked (tracked: {known}); remove one of those")
+            self.remove(obj_id)
+            return None
+        held = self._held_on(frame_idx)
+        if prompt.reset:
+            if prompt.box is None:
+                raise ValueError(f"a reset prompt for object {obj_id} needs a box")
+            result = self.start_on(obj_id, frame_idx, image, prompt.box.xyxy())
+            self._forget_after(obj_id, frame_idx)
+            return result
+        if prompt.mask is not None:
+            raise ValueError("mask prompts are not supported by this tracker yet")
+        record = held.get(obj_id)
+        if record is None and obj_id in self.objects:
+            raise ValueError(f"object {obj_id} was not tracked on frame {frame_idx}; prompt it on a frame since "
+                             f"it started (held: {self._held_text()})")
+        frame = self.encoder.encode(frame_idx, image)
+        size = self.bundle.manifest.image_size
+        clicks = to_model_pixels(np.asarray(prompt.points, np.float32).reshape(-1, 2), frame.width, frame.height, size)
+        labels = np.asarray(prompt.labels, np.int32).reshape(-1)
+        if prompt.box is not None:  # a box replaces the frame's earlier clicks (`clear_old_points`)
+            corners = to_model_pixels(np.asarray(prompt.box.xyxy(), np.float32).reshape(2, 2), frame.width,
+                                      frame.height, size)
+            coords = np.concatenate([corners, clicks])
+            labels = np.concatenate([np.array([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT], np.int32), labels])
+        elif record is not None:  # clicks on one frame accumulate (`clear_old_points=False`)
+            coords, labels = np.concatenate([record.coords, clicks]), np.concatenate([record.labels, labels])
+        else:
+            coords = clicks
+        if record is None:  # a new object: this frame is its initial conditioning frame
+            before, motion, mask_logits = self._fresh, self._fresh.motion, None
+        else:
+            before = record.before if record.tracked else self._fresh
+            if record.tracked and record.after.prompt_frame == frame_idx:
+                before = record.after  # its own prompt frame: attend to the memory that frame made
+            motion = record.after.motion
+            mask_logits = np.clip(record.logits, -MASK_PROMPT_CLAMP, MASK_PROMPT_CLAMP)
+        decoder_prompt = DecoderPrompt(coords, labels, mask_logits)
+        result, after = prompt_object(self.bundle, self.config, before, motion, frame, decoder_prompt, self.clock)
+        result.timings = {**frame.timings, **result.timings}
+        tracked = record is not None and record.tracked
+        held[obj_id] = HeldObject(before if tracked else self._fresh, after, result.low_res_logits, tracked, coords,
+                                  labels)
+        self.objects[obj_id] = after
+        self._prompts.pop(obj_id, None)
+        self._forget_after(obj_id, frame_idx)
+        return result
+
+    def _held_on(self, frame_idx: int) -> dict[int, HeldObject]:
+        for held_idx, held in self._held:
+            if held_idx == frame_idx:
+                return held
+        raise ValueError(f"frame {frame_idx} is not held: prompts may refer to frames {self._held_text()} "
+                         f"(prompt_history {self.config.prompt_history} in the config)")
+
+    def _held_text(self) -> str:
+        frames = self.held_frames()
+        return f"{frames.start} to {frames.stop - 1}" if frames else "none yet"
+
+    def _hold(self, frame_idx: int, obj_id: int, record: HeldObject) -> None:
+        """Keep `record` for `obj_id` on frame `frame_idx` if that frame is held or newer than all held ones."""
+        for held_idx, held in self._held:
+            if held_idx == frame_idx:
+                held[obj_id] = record
+                return
+        if not self._held or frame_idx > self._held[-1][0]:
+            self._held.append((frame_idx, {obj_id: record}))
+
+    def _forget_after(self, obj_id: int, frame_idx: int) -> None:
+        """Drop `obj_id`'s records on frames after `frame_idx`: its track now goes on from that frame."""
+        for held_idx, held in self._held:
+            if held_idx > frame_idx:
+                held.pop(obj_id, None)
 
     def state_nbytes(self) -> int:
         return sum(state.nbytes() for state in self.objects.values())
