@@ -20,6 +20,8 @@ import pytest
 
 from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
+from app.benchmarks.metrics import box_iou
+from app.media.colour_clip import DISTRACTOR_GAP, TARGET_SIZE
 from app.media.colour_clip import make_frames as make_colour_frames
 from app.media.textured_clip import write_clip
 from app.samurai.boxes import Box
@@ -37,8 +39,15 @@ PROMPT_FRAME = 4
 # weights a correction moves the frames after it by 3e-3 and more, so a tracker that ignored it fails at 5e-4.
 LOGIT_ATOL = 5e-4
 MIN_MASK_IOU = 0.99
-# The colour clip: SAM 2 follows the distractor from frame 23 (test_demo.TAKEOVER_FRAME) on.
-DEMO_FRAMES, DEMO_PROMPT_FRAME = 30, 24
+# The colour clip: SAM 2 follows the distractor from frame 23 (test_demo.TAKEOVER_FRAME) on; a click on the target
+# and one on the distractor at frame 24 put frame 24's mask back on the target (box IoU ~0.9 with the true box; the
+# distractor's is 0). The larger distractor wins again on the next frame, in the official predictor as here (the
+# colour checkpoint's masks follow the colours, not the memory). SAMURAI, still on the target, keeps it.
+DEMO_FRAMES, DEMO_PROMPT_FRAME = 27, 24
+ON_TARGET_IOU = 0.8
+# SAMURAI's Kalman-weighted choice from the third confident frame, so that the 10-frame clip reaches it before the
+# prompt frame and a correction's extra filter update shows in the frames after it.
+FAST_KALMAN = {"stable_frames_threshold": 2}
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +83,11 @@ def _prompt(call: Call) -> Prompt:
     return Prompt(call.obj_id, tuple(call.points), tuple(call.labels), box, remove=call.remove)
 
 
-def _ours(models, images, calls: dict[int, list[Call]], mode: str):
+def _ours(models, images, calls: dict[int, list[Call]], mode: str, overrides: dict | None = None):
     """The tracker stepping every frame and applying frame K's calls after K (frame 0's start the objects)."""
     bundle = open_bundle_with(models, lambda p: OnnxRunner(p, threads=TEST_THREADS))
     config = load_config(None, bundle.manifest.model_size, mode)
+    config = replace(config, samurai=replace(config.samurai, **(overrides or {})))
     tracker = MultiObjectTracker(bundle, config, num_frames=len(images))
     for call in calls.get(0, []):
         tracker.add(call.obj_id, call.box_xyxy)
@@ -96,8 +106,8 @@ def _ours(models, images, calls: dict[int, list[Call]], mode: str):
     return logits, masks, indices
 
 
-def _official(checkpoint, folder, calls, mode: str):
-    samurai = OFFICIAL_PARAMS["t"] if mode == "samurai" else None
+def _official(checkpoint, folder, calls, mode: str, overrides: dict | None = None):
+    samurai = replace(OFFICIAL_PARAMS["t"], **(overrides or {})) if mode == "samurai" else None
     return run_official_session(checkpoint, folder, IMAGE_SIZE, calls, samurai, TEST_THREADS)
 
 
@@ -151,7 +161,7 @@ def _multi_cases(boxes) -> dict[str, dict[int, list[Call]]]:
 @pytest.fixture(scope="module")
 def uncorrected(checkpoint, clip):
     folder, _, boxes = clip
-    return {mode: _official(checkpoint, folder, {0: [Call(1, box_xyxy=_xyxy(boxes[0]))]}, mode)
+    return {mode: _official(checkpoint, folder, {0: [Call(1, box_xyxy=_xyxy(boxes[0]))]}, mode, FAST_KALMAN)
             for mode in ("sam2", "samurai")}
 
 
@@ -160,10 +170,16 @@ def uncorrected(checkpoint, clip):
 def test_correction_matches_official(checkpoint, export_128, clip, uncorrected, case, mode):
     folder, images, boxes = clip
     calls = _cases(boxes)[case]
-    official = _official(checkpoint, folder, calls, mode)
-    _assert_same(_ours(export_128, images, calls, mode), official, NUM_FRAMES)
+    official = _official(checkpoint, folder, calls, mode, FAST_KALMAN)
+    ours = _ours(export_128, images, calls, mode, FAST_KALMAN)
+    _assert_same(ours, official, NUM_FRAMES)
     first = min(k for k in calls if k)
     assert _changes_track(official, uncorrected[mode], 1, first)
+    if mode == "samurai":  # the same candidate on every multimask frame, the corrected ones included
+        chosen = {i: ours[2][i][1] - 1 for i in range(1, NUM_FRAMES)}
+        assert chosen == {i: official.predictor.log[i].index for i in chosen if official.predictor.log[i].index >= 0} | {
+            i: chosen[i] for i in chosen if official.predictor.log[i].index < 0}
+        assert any(log.kf_score is not None for log in official.predictor.log.values())
 
 
 @pytest.mark.parametrize("case", MULTI_CASES)
@@ -172,3 +188,25 @@ def test_objects_added_and_removed_match_official(checkpoint, export_128, clip, 
     calls = _multi_cases(boxes)[case]
     official = _official(checkpoint, folder, calls, "sam2")
     _assert_same(_ours(export_128, images, calls, "sam2"), official, NUM_FRAMES)
+
+
+@pytest.mark.parametrize("mode", ["sam2", "samurai"])
+def test_clicks_turn_sam2_back_from_the_distractor(demo_checkpoint, demo_models, demo_clip, mode):
+    """After SAM 2 jumps to the distractor, a click on the target and one on the distractor change the track."""
+    folder, images, boxes = demo_clip
+    k = DEMO_PROMPT_FRAME
+    x, y, _, _ = boxes[k]
+    target, distractor = _centre(boxes[k]), (x + TARGET_SIZE + DISTRACTOR_GAP + 4.0, y + TARGET_SIZE / 2)
+    calls = {0: [Call(1, box_xyxy=_xyxy(boxes[0]))], k: [Call(1, (target, distractor), (1, 0))]}
+    official = _official(demo_checkpoint, folder, calls, mode)
+    ours = _ours(demo_models, images, calls, mode)
+    _assert_same(ours, official, DEMO_FRAMES)
+    found = np.array([_mask_box(official.masks[k][1])], np.float64)
+    assert box_iou(found, np.asarray([boxes[k]], np.float64))[0] >= ON_TARGET_IOU
+    plain = _ours(demo_models, images, {0: calls[0]}, mode)
+    assert mask_iou(plain[1][k][1], ours[1][k][1]) < ON_TARGET_IOU or mode == "samurai"
+
+
+def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return (int(xs.min()), int(ys.min()), int(xs.max() - xs.min()), int(ys.max() - ys.min()))
