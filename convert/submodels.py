@@ -315,4 +315,9 @@ def constants(model: nn.Module) -> dict[str, np.ndarray]:
             "memory_pos": memory_pos.numpy().astype(np.float32),
             "maskmem_tpos_enc": model.maskmem_tpos_enc.detach().reshape(model.num_maskmem, model.mem_dim).numpy().copy(),
             "no_mem_embed": model.no_mem_embed.detach().reshape(model.hidden_dim).numpy().copy(),
+            # A mask prompt (`add_new_mask`): the learned 4x4 stride-4 downsampling of the mask before the
+            # decoder makes its pointer, and the pointer of an empty mask.
+            "mask_downsample_weight": model.mask_downsample.weight.detach().reshape(4, 4).numpy().copy(),
+            "mask_downsample_bias": model.mask_downsample.bias.detach().reshape(1).numpy().copy(),
+            "no_obj_ptr": model.no_obj_ptr.detach().reshape(model.hidden_dim).numpy().copy(),
         }

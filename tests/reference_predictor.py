@@ -279,11 +279,21 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
         obj_ptr = weight * obj_ptr + (1 - weight) * self.no_obj_ptr
         return low_multi, high_multi, ious, low, high, obj_ptr, score
 
+    def _track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
+                    point_inputs, mask_inputs, *rest):
+        """Each call on a frame (tracking, a correction, a mask) starts that frame's log afresh."""
+        self.current_frame = frame_idx
+        self.log[frame_idx] = log = FrameLog(-1, 0.0, 0.0, None, 0, None)
+        out = super()._track_step(frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds,
+                                  feat_sizes, point_inputs, mask_inputs, *rest)
+        if mask_inputs is not None:  # the mask is the output: the SAMURAI code scores it 1 for memory
+            log.index, log.best_iou, log.kf_score = -1, 1.0, 1.0
+            log.object_score = float(out[1][6][0, 0])
+        return out
+
     def _prepare_memory_conditioned_features(self, frame_idx, is_init_cond_frame, current_vision_feats,
                                              current_vision_pos_embeds, feat_sizes, output_dict, num_frames,
                                              track_in_reverse=False):
-        self.current_frame = frame_idx
-        self.log[frame_idx] = FrameLog(-1, 0.0, 0.0, None, 0, None)
         if is_init_cond_frame:
             return super()._prepare_memory_conditioned_features(
                 frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes, output_dict,
@@ -372,13 +382,14 @@ def run_official(
 
 @dataclass(frozen=True)
 class Call:
-    """One interactive call on a frame: clicks and/or a box (`add_new_points_or_box`), or a removal."""
+    """One interactive call on a frame: clicks and/or a box (`add_new_points_or_box`), a mask, or a removal."""
 
     obj_id: int
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
     box_xyxy: tuple[float, float, float, float] | None = None
     remove: bool = False
+    mask: np.ndarray | None = None  # (H, W) bool: `add_new_mask`
 
 
 @dataclass
@@ -443,14 +454,22 @@ def _official_call(predictor, state, frame: int, call: Call, masks, logits) -> N
     if call.remove:
         predictor.remove_object(state, call.obj_id, strict=True)
         return
+    if call.mask is not None:
+        _, obj_ids, video_masks = predictor.add_new_mask(state, frame, call.obj_id, call.mask)
+        _record(state, frame, call.obj_id, obj_ids, video_masks, masks, logits)
+        return
     box = None if call.box_xyxy is None else list(call.box_xyxy)
     points = [list(p) for p in call.points] or None
     labels = list(call.labels) or None
     _, obj_ids, video_masks = predictor.add_new_points_or_box(
         state, frame, call.obj_id, points=points, labels=labels, box=box, clear_old_points=box is not None
     )
-    obj_idx = obj_ids.index(call.obj_id)
+    _record(state, frame, call.obj_id, obj_ids, video_masks, masks, logits)
+
+
+def _record(state, frame: int, obj_id: int, obj_ids, video_masks, masks, logits) -> None:
+    obj_idx = obj_ids.index(obj_id)
     temp = state["temp_output_dict_per_obj"][obj_idx]
     out = temp["cond_frame_outputs"].get(frame) or temp["non_cond_frame_outputs"][frame]
-    masks.setdefault(frame, {})[call.obj_id] = (video_masks[obj_idx, 0] > 0).numpy()
-    logits.setdefault(frame, {})[call.obj_id] = out["pred_masks"][0, 0].numpy().copy()
+    masks.setdefault(frame, {})[obj_id] = (video_masks[obj_idx, 0] > 0).numpy()
+    logits.setdefault(frame, {})[obj_id] = out["pred_masks"][0, 0].numpy().copy()

@@ -34,6 +34,7 @@ from tests.reference_predictor import OFFICIAL_PARAMS, Call, run_official_sessio
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 NUM_FRAMES = 10
+WIDTH, HEIGHT = 320, 240  # the generated clip's frames
 PROMPT_FRAME = 4
 # ONNX Runtime and PyTorch float32 logits differ by ~3e-6 here (memories bfloat16 on both sides); on random
 # weights a correction moves the frames after it by 3e-3 and more, so a tracker that ignored it fails at 5e-4.
@@ -53,6 +54,7 @@ FAST_KALMAN = {"stable_frames_threshold": 2}
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     frames, boxes = make_frames(NUM_FRAMES)
+    assert frames[0].shape == (HEIGHT, WIDTH, 3)
     folder = write_jpeg_folder(tmp_path_factory.mktemp("corrections"), frames)
     return folder, read_jpeg_folder(folder), boxes
 
@@ -80,7 +82,7 @@ def _prompt(call: Call) -> Prompt:
     if call.box_xyxy is not None:
         x1, y1, x2, y2 = call.box_xyxy
         box = Box(x1, y1, x2 - x1, y2 - y1)
-    return Prompt(call.obj_id, tuple(call.points), tuple(call.labels), box, remove=call.remove)
+    return Prompt(call.obj_id, tuple(call.points), tuple(call.labels), box, call.mask, remove=call.remove)
 
 
 def _ours(models, images, calls: dict[int, list[Call]], mode: str, overrides: dict | None = None):
@@ -126,7 +128,15 @@ def _changes_track(session, uncorrected, obj_id: int, frame: int) -> bool:
                for i in (frame, frame + 1))
 
 
-def _cases(boxes) -> dict[str, dict[int, list[Call]]]:
+def _box_mask(box_xyxy, width: int, height: int) -> np.ndarray:
+    """A disc inside the box, at the frame's size (a mask prompt that is not a box)."""
+    x1, y1, x2, y2 = box_xyxy
+    ys, xs = np.mgrid[0:height, 0:width]
+    radius = min(x2 - x1, y2 - y1) / 2
+    return (xs - (x1 + x2) / 2) ** 2 + (ys - (y1 + y2) / 2) ** 2 <= radius**2
+
+
+def _cases(boxes, width: int = WIDTH, height: int = HEIGHT) -> dict[str, dict[int, list[Call]]]:
     start = {0: [Call(1, box_xyxy=_xyxy(boxes[0]))]}
     k = PROMPT_FRAME
     centre, target = _centre(boxes[k]), _xyxy(boxes[k])
@@ -137,6 +147,8 @@ def _cases(boxes) -> dict[str, dict[int, list[Call]]]:
         "clicks accumulate": {**start, k: [Call(1, (elsewhere,), (1,)), Call(1, (centre,), (0,))]},
         "box correction": {**start, k: [Call(1, box_xyxy=(target[0] - 8, target[1] - 8, target[2] + 8, target[3]))]},
         "box and click": {**start, k: [Call(1, (elsewhere,), (0,), box_xyxy=target)]},
+        "mask": {**start, k: [Call(1, mask=_box_mask(target, width, height))]},
+        "mask after a click": {**start, k: [Call(1, (centre,), (1,)), Call(1, mask=_box_mask(target, width, height))]},
         "several frames": {**start, 2: [Call(1, (centre,), (1,))], 5: [Call(1, (elsewhere,), (1,))],
                            7: [Call(1, (centre, elsewhere), (0, 1))]},
     }
@@ -145,7 +157,7 @@ def _cases(boxes) -> dict[str, dict[int, list[Call]]]:
 CASES = list(_cases([(0, 0, 1, 1)] * NUM_FRAMES))
 # Several objects and removal follow SAM 2's predictor, which keeps them apart; SAMURAI's code keeps one Kalman
 # state for all objects and reads frames before a new object's start, so samurai mode has no reference for them.
-MULTI_CASES = ["new object with a box", "new object with a click", "removal"]
+MULTI_CASES = ["new object with a box", "new object with a click", "new object with a mask", "removal"]
 
 
 def _multi_cases(boxes) -> dict[str, dict[int, list[Call]]]:
@@ -154,6 +166,7 @@ def _multi_cases(boxes) -> dict[str, dict[int, list[Call]]]:
     return {
         "new object with a box": {**start, k: [Call(2, box_xyxy=(200.0, 20.0, 260.0, 70.0))]},
         "new object with a click": {**start, k: [Call(2, ((60.0, 180.0),), (1,))]},
+        "new object with a mask": {**start, k: [Call(2, mask=_box_mask((200.0, 20.0, 260.0, 70.0), WIDTH, HEIGHT))]},
         "removal": {0: [*start[0], Call(2, box_xyxy=(200.0, 20.0, 260.0, 70.0))], k: [Call(2, remove=True)]},
     }
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.samurai.config import TrackerConfig
+from app.samurai.motion_selection import MotionState
 from app.samurai.prompts import Prompt
 from app.samurai.state import ObjectState
 from app.samurai.tracker import (
@@ -32,6 +33,7 @@ from app.samurai.tracker import (
     EncodedFrame,
     FrameEncoder,
     FrameResult,
+    mask_object,
     new_object_state,
     prompt_object,
     step_object,
@@ -167,13 +169,13 @@ class MultiObjectTracker:
             result = self.start_on(obj_id, frame_idx, image, prompt.box.xyxy())
             self._forget_after(obj_id, frame_idx)
             return result
-        if prompt.mask is not None:
-            raise ValueError("mask prompts are not supported by this tracker yet")
         record = held.get(obj_id)
         if record is None and obj_id in self.objects:
             raise ValueError(f"object {obj_id} was not tracked on frame {frame_idx}; prompt it on a frame since "
                              f"it started (held: {self._held_text()})")
         frame = self.encoder.encode(frame_idx, image)
+        if prompt.mask is not None:
+            return self._apply_mask(obj_id, frame, prompt.mask, held, record)
         size = self.bundle.manifest.image_size
         clicks = to_model_pixels(np.asarray(prompt.points, np.float32).reshape(-1, 2), frame.width, frame.height, size)
         labels = np.asarray(prompt.labels, np.int32).reshape(-1)
@@ -186,23 +188,46 @@ class MultiObjectTracker:
             coords, labels = np.concatenate([record.coords, clicks]), np.concatenate([record.labels, labels])
         else:
             coords = clicks
-        if record is None:  # a new object: this frame is its initial conditioning frame
-            before, motion, mask_logits = self._fresh, self._fresh.motion, None
-        else:
-            before = record.before if record.tracked else self._fresh
-            if record.tracked and record.after.prompt_frame == frame_idx:
-                before = record.after  # its own prompt frame: attend to the memory that frame made
-            motion = record.after.motion
-            mask_logits = np.clip(record.logits, -MASK_PROMPT_CLAMP, MASK_PROMPT_CLAMP)
+        before, motion = self._refined_from(record, frame_idx)
+        mask_logits = None if record is None else np.clip(record.logits, -MASK_PROMPT_CLAMP, MASK_PROMPT_CLAMP)
         decoder_prompt = DecoderPrompt(coords, labels, mask_logits)
         result, after = prompt_object(self.bundle, self.config, before, motion, frame, decoder_prompt, self.clock)
+        return self._keep(obj_id, frame, result, after, held, record, coords, labels)
+
+    def _apply_mask(self, obj_id: int, frame: EncodedFrame, mask: np.ndarray, held: dict[int, HeldObject],
+                    record: HeldObject | None) -> FrameResult:
+        """`add_new_mask`: the mask replaces the frame's result and its clicks (`mask_inputs` clears `point_inputs`)."""
+        before, motion = self._refined_from(record, frame.frame_idx)
+        result, after = mask_object(self.bundle, self.config, before, motion, frame, mask, self.clock)
+        return self._keep(obj_id, frame, result, after, held, record, *_NO_POINTS)
+
+    def _refined_from(self, record: HeldObject | None, frame_idx: int) -> tuple[ObjectState, MotionState]:
+        """The state a prompt on a held frame starts from, and the Kalman state it reads.
+
+        A new object, or one a prompt started on this frame, starts afresh (an initial conditioning
+        frame); a tracked one from its state before the frame, or on its own prompt frame from the
+        memory that frame made. The Kalman state is the latest (the SAMURAI code keeps one, updated by
+        every call).
+        """
+        if record is None:
+            return self._fresh, self._fresh.motion
+        if not record.tracked:
+            return self._fresh, record.after.motion
+        if record.after.prompt_frame == frame_idx:
+            return record.after, record.after.motion
+        return record.before, record.after.motion
+
+    def _keep(self, obj_id: int, frame: EncodedFrame, result: FrameResult, after: ObjectState,
+              held: dict[int, HeldObject], record: HeldObject | None, coords: np.ndarray,
+              labels: np.ndarray) -> FrameResult:
+        """Make `after` the object's state, and the frame's record of it; the object goes on from here."""
         result.timings = {**frame.timings, **result.timings}
         tracked = record is not None and record.tracked
-        held[obj_id] = HeldObject(before if tracked else self._fresh, after, result.low_res_logits, tracked, coords,
-                                  labels)
+        before = record.before if tracked else self._fresh
+        held[obj_id] = HeldObject(before, after, result.low_res_logits, tracked, coords, labels)
         self.objects[obj_id] = after
         self._prompts.pop(obj_id, None)
-        self._forget_after(obj_id, frame_idx)
+        self._forget_after(obj_id, frame.frame_idx)
         return result
 
     def _held_on(self, frame_idx: int) -> dict[int, HeldObject]:
