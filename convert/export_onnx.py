@@ -335,9 +335,15 @@ def describe(path: Path) -> dict:
     return {"inputs": values(graph.input), "outputs": values(graph.output)}
 
 
+# Points the mask decoder is built for on one frame (ATC compiles one gear per count): a box's two corners
+# and clicks, or clicks alone. The tracker refuses more on one frame.
+MAX_PROMPT_POINTS = 8
+
+
 def hyper_parameters(model) -> dict:
     decoder = model.sam_mask_decoder
     return {
+        "max_prompt_points": MAX_PROMPT_POINTS,
         "image_size": model.image_size,
         "backbone_stride": model.backbone_stride,
         "hidden_dim": model.hidden_dim,

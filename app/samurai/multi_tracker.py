@@ -190,6 +190,10 @@ class MultiObjectTracker:
             coords = clicks
         before, motion = self._refined_from(record, frame_idx)
         mask_logits = None if record is None else np.clip(record.logits, -MASK_PROMPT_CLAMP, MASK_PROMPT_CLAMP)
+        most = int(self.bundle.manifest.hyper.get("max_prompt_points", len(labels)))
+        if len(labels) > most:
+            raise ValueError(f"{len(labels)} points on frame {frame_idx} for object {obj_id} (a box counts 2); the "
+                             f"models take at most {most}: give a box, or fewer clicks")
         decoder_prompt = DecoderPrompt(coords, labels, mask_logits)
         result, after = prompt_object(self.bundle, self.config, before, motion, frame, decoder_prompt, self.clock)
         return self._keep(obj_id, frame, result, after, held, record, coords, labels)
