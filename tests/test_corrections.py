@@ -28,7 +28,7 @@ from app.samurai.boxes import Box
 from app.samurai.config import load_config
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.prompts import Prompt
-from tests.backends import mask_iou
+from tests.backends import EXACT_BACKEND_PARAMS, exact_factory, mask_iou, models_for
 from tests.demo_model import IMAGE_SIZE, TEST_THREADS
 from tests.reference_predictor import OFFICIAL_PARAMS, Call, run_official_session
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
@@ -85,15 +85,16 @@ def _prompt(call: Call) -> Prompt:
     return Prompt(call.obj_id, tuple(call.points), tuple(call.labels), box, call.mask, remove=call.remove)
 
 
-def _ours(models, images, calls: dict[int, list[Call]], mode: str, overrides: dict | None = None):
+def _ours(models, images, calls: dict[int, list[Call]], mode: str, overrides: dict | None = None,
+          factory=None):
     """The tracker stepping every frame and applying frame K's calls after K (frame 0's start the objects)."""
-    bundle = open_bundle_with(models, lambda p: OnnxRunner(p, threads=TEST_THREADS))
+    bundle = open_bundle_with(models, factory or (lambda p: OnnxRunner(p, threads=TEST_THREADS)))
     config = load_config(None, bundle.manifest.model_size, mode)
     config = replace(config, samurai=replace(config.samurai, **(overrides or {})))
     tracker = MultiObjectTracker(bundle, config, num_frames=len(images))
     for call in calls.get(0, []):
         tracker.add(call.obj_id, call.box_xyxy)
-    logits, masks, indices = {}, {}, {}
+    logits, masks, indices, kalman = {}, {}, {}, {}
     with bundle:
         for i, image in enumerate(images):
             step = tracker.step(i, image)
@@ -105,7 +106,8 @@ def _ours(models, images, calls: dict[int, list[Call]], mode: str, overrides: di
             logits[i] = {k: r.low_res_logits for k, r in results.items()}
             masks[i] = {k: r.mask for k, r in results.items()}
             indices[i] = {k: r.mask_index for k, r in results.items()}
-    return logits, masks, indices
+            kalman[i] = {k: r.kf_mean for k, r in results.items()}
+    return logits, masks, indices, kalman
 
 
 def _official(checkpoint, folder, calls, mode: str, overrides: dict | None = None):
@@ -114,7 +116,7 @@ def _official(checkpoint, folder, calls, mode: str, overrides: dict | None = Non
 
 
 def _assert_same(ours, official, frames: int) -> None:
-    logits, masks, _ = ours
+    logits, masks = ours[:2]
     for i in range(frames):
         assert set(logits[i]) == set(official.logits[i]), f"frame {i}: objects"
         for obj_id, ref in official.logits[i].items():
@@ -193,6 +195,20 @@ def test_correction_matches_official(checkpoint, export_128, clip, uncorrected, 
         assert chosen == {i: official.predictor.log[i].index for i in chosen if official.predictor.log[i].index >= 0} | {
             i: chosen[i] for i in chosen if official.predictor.log[i].index < 0}
         assert any(log.kf_score is not None for log in official.predictor.log.values())
+        for i in chosen:  # and the same Kalman state after it: a correction's choice advances the filter
+            log = official.predictor.log[i]
+            if log.index >= 0:
+                np.testing.assert_allclose(ours[3][i][1], log.kf_mean, rtol=1e-9, atol=1e-9, err_msg=f"frame {i}")
+
+
+@pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
+def test_every_exact_backend_applies_a_box_and_a_click(request, checkpoint, clip, backend):
+    """A correction with three points (a decoder gear of its own on the NPU) and the mask prompt on each runtime."""
+    folder, images, boxes = clip
+    calls = _cases(boxes)["box and click"]
+    models = models_for(request, backend, "export_128")
+    ours = _ours(models, images, calls, "sam2", factory=exact_factory(backend, models, TEST_THREADS))
+    _assert_same(ours, _official(checkpoint, folder, calls, "sam2"), NUM_FRAMES)
 
 
 @pytest.mark.parametrize("case", MULTI_CASES)
