@@ -345,11 +345,8 @@ class OfficialRun:
     object_scores: dict[int, float]
 
 
-def run_official(
-    checkpoint: Path, folder: Path, box_xyxy, image_size: int, samurai: OfficialParams | None = None, threads: int | None = None
-) -> OfficialRun:
-    """The official sam2 video predictor (or the SAMURAI reference with `samurai`) over a JPEG folder, one box on frame 0."""
-    import sam2.utils.misc as misc
+def build_predictor(checkpoint: Path, image_size: int, samurai: OfficialParams | None) -> SAM2VideoPredictor:
+    """The official sam2 video predictor, or the SAMURAI reference with `samurai`, on the tiny config."""
     from sam2.build_sam import build_sam2_video_predictor
 
     target = "tests.reference_predictor.SamuraiReferencePredictor" if samurai is not None else "sam2.sam2_video_predictor.SAM2VideoPredictor"
@@ -361,6 +358,16 @@ def run_official(
     )
     if samurai is not None:
         predictor.setup_samurai(samurai)
+    return predictor
+
+
+def run_official(
+    checkpoint: Path, folder: Path, box_xyxy, image_size: int, samurai: OfficialParams | None = None, threads: int | None = None
+) -> OfficialRun:
+    """The official sam2 video predictor (or the SAMURAI reference with `samurai`) over a JPEG folder, one box on frame 0."""
+    import sam2.utils.misc as misc
+
+    predictor = build_predictor(checkpoint, image_size, samurai)
     original = misc.get_connected_components
     misc.get_connected_components = cpu_connected_components
     try:
@@ -410,17 +417,8 @@ def run_official_session(
     The last result a frame gets for an object (tracked, or corrected by a call) is the one recorded.
     """
     import sam2.utils.misc as misc
-    from sam2.build_sam import build_sam2_video_predictor
 
-    target = "tests.reference_predictor.SamuraiReferencePredictor" if samurai is not None else "sam2.sam2_video_predictor.SAM2VideoPredictor"
-    predictor = build_sam2_video_predictor(
-        "configs/sam2.1/sam2.1_hiera_t.yaml",
-        str(checkpoint),
-        device="cpu",
-        hydra_overrides_extra=[f"++model.image_size={image_size}", f"++model._target_={target}"],
-    )
-    if samurai is not None:
-        predictor.setup_samurai(samurai)
+    predictor = build_predictor(checkpoint, image_size, samurai)
     masks: dict[int, dict[int, np.ndarray]] = {}
     logits: dict[int, dict[int, np.ndarray]] = {}
     original = misc.get_connected_components

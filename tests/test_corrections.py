@@ -239,3 +239,34 @@ def test_clicks_turn_sam2_back_from_the_distractor(demo_checkpoint, demo_models,
 def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     ys, xs = np.nonzero(mask)
     return (int(xs.min()), int(ys.min()), int(xs.max() - xs.min()), int(ys.max() - ys.min()))
+
+
+def _tracker(models, history: int) -> MultiObjectTracker:
+    bundle = open_bundle_with(models, lambda p: OnnxRunner(p, threads=TEST_THREADS))
+    config = replace(load_config(None, bundle.manifest.model_size, "sam2"), prompt_history=history)
+    return MultiObjectTracker(bundle, config, num_frames=NUM_FRAMES)
+
+
+def test_a_prompt_on_an_older_held_frame_refines_from_that_frame(export_128, clip):
+    """A click on frame K once K+2 is tracked gives K the result a click right after K gives, and the object goes
+    on from it; frames no longer held, and unknown ids to remove, are refused with the range that is held."""
+    _, images, boxes = clip
+    k, history = PROMPT_FRAME, 3
+    click = Prompt(1, (_centre(boxes[k]),), (1,))
+    at_once, later = _tracker(export_128, history), _tracker(export_128, history)
+    for tracker in (at_once, later):
+        tracker.add(1, _xyxy(boxes[0]))
+        for i in range(k + 1):
+            tracker.step(i, images[i])
+    corrected = at_once.apply(click, k, images[k])
+    for i in (k + 1, k + 2):
+        later.step(i, images[i])
+    assert later.held_frames() == range(k, k + 3)
+    assert np.array_equal(later.apply(click, k, images[k]).low_res_logits, corrected.low_res_logits)
+    # It goes on from frame K's corrected state (its newest memory is K's corrected one).
+    newest, expected = later.objects[1].memory.recent[-1], at_once.objects[1].memory.recent[-1]
+    assert newest.frame_idx == k and np.array_equal(newest.features, expected.features)
+    with pytest.raises(ValueError, match=f"frame {k - 1} is not held: prompts may refer to frames {k} to {k + 2}"):
+        later.apply(click, k - 1, images[k - 1])
+    with pytest.raises(ValueError, match="object 7 is not tracked"):
+        later.apply(Prompt(7, remove=True), k + 1, images[k + 1])

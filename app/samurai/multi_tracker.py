@@ -27,12 +27,11 @@ from app.samurai.motion_selection import MotionState
 from app.samurai.prompts import Prompt
 from app.samurai.state import ObjectState
 from app.samurai.tracker import (
-    BOX_BOTTOM_RIGHT,
-    BOX_TOP_LEFT,
     DecoderPrompt,
     EncodedFrame,
     FrameEncoder,
     FrameResult,
+    box_prompt,
     mask_object,
     new_object_state,
     prompt_object,
@@ -106,8 +105,17 @@ class MultiObjectTracker:
         frame = self.encoder.encode(frame_idx, image)
         result, self.objects[obj_id] = step_object(self.bundle, self.config, self._fresh, frame, box_xyxy, self.clock)
         result.timings = {**frame.timings, **result.timings}
-        self._hold(frame_idx, obj_id, HeldObject(self._fresh, self.objects[obj_id], result.low_res_logits, False))
+        record = HeldObject(self._fresh, self.objects[obj_id], result.low_res_logits, False,
+                            *self._box_points(box_xyxy, frame))
+        self._hold(frame_idx, obj_id, record)
         return result
+
+    def _box_points(self, box_xyxy: BoxXYXY | None, frame: EncodedFrame) -> tuple[np.ndarray, np.ndarray]:
+        """A start box as the frame's points (a later click there adds to them, as the official predictor's do)."""
+        if box_xyxy is None:
+            return _NO_POINTS
+        corners = box_prompt(box_xyxy, frame.width, frame.height, self.bundle.manifest.image_size)
+        return corners.coords, corners.labels
 
     def remove(self, obj_id: int) -> None:
         """Stop tracking `obj_id`; unknown ids raise KeyError."""
@@ -134,7 +142,8 @@ class MultiObjectTracker:
             prompt = self._prompts.pop(obj_id, None)
             result, self.objects[obj_id] = step_object(self.bundle, self.config, state, frame, prompt, self.clock)
             before = state if prompt is None else self._fresh
-            held[obj_id] = HeldObject(before, self.objects[obj_id], result.low_res_logits, True)
+            held[obj_id] = HeldObject(before, self.objects[obj_id], result.low_res_logits, True,
+                                      *self._box_points(prompt, frame))
             for stage, ms in result.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + ms
             results[obj_id] = result
@@ -180,10 +189,8 @@ class MultiObjectTracker:
         clicks = to_model_pixels(np.asarray(prompt.points, np.float32).reshape(-1, 2), frame.width, frame.height, size)
         labels = np.asarray(prompt.labels, np.int32).reshape(-1)
         if prompt.box is not None:  # a box replaces the frame's earlier clicks (`clear_old_points`)
-            corners = to_model_pixels(np.asarray(prompt.box.xyxy(), np.float32).reshape(2, 2), frame.width,
-                                      frame.height, size)
-            coords = np.concatenate([corners, clicks])
-            labels = np.concatenate([np.array([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT], np.int32), labels])
+            corners = box_prompt(prompt.box.xyxy(), frame.width, frame.height, size)
+            coords, labels = np.concatenate([corners.coords, clicks]), np.concatenate([corners.labels, labels])
         elif record is not None:  # clicks on one frame accumulate (`clear_old_points=False`)
             coords, labels = np.concatenate([record.coords, clicks]), np.concatenate([record.labels, labels])
         else:

@@ -372,6 +372,17 @@ def prompt_object(
     return _run_step(bundle, config, before, motion, frame, prompt, True, clock)
 
 
+def _stored(memory: MemoryBank, entry: MemoryEntry, starts: bool) -> MemoryBank:
+    """`memory` with a frame's entry: as the prompt frame of an object that starts, else as a tracked frame.
+
+    A correction on the prompt frame itself leaves the memory as it was: the official predictor
+    drops a non-conditioning output on a conditioning frame.
+    """
+    if starts:
+        return memory.with_prompt(entry)
+    return memory.add(entry) if entry.frame_idx > 0 else memory
+
+
 def _run_step(
     bundle: ModelBundle,
     config: TrackerConfig,
@@ -424,12 +435,7 @@ def _run_step(
         object_score=object_score,
         kf_score=kf_score,
     )
-    if starts:
-        memory = memory.with_prompt(entry)
-    elif entry.frame_idx > 0:
-        memory = memory.add(entry)
-    # else: a correction on the prompt frame itself; the official predictor drops a non-conditioning
-    # output on a conditioning frame, so the memory stays as it was.
+    memory = _stored(memory, entry, starts)
     with timer.stage("postprocess"):
         mask = preprocess.resize_logits(filled, width, height) > 0
     kf_mean = None if motion.mean is None else motion.mean.copy()
@@ -498,11 +504,7 @@ def mask_object(
     reliable = 1.0  # the SAMURAI code's best_iou_score and kf_score of a mask prompt
     entry = MemoryEntry(frame_idx - prompt_frame, features_out, obj_ptr, reliable, object_score,
                         reliable if config.mode == "samurai" else None)
-    memory = before.memory
-    if starts:
-        memory = memory.with_prompt(entry)
-    elif entry.frame_idx > 0:
-        memory = memory.add(entry)
+    memory = _stored(before.memory, entry, starts)
     with timer.stage("postprocess"):
         frame_mask = preprocess.resize_logits(filled, width, height) > 0
     result = FrameResult(
