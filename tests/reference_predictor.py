@@ -404,6 +404,8 @@ class SessionRun:
     predictor: SAM2VideoPredictor
     masks: dict[int, dict[int, np.ndarray]]  # frame -> object id -> (H, W) bool at frame size
     logits: dict[int, dict[int, np.ndarray]]  # frame -> object id -> low-res logits (holes filled)
+    cond_frames: dict[int, list[int]]  # object id -> its conditioning frames at the end
+    scores: dict[int, dict[int, float]]  # frame -> object id -> object-score logit
 
 
 def run_official_session(
@@ -421,6 +423,7 @@ def run_official_session(
     predictor = build_predictor(checkpoint, image_size, samurai)
     masks: dict[int, dict[int, np.ndarray]] = {}
     logits: dict[int, dict[int, np.ndarray]] = {}
+    scores: dict[int, dict[int, float]] = {}
     original = misc.get_connected_components
     misc.get_connected_components = cpu_connected_components
     try:
@@ -430,7 +433,7 @@ def run_official_session(
             prompt_frames = sorted(calls)
             for n, frame in enumerate(prompt_frames):
                 for call in calls[frame]:
-                    _official_call(predictor, state, frame, call, masks, logits)
+                    _official_call(predictor, state, frame, call, masks, logits, scores)
                 end = prompt_frames[n + 1] if n + 1 < len(prompt_frames) else last
                 start = frame if n == 0 else frame + 1
                 if end < start:
@@ -443,18 +446,21 @@ def run_official_session(
                         out = outputs["cond_frame_outputs"].get(i) or outputs["non_cond_frame_outputs"][i]
                         masks.setdefault(i, {})[obj_id] = (video_masks[obj_idx, 0] > 0).numpy()
                         logits.setdefault(i, {})[obj_id] = out["pred_masks"][0, 0].numpy().copy()
+                        scores.setdefault(i, {})[obj_id] = float(out["object_score_logits"][0, 0])
+            cond = {obj_id: sorted(state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"])
+                    for obj_idx, obj_id in enumerate(state["obj_ids"])}
     finally:
         misc.get_connected_components = original
-    return SessionRun(predictor, masks, logits)
+    return SessionRun(predictor, masks, logits, cond, scores)
 
 
-def _official_call(predictor, state, frame: int, call: Call, masks, logits) -> None:
+def _official_call(predictor, state, frame: int, call: Call, masks, logits, scores) -> None:
     if call.remove:
         predictor.remove_object(state, call.obj_id, strict=True)
         return
     if call.mask is not None:
         _, obj_ids, video_masks = predictor.add_new_mask(state, frame, call.obj_id, call.mask)
-        _record(state, frame, call.obj_id, obj_ids, video_masks, masks, logits)
+        _record(state, frame, call.obj_id, obj_ids, video_masks, masks, logits, scores)
         return
     box = None if call.box_xyxy is None else list(call.box_xyxy)
     points = [list(p) for p in call.points] or None
@@ -462,12 +468,13 @@ def _official_call(predictor, state, frame: int, call: Call, masks, logits) -> N
     _, obj_ids, video_masks = predictor.add_new_points_or_box(
         state, frame, call.obj_id, points=points, labels=labels, box=box, clear_old_points=box is not None
     )
-    _record(state, frame, call.obj_id, obj_ids, video_masks, masks, logits)
+    _record(state, frame, call.obj_id, obj_ids, video_masks, masks, logits, scores)
 
 
-def _record(state, frame: int, obj_id: int, obj_ids, video_masks, masks, logits) -> None:
+def _record(state, frame: int, obj_id: int, obj_ids, video_masks, masks, logits, scores) -> None:
     obj_idx = obj_ids.index(obj_id)
     temp = state["temp_output_dict_per_obj"][obj_idx]
     out = temp["cond_frame_outputs"].get(frame) or temp["non_cond_frame_outputs"][frame]
     masks.setdefault(frame, {})[obj_id] = (video_masks[obj_idx, 0] > 0).numpy()
     logits.setdefault(frame, {})[obj_id] = out["pred_masks"][0, 0].numpy().copy()
+    scores.setdefault(frame, {})[obj_id] = float(out["object_score_logits"][0, 0])

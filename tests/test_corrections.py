@@ -46,6 +46,8 @@ MIN_MASK_IOU = 0.99
 # colour checkpoint's masks follow the colours, not the memory). SAMURAI, still on the target, keeps it.
 DEMO_FRAMES, DEMO_PROMPT_FRAME = 27, 24
 ON_TARGET_IOU = 0.8
+# After SAMURAI's 15 confident frames, so that the correction's filter update goes through the weighted branch.
+KALMAN_PROMPT_FRAME = 20
 # SAMURAI's Kalman-weighted choice from the third confident frame, so that the 10-frame clip reaches it before the
 # prompt frame and a correction's extra filter update shows in the frames after it.
 FAST_KALMAN = {"stable_frames_threshold": 2}
@@ -94,7 +96,7 @@ def _ours(models, images, calls: dict[int, list[Call]], mode: str, overrides: di
     tracker = MultiObjectTracker(bundle, config, num_frames=len(images))
     for call in calls.get(0, []):
         tracker.add(call.obj_id, call.box_xyxy)
-    logits, masks, indices, kalman = {}, {}, {}, {}
+    logits, masks, indices, kalman, scores = {}, {}, {}, {}, {}
     with bundle:
         for i, image in enumerate(images):
             step = tracker.step(i, image)
@@ -107,7 +109,8 @@ def _ours(models, images, calls: dict[int, list[Call]], mode: str, overrides: di
             masks[i] = {k: r.mask for k, r in results.items()}
             indices[i] = {k: r.mask_index for k, r in results.items()}
             kalman[i] = {k: r.kf_mean for k, r in results.items()}
-    return logits, masks, indices, kalman
+            scores[i] = {k: r.object_score for k, r in results.items()}
+    return logits, masks, indices, kalman, scores
 
 
 def _official(checkpoint, folder, calls, mode: str, overrides: dict | None = None):
@@ -121,6 +124,7 @@ def _assert_same(ours, official, frames: int) -> None:
         assert set(logits[i]) == set(official.logits[i]), f"frame {i}: objects"
         for obj_id, ref in official.logits[i].items():
             assert np.abs(logits[i][obj_id] - ref).max() <= LOGIT_ATOL, f"frame {i}, object {obj_id}"
+            assert abs(ours[4][i][obj_id] - official.scores[i][obj_id]) <= LOGIT_ATOL, f"frame {i}, object {obj_id}"
             assert mask_iou(masks[i][obj_id], official.masks[i][obj_id]) >= MIN_MASK_IOU, f"frame {i}, object {obj_id}"
 
 
@@ -190,15 +194,15 @@ def test_correction_matches_official(checkpoint, export_128, clip, uncorrected, 
     _assert_same(ours, official, NUM_FRAMES)
     first = min(k for k in calls if k)
     assert _changes_track(official, uncorrected[mode], 1, first)
+    # Corrections are non-conditioning frames (add_all_frames_to_correct_as_cond=False): the object keeps one
+    # conditioning frame however many it gets, so max_cond_frames_in_attn never selects.
+    assert official.cond_frames == {1: [0]}
     if mode == "samurai":  # the same candidate on every multimask frame, the corrected ones included
         chosen = {i: ours[2][i][1] - 1 for i in range(1, NUM_FRAMES)}
         assert chosen == {i: official.predictor.log[i].index for i in chosen if official.predictor.log[i].index >= 0} | {
             i: chosen[i] for i in chosen if official.predictor.log[i].index < 0}
         assert any(log.kf_score is not None for log in official.predictor.log.values())
-        for i in chosen:  # and the same Kalman state after it: a correction's choice advances the filter
-            log = official.predictor.log[i]
-            if log.index >= 0:
-                np.testing.assert_allclose(ours[3][i][1], log.kf_mean, rtol=1e-9, atol=1e-9, err_msg=f"frame {i}")
+        _assert_same_kalman(ours, official, NUM_FRAMES)
 
 
 @pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
@@ -234,6 +238,28 @@ def test_clicks_turn_sam2_back_from_the_distractor(demo_checkpoint, demo_models,
     assert box_iou(found, np.asarray([boxes[k]], np.float64))[0] >= ON_TARGET_IOU
     plain = _ours(demo_models, images, {0: calls[0]}, mode)
     assert mask_iou(plain[1][k][1], ours[1][k][1]) < ON_TARGET_IOU or mode == "samurai"
+
+
+def _assert_same_kalman(ours, official, frames: int) -> None:
+    """The same Kalman mean after every multimask frame, corrected ones included (float64 on both sides)."""
+    for i in range(1, frames):
+        log = official.predictor.log[i]
+        if log.index >= 0:
+            np.testing.assert_allclose(ours[3][i][1], log.kf_mean, rtol=1e-9, atol=1e-9, err_msg=f"frame {i}")
+
+
+def test_samurai_one_click_advances_the_kalman_filter_again(demo_checkpoint, demo_models, demo_clip):
+    """On the colour clip the filter follows the moving target: a one-click correction predicts and updates it a
+    second time on its frame, as the SAMURAI code's filter does on every multimask call."""
+    folder, images, boxes = demo_clip
+    k = KALMAN_PROMPT_FRAME
+    calls = {0: [Call(1, box_xyxy=_xyxy(boxes[0]))], k: [Call(1, (_centre(boxes[k]),), (1,))]}
+    official = _official(demo_checkpoint, folder, calls, "samurai")
+    ours = _ours(demo_models, images, calls, "samurai")
+    _assert_same(ours, official, DEMO_FRAMES)
+    _assert_same_kalman(ours, official, DEMO_FRAMES)
+    plain = _ours(demo_models, images, {0: calls[0]}, "samurai")
+    assert np.abs(plain[3][k][1] - ours[3][k][1]).max() > 1e-3
 
 
 def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
