@@ -15,8 +15,9 @@ import numpy as np
 
 SUBMODELS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")
 # manifest.json layout; 2: memory attention takes a static number of frames and pointers plus validity flags;
-# 3: the mask decoder takes the presence gate (min_obj_score) as an input.
-MANIFEST_FORMAT = 3
+# 3: the mask decoder takes the presence gate (min_obj_score) as an input; 4: it takes a mask prompt
+# (mask_input, mask_valid), one gear per point count up to hyper max_prompt_points, mask-prompt constants.
+MANIFEST_FORMAT = 4
 MANIFEST_FILE = "manifest.json"
 DEFAULT_FAMILY = "sam2.1"
 EXPORT_COMMAND = "python convert/export_onnx.py --checkpoint checkpoints/sam2.1_hiera_tiny.pt --out {folder}"

@@ -170,7 +170,10 @@ class AtcJob:
 
 
 def _mask_decoder_gears(hyper: dict) -> list[dict[str, int]]:
-    return [{"num_points": TRACKING_POINTS}, {"num_points": BOX_POINTS}]
+    """One gear per point count a frame may get: tracking's padding point (and one click) up to the export's
+    `max_prompt_points`; an export from before prompts has the box's two."""
+    most = int(hyper.get("max_prompt_points", BOX_POINTS))
+    return [{"num_points": n} for n in range(TRACKING_POINTS, most + 1)]
 
 
 # Per sub-model: every value combination of its dynamic axes the tracker can ask for.

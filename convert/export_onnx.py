@@ -23,6 +23,7 @@ from loguru import logger
 
 from convert import reference, submodels
 from convert.graph_export import (
+    MAX_PROMPT_POINTS,
     OPSET,
     TOLERANCES,
     VARIANT_SUFFIX,
@@ -103,8 +104,8 @@ def build_submodels(model, consts) -> list[SubModel]:
     ]
 
 
-def official_outputs(model, name: str, inputs: dict[str, torch.Tensor], wrapper) -> list[torch.Tensor]:
-    """What the official code computes for these inputs (the wrapper where it *is* the official call)."""
+def official_outputs(model, name: str, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """What the official code computes for these inputs."""
     with torch.no_grad():
         if name == "image_encoder":
             return list(model.forward_image(inputs["image"])["backbone_fpn"])
@@ -112,7 +113,7 @@ def official_outputs(model, name: str, inputs: dict[str, torch.Tensor], wrapper)
             return [reference.memory_attention(model, **inputs)]
         if name == "memory_encoder":
             return [reference.memory_encoder(model, **inputs)]
-        return list(wrapper(**inputs))
+        return list(reference.mask_decoder(model, **inputs))
 
 
 def verification_cases(model, consts, name: str) -> list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]:
@@ -130,8 +131,10 @@ def verification_cases(model, consts, name: str) -> list[tuple[dict[str, torch.T
     elif name == "memory_encoder":
         cases = [memory_encoder_inputs(model, b, g) for b in (False, True)]
     else:
-        # Both presence gates the tracker feeds: SAM 2's 0 and SAMURAI's -1.
-        cases = [mask_decoder_inputs(model, n, g, gate) for n, gate in ((1, 0.0), (2, -1.0))]
+        # Both presence gates the tracker feeds (SAM 2's 0 and SAMURAI's -1), and a correction: clicks with
+        # the previous logits as a mask prompt.
+        cases = [mask_decoder_inputs(model, n, g, gate, prompt) for n, gate, prompt in ((1, 0.0, False),
+                                                                                     (2, -1.0, False), (3, 0.0, True))]
     return [(case, case) for case in cases]
 
 
@@ -145,7 +148,7 @@ def verify(path: Path, sub: SubModel, model, consts, variant: str) -> dict[str, 
     worst: dict[str, float] = {}
     ranges: dict[str, float] = {}
     for feeds, official in verification_cases(model, consts, sub.name):
-        expected = official_outputs(model, sub.name, official, sub.module)
+        expected = official_outputs(model, sub.name, official)
         for out, (err, scale) in max_errors(session, feeds, expected, names).items():
             rel = err / max(scale, 1.0)
             worst[out] = max(worst.get(out, 0.0), err)

@@ -64,20 +64,29 @@ def feature_shapes(model) -> dict[str, tuple[int, ...]]:
         "mask_logits": (1, 1, 4 * side, 4 * side),
     }
 
-def mask_decoder_inputs(model, num_points: int, generator, min_obj_score: float = 0.0) -> dict[str, torch.Tensor]:
+def mask_decoder_inputs(
+    model, num_points: int, generator, min_obj_score: float = 0.0, mask_prompt: bool = False
+) -> dict[str, torch.Tensor]:
+    """Tracking (one padding point), a box (two corners) or clicks (`num_points` labels 0/1), with or without
+    a mask prompt of low-res logits."""
     shapes = feature_shapes(model)
     size = model.image_size
     if num_points == 1:  # tracking: one padding point
         coords, labels = torch.zeros(1, 1, 2), -torch.ones(1, 1, dtype=torch.int32)
-    else:  # a box as two corners
+    elif num_points == 2:  # a box as two corners
         corners = torch.sort(torch.rand((2, 2), generator=generator) * size, dim=0).values
         coords, labels = corners.reshape(1, 2, 2), torch.tensor([[2, 3]], dtype=torch.int32)
+    else:  # positive and negative clicks
+        coords = torch.rand((1, num_points, 2), generator=generator) * size
+        labels = (torch.arange(num_points, dtype=torch.int32) % 2).reshape(1, num_points)
     return {
         "pix_feat": torch.randn(shapes["vision_feat"], generator=generator),
         "high_res_feat0": torch.randn(shapes["high_res_feat0"], generator=generator),
         "high_res_feat1": torch.randn(shapes["high_res_feat1"], generator=generator),
         "point_coords": coords,
         "point_labels": labels,
+        "mask_input": 8 * torch.randn(shapes["mask_logits"], generator=generator),
+        "mask_valid": torch.tensor([1.0 if mask_prompt else 0.0]),
         "min_obj_score": torch.tensor([min_obj_score]),
     }
 
@@ -199,9 +208,15 @@ def describe(path: Path) -> dict:
     return {"inputs": values(graph.input), "outputs": values(graph.output)}
 
 
+# Points the mask decoder is built for on one frame (ATC compiles one gear per count): a box's two corners
+# and clicks, or clicks alone. The tracker refuses more on one frame.
+MAX_PROMPT_POINTS = 8
+
+
 def hyper_parameters(model) -> dict:
     decoder = model.sam_mask_decoder
     return {
+        "max_prompt_points": MAX_PROMPT_POINTS,
         "image_size": model.image_size,
         "backbone_stride": model.backbone_stride,
         "hidden_dim": model.hidden_dim,

@@ -50,7 +50,8 @@ def memory_encoder(model: nn.Module, vision_feat, mask_logits, object_score_logi
     return features
 
 
-def sam_heads(model: nn.Module, pix_feat, high_res_feat0, high_res_feat1, point_coords, point_labels, multimask: bool):
+def sam_heads(model: nn.Module, pix_feat, high_res_feat0, high_res_feat1, point_coords, point_labels, mask_input,
+              mask_valid, multimask: bool):
     """Official `_forward_sam_heads`: (low-res masks, ious, best low-res mask, obj_ptr, object score)."""
     point_inputs = None
     if int((point_labels != -1).sum()) > 0:
@@ -58,8 +59,37 @@ def sam_heads(model: nn.Module, pix_feat, high_res_feat0, high_res_feat1, point_
     out = model._forward_sam_heads(
         backbone_features=pix_feat,
         point_inputs=point_inputs,
+        mask_inputs=mask_input if float(mask_valid.item()) > 0.5 else None,
         high_res_features=[high_res_feat0, high_res_feat1],
         multimask_output=multimask,
     )
     low_res_multimasks, _, ious, low_res_masks, _, obj_ptr, object_score_logits = out
     return low_res_multimasks, ious, low_res_masks, obj_ptr, object_score_logits
+
+
+def mask_decoder(model: nn.Module, pix_feat, high_res_feat0, high_res_feat1, point_coords, point_labels, mask_input,
+                 mask_valid, min_obj_score):
+    """The prompt encoder (with the mask prompt passed as `masks` where valid) and all four mask tokens.
+
+    As `_forward_sam_heads` calls them, before it picks a token: masks of an absent object set
+    to NO_OBJ_SCORE, every token's object pointer gated by presence.
+    """
+    from sam2.modeling.sam2_base import NO_OBJ_SCORE
+
+    masks = mask_input if float(mask_valid.item()) > 0.5 else None
+    sparse, dense = model.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=masks)
+    low_res, ious, tokens, scores = model.sam_mask_decoder.predict_masks(
+        image_embeddings=pix_feat,
+        image_pe=model.sam_prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        repeat_image=False,
+        high_res_features=[high_res_feat0, high_res_feat1],
+    )
+    present = (scores > min_obj_score).float()
+    low_res = torch.where(present[:, :, None, None] > 0, low_res, torch.full_like(low_res, NO_OBJ_SCORE))
+    pointers = model.obj_ptr_proj(tokens)
+    if model.fixed_no_obj_ptr:
+        pointers = present[:, :, None] * pointers
+    pointers = pointers + (1.0 - present[:, :, None]) * model.no_obj_ptr
+    return low_res, ious, pointers, scores

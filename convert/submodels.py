@@ -251,9 +251,18 @@ class MaskDecoder(nn.Module):
     Token 0 is the single-mask output, tokens 1-3 the multimask outputs; the
     host chooses among them (stability fallback, best IoU or SAMURAI's Kalman
     score), so every candidate's pointer is computed here.
+
+    The dense prompt is a mask prompt where `mask_valid` is 1 (a correction
+    feeds the object's previous low-res logits, as the official predictor does)
+    and the learned no-mask embedding where it is 0, so one static graph serves
+    tracking and corrections; the prompt encoder's small downscaling network is
+    all the flag costs a tracked frame.
     """
 
-    input_names = ["pix_feat", "high_res_feat0", "high_res_feat1", "point_coords", "point_labels", "min_obj_score"]
+    input_names = [
+        "pix_feat", "high_res_feat0", "high_res_feat1", "point_coords", "point_labels", "mask_input", "mask_valid",
+        "min_obj_score",
+    ]
     output_names = ["mask_logits", "iou_pred", "obj_ptrs", "object_score_logits"]
 
     def __init__(self, model: nn.Module):
@@ -261,17 +270,21 @@ class MaskDecoder(nn.Module):
         self.model = model
         self.register_buffer("image_pe", model.sam_prompt_encoder.get_dense_pe().detach().clone(), persistent=False)
 
-    def forward(self, pix_feat, high_res_feat0, high_res_feat1, point_coords, point_labels, min_obj_score):
+    def forward(self, pix_feat, high_res_feat0, high_res_feat1, point_coords, point_labels, mask_input, mask_valid,
+                min_obj_score):
         """
         pix_feat: (1, C, h, w); high_res_feat0/1: (1, C/8, 4h, 4w) / (1, C/4, 2h, 2w);
         point_coords: (1, N, 2) float32 in image_size pixels; point_labels: (1, N) int32
-        (2/3 box corners, -1 padding); min_obj_score: (1,) float32, the object counts as
+        (1 positive, 0 negative, 2/3 box corners, -1 padding); mask_input: (1, 1, 4h, 4w) float32
+        mask-prompt logits, read only where mask_valid (1,) float32 is 1; min_obj_score: (1,) float32, the object counts as
         present above this score logit (SAM 2 uses 0, SAMURAI's configs -1), an input so that
         one graph serves both modes. Returns mask_logits (1, 4, 4h, 4w) with absent objects
         set to NO_OBJ_SCORE, iou_pred (1, 4), obj_ptrs (1, 4, C), object_score_logits (1, 1).
         """
         m = self.model
-        sparse, dense = m.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=None)
+        encoder = m.sam_prompt_encoder
+        sparse, no_mask = encoder(points=(point_coords, point_labels), boxes=None, masks=None)
+        dense = torch.where(mask_valid.reshape(1, 1, 1, 1) > 0.5, encoder.mask_downscaling(mask_input), no_mask)
         masks, iou_pred, tokens, object_score_logits = m.sam_mask_decoder.predict_masks(
             image_embeddings=pix_feat,
             image_pe=self.image_pe,
@@ -302,4 +315,9 @@ def constants(model: nn.Module) -> dict[str, np.ndarray]:
             "memory_pos": memory_pos.numpy().astype(np.float32),
             "maskmem_tpos_enc": model.maskmem_tpos_enc.detach().reshape(model.num_maskmem, model.mem_dim).numpy().copy(),
             "no_mem_embed": model.no_mem_embed.detach().reshape(model.hidden_dim).numpy().copy(),
+            # A mask prompt (`add_new_mask`): the learned 4x4 stride-4 downsampling of the mask before the
+            # decoder makes its pointer, and the pointer of an empty mask.
+            "mask_downsample_weight": model.mask_downsample.weight.detach().reshape(4, 4).numpy().copy(),
+            "mask_downsample_bias": model.mask_downsample.bias.detach().reshape(1).numpy().copy(),
+            "no_obj_ptr": model.no_obj_ptr.detach().reshape(model.hidden_dim).numpy().copy(),
         }

@@ -241,13 +241,14 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
 
     def _forward_sam_heads(self, backbone_features, point_inputs=None, mask_inputs=None, high_res_features=None,
                            multimask_output=False):
-        assert mask_inputs is None, "the reference covers box and point prompts only"
         b = backbone_features.size(0)
         if point_inputs is None:
             coords, labels = torch.zeros(b, 1, 2), -torch.ones(b, 1, dtype=torch.int32)
         else:
             coords, labels = point_inputs["point_coords"], point_inputs["point_labels"]
-        sparse, dense = self.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=None)
+        # A correction's previous logits come at the prompt encoder's mask size (no resize needed).
+        assert mask_inputs is None or mask_inputs.shape[-2:] == self.sam_prompt_encoder.mask_input_size
+        sparse, dense = self.sam_prompt_encoder(points=(coords, labels), boxes=None, masks=mask_inputs)
         low_multi, ious, tokens, score = self.sam_mask_decoder(
             image_embeddings=backbone_features,
             image_pe=self.sam_prompt_encoder.get_dense_pe(),
@@ -278,11 +279,21 @@ class SamuraiReferencePredictor(SAM2VideoPredictor):
         obj_ptr = weight * obj_ptr + (1 - weight) * self.no_obj_ptr
         return low_multi, high_multi, ious, low, high, obj_ptr, score
 
+    def _track_step(self, frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes,
+                    point_inputs, mask_inputs, *rest):
+        """Each call on a frame (tracking, a correction, a mask) starts that frame's log afresh."""
+        self.current_frame = frame_idx
+        self.log[frame_idx] = log = FrameLog(-1, 0.0, 0.0, None, 0, None)
+        out = super()._track_step(frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds,
+                                  feat_sizes, point_inputs, mask_inputs, *rest)
+        if mask_inputs is not None:  # the mask is the output: the SAMURAI code scores it 1 for memory
+            log.index, log.best_iou, log.kf_score = -1, 1.0, 1.0
+            log.object_score = float(out[1][6][0, 0])
+        return out
+
     def _prepare_memory_conditioned_features(self, frame_idx, is_init_cond_frame, current_vision_feats,
                                              current_vision_pos_embeds, feat_sizes, output_dict, num_frames,
                                              track_in_reverse=False):
-        self.current_frame = frame_idx
-        self.log[frame_idx] = FrameLog(-1, 0.0, 0.0, None, 0, None)
         if is_init_cond_frame:
             return super()._prepare_memory_conditioned_features(
                 frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds, feat_sizes, output_dict,
@@ -344,11 +355,8 @@ class OfficialRun:
     object_scores: dict[int, float]
 
 
-def run_official(
-    checkpoint: Path, folder: Path, box_xyxy, image_size: int, samurai: OfficialParams | None = None, threads: int | None = None
-) -> OfficialRun:
-    """The official sam2 video predictor (or the SAMURAI reference with `samurai`) over a JPEG folder, one box on frame 0."""
-    import sam2.utils.misc as misc
+def build_predictor(checkpoint: Path, image_size: int, samurai: OfficialParams | None) -> SAM2VideoPredictor:
+    """The official sam2 video predictor, or the SAMURAI reference with `samurai`, on the tiny config."""
     from sam2.build_sam import build_sam2_video_predictor
 
     target = "tests.reference_predictor.SamuraiReferencePredictor" if samurai is not None else "sam2.sam2_video_predictor.SAM2VideoPredictor"
@@ -360,6 +368,16 @@ def run_official(
     )
     if samurai is not None:
         predictor.setup_samurai(samurai)
+    return predictor
+
+
+def run_official(
+    checkpoint: Path, folder: Path, box_xyxy, image_size: int, samurai: OfficialParams | None = None, threads: int | None = None
+) -> OfficialRun:
+    """The official sam2 video predictor (or the SAMURAI reference with `samurai`) over a JPEG folder, one box on frame 0."""
+    import sam2.utils.misc as misc
+
+    predictor = build_predictor(checkpoint, image_size, samurai)
     original = misc.get_connected_components
     misc.get_connected_components = cpu_connected_components
     try:
@@ -374,3 +392,99 @@ def run_official(
     logits = {i: out["pred_masks"][0, 0].numpy() for i, out in outputs.items()}
     scores = {i: float(out["object_score_logits"][0, 0]) for i, out in outputs.items()}
     return OfficialRun(predictor, masks, logits, scores)
+
+
+# ---------------------------------------------------------------- interactive sessions
+
+
+@dataclass(frozen=True)
+class Call:
+    """One interactive call on a frame: clicks and/or a box (`add_new_points_or_box`), a mask, or a removal."""
+
+    obj_id: int
+    points: tuple[tuple[float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    box_xyxy: tuple[float, float, float, float] | None = None
+    remove: bool = False
+    mask: np.ndarray | None = None  # (H, W) bool: `add_new_mask`
+
+
+@dataclass
+class SessionRun:
+    predictor: SAM2VideoPredictor
+    masks: dict[int, dict[int, np.ndarray]]  # frame -> object id -> (H, W) bool at frame size
+    logits: dict[int, dict[int, np.ndarray]]  # frame -> object id -> low-res logits (holes filled)
+    cond_frames: dict[int, list[int]]  # object id -> its conditioning frames at the end
+    scores: dict[int, dict[int, float]]  # frame -> object id -> object-score logit
+
+
+def run_official_session(
+    checkpoint: Path, folder: Path, image_size: int, calls: dict[int, list[Call]], samurai: OfficialParams | None = None,
+    threads: int | None = None,
+) -> SessionRun:
+    """The official predictor driven as a stream is: frames 0..K tracked, then frame K's calls, then K+1 on.
+
+    `calls[0]` starts the objects; each later frame's calls follow `propagate_in_video` up to that frame.
+    Clicks on one frame accumulate (`clear_old_points=False`); a box clears them, as the predictor requires.
+    The last result a frame gets for an object (tracked, or corrected by a call) is the one recorded.
+    """
+    import sam2.utils.misc as misc
+
+    predictor = build_predictor(checkpoint, image_size, samurai)
+    masks: dict[int, dict[int, np.ndarray]] = {}
+    logits: dict[int, dict[int, np.ndarray]] = {}
+    scores: dict[int, dict[int, float]] = {}
+    original = misc.get_connected_components
+    misc.get_connected_components = cpu_connected_components
+    try:
+        with torch.inference_mode(), torch_threads(threads or torch.get_num_threads()):
+            state = predictor.init_state(str(folder))
+            last = state["num_frames"] - 1
+            prompt_frames = sorted(calls)
+            for n, frame in enumerate(prompt_frames):
+                for call in calls[frame]:
+                    _official_call(predictor, state, frame, call, masks, logits, scores)
+                end = prompt_frames[n + 1] if n + 1 < len(prompt_frames) else last
+                start = frame if n == 0 else frame + 1
+                if end < start:
+                    continue
+                for i, obj_ids, video_masks in predictor.propagate_in_video(
+                    state, start_frame_idx=start, max_frame_num_to_track=end - start
+                ):
+                    for obj_idx, obj_id in enumerate(obj_ids):
+                        outputs = state["output_dict_per_obj"][obj_idx]
+                        out = outputs["cond_frame_outputs"].get(i) or outputs["non_cond_frame_outputs"][i]
+                        masks.setdefault(i, {})[obj_id] = (video_masks[obj_idx, 0] > 0).numpy()
+                        logits.setdefault(i, {})[obj_id] = out["pred_masks"][0, 0].numpy().copy()
+                        scores.setdefault(i, {})[obj_id] = float(out["object_score_logits"][0, 0])
+            cond = {obj_id: sorted(state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"])
+                    for obj_idx, obj_id in enumerate(state["obj_ids"])}
+    finally:
+        misc.get_connected_components = original
+    return SessionRun(predictor, masks, logits, cond, scores)
+
+
+def _official_call(predictor, state, frame: int, call: Call, masks, logits, scores) -> None:
+    if call.remove:
+        predictor.remove_object(state, call.obj_id, strict=True)
+        return
+    if call.mask is not None:
+        _, obj_ids, video_masks = predictor.add_new_mask(state, frame, call.obj_id, call.mask)
+        _record(state, frame, call.obj_id, obj_ids, video_masks, masks, logits, scores)
+        return
+    box = None if call.box_xyxy is None else list(call.box_xyxy)
+    points = [list(p) for p in call.points] or None
+    labels = list(call.labels) or None
+    _, obj_ids, video_masks = predictor.add_new_points_or_box(
+        state, frame, call.obj_id, points=points, labels=labels, box=box, clear_old_points=box is not None
+    )
+    _record(state, frame, call.obj_id, obj_ids, video_masks, masks, logits, scores)
+
+
+def _record(state, frame: int, obj_id: int, obj_ids, video_masks, masks, logits, scores) -> None:
+    obj_idx = obj_ids.index(obj_id)
+    temp = state["temp_output_dict_per_obj"][obj_idx]
+    out = temp["cond_frame_outputs"].get(frame) or temp["non_cond_frame_outputs"][frame]
+    masks.setdefault(frame, {})[obj_id] = (video_masks[obj_idx, 0] > 0).numpy()
+    logits.setdefault(frame, {})[obj_id] = out["pred_masks"][0, 0].numpy().copy()
+    scores.setdefault(frame, {})[obj_id] = float(out["object_score_logits"][0, 0])

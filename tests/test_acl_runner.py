@@ -24,6 +24,7 @@ from acl_models.base import BackendError
 from acl_models.onnx_runner import OnnxRunner
 from acl_models.select import choose_backend, open_runner, runner_factory
 from convert.atc_args import Settings
+from convert.export_onnx import MAX_PROMPT_POINTS
 from tests.ascend_helpers import SOC, convert, linked_copy
 
 SUBMODELS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")
@@ -53,7 +54,8 @@ def make_inputs(model_dir: Path, name: str, sizes: dict[str, int], seed: int = 0
         if spec["name"] in VALIDITY:
             inputs[spec["name"]] = (np.arange(shape[0]) < sizes.get(VALIDITY[spec["name"]], shape[0])).astype(np.float32)
         elif spec["name"] == "point_labels":
-            inputs["point_labels"] = np.array([[-1]] if shape[1] == 1 else [[2, 3]], dtype=np.int32)
+            labels = [-1] if shape[1] == 1 else [2, 3] if shape[1] == 2 else [i % 2 for i in range(shape[1])]
+            inputs["point_labels"] = np.array([labels], dtype=np.int32)
         elif spec["name"] == "point_coords":
             inputs["point_coords"] = (rng.random(shape) * image_size).astype(np.float32)
         else:
@@ -113,7 +115,7 @@ def test_one_runner_switches_gears_without_new_buffers(acl, om_256):
 
 
 def test_shapes_without_a_gear_are_refused(acl, om_256):
-    inputs = make_inputs(om_256, "mask_decoder", {"num_points": 3})
+    inputs = make_inputs(om_256, "mask_decoder", {"num_points": MAX_PROMPT_POINTS + 1})
     with AclResource() as resource, AclRunner(om_256 / "mask_decoder.om", resource) as runner:
         with pytest.raises(BackendError, match="mask_decoder.om: no gear for input shapes"):
             runner.run(inputs)

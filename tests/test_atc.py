@@ -31,6 +31,7 @@ from convert.atc_args import (
     gears_for,
     load_graphs,
 )
+from convert.export_onnx import MAX_PROMPT_POINTS
 from tests.ascend_helpers import FAKE_ATC, REPO, SOC, linked_copy
 
 ATC_ALL = REPO / "convert" / "atc_all.sh"
@@ -91,12 +92,12 @@ def test_converts_every_submodel(export, request, tmp_path):
         assert records[name]["soc_version"] == SOC and records[name]["aipp"] is False
         assert "ATC run success" in (model_dir / "atc_logs" / f"{name}.log").read_text()
     # Memory attention is static: no --dynamic_dims reaches ATC for it. Only the
-    # mask decoder has gears (1 point, 2 points): 4 models, 5 compiles.
+    # mask decoder has gears (1 to 8 points: tracking, a box, clicks): 4 models, 11 compiles.
     assert not any(arg.startswith("--dynamic_dims") for arg in om(model_dir, "memory_attention")["argv"])
     assert om(model_dir, "memory_attention")["gears"] == []
-    assert om(model_dir, "mask_decoder")["gears"] == [[1, 1], [2, 2]]
+    assert om(model_dir, "mask_decoder")["gears"] == [[n, n] for n in range(1, MAX_PROMPT_POINTS + 1)]
     assert om(model_dir, "image_encoder")["gears"] == [] == om(model_dir, "memory_encoder")["gears"]
-    assert sum(max(1, len(om(model_dir, name)["gears"])) for name in SUBMODELS) == 5
+    assert sum(max(1, len(om(model_dir, name)["gears"])) for name in SUBMODELS) == 3 + MAX_PROMPT_POINTS
 
 
 def test_dry_run_prints_the_commands_a_real_run_executes(export_256, tmp_path):
@@ -105,7 +106,8 @@ def test_dry_run_prints_the_commands_a_real_run_executes(export_256, tmp_path):
     commands = dry.stdout.splitlines()
     assert len(commands) == len(SUBMODELS) and all(c.startswith("atc --framework=5 ") for c in commands)
     assert not list(export_256.glob("*.om")) and not (export_256 / "atc_logs").exists()
-    assert "--dynamic_dims" not in commands[1] and '--dynamic_dims="1,1;2,2"' in commands[3]
+    gears = ";".join(f"{n},{n}" for n in range(1, MAX_PROMPT_POINTS + 1))
+    assert "--dynamic_dims" not in commands[1] and f'--dynamic_dims="{gears}"' in commands[3]
     assert "memory:7,64,16,16" in commands[1] and "obj_ptr_valid:16" in commands[1]
     assert "--input_format=NCHW" in commands[0] and f"--soc_version={SOC}" in commands[0]
 
@@ -229,7 +231,8 @@ def test_first_failure_stops_and_names_its_log(export_256, tmp_path):
 def test_gears_only_where_the_graph_is_dynamic(export_256):
     manifest, graphs = load_graphs(export_256)
     gears = {g.name: gears_for(g, manifest["hyper"]) for g in graphs}
-    assert gears == {"image_encoder": [], "memory_attention": [], "memory_encoder": [], "mask_decoder": [(1, 1), (2, 2)]}
+    decoder = [(n, n) for n in range(1, MAX_PROMPT_POINTS + 1)]
+    assert gears == {"image_encoder": [], "memory_attention": [], "memory_encoder": [], "mask_decoder": decoder}
 
 
 def test_a_dynamic_memory_attention_is_refused(export_256):

@@ -150,7 +150,7 @@ def broken_models(models, tmp_path):
         ("missing_dir", "manifest.json not found"),
         ("missing_file", "memory_encoder.onnx is missing"),
         ("mismatch", "do not match manifest.json"),
-        ("old_export", "has format 1, this tracker reads format 3"),
+        ("old_export", "has format 1, this tracker reads format 4"),
         ("zero_box", "zero"),
         ("bad_box", "bbox"),
         ("outside_box", "outside"),

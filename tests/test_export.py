@@ -167,6 +167,23 @@ def test_mask_decoder_matches_official_sam_heads(export_512, torch_model_512, nu
     assert np.abs(masks[:, :1] - single).max() <= FP32_ATOL
 
 
+def test_mask_decoder_mask_prompt_is_the_official_one(export_512, torch_model_512):
+    """With `mask_valid` 1 the graph's dense prompt is the prompt encoder's downscaled `mask_input` (a correction
+    feeds the previous logits so); its multimask outputs and pointer equal the official heads given that mask."""
+    inputs = mask_decoder_inputs(torch_model_512, 3, torch.Generator().manual_seed(11), mask_prompt=True)
+    masks, ious, ptrs, score = _run(export_512, "mask_decoder", inputs)
+    with torch.no_grad():
+        official = {k: v for k, v in inputs.items() if k != "min_obj_score"}
+        multi, multi_ious, _, best_ptr, ref_score = reference.sam_heads(torch_model_512, **official, multimask=True)
+        unprompted = dict(official, mask_valid=torch.tensor([0.0]))
+        plain = reference.sam_heads(torch_model_512, **unprompted, multimask=True)[0]
+    assert np.abs(masks[:, 1:] - multi.numpy()).max() <= FP32_ATOL
+    assert np.abs(ious[:, 1:] - multi_ious.numpy()).max() <= FP32_ATOL
+    assert np.abs(score - ref_score.numpy()).max() <= FP32_ATOL
+    assert np.abs(ptrs[0, int(np.argmax(ious[0, 1:])) + 1] - best_ptr.numpy()[0]).max() <= FP32_ATOL
+    assert np.abs(multi.numpy() - plain.numpy()).max() > 100 * FP32_ATOL  # the mask prompt matters
+
+
 @pytest.mark.parametrize("side", ["below", "above"])
 def test_mask_decoder_gate_is_its_min_obj_score_input(export_512, torch_model_512, side):
     """SAMURAI counts an object present above score -1, SAM 2 above 0: the graph gates at its input.
@@ -218,6 +235,13 @@ def test_manifest_matches_graphs(export_512):
     assert attention_inputs["memory"][0] == manifest["hyper"]["num_maskmem"] == attention_inputs["memory_valid"][0]
     assert attention_inputs["obj_ptrs"][0] == manifest["hyper"]["max_obj_ptrs_in_encoder"] == attention_inputs["obj_ptr_valid"][0]
     assert manifest["models"]["mask_decoder"]["inputs"][3]["shape"][1] == "num_points"
+
+
+def test_mask_prompt_constants_match_pytorch(consts_512, torch_model_512):
+    m = torch_model_512
+    np.testing.assert_array_equal(consts_512["mask_downsample_weight"], m.mask_downsample.weight.detach().numpy()[0, 0])
+    np.testing.assert_array_equal(consts_512["mask_downsample_bias"], m.mask_downsample.bias.detach().numpy())
+    np.testing.assert_array_equal(consts_512["no_obj_ptr"], m.no_obj_ptr.detach().numpy().ravel())
 
 
 def test_constants_match_pytorch(export_512, torch_model_512, consts_512):
@@ -286,7 +310,7 @@ def mask_decoder_128(checkpoint):
     model = load_model(checkpoint, None, 128)[0]
     consts = submodels.constants(model)
     sub = next(s for s in build_submodels(model, consts) if s.name == "mask_decoder")
-    scale = max(float(official_outputs(model, sub.name, official, sub.module)[0].abs().max())
+    scale = max(float(official_outputs(model, sub.name, official)[0].abs().max())
                 for _, official in verification_cases(model, consts, sub.name))
     return model, consts, sub, scale
 

@@ -26,9 +26,9 @@ BOX = "1,1,4,4"
 STREAM = "rtsp://camera/stream"
 MANY = 256  # one more object than an indexed mask (and the API's ids 1..255) can hold
 ROOT = os.geteuid() == 0
-# The exported folder's manifest as acl_models/manifest.py reads it (format 3), without any model file:
+# The exported folder's manifest as acl_models/manifest.py reads it (format 4), without any model file:
 # enough to pass the option checks, which open no model.
-MANIFEST = {"format": 3, "model_size": "t", "image_size": 128, "constants": {}, "hyper": {"backbone_stride": 16},
+MANIFEST = {"format": 4, "model_size": "t", "image_size": 128, "constants": {}, "hyper": {"backbone_stride": 16},
             "checkpoint": {"sha256": "0" * 64},
             "models": {name: {} for name in ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")}}
 

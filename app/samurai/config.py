@@ -22,9 +22,11 @@ MODES = ("samurai", "sam2")
 MODEL_SIZES = ("t", "s", "b+", "l")
 MODE, RESIZE, SAMURAI, OVERRIDES = "mode", "resize", "samurai", "model_size_overrides"
 PROMPT_HISTORY = "prompt_history"
-TOP_KEYS = (MODE, RESIZE, SAMURAI, OVERRIDES, PROMPT_HISTORY)
-# Decoded source frames a live prompt may refer to (configs/samurai.yaml documents the choice).
+TOP_KEYS = (MODE, RESIZE, PROMPT_HISTORY, SAMURAI, OVERRIDES)
+# Frames back (the newest included) a prompt may refer to when the file does not say.
 DEFAULT_PROMPT_HISTORY = 16
+# Each held frame keeps every object's state and logits alive; a longer history is a leak, not a feature.
+MAX_PROMPT_HISTORY = 1000
 # How much of a wrong value a message quotes: enough to recognise it, never a pasted file.
 SHOWN_CHARS = 60
 _OTHER_FILE = "pass --config FILE, a YAML mapping like configs/samurai.yaml, or leave --config out"
@@ -40,16 +42,18 @@ class TrackerConfig:
     mode: str = "samurai"
     resize: str = "pil_bicubic"
     samurai: SamuraiParams = field(default_factory=SamuraiParams)
+    # The newest frames (it included) whose object states the tracker keeps so a prompt can refine them.
     prompt_history: int = DEFAULT_PROMPT_HISTORY
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"mode {_shown(self.mode)} is not one of {', '.join(MODES)}")
+        if (isinstance(self.prompt_history, bool) or not isinstance(self.prompt_history, int)
+                or not 1 <= self.prompt_history <= MAX_PROMPT_HISTORY):
+            raise ConfigError(f"prompt_history {_shown(self.prompt_history)} is not a whole number of frames from 1 "
+                              f"to {MAX_PROMPT_HISTORY}")
         if self.resize not in RESIZES:
             raise ConfigError(f"resize {_shown(self.resize)} is not one of {', '.join(RESIZES)}")
-        if isinstance(self.prompt_history, bool) or not isinstance(self.prompt_history, int) or self.prompt_history < 1:
-            raise ConfigError(f"{PROMPT_HISTORY} {_shown(self.prompt_history)} is not a number of frames (an integer "
-                              f"from 1; the default is {DEFAULT_PROMPT_HISTORY})")
 
 
 def _shown(value: object) -> str:

@@ -5,11 +5,17 @@ this tracker: it owns one `ObjectState` per object id (memory bank, Kalman
 state, prompt frame) and runs the stateless `step_object` on each, fed the
 frame that `FrameEncoder` encoded once. An object's results are therefore
 exactly those of a single-object run with the same box from the same frame.
+
+Prompts (`apply`) follow the official video predictor's interactive calls on a
+frame already tracked: for the last `config.prompt_history` frames the tracker
+keeps each object's state before and after the frame, its logits and the clicks
+given there, so a click refines the object from that frame's own state.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,14 +23,47 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.samurai.config import TrackerConfig
+from app.samurai.motion_selection import MotionState
 from app.samurai.prompts import Prompt
 from app.samurai.state import ObjectState
-from app.samurai.tracker import EncodedFrame, FrameEncoder, FrameResult, new_object_state, step_object
+from app.samurai.tracker import (
+    DecoderPrompt,
+    EncodedFrame,
+    FrameEncoder,
+    FrameResult,
+    box_prompt,
+    mask_object,
+    new_object_state,
+    prompt_object,
+    step_object,
+    to_model_pixels,
+)
 
 if TYPE_CHECKING:  # as in tracker.py: the caller opens the bundle
     from acl_models.bundle import ModelBundle
 
 BoxXYXY = tuple[float, float, float, float]
+# The official predictor clamps the previous logits it feeds back as a mask prompt ("rare numerical issues").
+MASK_PROMPT_CLAMP = 32.0
+_NO_POINTS = (np.zeros((0, 2), np.float32), np.zeros(0, np.int32))
+
+
+@dataclass(frozen=True)
+class HeldObject:
+    """One object on one held frame: what a prompt on that frame refines from.
+
+    `tracked` is the official predictor's "frame already tracked for this object": a prompt then
+    refines (memory attention from `before`, the previous logits as mask prompt). An object that a
+    prompt started on this frame is not tracked there until the next frame: a further prompt
+    re-conditions it from scratch, with its accumulated clicks.
+    """
+
+    before: ObjectState  # its state before this frame (a fresh one where it started here)
+    after: ObjectState  # its state after this frame, corrections included
+    logits: np.ndarray  # (4h, 4w) low-res logits of its latest result on this frame, holes filled
+    tracked: bool
+    coords: np.ndarray = field(default_factory=lambda: _NO_POINTS[0])  # clicks and box corners given here,
+    labels: np.ndarray = field(default_factory=lambda: _NO_POINTS[1])  # in model-input pixels
 
 
 @dataclass
@@ -47,7 +86,8 @@ class MultiObjectTracker:
         self._fresh = new_object_state(bundle, config, num_frames)
         self.objects: dict[int, ObjectState] = {}  # each object's state after its last step
         self._prompts: dict[int, BoxXYXY] = {}  # boxes that (re)start their object on the next frame
-        self._newest = -1  # the newest frame stepped
+        # The newest frames, oldest first: (frame index, each object's record on it).
+        self._held: deque[tuple[int, dict[int, HeldObject]]] = deque(maxlen=config.prompt_history)
 
     def add(self, obj_id: int, box_xyxy: BoxXYXY) -> None:
         """Start object `obj_id` from this box on the next frame; an object already tracked restarts from it."""
@@ -65,33 +105,24 @@ class MultiObjectTracker:
         frame = self.encoder.encode(frame_idx, image)
         result, self.objects[obj_id] = step_object(self.bundle, self.config, self._fresh, frame, box_xyxy, self.clock)
         result.timings = {**frame.timings, **result.timings}
+        record = HeldObject(self._fresh, self.objects[obj_id], result.low_res_logits, False,
+                            *self._box_points(box_xyxy, frame))
+        self._hold(frame_idx, obj_id, record)
         return result
 
-    def apply(self, prompt: Prompt, frame_idx: int, image: np.ndarray) -> FrameResult | None:
-        """Apply `prompt` on frame `frame_idx` after that frame was tracked and before the next `step`.
-
-        This stand-in knows only the prompts that start an object over: a box for a new object or with
-        `reset`, and removal (from the next frame). Points, masks and refining boxes raise ValueError.
-        """
-        if prompt.remove:
-            if prompt.obj_id not in self.objects:
-                raise ValueError(f"object {prompt.obj_id} is not tracked; remove one of {sorted(self.objects)}")
-            self.remove(prompt.obj_id)
-            return None
-        starts_over = prompt.reset or prompt.obj_id not in self.objects
-        if prompt.box is None or prompt.points or prompt.mask is not None or not starts_over:
-            raise ValueError("this tracker applies only a box that starts an object or resets it (\"reset\": true); "
-                             "send one of those")
-        return self.start_on(prompt.obj_id, frame_idx, image, prompt.box.xyxy())
-
-    def held_frames(self) -> range:
-        """Frames a prompt may still refer to (bounded by config.prompt_history)."""
-        return range(max(self._newest - self.config.prompt_history + 1, 0), self._newest + 1)
+    def _box_points(self, box_xyxy: BoxXYXY | None, frame: EncodedFrame) -> tuple[np.ndarray, np.ndarray]:
+        """A start box as the frame's points (a later click there adds to them, as the official predictor's do)."""
+        if box_xyxy is None:
+            return _NO_POINTS
+        corners = box_prompt(box_xyxy, frame.width, frame.height, self.bundle.manifest.image_size)
+        return corners.coords, corners.labels
 
     def remove(self, obj_id: int) -> None:
         """Stop tracking `obj_id`; unknown ids raise KeyError."""
         del self.objects[obj_id]
         self._prompts.pop(obj_id, None)
+        for _, held in self._held:
+            held.pop(obj_id, None)
 
     def prepare_input(self, image: np.ndarray) -> np.ndarray:
         """The image encoder's input for a frame; pure, so a caller may run it ahead of `step`."""
@@ -103,16 +134,138 @@ class MultiObjectTracker:
 
     def track(self, frame: EncodedFrame) -> MultiFrameResult:
         """Every object's step on a frame encoded once (`encoder.encode`, `encoder.submit` or `encoder.frames`)."""
-        frame_idx = self._newest = frame.frame_idx
+        frame_idx = frame.frame_idx
         timings = dict(frame.timings)
         results = {}
+        held = {}
         for obj_id, state in self.objects.items():
             prompt = self._prompts.pop(obj_id, None)
             result, self.objects[obj_id] = step_object(self.bundle, self.config, state, frame, prompt, self.clock)
+            before = state if prompt is None else self._fresh
+            held[obj_id] = HeldObject(before, self.objects[obj_id], result.low_res_logits, True,
+                                      *self._box_points(prompt, frame))
             for stage, ms in result.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + ms
             results[obj_id] = result
+        self._held.append((frame_idx, held))
         return MultiFrameResult(frame_idx, results, timings)
+
+    def held_frames(self) -> range:
+        """The frames a prompt may refer to: the newest tracked ones, at most `config.prompt_history`."""
+        if not self._held:
+            return range(0)
+        return range(self._held[0][0], self._held[-1][0] + 1)
+
+    def apply(self, prompt: Prompt, frame_idx: int, image: np.ndarray) -> FrameResult | None:
+        """Apply `prompt` on frame `frame_idx` after that frame was tracked and before the next `step`.
+
+        `frame_idx` is the newest tracked frame or an earlier one the tracker still holds
+        (`held_frames()`); `image` is that frame's decoded source image. Returns the object's
+        corrected result on that frame, None for `remove`. After a prompt on an older frame the
+        object goes on from its corrected state there; the frames since are not tracked again.
+        """
+        obj_id = prompt.obj_id
+        if prompt.remove:
+            if obj_id not in self.objects:
+                known = ", ".join(str(i) for i in self.objects) or "none"
+                raise ValueError(f"object {obj_id} is not tracked (tracked: {known}); remove one of those")
+            self.remove(obj_id)
+            return None
+        held = self._held_on(frame_idx)
+        if prompt.reset:
+            if prompt.box is None:
+                raise ValueError(f"a reset prompt for object {obj_id} needs a box")
+            result = self.start_on(obj_id, frame_idx, image, prompt.box.xyxy())
+            self._forget_after(obj_id, frame_idx)
+            return result
+        record = held.get(obj_id)
+        if record is None and obj_id in self.objects:
+            raise ValueError(f"object {obj_id} was not tracked on frame {frame_idx}; prompt it on a frame since "
+                             f"it started (held: {self._held_text()})")
+        frame = self.encoder.encode(frame_idx, image)
+        if prompt.mask is not None:
+            return self._apply_mask(obj_id, frame, prompt.mask, held, record)
+        size = self.bundle.manifest.image_size
+        clicks = to_model_pixels(np.asarray(prompt.points, np.float32).reshape(-1, 2), frame.width, frame.height, size)
+        labels = np.asarray(prompt.labels, np.int32).reshape(-1)
+        if prompt.box is not None:  # a box replaces the frame's earlier clicks (`clear_old_points`)
+            corners = box_prompt(prompt.box.xyxy(), frame.width, frame.height, size)
+            coords, labels = np.concatenate([corners.coords, clicks]), np.concatenate([corners.labels, labels])
+        elif record is not None:  # clicks on one frame accumulate (`clear_old_points=False`)
+            coords, labels = np.concatenate([record.coords, clicks]), np.concatenate([record.labels, labels])
+        else:
+            coords = clicks
+        before, motion = self._refined_from(record, frame_idx)
+        mask_logits = None if record is None else np.clip(record.logits, -MASK_PROMPT_CLAMP, MASK_PROMPT_CLAMP)
+        most = int(self.bundle.manifest.hyper.get("max_prompt_points", len(labels)))
+        if len(labels) > most:
+            raise ValueError(f"{len(labels)} points on frame {frame_idx} for object {obj_id} (a box counts 2); the "
+                             f"models take at most {most}: give a box, or fewer clicks")
+        decoder_prompt = DecoderPrompt(coords, labels, mask_logits)
+        result, after = prompt_object(self.bundle, self.config, before, motion, frame, decoder_prompt, self.clock)
+        return self._keep(obj_id, frame, result, after, held, record, coords, labels)
+
+    def _apply_mask(self, obj_id: int, frame: EncodedFrame, mask: np.ndarray, held: dict[int, HeldObject],
+                    record: HeldObject | None) -> FrameResult:
+        """`add_new_mask`: the mask replaces the frame's result and its clicks (`mask_inputs` clears `point_inputs`)."""
+        before, motion = self._refined_from(record, frame.frame_idx)
+        result, after = mask_object(self.bundle, self.config, before, motion, frame, mask, self.clock)
+        return self._keep(obj_id, frame, result, after, held, record, *_NO_POINTS)
+
+    def _refined_from(self, record: HeldObject | None, frame_idx: int) -> tuple[ObjectState, MotionState]:
+        """The state a prompt on a held frame starts from, and the Kalman state it reads.
+
+        A new object, or one a prompt started on this frame, starts afresh (an initial conditioning
+        frame); a tracked one from its state before the frame, or on its own prompt frame from the
+        memory that frame made. The Kalman state is the latest (the SAMURAI code keeps one, updated by
+        every call).
+        """
+        if record is None:
+            return self._fresh, self._fresh.motion
+        if not record.tracked:
+            return self._fresh, record.after.motion
+        if record.after.prompt_frame == frame_idx:
+            return record.after, record.after.motion
+        return record.before, record.after.motion
+
+    def _keep(self, obj_id: int, frame: EncodedFrame, result: FrameResult, after: ObjectState,
+              held: dict[int, HeldObject], record: HeldObject | None, coords: np.ndarray,
+              labels: np.ndarray) -> FrameResult:
+        """Make `after` the object's state, and the frame's record of it; the object goes on from here."""
+        result.timings = {**frame.timings, **result.timings}
+        tracked = record is not None and record.tracked
+        before = record.before if tracked else self._fresh
+        held[obj_id] = HeldObject(before, after, result.low_res_logits, tracked, coords, labels)
+        self.objects[obj_id] = after
+        self._prompts.pop(obj_id, None)
+        self._forget_after(obj_id, frame.frame_idx)
+        return result
+
+    def _held_on(self, frame_idx: int) -> dict[int, HeldObject]:
+        for held_idx, held in self._held:
+            if held_idx == frame_idx:
+                return held
+        raise ValueError(f"frame {frame_idx} is not held: prompts may refer to frames {self._held_text()} "
+                         f"(prompt_history {self.config.prompt_history} in the config)")
+
+    def _held_text(self) -> str:
+        frames = self.held_frames()
+        return f"{frames.start} to {frames.stop - 1}" if frames else "none yet"
+
+    def _hold(self, frame_idx: int, obj_id: int, record: HeldObject) -> None:
+        """Keep `record` for `obj_id` on frame `frame_idx` if that frame is held or newer than all held ones."""
+        for held_idx, held in self._held:
+            if held_idx == frame_idx:
+                held[obj_id] = record
+                return
+        if not self._held or frame_idx > self._held[-1][0]:
+            self._held.append((frame_idx, {obj_id: record}))
+
+    def _forget_after(self, obj_id: int, frame_idx: int) -> None:
+        """Drop `obj_id`'s records on frames after `frame_idx`: its track now goes on from that frame."""
+        for held_idx, held in self._held:
+            if held_idx > frame_idx:
+                held.pop(obj_id, None)
 
     def state_nbytes(self) -> int:
         return sum(state.nbytes() for state in self.objects.values())

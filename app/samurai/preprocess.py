@@ -100,3 +100,27 @@ def fill_holes(mask_logits: np.ndarray, max_area: int) -> np.ndarray:
 def resize_logits(mask_logits: np.ndarray, width: int, height: int) -> np.ndarray:
     """Bilinear resize with half-pixel centres (torch's align_corners=False)."""
     return cv2.resize(mask_logits, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _antialias_weights(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out, size_in) weights of a bilinear resize with antialiasing (a triangle filter widened by the
+    reduction factor, each row normalised), the rule of PyTorch's `interpolate(..., antialias=True)` and PIL."""
+    scale = size_in / size_out
+    support = scale if scale >= 1.0 else 1.0
+    inv = 1.0 / scale if scale >= 1.0 else 1.0
+    weights = np.zeros((size_out, size_in), np.float64)
+    for i in range(size_out):
+        centre = scale * (i + 0.5)
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), size_in)
+        taps = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - centre + 0.5) * inv))
+        weights[i, lo:hi] = taps / taps.sum()
+    return weights.astype(np.float32)
+
+
+def resize_antialiased(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An (H, W) float32 map resized with antialiased bilinear interpolation, as the official predictor
+    resizes a mask prompt to the model input and then to the low-res mask size."""
+    rows = _antialias_weights(values.shape[0], height)
+    cols = _antialias_weights(values.shape[1], width)
+    return (rows @ values.astype(np.float32) @ cols.T).astype(np.float32)

@@ -1,4 +1,10 @@
-"""A prompt on one frame: the official video predictor's calls (clicks, a box, a mask, removal) as one value."""
+"""A prompt on a tracked frame: the official video predictor's calls, as one value.
+
+`add_new_points_or_box`, `add_new_mask` and `remove_object` of SAM 2's predictor
+become one `Prompt`, which `MultiObjectTracker.apply` carries out on a frame it
+still holds. Checking user input (bounds, lengths, labels, mask size) happens
+where the input arrives, once for every door; the tracker trusts what it gets.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +21,8 @@ class Prompt:
 
     obj_id: int
     points: tuple[tuple[float, float], ...] = ()  # (x, y) source pixels
-    labels: tuple[int, ...] = ()                  # 1 positive, 0 negative, one per point
-    box: Box | None = None                        # app.samurai.boxes.Box (x, y, w, h), source pixels
-    mask: np.ndarray | None = None                # (H, W) bool at the source frame's size
-    remove: bool = False                          # remove_object: takes effect from the next frame
-    reset: bool = False                           # with a box: today's restart (memory forgotten)
+    labels: tuple[int, ...] = ()  # 1 positive, 0 negative, one per point
+    box: Box | None = None  # app.samurai.boxes.Box (x, y, w, h), source pixels
+    mask: np.ndarray | None = None  # (H, W) bool at the source frame's size
+    remove: bool = False  # remove_object: takes effect from the next frame
+    reset: bool = False  # with a box: today's restart (memory forgotten)

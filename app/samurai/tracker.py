@@ -11,10 +11,11 @@ objects that share one encoded frame stay independent (`app.samurai.multi_tracke
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +35,8 @@ if TYPE_CHECKING:  # the algorithm reads a bundle; opening one (and its runtimes
 BOX_TOP_LEFT, BOX_BOTTOM_RIGHT, PADDING_POINT = 2, 3, -1
 # Mask-decoder token 0 is the single-mask output, tokens 1.. the multimask outputs.
 SINGLE_MASK_TOKEN = 0
+# SAM 2.1's multimask_max_pt_num: a prompt of at most this many points gets three candidate masks.
+MULTIMASK_MAX_POINTS = 1
 
 
 # SAM 2's rule: an object-score logit above this means the object is in the frame
@@ -243,15 +246,53 @@ def _run_declared(runner: ModelRunner, feeds: dict[str, np.ndarray]) -> dict[str
     return runner.run({name: value for name, value in feeds.items() if name in runner.input_names})
 
 
-def _decode(bundle: ModelBundle, pix_feat, features, coords: np.ndarray, labels: np.ndarray,
+@dataclass(frozen=True)
+class DecoderPrompt:
+    """What the prompt encoder reads: points in model-input pixels with their labels, and a mask prompt.
+
+    Tracking feeds one padding point and no mask; a box is two corner points; a correction adds the
+    user's clicks and the object's previous low-res logits as the mask prompt, as the official
+    predictor's `add_new_points_or_box` does.
+    """
+
+    coords: np.ndarray  # (N, 2) float32, model-input pixels
+    labels: np.ndarray  # (N,) int32: 1 positive, 0 negative, 2/3 box corners, -1 padding
+    mask_logits: np.ndarray | None = None  # (4h, 4w) float32 low-res logits, or no mask prompt
+
+    @property
+    def multimask(self) -> bool:
+        """The official `_use_multimask`: three candidates for at most one point, the single mask for more."""
+        return int(np.count_nonzero(self.labels != PADDING_POINT)) <= MULTIMASK_MAX_POINTS
+
+
+TRACKING_PROMPT = DecoderPrompt(np.zeros((1, 2), np.float32), np.array([PADDING_POINT], np.int32))
+_NO_MASK, _MASK = np.zeros(1, np.float32), np.ones(1, np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _empty_mask_input(shape: tuple[int, ...]) -> np.ndarray:
+    """The mask-prompt input where the prompt has none (read-only, shared by every frame)."""
+    zeros = np.zeros((1, 1, *shape), np.float32)
+    zeros.flags.writeable = False
+    return zeros
+
+
+def _decode(bundle: ModelBundle, pix_feat, features, prompt: DecoderPrompt,
             min_obj_score: np.ndarray) -> dict[str, np.ndarray]:
+    high_res0 = features["high_res_feat0"]
+    if prompt.mask_logits is None:
+        mask_input, mask_valid = _empty_mask_input(high_res0.shape[-2:]), _NO_MASK
+    else:
+        mask_input, mask_valid = prompt.mask_logits[None, None].astype(np.float32), _MASK
     return bundle.runners["mask_decoder"].run(
         {
             "pix_feat": pix_feat,
-            "high_res_feat0": features["high_res_feat0"],
+            "high_res_feat0": high_res0,
             "high_res_feat1": features["high_res_feat1"],
-            "point_coords": coords[None].astype(np.float32),
-            "point_labels": labels[None].astype(np.int32),
+            "point_coords": prompt.coords[None].astype(np.float32),
+            "point_labels": prompt.labels[None].astype(np.int32),
+            "mask_input": mask_input,
+            "mask_valid": mask_valid,
             "min_obj_score": min_obj_score,
         }
     )
@@ -293,6 +334,18 @@ def _encode_memory(bundle: ModelBundle, vision_feat, mask_logits, object_score, 
     return to_bfloat16(out["maskmem_feat"])
 
 
+def box_prompt(box_xyxy: tuple[float, float, float, float], width: int, height: int, image_size: int) -> DecoderPrompt:
+    """A box (source pixels, x1, y1, x2, y2) as the decoder's two corner points."""
+    return DecoderPrompt(to_model_pixels(np.asarray(box_xyxy, dtype=np.float32).reshape(2, 2), width, height,
+                                         image_size), np.array([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT], np.int32))
+
+
+def to_model_pixels(points: np.ndarray, width: int, height: int, image_size: int) -> np.ndarray:
+    """(N, 2) source pixels -> model-input pixels: normalised by the frame size, then scaled, in float32
+    as the official predictor does."""
+    return np.asarray(points, np.float32) / np.array([width, height], dtype=np.float32) * np.float32(image_size)
+
+
 def step_object(
     bundle: ModelBundle,
     config: TrackerConfig,
@@ -307,47 +360,90 @@ def step_object(
     its first frame; without one, `state` must have been started by a box.
     """
     if box_xyxy is not None:
-        state = state.restarted()
-    elif state.prompt_frame is None:
+        prompt = box_prompt(box_xyxy, frame.width, frame.height, bundle.manifest.image_size)
+        restarted = state.restarted()
+        return prompt_object(bundle, config, restarted, restarted.motion, frame, prompt, clock)
+    if state.prompt_frame is None:
         raise ValueError("the first frame needs a box prompt")
+    return _run_step(bundle, config, state, state.motion, frame, TRACKING_PROMPT, False, clock)
+
+
+def prompt_object(
+    bundle: ModelBundle,
+    config: TrackerConfig,
+    before: ObjectState,
+    motion: MotionState,
+    frame: EncodedFrame,
+    prompt: DecoderPrompt,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[FrameResult, ObjectState]:
+    """The official predictor's `add_new_points_or_box` on a frame, then the memory its next propagation encodes.
+
+    `before` is the object's state before this frame. Started (`before.prompt_frame` set), the object
+    is refined: the frame is conditioned on `before`'s memory, the prompt carries the previous logits
+    as its mask prompt, and the result replaces the frame's entry in memory (a non-conditioning frame,
+    the official `add_all_frames_to_correct_as_cond=False`). Not started, this frame becomes its
+    prompt frame (an initial conditioning frame). `motion` is SAMURAI's Kalman state the choice
+    among three candidates reads and advances, as the official SAMURAI code does on every multimask call.
+    """
+    return _run_step(bundle, config, before, motion, frame, prompt, True, clock)
+
+
+def _stored(memory: MemoryBank, entry: MemoryEntry, starts: bool) -> MemoryBank:
+    """`memory` with a frame's entry: as the prompt frame of an object that starts, else as a tracked frame.
+
+    A correction on the prompt frame itself leaves the memory as it was: the official predictor
+    drops a non-conditioning output on a conditioning frame.
+    """
+    if starts:
+        return memory.with_prompt(entry)
+    return memory.add(entry) if entry.frame_idx > 0 else memory
+
+
+def _run_step(
+    bundle: ModelBundle,
+    config: TrackerConfig,
+    state: ObjectState,
+    motion: MotionState,
+    frame: EncodedFrame,
+    prompt: DecoderPrompt,
+    prompted: bool,
+    clock: Callable[[], float],
+) -> tuple[FrameResult, ObjectState]:
     timer = _Timer(clock)
     hyper, image_size = bundle.manifest.hyper, bundle.manifest.image_size
     frame_idx, width, height, features = frame.frame_idx, frame.width, frame.height, frame.features
     vision_feat = features["vision_feat"]
     min_obj_score = _presence_gate(config)
-    prompt = box_xyxy is not None
-    prompt_frame = frame_idx if prompt else state.prompt_frame
-    memory, motion = state.memory, state.motion
+    starts = state.prompt_frame is None
+    prompt_frame = frame_idx if starts else state.prompt_frame
+    memory = state.memory
     memory_frames: list[int] = []
-    if prompt:
-        # Normalise by the frame size, then scale to the model input, in float32 as the official code does.
-        corners = np.asarray(box_xyxy, dtype=np.float32).reshape(2, 2)
-        coords = corners / np.array([width, height], dtype=np.float32) * np.float32(image_size)
-        labels = np.array([BOX_TOP_LEFT, BOX_BOTTOM_RIGHT])
+    if starts:
         pix_feat = vision_feat + bundle.constants["no_mem_embed"][None, :, None, None]
     else:
         relative = frame_idx - prompt_frame
         memory_frames = [prompt_frame + e.frame_idx for _, e in memory.memory_frames(relative)]
         with timer.stage("memory_attention"):
             pix_feat = _attend_memory(bundle, memory, relative, vision_feat)
-        coords, labels = np.zeros((1, 2), np.float32), np.array([PADDING_POINT])
     with timer.stage("mask_decoder"):
-        out = _decode(bundle, pix_feat, features, coords, labels, min_obj_score)
+        out = _decode(bundle, pix_feat, features, prompt, min_obj_score)
     masks, ious = out["mask_logits"][0], out["iou_pred"][0]
     object_score = float(out["object_score_logits"][0, 0])
     with timer.stage("selection"):
-        if prompt:
-            index, kf_score = _single_mask(hyper, masks, ious), None
-            pointer_token = SINGLE_MASK_TOKEN
-        else:
+        if prompt.multimask:
             index, kf_score, motion = _choose_multimask(config, image_size, motion, masks, ious)
             pointer_token = index
+        else:
+            index, kf_score = _single_mask(hyper, masks, ious), None
+            pointer_token = SINGLE_MASK_TOKEN
         chosen = masks[index]
         filled = preprocess.fill_holes(chosen, int(hyper["fill_hole_area"]))
     with timer.stage("memory_encoder"):
-        # The prompt frame's memory comes from its filled, binarised mask; tracked
+        # A prompted frame's memory comes from its filled, binarised mask; tracked
         # frames from the raw chosen mask (the official predictor's order).
-        features_out = _encode_memory(bundle, vision_feat, filled if prompt else chosen, object_score, binarize=prompt)
+        features_out = _encode_memory(bundle, vision_feat, filled if prompted else chosen, object_score,
+                                      binarize=prompted)
     entry = MemoryEntry(
         frame_idx=frame_idx - prompt_frame,
         features=features_out,
@@ -356,7 +452,7 @@ def step_object(
         object_score=object_score,
         kf_score=kf_score,
     )
-    memory = memory.with_prompt(entry) if prompt else memory.add(entry)
+    memory = _stored(memory, entry, starts)
     with timer.stage("postprocess"):
         mask = preprocess.resize_logits(filled, width, height) > 0
     kf_mean = None if motion.mean is None else motion.mean.copy()
@@ -364,6 +460,74 @@ def step_object(
         frame_idx, mask, filled, index, float(ious[index]), object_score, kf_score, timer.ms,
         ious=ious.copy(), stable_frames=motion.stable_frames, kf_mean=kf_mean, memory_frames=memory_frames,
         present=bool(np.float32(object_score) > min_obj_score[0]),
+    )
+    return result, ObjectState(memory, motion, prompt_frame)
+
+
+# The official `_use_mask_as_output`: a mask prompt becomes logits of -10 outside and +10 inside, and its
+# object score says present (+10) unless the mask is empty (-10).
+MASK_OUT_SCALE, MASK_OUT_BIAS = 20.0, -10.0
+# The official predictor keeps a resized mask prompt's pixels at or above half.
+MASK_PROMPT_THRESHOLD = 0.5
+MASK_DOWNSAMPLE = 4  # the stride of SAM 2's mask_downsample convolution and of the low-res masks
+MASK_CONSTANTS = ("mask_downsample_weight", "mask_downsample_bias", "no_obj_ptr")
+
+
+def mask_object(
+    bundle: ModelBundle,
+    config: TrackerConfig,
+    before: ObjectState,
+    motion: MotionState,
+    frame: EncodedFrame,
+    mask: np.ndarray,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[FrameResult, ObjectState]:
+    """The official predictor's `add_new_mask` on a frame: the mask is the result, and the memory it makes.
+
+    The mask is taken as the output (SAM 2.1's `use_mask_input_as_output_without_sam`): no memory
+    attention and no choice among candidates; the decoder runs only for the object pointer, on the
+    frame's own features with the downsampled mask as its mask prompt. A started object's frame entry
+    is replaced (as a correction's); otherwise the frame becomes its prompt frame. SAMURAI's Kalman
+    state `motion` is kept as it is (no multimask call), and the frame counts as reliable memory (the SAMURAI
+    code scores a mask prompt 1).
+    """
+    missing = [name for name in MASK_CONSTANTS if name not in bundle.constants]
+    if missing:
+        raise ValueError(f"the models in {bundle.manifest.folder} predate mask prompts (no {', '.join(missing)}); "
+                         f"export them again with convert/export_onnx.py")
+    timer = _Timer(clock)
+    constants, hyper, size = bundle.constants, bundle.manifest.hyper, bundle.manifest.image_size
+    frame_idx, width, height, features = frame.frame_idx, frame.width, frame.height, frame.features
+    with timer.stage("preprocess"):
+        binary = mask.astype(np.float32)
+        if binary.shape != (size, size):
+            binary = (preprocess.resize_antialiased(binary, size, size) >= MASK_PROMPT_THRESHOLD).astype(np.float32)
+        low = size // MASK_DOWNSAMPLE
+        logits = preprocess.resize_antialiased(binary * MASK_OUT_SCALE + MASK_OUT_BIAS, low, low)
+        blocks = binary.reshape(low, MASK_DOWNSAMPLE, low, MASK_DOWNSAMPLE)
+        prompt_logits = np.einsum("iajb,ab->ij", blocks, constants["mask_downsample_weight"]).astype(np.float32)
+        prompt_logits += constants["mask_downsample_bias"][0]
+    present = bool(binary.any())
+    with timer.stage("mask_decoder"):
+        out = _decode(bundle, features["vision_feat"], features,
+                      replace(TRACKING_PROMPT, mask_logits=prompt_logits), _presence_gate(config))
+    obj_ptr = out["obj_ptrs"][0, SINGLE_MASK_TOKEN].astype(np.float32) if present else constants["no_obj_ptr"]
+    object_score = MASK_OUT_SCALE * float(present) + MASK_OUT_BIAS
+    filled = preprocess.fill_holes(logits, int(hyper["fill_hole_area"]))
+    with timer.stage("memory_encoder"):
+        features_out = _encode_memory(bundle, features["vision_feat"], filled, object_score, binarize=True)
+    starts = before.prompt_frame is None
+    prompt_frame = frame_idx if starts else before.prompt_frame
+    reliable = 1.0  # the SAMURAI code's best_iou_score and kf_score of a mask prompt
+    entry = MemoryEntry(frame_idx - prompt_frame, features_out, obj_ptr, reliable, object_score,
+                        reliable if config.mode == "samurai" else None)
+    memory = _stored(before.memory, entry, starts)
+    with timer.stage("postprocess"):
+        frame_mask = preprocess.resize_logits(filled, width, height) > 0
+    result = FrameResult(
+        frame_idx, frame_mask, filled, SINGLE_MASK_TOKEN, reliable, object_score, None, timer.ms,
+        stable_frames=motion.stable_frames, kf_mean=None if motion.mean is None else motion.mean.copy(),
+        present=present,
     )
     return result, ObjectState(memory, motion, prompt_frame)
 

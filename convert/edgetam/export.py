@@ -87,7 +87,9 @@ def verification_inputs(model, consts, name: str) -> list[dict[str, torch.Tensor
         return [memory_attention_inputs(model, consts, f, p, g) for f, p in (_SMALLEST, most)]
     if name == "memory_encoder":
         return [base.memory_encoder_inputs(model, b, g) for b in (False, True)]
-    return [base.mask_decoder_inputs(model, n, g, gate) for n, gate in ((1, 0.0), (2, -1.0))]
+    # Both presence gates, and a correction: clicks with the previous logits as a mask prompt.
+    cases = ((1, 0.0, False), (2, -1.0, False), (3, 0.0, True))
+    return [base.mask_decoder_inputs(model, n, g, gate, prompt) for n, gate, prompt in cases]
 
 
 def verify(path: Path, sub: base.SubModel, model, consts, variant: str) -> dict[str, float]:
