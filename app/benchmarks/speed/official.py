@@ -174,8 +174,9 @@ def side_by_side(settings: BenchSettings, checkpoint: Path, pairs: str | None, c
                  compare_dirs: tuple[Path, ...] = ()) -> int:
     """Time every available pair, the official predictor and each compared export's exact path, alternated,
     and print the medians and agreement."""
-    if load_manifest(settings.model_dir).family == EDGETAM_FAMILY and official_edgetam_problem():
-        print(f"ERROR {official_edgetam_problem()}", file=sys.stderr)
+    problem = official_edgetam_problem() if load_manifest(settings.model_dir).family == EDGETAM_FAMILY else None
+    if problem:
+        print(f"ERROR {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     chosen = available_pairs(pairs or DEFAULT_PAIRS, settings.model_dir)
     if REFERENCE_PAIR not in chosen:
