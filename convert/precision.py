@@ -32,6 +32,7 @@ decisions with float32.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +43,9 @@ import numpy as np
 SENSITIVE_OP_TYPES = ("LayerNormalization", "ReduceMean", "Pow", "Sqrt", "Softmax")
 # The reducing ones among them, which the float16 imitation computes step by step (Pow and Sqrt are elementwise).
 FP16_REDUCTIONS = ("LayerNormalization", "ReduceMean", "Softmax")
-# convert/submodels.py puts the rotary encoding in a module named `rotary`; the exporter scopes its nodes so.
-ROTARY_SCOPE = "/rotary/"
+# convert/submodels.py puts SAM 2.1's rotary encoding in a module named `rotary`, convert/edgetam's memory
+# attention in `query_rotary` and `key_rotary`; the exporter scopes their nodes so ("/key_rotary_1/Mul").
+ROTARY_SCOPE = re.compile(r"/(?:\w+_)?rotary(?:_\d+)?/")
 ROTARY_ARITHMETIC = ("Mul", "Sub", "Add")
 # What each mode keeps in float32: nothing, the sensitive nodes, or everything; cheapest first.
 KEEP_SENSITIVE_FP32 = "fp16_fp32_sensitive"
@@ -62,7 +64,7 @@ def sensitive_nodes(model) -> list[str]:
     return [
         node.name
         for node in model.graph.node
-        if node.op_type in SENSITIVE_OP_TYPES or (ROTARY_SCOPE in node.name and node.op_type in ROTARY_ARITHMETIC)
+        if node.op_type in SENSITIVE_OP_TYPES or (ROTARY_SCOPE.search(node.name) and node.op_type in ROTARY_ARITHMETIC)
     ]
 
 

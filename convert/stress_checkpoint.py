@@ -35,6 +35,15 @@ What is changed in the seeded random checkpoint (hiera-t, official format):
   as a change.
 - query and key projections of every attention are multiplied by
   LOGIT_GAIN, so softmax logits span tens to hundreds.
+
+EdgeTAM's stress checkpoint (`edgetam_stress_state_dict`, the same seeded
+random format as convert/random_checkpoint.py) changes what of this its
+networks have: RepViT-M1 is a convolutional network whose BatchNorms fold into
+its convolutions (no LayerNorm reads a residual stream there), so its image
+encoder is left random; its two memory-attention layers get the same outlier
+channels (MEMORY_OFFSET from the first layer's MLP, LayerNorms that ignore
+them) and sharpened queries and keys; the spatial perceiver's attentions get
+sharpened queries and keys (their logits decide which memory tokens survive).
 The printed table (and docs/ascend.md) gives the measured statistics per node:
 largest |x|, the channels that reach it, the largest float16-accumulated sum of
 squares, the largest logit range.
@@ -50,13 +59,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from convert.checkpoint import CHECKPOINT_NAMES, build_model
-from convert.random_checkpoint import random_state_dict
+from convert.edgetam.model import CHECKPOINT_NAME as EDGETAM_CHECKPOINT_NAME
+from convert.edgetam.model import build_edgetam
+from convert.random_checkpoint import random_edgetam_state_dict, random_state_dict
 
 MODEL_SIZE = "t"
 # The state dict is size-free; calibration and the printed report run at these sizes.
 CALIBRATION_SIZE = 256
 DEFAULT_REPORT_SIZE = 256
 DEFAULT_OUT = Path("checkpoints") / f"stress_{CHECKPOINT_NAMES[MODEL_SIZE]}"
+EDGETAM_DEFAULT_OUT = Path("checkpoints") / f"stress_{EDGETAM_CHECKPOINT_NAME}"
 # SAM 2's input normalisation (sam2/utils/misc.py).
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
@@ -85,7 +97,7 @@ def _calibration_frame(image_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _input_scales(model: nn.Module, seed: int) -> dict[str, float]:
+def _input_scales(model: nn.Module, seed: int, edgetam: bool = False) -> dict[str, float]:
     """Median per-token std of every LayerNorm input of the image encoder and memory attention."""
     scales: dict[str, float] = {}
     hooks = []
@@ -97,16 +109,31 @@ def _input_scales(model: nn.Module, seed: int) -> dict[str, float]:
             hooks.append(module.register_forward_pre_hook(record))
     try:
         out = model.forward_image(_calibration_frame(CALIBRATION_SIZE))
-        feat = out["backbone_fpn"][-1].flatten(2).permute(2, 0, 1)
-        pos = out["vision_pos_enc"][-1].flatten(2).permute(2, 0, 1)
         generator = torch.Generator().manual_seed(seed)
-        memory = torch.randn(feat.shape[0], 1, model.mem_dim, generator=generator)
-        memory_pos = torch.randn(feat.shape[0], 1, model.mem_dim, generator=generator)
-        model.memory_attention(curr=feat, curr_pos=pos, memory=memory, memory_pos=memory_pos)
+        if edgetam:
+            _edgetam_memory_attention(model, out, generator)
+        else:
+            feat = out["backbone_fpn"][-1].flatten(2).permute(2, 0, 1)
+            pos = out["vision_pos_enc"][-1].flatten(2).permute(2, 0, 1)
+            memory = torch.randn(feat.shape[0], 1, model.mem_dim, generator=generator)
+            memory_pos = torch.randn(feat.shape[0], 1, model.mem_dim, generator=generator)
+            model.memory_attention(curr=feat, curr_pos=pos, memory=memory, memory_pos=memory_pos)
     finally:
         for hook in hooks:
             hook.remove()
     return scales
+
+
+def _edgetam_memory_attention(model: nn.Module, image: dict, generator: torch.Generator) -> torch.Tensor:
+    """EdgeTAM's static memory attention on the frame's features, every memory slot and pointer present."""
+    frames, tokens = model.num_maskmem, model.spatial_perceiver.num_tokens
+    memory = torch.randn(frames, tokens, model.mem_dim, generator=generator)
+    memory_pos = torch.randn(frames, tokens, model.mem_dim, generator=generator)
+    pointers = torch.randn(model.max_obj_ptrs_in_encoder, model.hidden_dim, generator=generator)
+    return model.memory_attention(
+        image["backbone_fpn"][-1], image["vision_pos_enc"][-1], memory, memory_pos, torch.ones(frames),
+        pointers, torch.ones(pointers.shape[0]),
+    )
 
 
 def _ignore_outliers(norm: nn.LayerNorm, massive: dict[int, float], input_std: float) -> None:
@@ -167,6 +194,7 @@ def _stress_image_encoder(model: nn.Module, scales: dict[str, float]) -> None:
 @torch.no_grad()
 def _stress_memory_attention(model: nn.Module, scales: dict[str, float]) -> None:
     attention = model.memory_attention
+    width = attention.norm.normalized_shape[0]
     massive: dict[int, float] = {}
     for index, layer in enumerate(attention.layers):
         prefix = f"memory_attention.layers.{index}"
@@ -174,13 +202,33 @@ def _stress_memory_attention(model: nn.Module, scales: dict[str, float]) -> None
             if massive:
                 _ignore_outliers(getattr(layer, norm), massive, scales[f"{prefix}.{norm}"])
         if index == 0:
-            massive = _massive(attention.d_model, MEMORY_OFFSET)
+            massive = _massive(width, MEMORY_OFFSET)
             for channel, value in massive.items():
                 layer.linear2.bias[channel] += value
         for attn in (layer.self_attn, layer.cross_attn_image):
             _sharpen(attn.q_proj, slice(None))
             _sharpen(attn.k_proj, slice(None))
     _ignore_outliers(attention.norm, massive, scales["memory_attention.norm"])
+
+
+@torch.no_grad()
+def _stress_perceiver(model: nn.Module) -> None:
+    for layer in model.spatial_perceiver.layers:
+        for attn in (layer.attn, layer.self_attn):
+            inner = attn.to_q.out_features
+            _sharpen(attn.to_q, slice(None))
+            _sharpen(attn.to_kv, slice(0, inner))  # keys first, then values
+
+
+def edgetam_stress_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """The seeded random EdgeTAM checkpoint with memory attention's outlier channels and sharpened attention."""
+    torch.manual_seed(seed)
+    model = build_edgetam(CALIBRATION_SIZE)
+    model.load_state_dict(random_edgetam_state_dict(seed))
+    scales = _input_scales(model, seed, edgetam=True)
+    _stress_memory_attention(model, scales)
+    _stress_perceiver(model)
+    return {name: tensor.clone() for name, tensor in model.state_dict().items()}
 
 
 def stress_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:

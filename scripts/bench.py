@@ -2,6 +2,7 @@
 
     python scripts/bench.py --model-dir om_model [--frames 60] [--backend onnx|openvino] [--precision ...] [--objects 1 2 4]
     python scripts/bench.py --model-dir om_model --frames 40 --official CHECKPOINT [--pairs onnx:fp32,openvino:bf16]
+        [--compare OTHER_MODEL_DIR ...]
     taskset -c 0 python scripts/bench.py --model-dir om_model --null-models [--recording FILE]
     python scripts/bench.py --model-dir om_model --memory [--frames 3000] [--recording FILE]
 
@@ -17,6 +18,11 @@ reading the frames, tracking) and in the loop (from the prompt frame to the
 last frame, per frame). It prints the medians, each pair's ratio to the
 official predictor, and each pair's decisions against the exact ONNX Runtime
 fp32 run: frames whose chosen mask token differs, and the lowest mask IoU.
+The official predictor is the export's family's: for an EdgeTAM export, the
+official EdgeTAM code run with the official EdgeTAM environment's Python
+(scripts/setup_official_edgetam.sh). Each `--compare` export (e.g. hiera-t
+beside EdgeTAM, at the same image size) adds its exact ONNX Runtime row to the
+alternation, and the speed-up of every pair over it is printed last.
 
 `--null-models` measures only the CPU side: the four sub-models are replaced
 by instant replays of their outputs (recorded from a real run into FILE first,
@@ -81,6 +87,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
     parser.add_argument("--variant", choices=VARIANTS, default="fp32", help="ONNX Runtime graphs to time")
     parser.add_argument("--precision", choices=list(PRECISIONS), default=DEFAULT_PRECISION, help="OpenVINO precision")
     parser.add_argument("--official", type=Path, help="checkpoint: time the official PyTorch predictor side by side")
+    parser.add_argument("--compare", type=Path, nargs="+", default=(), metavar="MODEL_DIR",
+                        help="with --official: also time these exports' exact ONNX Runtime path (e.g. hiera-t)")
     parser.add_argument("--pairs", help=f"backend:precision[{OVERLAP_SUFFIX}] pairs to time against the official "
                         f"predictor (default {DEFAULT_PAIRS}) or with --overlap (default {OVERLAP_PAIRS})")
     parser.add_argument("--overlap", action="store_true",
@@ -126,7 +134,8 @@ def command_child(args: argparse.Namespace) -> int:
 
 
 def command_official(args: argparse.Namespace) -> int:
-    return side_by_side(_settings(args), args.official, args.pairs, [sys.executable, str(Path(__file__).resolve())])
+    return side_by_side(_settings(args), args.official, args.pairs, [sys.executable, str(Path(__file__).resolve())],
+                        tuple(args.compare))
 
 
 def command_overlap(args: argparse.Namespace) -> int:

@@ -303,6 +303,26 @@ def test_sensitive_nodes_stay_float32_through_keep_dtype(export_256, tmp_path):
     assert {r["precision_mode"] for r in records.values()} == {KEEP_SENSITIVE_FP32}
 
 
+def test_edgetam_export_converts_with_its_rotary_arithmetic_in_float32(edgetam_export_256, tmp_path):
+    """The default precision on EdgeTAM's graphs: the audit passes and every sensitive node, the rotary arithmetic
+    of both the query and the key encoding of memory attention included, is kept in float32."""
+    import onnx
+
+    from convert.precision import sensitive_nodes
+
+    models = linked_copy(edgetam_export_256, tmp_path / "edgetam")
+    result = atc_all("--soc-version", SOC, "--model-dir", str(models), bin_dir=make_bin(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in SUBMODELS:
+        graph = onnx.load(str(models / f"{name}.onnx"), load_external_data=False)
+        assert om(models, name)["keep_dtype"] == sensitive_nodes(graph)
+    graph = onnx.load(str(models / "memory_attention.onnx"), load_external_data=False).graph
+    rotary = {n.name for n in graph.node if "rotary" in n.name and n.op_type in ("Mul", "Sub", "Add")}
+    kept = set(om(models, "memory_attention")["keep_dtype"])
+    assert any("/query_rotary" in n for n in rotary) and any("/key_rotary" in n for n in rotary)
+    assert rotary <= kept
+
+
 DOCS = REPO / "docs" / "ascend.md"
 # Cheapest first: what each --precision keeps in float32 (nothing, the sensitive nodes, everything).
 COST_ORDER = ("force_fp16", KEEP_SENSITIVE_FP32, "must_keep_origin_dtype")

@@ -37,6 +37,20 @@ FLOAT16_SQUARE_LIMIT = 256.0
 # Hiera-t: blocks per stage (sam2.1_hiera_t.yaml); memory attention: 4 layers with norm1..3 and a final norm.
 HIERA_T_STAGES = (1, 2, 7, 2)
 MEMORY_LAYERS = 4
+EDGETAM_SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def edgetam_stress_export(tmp_path_factory) -> Path:
+    """EdgeTAM's stress checkpoint exported at 256 px, its smallest size (the perceiver's 16x16 grid)."""
+    from convert.export_onnx import export
+    from convert.stress_checkpoint import edgetam_stress_state_dict
+
+    folder = tmp_path_factory.mktemp("edgetam_stress")
+    checkpoint = folder / "stress_edgetam.pt"
+    torch.save({"model": edgetam_stress_state_dict(0)}, checkpoint)
+    export(checkpoint, folder / "models", image_size=EDGETAM_SIZE)
+    return folder / "models"
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +259,21 @@ def test_imitation_rounds_only_outside_the_kept_nodes(export_256_variants, tmp_p
         assert 1e-5 * scale < errors[mode] < 0.25 * scale
     with pytest.raises(ValueError, match="bf8"):
         imitate(source, tmp_path / "x.onnx", "bf8")
+
+
+def test_default_precision_holds_on_the_edgetam_stress_checkpoint(edgetam_stress_export):
+    """EdgeTAM's memory attention carries the outliers from its first layer on: force_fp16's float16 LayerNorm sums
+    overflow and change decisions, the default keeps them, so the default stays the cheapest that holds."""
+    from convert.stress_checkpoint import activation_report
+
+    rows = [[c.strip() for c in row.strip("|").split("|")] for row in activation_report(edgetam_stress_export, 2, THREADS)[2:]]
+    over = {node for model, node, op, _, _, sums, _ in rows
+            if op == "LayerNormalization" and float(sums.split()[0]) > FLOAT16_MAX}
+    # Layer 0 adds the outliers: layer 1's three norms and the final norm read them.
+    assert over == {"/norm1_1/LayerNormalization", "/norm2_1/LayerNormalization", "/norm3_1/LayerNormalization",
+                    "/norm/LayerNormalization"}, over
+    reports = study(edgetam_stress_export, *clip_frames("textured", STRESS_FRAMES), modes=MODES[:2], threads=THREADS)
+    by_mode = {r.mode: r for r in reports}
+    assert not by_mode["fp16"].keeps_decisions, by_mode["fp16"]
+    assert by_mode[KEEP_SENSITIVE_FP32].keeps_decisions, by_mode[KEEP_SENSITIVE_FP32]
+    assert ATC_PRECISION[cheapest_keeping(reports)] == DEFAULT_PRECISION
