@@ -171,7 +171,7 @@ class MultiObjectTracker:
                 raise ValueError(f"object {obj_id} is not tracked (tracked: {known}); remove one of those")
             self.remove(obj_id)
             return None
-        held = self._held_on(frame_idx)
+        held = self._held_for(frame_idx, obj_id)
         if prompt.reset:
             if prompt.box is None:
                 raise ValueError(f"a reset prompt for object {obj_id} needs a box")
@@ -240,6 +240,15 @@ class MultiObjectTracker:
         self._prompts.pop(obj_id, None)
         self._forget_after(obj_id, frame.frame_idx)
         return result
+
+    def _held_for(self, frame_idx: int, obj_id: int) -> dict[int, HeldObject]:
+        """The records of a held frame; a new object may also start on a frame newer than every held one (the
+        caller skips `step` while no object is tracked, so such a frame was never stepped)."""
+        newest = self._held[-1][0] if self._held else -1
+        if obj_id not in self.objects and frame_idx > newest:
+            self._held.append((frame_idx, {}))
+            return self._held[-1][1]
+        return self._held_on(frame_idx)
 
     def _held_on(self, frame_idx: int) -> dict[int, HeldObject]:
         for held_idx, held in self._held:
