@@ -28,13 +28,16 @@ from app.command_line import parse_args
 from app.live import heap
 from app.live.commands import Command
 from app.live.control import TrackController
+from app.live.feed import POLL_S
 from app.live.file_outputs import FileChoices, FileOutputs, VideoFormat
 from app.live.health import HealthCheck
-from app.live.pipeline import POLL_S, LoopStats, Output, TrackingLoop
+from app.live.pipeline import TrackingLoop
 from app.live.progress import Progress, progress_report
 from app.live.prompt_file import schedule
 from app.live.signals import StopRequested, StopSignals
+from app.live.stats import LoopStats
 from app.live.summary import PERCENTILE_HIGH, log_summary, objects_section, run_summary
+from app.live.tracked import Output
 from app.live.window import DesktopWindow
 from app.media.credentials import command_line_warning, redact_log_record
 from app.media.earlier_runs import keep_earlier_run, run_start_time

@@ -38,7 +38,8 @@ from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.metrics import box_iou
 from app.samurai.boxes import BoxXYWH, box_or_missing
 from app.samurai.config import TrackerConfig
-from app.samurai.tracker import FrameResult, SamuraiTracker
+from app.samurai.results import FrameResult
+from app.samurai.tracker import SamuraiTracker
 from convert.precision import KEEP_SENSITIVE_FP32, MODES, imitate, keep_cost
 
 # A decision is kept when the same token is chosen and the frame's box moves less than this (IoU).

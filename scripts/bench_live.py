@@ -30,7 +30,9 @@ from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app.benchmarks.speed.timing import TimedRunner
 from app.live.control import TrackController
-from app.live.pipeline import LoopStats, Tracked, TrackingLoop
+from app.live.pipeline import TrackingLoop
+from app.live.stats import LoopStats
+from app.live.tracked import Tracked
 from app.media.drawing import annotate
 from app.media.live_sources import CameraSource
 from app.media.outputs import MaskWriter, TrackWriter

@@ -27,15 +27,15 @@ import numpy as np
 from loguru import logger
 
 from app.live.control import LoopStatus, ObjectStatus, TrackController
-from app.live.pipeline import Tracked
+from app.live.tracked import Tracked
 from app.media.sources import Frame
 from app.publish.events import EventStream
 from app.publish.mqtt import MqttPublisher, parse_publish_url
 from app.publish.sse import SseBroadcaster
+from app.samurai.boxes import box_or_missing
+from app.samurai.results import FrameResult
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
-from app.samurai.boxes import box_or_missing
-from app.samurai.tracker import FrameResult
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 BUDGET_MS = 1.0

@@ -16,7 +16,8 @@ from acl_models.onnx_runner import OnnxRunner
 from acl_models.openvino_runner import RECOMMENDED_REDUCED, OpenVinoRunner, openvino_problem, supported_precisions
 from acl_models.select import runner_factory
 from app.samurai.config import TrackerConfig
-from app.samurai.tracker import FrameResult, SamuraiTracker
+from app.samurai.results import FrameResult
+from app.samurai.tracker import SamuraiTracker
 from tests.installed import needs
 
 OPENVINO_PROBLEM = openvino_problem()

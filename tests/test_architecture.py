@@ -20,7 +20,7 @@ ALLOWED = {
     "app.live": {"app.samurai", "app.media", "app.live"},
     "app.benchmarks": {"app.samurai", "app.media", "app.benchmarks", "acl_models"},
     "app.publish": {"app.samurai", "app.media", "app.live", "app.publish"},
-    "app.serve": {"app.samurai", "app.media", "app.live.control", "app.live.pipeline", "app.live.commands",
+    "app.serve": {"app.samurai", "app.media", "app.live.control", "app.live.stats", "app.live.tracked", "app.live.commands",
                   "app.live.health", "app.publish", "app.serve"},
 }
 # The command line of app/ wires every package of the device; nothing of the workstation, scripts or tests.

@@ -7,7 +7,7 @@ import pytest
 
 from app.samurai.boxes import box_from_mask, box_or_missing
 from app.samurai.motion_selection import mask_box
-from app.samurai.tracker import LOST, TRACKING, FrameResult
+from app.samurai.results import LOST, TRACKING, FrameResult
 
 
 def _mask(shape: tuple[int, int], *regions: tuple[slice, slice]) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.samurai.decisions import decision_record
-from app.samurai.tracker import FrameResult
+from app.samurai.results import FrameResult
 
 IMAGE_SIZE = 128
 WIDTH, HEIGHT = 256, 128  # the frame is twice the model input's width: the Kalman box doubles in x

@@ -26,7 +26,8 @@ from app.benchmarks.metrics import box_iou
 from app.media.colour_clip import make_frames
 from app.media.textured_clip import write_clip
 from app.samurai.config import load_config
-from app.samurai.tracker import FrameResult, SamuraiTracker
+from app.samurai.results import FrameResult
+from app.samurai.tracker import SamuraiTracker
 from convert.demo_checkpoint import TOKEN_GREEN, TOKEN_RED, TOKEN_SINGLE
 from tests.backends import REDUCED_PRECISIONS, assert_same_decisions, reduced, track_clip
 from tests.demo_model import IMAGE_SIZE, TEST_THREADS

@@ -196,12 +196,12 @@ def test_a_sink_that_fails_is_closed_and_the_others_go_on(tmp_path, warnings):
     import numpy as np
 
     from app.live.control import TrackController
-    from app.live.pipeline import Tracked
+    from app.live.tracked import Tracked
     from app.media.sources import Frame
     from app.publish.events import EventStream
     from app.publish.jsonl import JsonLinesSink
     from app.publish.mqtt import BrokerAddress, MqttPublisher
-    from app.samurai.tracker import FrameResult
+    from app.samurai.results import FrameResult
     from tests.live_helpers import free_port
 
     port = free_port()  # no broker: the client retries in the background, as it does when one goes away

@@ -7,7 +7,7 @@ import numpy as np
 
 from app.media.drawing import BOX_COLOR_RGB, MASK_ALPHA, MASK_COLOR_RGB, annotate
 from app.media.outputs import davis_palette
-from app.samurai.tracker import FrameResult
+from app.samurai.results import FrameResult
 
 WIDTH, HEIGHT = 64, 48
 

@@ -31,7 +31,8 @@ from app.samurai.boxes import Box
 from app.samurai.config import TrackerConfig, load_config
 from app.samurai.decisions import kalman_box
 from app.samurai.multi_tracker import MultiObjectTracker
-from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
+from app.samurai.results import LOST, TRACKING
+from app.samurai.tracker import SamuraiTracker
 from tests.demo_model import IMAGE_SIZE as DEMO_IMAGE_SIZE
 from tests.demo_model import TEST_THREADS as DEMO_THREADS
 from tests.reference_predictor import OFFICIAL_PARAMS

@@ -24,8 +24,10 @@ from app.media.textured_clip import make_frames
 from app.samurai.config import TrackerConfig
 from app.samurai.motion_selection import SamuraiParams
 from app.samurai.multi_tracker import MultiObjectTracker
+from app.samurai.results import FrameResult
 from app.samurai.state import ObjectState
-from app.samurai.tracker import FrameResult, SamuraiTracker, step_object
+from app.samurai.step import step_object
+from app.samurai.tracker import SamuraiTracker
 from tests.demo_model import TEST_THREADS as DEMO_THREADS
 
 RANDOM_FRAMES = 8

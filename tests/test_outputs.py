@@ -20,7 +20,7 @@ from app.media.outputs import (
     write_summary,
 )
 from app.media.video_file import VideoWriter
-from app.samurai.tracker import FrameResult
+from app.samurai.results import FrameResult
 
 WIDTH, HEIGHT = 64, 48
 FPS = 10.0

@@ -14,7 +14,8 @@ from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.live.control import TrackController
-from app.live.pipeline import Tracked, TrackingLoop
+from app.live.pipeline import TrackingLoop
+from app.live.tracked import Tracked
 from app.media.live_sources import CameraSource
 from app.samurai.boxes import Box
 from app.samurai.config import load_config

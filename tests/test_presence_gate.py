@@ -20,7 +20,8 @@ import torch
 from acl_models.bundle import open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app.samurai.config import TrackerConfig
-from app.samurai.tracker import LOST, TRACKING, SamuraiTracker
+from app.samurai.results import LOST, TRACKING
+from app.samurai.tracker import SamuraiTracker
 from tests.demo_model import IMAGE_SIZE, TEST_THREADS, torch_threads
 from tests.reference_predictor import OFFICIAL_PARAMS
 from tests.synthetic import read_jpeg_folder, write_jpeg_folder
@@ -36,8 +37,8 @@ MIN_MASK_IOU = 0.99
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory):
     """(checkpoint, exported models) of the demo checkpoint with a constant GATED_SCORE object score."""
-    from convert.export_onnx import export
     from convert.demo_checkpoint import demo_state_dict
+    from convert.export_onnx import export
 
     state = demo_state_dict()
     state[SCORE_HEAD + ".weight"].zero_()

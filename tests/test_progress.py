@@ -16,8 +16,8 @@ import time
 
 from loguru import logger
 
-from app.live.pipeline import LoopStats
 from app.live.progress import ProgressLog
+from app.live.stats import LoopStats
 from tests.live_helpers import REPO, start_run, stop_process
 
 BOX = "20,100,40,40"  # the leave clip's first box

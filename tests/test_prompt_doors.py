@@ -25,7 +25,8 @@ from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.live.commands import parse_commands
 from app.live.control import LoopStatus, ObjectStatus, TrackController
-from app.live.pipeline import Tracked, TrackingLoop
+from app.live.pipeline import TrackingLoop
+from app.live.tracked import Tracked
 from app.media.prompt import PromptError
 from app.media.sources import Frame, FrameSource
 from app.publish.mqtt import MqttPublisher, parse_publish_url

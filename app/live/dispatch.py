@@ -18,7 +18,7 @@ from app.live.frame_history import FrameHistory, frame_refusal
 from app.media.prompt import PromptError
 from app.media.sources import Frame
 from app.samurai.multi_tracker import MultiObjectTracker
-from app.samurai.tracker import FrameResult
+from app.samurai.results import FrameResult
 
 PROMPT = "prompt"
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.live.control import DEFAULT_OBJECT
-from app.live.pipeline import Tracked
 from app.live.summary import ObjectSummary
+from app.live.tracked import Tracked
 from app.media.drawing import annotate
 from app.media.outputs import (
     TRACK_FILE,
@@ -24,7 +24,7 @@ from app.media.outputs import (
 )
 from app.media.video_file import VideoWriter
 from app.samurai.decisions import decision_record
-from app.samurai.tracker import LOST
+from app.samurai.results import LOST
 
 
 @dataclass(frozen=True)

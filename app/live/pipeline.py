@@ -28,289 +28,35 @@ page, MQTT) and from a prompt file's commands scheduled by frame: the command
 line's boxes start on the first frame; every other prompt for frame K is applied
 after frame K was tracked and before it is written (`PromptDispatcher`), on a
 decoded frame the loop still holds (`FrameHistory`).
+
+This module is the loop; its parts live beside it: the feed thread (`feed.py`), the output
+thread (`output_writer.py`) and its guard (`output_guard.py`), what the outputs get (`tracked.py`)
+and the run's counts (`stats.py`).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-import numpy as np
 from loguru import logger
 
 from app.live.commands import REMOVE, Command
 from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Queued, TrackController
 from app.live.dispatch import AppliedPrompt, PromptDispatcher
+from app.live.feed import POLL_S, Feed, Prepared
 from app.live.frame_history import FrameHistory
-from app.live.latency import LatencyStats
+from app.live.output_guard import OutputGuard
+from app.live.output_writer import OutputWriter
+from app.live.stats import MS_PER_S, LoopStats
+from app.live.tracked import Output, Tracked
 from app.media.prompt import PromptError
-from app.media.whole_files import OutputFailed
 from app.media.sources import Frame, FrameSource
+from app.media.whole_files import OutputFailed
 from app.samurai.boxes import box_or_missing
+from app.samurai.frame_encoder import PendingFrame
 from app.samurai.multi_tracker import MultiFrameResult, MultiObjectTracker
-from app.samurai.tracker import FrameResult, PendingFrame
-
-# Prepared frames waiting for the models (files): enough to hide a slow decode.
-FILE_PREFETCH = 2
-# Results waiting to be written: a slow disk stalls the loop instead of filling memory.
-OUTPUT_QUEUE = 4
-# How often blocked threads look whether the loop is stopping.
-POLL_S = 0.1
-# How long closing waits for the feed worker, which may be blocked inside the source.
-FEED_JOIN_S = 1.0
-MS_PER_S = 1000.0
-
-
-@dataclass
-class Prepared:
-    """A frame and, when tracking, its image-encoder input (None: `step` prepares it)."""
-
-    frame: Frame
-    model_input: np.ndarray | None
-    prepare_ms: float = 0.0
-
-
-@dataclass
-class Tracked:
-    """What the outputs get for one frame: each object's result (its mask, box and state), by object id.
-
-    No results: a frame only shown (waiting for a box). `record` is False for a
-    frame whose lines are already written (an older frame a prompt was given on).
-    `prompts`: the prompts applied on this frame (the result stream's `prompt` records).
-    """
-
-    frame: Frame
-    results: dict[int, FrameResult] = field(default_factory=dict)
-    record: bool = True
-    ready: float = field(default_factory=time.monotonic)  # when the result was ready
-    timings: dict[str, float] = field(default_factory=dict)  # the frame's stages (ms), shared ones once
-    dropped: list[int] = field(default_factory=list)  # objects the user stopped tracking before this frame
-    prompts: list[AppliedPrompt] = field(default_factory=list)
-
-    @property
-    def result(self) -> FrameResult | None:
-        """The result of the only (or the default) object, None when none was tracked."""
-        if len(self.results) == 1:
-            return next(iter(self.results.values()))
-        return self.results.get(DEFAULT_OBJECT)
-
-
-Output = Callable[[Tracked], None]
-
-
-@dataclass
-class LoopStats:
-    """Counts and timings of a run: `latency` is capture → result ready, `step` the tracker's own time per frame."""
-
-    frames: int = 0
-    tracking_s: float = 0.0
-    stage_ms: dict[str, float] = field(default_factory=dict)
-    latency: LatencyStats = field(default_factory=LatencyStats)
-    step: LatencyStats = field(default_factory=LatencyStats)
-    dropped: int = 0
-    prompts: list[AppliedPrompt] = field(default_factory=list)  # every prompt applied, in order
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.tracking_s if self.tracking_s > 0 else 0.0
-
-
-_END = object()
-# Weight of the newest sample in the running means that pace a live feed.
-EMA_WEIGHT = 0.2
-# A live feed starts preparing this share of a cycle early, so that a step shorter than the
-# mean does not wait for a frame; frames that arrive meanwhile replace the prepared one.
-EARLY_SHARE = 0.2
-
-
-def _ema(mean: float, sample: float) -> float:
-    return sample if mean == 0.0 else (1 - EMA_WEIGHT) * mean + EMA_WEIGHT * sample
-
-
-class _Feed:
-    """Frames from the source with their model input, read on a worker thread when `threaded`."""
-
-    def __init__(self, source: FrameSource, prepare: Callable[[Frame], Prepared], threaded: bool):
-        self.source = source
-        self.prepare = prepare
-        self.threaded = threaded
-        self.dropped = 0
-        self._frames: Iterator[Frame] = iter(source)
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._queue: queue.Queue = queue.Queue(maxsize=1 if source.is_live else FILE_PREFETCH)
-        # Live pacing (see _due): when the consumer last took a frame, and running means of its
-        # cycle and of one preparation, in seconds.
-        self._taken_at = self._last_captured = time.monotonic()
-        self._cycle_s = self._prepare_s = 0.0
-        if threaded:
-            self._thread = threading.Thread(target=self._run, name="frame-feed", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for frame in self._frames:
-                if self.source.is_live and not self._due(frame):
-                    self.dropped += 1
-                    continue
-                started = time.monotonic()
-                item = self.prepare(frame)
-                self._prepare_s = _ema(self._prepare_s, time.monotonic() - started)
-                if self.source.is_live:
-                    self._replace(item)
-                elif not self._put(item):
-                    return
-                if self._stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            self._error = exc
-        self._put(_END)
-
-    def _due(self, frame: Frame) -> bool:
-        """Whether to prepare this live frame. Preparing every frame of a fast source would take CPU
-        from the models, so while nothing is waiting, frames are prepared only from shortly before
-        the next take is due (one preparation plus one source frame before it, by the measured
-        cycle). A prepared frame still waiting is replaced by a newer one, so a late take gets a
-        fresh frame; skipped frames count as dropped.
-        """
-        period = max(frame.captured - self._last_captured, 0.0)
-        self._last_captured = frame.captured
-        if not self._queue.empty() or self._cycle_s == 0.0:
-            return True  # a fresher frame for the one waiting, or no cycle measured yet
-        due = self._taken_at + (1 - EARLY_SHARE) * self._cycle_s - self._prepare_s - period
-        return frame.captured >= due
-
-    def _replace(self, item: Prepared) -> None:
-        """Keep only the newest prepared frame (only this thread puts, so the put cannot block)."""
-        try:
-            self._queue.get_nowait()
-            self.dropped += 1
-        except queue.Empty:
-            pass
-        self._queue.put_nowait(item)
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def get(self, stopped: Callable[[], bool]) -> Prepared | None:
-        """The next prepared frame; None at the end of the source or once `stopped()` (checked while waiting)."""
-        if not self.threaded:
-            frame = next(self._frames, None)
-            return None if frame is None else self.prepare(frame)
-        while True:
-            try:
-                item = self._queue.get(timeout=POLL_S)
-                break
-            except queue.Empty:
-                if stopped():  # e.g. Stop pressed while a stream is reconnecting
-                    return None
-        now = time.monotonic()
-        self._cycle_s = _ema(self._cycle_s, now - self._taken_at)
-        self._taken_at = now
-        if item is _END:
-            self._queue.put_nowait(_END)  # later calls see the end too
-            if self._error is not None:
-                raise self._error
-            return None
-        return item
-
-    def close(self) -> None:
-        """Stop the worker; prepared frames never tracked count as dropped for a live source."""
-        self._stop.set()
-        if self.threaded:
-            # A worker waiting on a live source that is reconnecting ends when the source is closed.
-            self._thread.join(FEED_JOIN_S)
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not _END and self.source.is_live:
-                    self.dropped += 1
-
-
-class OutputGuard:
-    """The one place where an output's `OSError` becomes a stop with a reason.
-
-    A result file that cannot be written ends the run as a requested stop does (`stop`,
-    the controller's): the first such error is kept as the run's `failure`, and one that
-    follows (the summary or a last line on the same full disk) is one warning naming the
-    file it could not complete. Any other exception is a bug and propagates.
-    """
-
-    def __init__(self, stop: Callable[[], None]):
-        self._stop = stop
-        self.failure: OutputFailed | None = None
-
-    def attempt(self, write: Callable[..., object], *args: object) -> bool:
-        """`write(*args)`; False when it failed with an OSError (the run then stops)."""
-        try:
-            write(*args)
-        except OSError as exc:
-            if self.failure is None:
-                self.failure = OutputFailed(exc)
-                self._stop()
-            else:
-                logger.warning("{} could not be completed ({})", exc.filename or "an output", exc.strerror or exc)
-            return False
-        return True
-
-
-class _Writer:
-    """Hands results to the outputs, on a worker thread when `threaded`; `close()` writes all that is queued.
-
-    Once an output has failed (`guard`), nothing more is written: the run is stopping.
-    """
-
-    def __init__(self, outputs: list[Output], threaded: bool, guard: OutputGuard):
-        self.outputs = outputs
-        self.threaded = threaded
-        self.guard = guard
-        self._error: BaseException | None = None
-        if threaded:
-            self._queue: queue.Queue = queue.Queue(maxsize=OUTPUT_QUEUE)
-            self._thread = threading.Thread(target=self._run, name="output-writer", daemon=True)
-            self._thread.start()
-
-    def _write(self, item: Tracked) -> None:
-        for output in self.outputs:
-            if self.guard.failure is not None or not self.guard.attempt(output, item):
-                return
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not _END:
-            if self._error is None:
-                try:
-                    self._write(item)
-                except BaseException as exc:  # re-raised by the loop's next put or close
-                    self._error = exc
-
-    def put(self, item: Tracked) -> None:
-        if not self.threaded:
-            self._write(item)
-            return
-        self.check()
-        self._queue.put(item)
-
-    def check(self) -> None:
-        """Re-raise what an output raised on the worker thread."""
-        if self._error is not None:
-            raise self._error
-
-    def close(self) -> None:
-        if self.threaded:
-            self._queue.put(_END)
-            self._thread.join()
-            self.check()
+from app.samurai.results import FrameResult
 
 
 class TrackingLoop:
@@ -349,7 +95,7 @@ class TrackingLoop:
         self._last_recorded = -1
         self._objects: dict[int, ObjectStatus] = {}
         self._tracking_since: float | None = None
-        self._feed: _Feed | None = None
+        self._feed: Feed | None = None
         self._dropped: list[int] = []  # dropped since the last frame handed to the outputs
         # Overlapped: the next frame, taken from the feed while this one was tracked, and its submitted encoder.
         self._ahead: tuple[Prepared, PendingFrame | None] | None = None
@@ -378,8 +124,8 @@ class TrackingLoop:
     def run(self) -> LoopStats:
         """Track until the source ends, `max_frames` are tracked, the controller stops or an output cannot write
         (`failure`); outputs are complete."""
-        self._feed = _Feed(self.source, self._prepare, self.pipelined)
-        writer = _Writer(self.outputs, self.pipelined, self.guard)
+        self._feed = Feed(self.source, self._prepare, self.pipelined)
+        writer = OutputWriter(self.outputs, self.pipelined, self.guard)
         self._first_boxes()
         try:
             while not self.controller.stopped:
@@ -419,7 +165,7 @@ class TrackingLoop:
         """Whether the prompt file has prompts for this frame or a later one (a file then does not wait)."""
         return any(frame >= index for frame in self._scheduled)
 
-    def _hold(self, frame: Frame, writer: _Writer) -> None:
+    def _hold(self, frame: Frame, writer: OutputWriter) -> None:
         """A file waiting for its first box shows this frame until a box (or a stop) comes."""
         writer.put(Tracked(frame, dropped=self._take_dropped()))
         self._publish(frame.index)
@@ -430,7 +176,7 @@ class TrackingLoop:
             writer.check()
             self._publish(frame.index)  # waiting is not stuck (the health check)
 
-    def _frame(self, item: Prepared, encoding: PendingFrame | None, writer: _Writer) -> None:
+    def _frame(self, item: Prepared, encoding: PendingFrame | None, writer: OutputWriter) -> None:
         """Track the frame (when any object is), apply the prompts due on it, then hand it to the outputs."""
         frame = item.frame
         started = time.monotonic()
@@ -448,7 +194,7 @@ class TrackingLoop:
         self._finish(Tracked(frame, results, timings=timings, dropped=dropped, prompts=applied), started, writer)
 
     def _dispatch(self, frame: Frame, results: dict[int, FrameResult], timings: dict[str, float],
-                  writer: _Writer) -> list[AppliedPrompt]:
+                  writer: OutputWriter) -> list[AppliedPrompt]:
         """Apply the prompts due now (the prompt file's for this frame, then the doors'); `results` (this frame's)
         take the corrected ones. A prompt refused here is one warning, and the door that sent it is told."""
         due = [*self._scheduled.pop(frame.index, []), *self._pending, *self.controller.take_commands()]
@@ -509,7 +255,7 @@ class TrackingLoop:
             self._take_ahead()
         return self._tracker.track(encoded)
 
-    def _finish(self, tracked: Tracked, started: float, writer: _Writer) -> None:
+    def _finish(self, tracked: Tracked, started: float, writer: OutputWriter) -> None:
         """Hand a tracked frame to the outputs and count it."""
         frame, results, timings = tracked.frame, tracked.results, tracked.timings
         done = tracked.ready = time.monotonic()

@@ -21,7 +21,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from app.live.latency import LatencyStats
-from app.live.pipeline import LoopStats
+from app.live.stats import LoopStats
 
 # A log line at most this often: a ten-minute clip logs sixty, a day-long stream one a few seconds apart.
 LOG_EVERY_S = 10.0

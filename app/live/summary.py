@@ -14,7 +14,7 @@ from loguru import logger
 from app.live.latency import LatencyStats
 from app.live.pipeline import TrackingLoop
 from app.media.prompt import Box
-from app.samurai.tracker import TRACKING
+from app.samurai.results import TRACKING
 
 PERCENTILE_MEDIAN, PERCENTILE_HIGH = 50.0, 95.0
 

@@ -13,7 +13,7 @@ import cv2
 from loguru import logger
 
 from app.live.control import TrackController
-from app.live.pipeline import Tracked
+from app.live.tracked import Tracked
 from app.media.drawing import annotate
 from app.media.prompt import PromptError
 from app.samurai.boxes import Box

@@ -15,7 +15,7 @@ import numpy as np
 
 from app.media.outputs import PALETTE_SIZE, davis_palette
 from app.samurai.boxes import BoxXYWH, box_or_missing
-from app.samurai.tracker import FrameResult
+from app.samurai.results import FrameResult
 
 # Colours and opacity of the SAM 2 notebooks' show_mask / show_box (RGB).
 MASK_COLOR_RGB = (30, 144, 255)

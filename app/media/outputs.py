@@ -6,7 +6,7 @@ whole or not at all (`LineFile`), masks and the summary are written to a
 temporary name and renamed (`app.media.whole_files`); the annotated video is
 `app.media.video_file`'s, closed playable with room kept on the disk to do it.
 `close()` may be called twice. A write that fails raises `WriteFailed`, naming
-the file; the loop turns it into a stop (`app.live.pipeline.OutputGuard`).
+the file; the loop turns it into a stop (`app.live.output_guard.OutputGuard`).
 
 Writers are keyed by `Frame.index` (see `app.media.sources`): line N of `track.txt`
 and `masks/0000N.png` belong to frame N of the source. With several objects,

@@ -32,10 +32,10 @@ from typing import Any, Protocol
 from loguru import logger
 
 from app.live.dispatch import PROMPT
-from app.live.pipeline import Tracked
+from app.live.tracked import Tracked
 from app.media.whole_files import WriteFailed
 from app.samurai.boxes import BoxXYWH
-from app.samurai.tracker import LOST
+from app.samurai.results import LOST
 
 TRACK, STATE = "track", "state"
 RECORD_TYPES = (TRACK, STATE, PROMPT)

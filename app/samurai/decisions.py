@@ -13,7 +13,7 @@ import numpy as np
 
 from app.samurai import kalman_filter
 from app.samurai.boxes import box_or_missing
-from app.samurai.tracker import FrameResult
+from app.samurai.results import FrameResult
 
 
 def kalman_box(kf_mean: np.ndarray, width: int, height: int, image_size: int) -> list[float]:

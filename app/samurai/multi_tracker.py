@@ -23,21 +23,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.samurai.config import TrackerConfig
+from app.samurai.decoder import DecoderPrompt, box_prompt, to_model_pixels
+from app.samurai.frame_encoder import EncodedFrame, FrameEncoder
+from app.samurai.mask_prompt import mask_object
 from app.samurai.motion_selection import MotionState
 from app.samurai.prompts import Prompt
+from app.samurai.results import FrameResult
 from app.samurai.state import ObjectState
-from app.samurai.tracker import (
-    DecoderPrompt,
-    EncodedFrame,
-    FrameEncoder,
-    FrameResult,
-    box_prompt,
-    mask_object,
-    new_object_state,
-    prompt_object,
-    step_object,
-    to_model_pixels,
-)
+from app.samurai.step import new_object_state, prompt_object, step_object
 
 if TYPE_CHECKING:  # as in tracker.py: the caller opens the bundle
     from acl_models.bundle import ModelBundle

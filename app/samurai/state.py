@@ -1,7 +1,7 @@
 """One object's tracking state between frames, kept apart from the models that step it.
 
 As SAM 2's predictor passes an inference state to models that hold none, the step
-(`app.samurai.tracker.step_object`) takes an object's `ObjectState` and returns the
+(`app.samurai.step.step_object`) takes an object's `ObjectState` and returns the
 next one; `MultiObjectTracker` owns one per object id. Every part is immutable
 (frozen dataclasses, tuples of memory entries, arrays that no step writes), so a
 step shares what it keeps with the state before it, and keeping an old state (a

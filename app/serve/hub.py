@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from app.live.pipeline import Tracked
+from app.live.tracked import Tracked
 from app.media.drawing import annotate
 
 JPEG_QUALITY = 85

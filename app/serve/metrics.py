@@ -20,9 +20,9 @@ from collections.abc import Callable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from app.live.control import ENDED, WAITING, TrackController
-from app.live.pipeline import MS_PER_S, LoopStats
+from app.live.stats import MS_PER_S, LoopStats
 from app.media.sources import FrameSource
-from app.samurai.tracker import LOST, TRACKING
+from app.samurai.results import LOST, TRACKING
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 STATES = (TRACKING, LOST, WAITING, ENDED)
