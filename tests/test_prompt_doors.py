@@ -77,6 +77,8 @@ BAD_CASES = {
                                f"prompts can go back {HISTORY} frames"),
     "unknown id to remove": ({"frame": HELD_FRAME, "id": 9, "remove": True}, "object 9 is not tracked",
                              "object 9 is not tracked"),
+    "undo with a box": ({"frame": HELD_FRAME, "id": 1, "undo": True, "box": [1, 1, 9, 9]}, '"undo" comes alone',
+                        '"undo" comes alone'),
     "malformed line": ('{"frame": 5, "id": 1, "box": [1, 2', "is not JSON", "not JSON"),
 }
 
@@ -220,6 +222,8 @@ def test_points_and_masks_parse_to_the_prompt_the_tracker_gets(leave_clip):
     assert masked.frame is None and masked.kind == "mask" and np.array_equal(masked.prompt.mask, mask)
     with pytest.raises(PromptError, match="a mask comes alone"):
         parse_commands(json.dumps({"id": 1, "mask": "x", "box": [1, 1, 2, 2]}))
+    (undo,) = parse_commands(json.dumps({"frame": 4, "id": 3, "undo": True}))
+    assert undo.frame == 4 and undo.kind == "undo" and undo.prompt.undo and undo.prompt.obj_id == 3
 
 
 # -- the same prompts through every door ------------------------------------------------------------------------
@@ -327,6 +331,29 @@ def test_a_prompt_file_starts_and_removes_objects_on_their_frames(leave_clip, de
     assert [(e["frame"], e["id"], e["kind"]) for e in events if e["type"] == "prompt"] == [
         (first, 1, "box"), (second, 2, "box"), (removed, 2, "remove")]
     assert [(e["frame"], e["id"]) for e in events if e.get("event") == "dropped"] == [(removed + 1, 2)]
+
+
+def test_a_click_then_its_undo_in_a_prompt_file_is_no_click(leave_clip, demo_models, tmp_path):
+    """Through the file door, a click on frame 2 then its undo writes what a run with the start box alone writes."""
+    folder, _, truth = leave_clip
+    frames, clicked = 5, 2
+    box = [int(v) for v in truth[0]]
+    x, y, w, h = (int(v) for v in truth[clicked])
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps(c) for c in (
+        {"frame": 0, "id": 1, "box": box}, {"frame": clicked, "id": 1, "points": [[x + w // 2, y + h // 2]],
+                                            "labels": [0]},
+        {"frame": clicked, "id": 1, "undo": True})) + "\n")
+    outs = {name: tmp_path / name for name in ("undone", "plain")}
+    common = ["--model-dir", str(demo_models), "--backend", "onnx", "--no-display", "--max-frames", str(frames)]
+    assert run.main(["--video", str(folder), *common, "--output", str(outs["undone"]), "--prompts", str(prompts),
+                     "--events", str(tmp_path / "events.jsonl")]) == EXIT_OK
+    assert run.main(["--video", str(folder), *common, "--output", str(outs["plain"]),
+                     "--bbox", ",".join(map(str, box))]) == EXIT_OK
+    assert _lines(outs["undone"] / "track.txt") == _lines(outs["plain"] / "track.txt")
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [(e["frame"], e["kind"]) for e in events if e["type"] == "prompt"] == [
+        (0, "box"), (clicked, "points"), (clicked, "undo")]
 
 
 # -- a prompt on an older live frame ------------------------------------------------------------------------------
