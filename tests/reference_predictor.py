@@ -420,7 +420,7 @@ class SessionRun:
 
 def run_official_session(
     checkpoint: Path, folder: Path, image_size: int, calls: dict[int, list[Call]], samurai: OfficialParams | None = None,
-    threads: int | None = None,
+    threads: int | None = None, max_cond_frames_in_attn: int | None = None,
 ) -> SessionRun:
     """The official predictor driven as a stream is: frames 0..K tracked, then frame K's calls, then K+1 on.
 
@@ -431,6 +431,8 @@ def run_official_session(
     import sam2.utils.misc as misc
 
     predictor = build_predictor(checkpoint, image_size, samurai)
+    if max_cond_frames_in_attn is not None:  # the official cap (its default -1: no cap)
+        predictor.max_cond_frames_in_attn = max_cond_frames_in_attn
     masks: dict[int, dict[int, np.ndarray]] = {}
     logits: dict[int, dict[int, np.ndarray]] = {}
     scores: dict[int, dict[int, float]] = {}

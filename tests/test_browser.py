@@ -270,6 +270,10 @@ def test_a_click_and_a_shift_click_arrive_as_points_on_the_frame_shown(demo_mode
             (sent,) = answer["points"]
             assert max(abs(sent[0] - point[0]), abs(sent[1] - point[1])) <= CLICK_SLACK_PX, (sent, point)
         assert _viewer(browser)["answers"][0]["frame"] == 0, "the file holds its first frame until a prompt comes"
+        browser.find_element(By.ID, "undo").click()  # an exact undo of the shift-click, on its frame
+        answers = wait_for(lambda: len(a := _viewer(browser)["answers"]) > len(CLICKS) and a, PAGE_TIMEOUT_S,
+                           "the server's answer to Undo", run, log)
+        assert answers[-1] == {"frame": answers[-2]["frame"], "id": 1, "kind": "undo"}, answers[-1]
         browser.find_element(By.ID, "stop").click()
         assert run.wait(EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
     finally:

@@ -113,6 +113,8 @@ BAD_CONFIGS = [
     ("samurai: {stable_frames_threshold: -3}\n", "samurai.stable_frames_threshold must be >= 1"),
     ("samurai: {stable_frames_threshold: 2.5}\n", "samurai.stable_frames_threshold is 2.5, not an integer"),
     ("samurai: {stable_frames_threshold: '15'}\n", "samurai.stable_frames_threshold is '15', not an integer"),
+    ("max_cond_frames_in_attn: 2\n", "max_cond_frames_in_attn 2 is not 1: the graphs hold one conditioning frame"),
+    ("max_cond_frames_in_attn: true\n", "max_cond_frames_in_attn True is not 1"),
     ("model_size_overrides: 5\n", "model_size_overrides is a number"),
     ("model_size_overrides: {L: {kf_score_weight: 0.1}}\n", "unknown model_size_overrides keys in"),
     ("model_size_overrides: {l: 5}\n", "model_size_overrides.l is a number"),

@@ -51,6 +51,8 @@ KALMAN_PROMPT_FRAME = 20
 # SAMURAI's Kalman-weighted choice from the third confident frame, so that the 10-frame clip reaches it before the
 # prompt frame and a correction's extra filter update shows in the frames after it.
 FAST_KALMAN = {"stable_frames_threshold": 2}
+# The official predictor runs with the config's cap on conditioning frames (configs/samurai.yaml).
+COND_CAP = load_config(None, "t").max_cond_frames_in_attn
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,7 @@ def _ours(models, images, calls: dict[int, list[Call]], mode: str, overrides: di
 
 def _official(checkpoint, folder, calls, mode: str, overrides: dict | None = None):
     samurai = replace(OFFICIAL_PARAMS["t"], **(overrides or {})) if mode == "samurai" else None
-    return run_official_session(checkpoint, folder, IMAGE_SIZE, calls, samurai, TEST_THREADS)
+    return run_official_session(checkpoint, folder, IMAGE_SIZE, calls, samurai, TEST_THREADS, COND_CAP)
 
 
 def _assert_same(ours, official, frames: int) -> None:
@@ -193,6 +195,7 @@ def test_correction_matches_official(checkpoint, export_128, clip, uncorrected, 
     ours = _ours(export_128, images, calls, mode, FAST_KALMAN)
     _assert_same(ours, official, NUM_FRAMES)
     first = min(k for k in calls if k)
+    assert case != "several frames" or len([k for k in calls if k]) > COND_CAP  # more corrections than the cap
     assert _changes_track(official, uncorrected[mode], 1, first)
     # Corrections are non-conditioning frames (add_all_frames_to_correct_as_cond=False): the object keeps one
     # conditioning frame however many it gets, so max_cond_frames_in_attn never selects.
@@ -296,3 +299,37 @@ def test_a_prompt_on_an_older_held_frame_refines_from_that_frame(export_128, cli
         later.apply(click, k - 1, images[k - 1])
     with pytest.raises(ValueError, match="object 7 is not tracked"):
         later.apply(Prompt(7, remove=True), k + 1, images[k + 1])
+
+
+def _logits_with(models, images, boxes, prompts: dict[int, list[tuple[int, Prompt]]]) -> dict[int, np.ndarray]:
+    """Object 1's logits on every frame: each frame stepped, then the prompts given after it as (frame, prompt)."""
+    tracker = _tracker(models, NUM_FRAMES)
+    tracker.add(1, _xyxy(boxes[0]))
+    logits = {}
+    for i, image in enumerate(images):
+        logits[i] = tracker.step(i, image).objects[1].low_res_logits
+        for frame, prompt in prompts.get(i, []):
+            result = tracker.apply(prompt, frame, images[frame])
+            logits[frame] = result.low_res_logits
+    return logits
+
+
+def test_undo_takes_a_prompt_back_exactly(export_128, clip):
+    """A click then its undo is no click, on its frame and every frame after, given right away or on an older frame;
+    two clicks then an undo are the first click alone; with nothing left to undo, the undo is refused."""
+    _, images, boxes = clip
+    k = PROMPT_FRAME
+    click, other = Prompt(1, (_centre(boxes[k]),), (1,)), Prompt(1, ((20.0, 200.0),), (0,))
+    undo = Prompt(1, undo=True)
+    plain = _logits_with(export_128, images, boxes, {})
+    clicked = _logits_with(export_128, images, boxes, {k: [(k, click)]})
+    assert np.abs(clicked[k + 1] - plain[k + 1]).max() > 2 * LOGIT_ATOL  # the click changes the track
+    for prompts in ({k: [(k, click), (k, undo)]}, {k + 2: [(k, click), (k, undo)]}):
+        undone = _logits_with(export_128, images, boxes, prompts)
+        for i in range(k, NUM_FRAMES):
+            assert np.array_equal(undone[i], plain[i]), f"frame {i}"
+    one = _logits_with(export_128, images, boxes, {k: [(k, click), (k, other), (k, undo)]})
+    for i in range(k, NUM_FRAMES):
+        assert np.array_equal(one[i], clicked[i]), f"frame {i}"
+    with pytest.raises(ValueError, match=f"nothing to undo for object 1 on frame {k}"):
+        _logits_with(export_128, images, boxes, {k: [(k, click), (k, undo), (k, undo)]})

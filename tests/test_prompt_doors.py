@@ -78,6 +78,8 @@ BAD_CASES = {
                                f"prompts can go back {HISTORY} frames"),
     "unknown id to remove": ({"frame": HELD_FRAME, "id": 9, "remove": True}, "object 9 is not tracked",
                              "object 9 is not tracked"),
+    "undo with a box": ({"frame": HELD_FRAME, "id": 1, "undo": True, "box": [1, 1, 9, 9]}, '"undo" comes alone',
+                        '"undo" comes alone'),
     "malformed line": ('{"frame": 5, "id": 1, "box": [1, 2', "is not JSON", "not JSON"),
 }
 
@@ -221,6 +223,8 @@ def test_points_and_masks_parse_to_the_prompt_the_tracker_gets(leave_clip):
     assert masked.frame is None and masked.kind == "mask" and np.array_equal(masked.prompt.mask, mask)
     with pytest.raises(PromptError, match="a mask comes alone"):
         parse_commands(json.dumps({"id": 1, "mask": "x", "box": [1, 1, 2, 2]}))
+    (undo,) = parse_commands(json.dumps({"frame": 4, "id": 3, "undo": True}))
+    assert undo.frame == 4 and undo.kind == "undo" and undo.prompt.undo and undo.prompt.obj_id == 3
 
 
 # -- the same prompts through every door ------------------------------------------------------------------------

@@ -4,6 +4,7 @@
     {"frame": K, "id": N, "points": [[x, y], ...], "labels": [1, 0]}   clicks: 1 positive, 0 negative
     {"frame": K, "id": N, "mask": MASK}                                a mask: a PNG file (--prompts) or base64 PNG
     {"frame": K, "id": N, "remove": true}                              stop tracking N from frame K+1
+    {"frame": K, "id": N, "undo": true}                                take back N's last prompt on frame K
     {"action": "stop"}                                                 end the run (the network doors)
     {"action": "drop", "id": N}                                        MQTT's older form of a removal
 
@@ -35,11 +36,11 @@ from app.samurai.prompts import Prompt
 
 TRACK, DROP, STOP = "track", "drop", "stop"  # "track": a prompt (the default); "drop": the same as "remove": true
 ACTIONS = (TRACK, DROP, STOP)
-FIELDS = ("frame", "id", "box", "points", "labels", "mask", "remove", "reset", "action")
+FIELDS = ("frame", "id", "box", "points", "labels", "mask", "remove", "reset", "undo", "action")
 BODY_HELP = ('send JSON {"frame": K, "id": N, "box": [x, y, w, h]} or "points": [[x, y], ...] with "labels": '
-             '[1 or 0, ...], "mask": PNG, or "remove": true, in source pixels (docs/service.md)')
+             '[1 or 0, ...], "mask": PNG, "remove": true or "undo": true, in source pixels (docs/service.md)')
 # The kinds a `prompt` record names (docs/service.md).
-BOX, POINTS, BOX_POINTS, MASK, REMOVE, RESET = "box", "points", "box+points", "mask", "remove", "reset"
+BOX, POINTS, BOX_POINTS, MASK, REMOVE, RESET, UNDO = "box", "points", "box+points", "mask", "remove", "reset", "undo"
 POSITIVE, NEGATIVE = 1, 0
 BASE64_PREFIX = "data:image/png;base64,"
 
@@ -60,6 +61,8 @@ def prompt_kind(prompt: Prompt) -> str:
     """What a `prompt` record calls this prompt."""
     if prompt.remove:
         return REMOVE
+    if prompt.undo:
+        return UNDO
     if prompt.mask is not None:
         return MASK
     if prompt.box is not None:
@@ -168,7 +171,7 @@ def parse_command(body: object, mask_folder: Path | None = None) -> Command:
     if action == STOP:
         return Command(None)
     frame, object_id = _frame(body), _object_id(body)
-    for flag in ("remove", "reset"):
+    for flag in ("remove", "reset", "undo"):
         if flag in body and not isinstance(body[flag], bool):
             raise PromptError(f'"{flag}" is {shown(str(body[flag]))}; write true or leave it out')
     if action == DROP or body.get("remove"):
@@ -176,6 +179,11 @@ def parse_command(body: object, mask_folder: Path | None = None) -> Command:
         if extra:
             raise PromptError(f'"remove" comes alone, without "{extra[0]}"; send the removal and the prompt apart')
         return Command(Prompt(object_id, remove=True), frame)
+    if body.get("undo"):
+        extra = [key for key in ("box", "points", "labels", "mask", "reset", "remove") if key in body]
+        if extra:
+            raise PromptError(f'"undo" comes alone, without "{extra[0]}"; send the undo and the prompt apart')
+        return Command(Prompt(object_id, undo=True), frame)
     box = _box(body["box"]) if "box" in body else None
     points, labels = _points(body)
     mask = None
@@ -222,7 +230,7 @@ def parse_commands(payload: bytes | str) -> list[Command]:
 def fit(command: Command, width: int, height: int) -> Command:
     """The command checked against the source frame's size: a box clipped to it, points and mask inside it."""
     prompt = command.prompt
-    if prompt is None or prompt.remove:
+    if prompt is None or prompt.remove or prompt.undo:
         return command
     for x, y in prompt.points:
         if not (0 <= x < width and 0 <= y < height):

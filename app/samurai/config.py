@@ -21,10 +21,13 @@ MODES = ("samurai", "sam2")
 # SAM 2.1's four model sizes, the keys of `model_size_overrides` (the manifest's `model_size`).
 MODEL_SIZES = ("t", "s", "b+", "l")
 MODE, RESIZE, SAMURAI, OVERRIDES = "mode", "resize", "samurai", "model_size_overrides"
-PROMPT_HISTORY = "prompt_history"
-TOP_KEYS = (MODE, RESIZE, PROMPT_HISTORY, SAMURAI, OVERRIDES)
+PROMPT_HISTORY, MAX_COND_FRAMES = "prompt_history", "max_cond_frames_in_attn"
+TOP_KEYS = (MODE, RESIZE, PROMPT_HISTORY, MAX_COND_FRAMES, SAMURAI, OVERRIDES)
 # Frames back (the newest included) a prompt may refer to when the file does not say.
 DEFAULT_PROMPT_HISTORY = 16
+# The conditioning frames the memory-attention graph holds: one, each object's start. Under the official default
+# add_all_frames_to_correct_as_cond=False a correction is not a conditioning frame, so no object has more.
+GRAPH_COND_FRAMES = 1
 # Each held frame keeps every object's state and logits alive; a longer history is a leak, not a feature.
 MAX_PROMPT_HISTORY = 1000
 # How much of a wrong value a message quotes: enough to recognise it, never a pasted file.
@@ -44,6 +47,8 @@ class TrackerConfig:
     samurai: SamuraiParams = field(default_factory=SamuraiParams)
     # The newest frames (it included) whose object states the tracker keeps so a prompt can refine them.
     prompt_history: int = DEFAULT_PROMPT_HISTORY
+    # The official predictor's cap on the conditioning frames memory attention reads (the temporally closest).
+    max_cond_frames_in_attn: int = GRAPH_COND_FRAMES
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -52,6 +57,10 @@ class TrackerConfig:
                 or not 1 <= self.prompt_history <= MAX_PROMPT_HISTORY):
             raise ConfigError(f"prompt_history {_shown(self.prompt_history)} is not a whole number of frames from 1 "
                               f"to {MAX_PROMPT_HISTORY}")
+        if self.max_cond_frames_in_attn != GRAPH_COND_FRAMES or isinstance(self.max_cond_frames_in_attn, bool):
+            raise ConfigError(f"max_cond_frames_in_attn {_shown(self.max_cond_frames_in_attn)} is not "
+                              f"{GRAPH_COND_FRAMES}: the graphs hold one conditioning frame and corrections are none "
+                              "(official add_all_frames_to_correct_as_cond=False)")
         if self.resize not in RESIZES:
             raise ConfigError(f"resize {_shown(self.resize)} is not one of {', '.join(RESIZES)}")
 
@@ -164,6 +173,7 @@ def _config(path: Path, raw: dict, model_size: str, mode: str | None) -> Tracker
                               f"{', '.join(MODES if key == MODE else RESIZES)}, or pass another file with --config")
     try:
         return TrackerConfig(mode=mode or raw.get(MODE, "samurai"), resize=raw.get(RESIZE, "pil_bicubic"),
-                             samurai=samurai, prompt_history=raw.get(PROMPT_HISTORY, DEFAULT_PROMPT_HISTORY))
+                             samurai=samurai, prompt_history=raw.get(PROMPT_HISTORY, DEFAULT_PROMPT_HISTORY),
+                             max_cond_frames_in_attn=raw.get(MAX_COND_FRAMES, GRAPH_COND_FRAMES))
     except ConfigError as exc:
         raise ConfigError(f"config file {path}: {exc}; {_CORRECT}") from None

@@ -9,13 +9,16 @@ exactly those of a single-object run with the same box from the same frame.
 Prompts (`apply`) follow the official video predictor's interactive calls on a
 frame already tracked: for the last `config.prompt_history` frames the tracker
 keeps each object's state before and after the frame, its logits and the clicks
-given there, so a click refines the object from that frame's own state.
+given there, so a click refines the object from that frame's own state. Each
+object also keeps, per held frame, a short stack of what it was before each
+prompt there, so that an undo restores it exactly.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -39,6 +42,8 @@ BoxXYXY = tuple[float, float, float, float]
 # The official predictor clamps the previous logits it feeds back as a mask prompt ("rare numerical issues").
 MASK_PROMPT_CLAMP = 32.0
 _NO_POINTS = (np.zeros((0, 2), np.float32), np.zeros(0, np.int32))
+# The prompts per object per held frame that an undo can take back, newest last (a page's few clicks).
+UNDO_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -53,10 +58,27 @@ class HeldObject:
 
     before: ObjectState  # its state before this frame (a fresh one where it started here)
     after: ObjectState  # its state after this frame, corrections included
-    logits: np.ndarray  # (4h, 4w) low-res logits of its latest result on this frame, holes filled
+    result: FrameResult  # its latest result on this frame
     tracked: bool
     coords: np.ndarray = field(default_factory=lambda: _NO_POINTS[0])  # clicks and box corners given here,
     labels: np.ndarray = field(default_factory=lambda: _NO_POINTS[1])  # in model-input pixels
+
+    @property
+    def logits(self) -> np.ndarray:
+        """(4h, 4w) low-res logits of its latest result on this frame, holes filled."""
+        return self.result.low_res_logits
+
+
+@dataclass(frozen=True)
+class _Undo:
+    """An object as it was just before one prompt on one held frame: what undoing that prompt restores."""
+
+    record: HeldObject  # its record on the prompt's frame
+    state: ObjectState  # its state after the newest frame
+    later: dict[int, HeldObject]  # its records on the held frames after the prompt's frame
+    later_undo: dict[tuple[int, int], list[_Undo]]  # and its undo stacks there
+    pending: BoxXYXY | None  # a box `add` had queued for its next step
+    newest: int  # the newest tracked frame then: if frames were tracked since, it goes on from the prompt's frame
 
 
 @dataclass
@@ -81,6 +103,7 @@ class MultiObjectTracker:
         self._prompts: dict[int, BoxXYXY] = {}  # boxes that (re)start their object on the next frame
         # The newest frames, oldest first: (frame index, each object's record on it).
         self._held: deque[tuple[int, dict[int, HeldObject]]] = deque(maxlen=config.prompt_history)
+        self._undo: dict[tuple[int, int], list[_Undo]] = {}  # by (frame, object id), oldest first
 
     def add(self, obj_id: int, box_xyxy: BoxXYXY) -> None:
         """Start object `obj_id` from this box on the next frame; an object already tracked restarts from it."""
@@ -98,7 +121,7 @@ class MultiObjectTracker:
         frame = self.encoder.encode(frame_idx, image)
         result, self.objects[obj_id] = step_object(self.bundle, self.config, self._fresh, frame, box_xyxy, self.clock)
         result.timings = {**frame.timings, **result.timings}
-        record = HeldObject(self._fresh, self.objects[obj_id], result.low_res_logits, False,
+        record = HeldObject(self._fresh, self.objects[obj_id], result, False,
                             *self._box_points(box_xyxy, frame))
         self._hold(frame_idx, obj_id, record)
         return result
@@ -116,6 +139,7 @@ class MultiObjectTracker:
         self._prompts.pop(obj_id, None)
         for _, held in self._held:
             held.pop(obj_id, None)
+        self._drop_undo(lambda frame_idx, other: other == obj_id)
 
     def prepare_input(self, image: np.ndarray) -> np.ndarray:
         """The image encoder's input for a frame; pure, so a caller may run it ahead of `step`."""
@@ -135,12 +159,14 @@ class MultiObjectTracker:
             prompt = self._prompts.pop(obj_id, None)
             result, self.objects[obj_id] = step_object(self.bundle, self.config, state, frame, prompt, self.clock)
             before = state if prompt is None else self._fresh
-            held[obj_id] = HeldObject(before, self.objects[obj_id], result.low_res_logits, True,
+            held[obj_id] = HeldObject(before, self.objects[obj_id], result, True,
                                       *self._box_points(prompt, frame))
             for stage, ms in result.timings.items():
                 timings[stage] = timings.get(stage, 0.0) + ms
             results[obj_id] = result
         self._held.append((frame_idx, held))
+        oldest = self._held[0][0]
+        self._drop_undo(lambda held_idx, _: held_idx < oldest)
         return MultiFrameResult(frame_idx, results, timings)
 
     def held_frames(self) -> range:
@@ -165,6 +191,20 @@ class MultiObjectTracker:
             self.remove(obj_id)
             return None
         held = self._held_for(frame_idx, obj_id)
+        if prompt.undo:
+            return self._take_back(obj_id, frame_idx, held)
+        undo = self._snapshot(obj_id, frame_idx, held)
+        result = self._correct(prompt, frame_idx, image, held)
+        if undo is not None:
+            stack = self._undo.setdefault((frame_idx, obj_id), [])
+            stack.append(undo)
+            del stack[:-UNDO_DEPTH]
+        return result
+
+    def _correct(self, prompt: Prompt, frame_idx: int, image: np.ndarray,
+                 held: dict[int, HeldObject]) -> FrameResult:
+        """A box, clicks or a mask on a held frame (`apply` less removal and undo)."""
+        obj_id = prompt.obj_id
         if prompt.reset:
             if prompt.box is None:
                 raise ValueError(f"a reset prompt for object {obj_id} needs a box")
@@ -228,7 +268,7 @@ class MultiObjectTracker:
         result.timings = {**frame.timings, **result.timings}
         tracked = record is not None and record.tracked
         before = record.before if tracked else self._fresh
-        held[obj_id] = HeldObject(before, after, result.low_res_logits, tracked, coords, labels)
+        held[obj_id] = HeldObject(before, after, result, tracked, coords, labels)
         self.objects[obj_id] = after
         self._prompts.pop(obj_id, None)
         self._forget_after(obj_id, frame.frame_idx)
@@ -242,6 +282,48 @@ class MultiObjectTracker:
             self._held.append((frame_idx, {}))
             return self._held[-1][1]
         return self._held_on(frame_idx)
+
+    def _snapshot(self, obj_id: int, frame_idx: int, held: dict[int, HeldObject]) -> _Undo | None:
+        """What `obj_id` is before a prompt on `frame_idx`; None for an object the prompt starts there."""
+        record = held.get(obj_id)
+        if record is None:
+            return None
+        later = {held_idx: frame[obj_id] for held_idx, frame in self._held
+                 if held_idx > frame_idx and obj_id in frame}
+        later_undo = {key: list(stack) for key, stack in self._undo.items() if key[1] == obj_id and key[0] > frame_idx}
+        return _Undo(record, self.objects[obj_id], later, later_undo, self._prompts.get(obj_id), self._held[-1][0])
+
+    def _take_back(self, obj_id: int, frame_idx: int, held: dict[int, HeldObject]) -> FrameResult:
+        """Undo the last prompt on `frame_idx` for `obj_id`: the object is again what it was before it.
+
+        With no frame tracked since that prompt the object is restored whole (its state, its records
+        on later frames); otherwise it goes on from its restored state on `frame_idx`, as after any
+        prompt on an older frame.
+        """
+        stack = self._undo.get((frame_idx, obj_id))
+        if not stack:
+            raise ValueError(f"nothing to undo for object {obj_id} on frame {frame_idx}: no prompt given to it there "
+                             "is held (an object a prompt started there is taken back with remove)")
+        undo = stack.pop()
+        held[obj_id] = undo.record
+        self._prompts.pop(obj_id, None)
+        self._forget_after(obj_id, frame_idx)
+        if undo.newest == self._held[-1][0]:
+            self.objects[obj_id] = undo.state
+            for held_idx, frame in self._held:
+                if held_idx in undo.later:
+                    frame[obj_id] = undo.later[held_idx]
+            self._undo.update(undo.later_undo)
+            if undo.pending is not None:
+                self._prompts[obj_id] = undo.pending
+        else:
+            self.objects[obj_id] = undo.record.after
+        return replace(undo.record.result, timings={})
+
+    def _drop_undo(self, gone: Callable[[int, int], bool]) -> None:
+        """Forget the undo stacks of the (frame, object id) pairs for which `gone` is true."""
+        for key in [key for key in self._undo if gone(*key)]:
+            del self._undo[key]
 
     def _held_on(self, frame_idx: int) -> dict[int, HeldObject]:
         for held_idx, held in self._held:
@@ -268,6 +350,7 @@ class MultiObjectTracker:
         for held_idx, held in self._held:
             if held_idx > frame_idx:
                 held.pop(obj_id, None)
+        self._drop_undo(lambda held_idx, other: other == obj_id and held_idx > frame_idx)
 
     def state_nbytes(self) -> int:
         return sum(state.nbytes() for state in self.objects.values())

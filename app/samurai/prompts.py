@@ -1,7 +1,7 @@
 """A prompt on a tracked frame: the official video predictor's calls, as one value.
 
-`add_new_points_or_box`, `add_new_mask` and `remove_object` of SAM 2's predictor
-become one `Prompt`, which `MultiObjectTracker.apply` carries out on a frame it
+`add_new_points_or_box`, `add_new_mask` and `remove_object` of SAM 2's predictor,
+and the undo of one of them on a frame, become one `Prompt`, which `MultiObjectTracker.apply` carries out on a frame it
 still holds. Checking user input (bounds, lengths, labels, mask size) happens
 where the input arrives, once for every door; the tracker trusts what it gets.
 """
@@ -26,3 +26,4 @@ class Prompt:
     mask: np.ndarray | None = None  # (H, W) bool at the source frame's size
     remove: bool = False  # remove_object: takes effect from the next frame
     reset: bool = False  # with a box: today's restart (memory forgotten)
+    undo: bool = False  # take back the last prompt given to the object on this frame

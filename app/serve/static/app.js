@@ -206,14 +206,13 @@ document.getElementById("new-object").addEventListener("click", () => {
   say(`click on object ${id} or drag a box around it`);
 });
 
-// Undo takes back the last click on the frame clicked: the frame's other clicks are given again.
+// Undo takes back the last click on the frame clicked: the tracker restores the object as it was before it.
 document.getElementById("undo").addEventListener("click", async () => {
   if (!clicks.points.length) return say("no click to undo on this frame");
-  clicks.points.pop();
-  clicks.labels.pop();
-  draw();
-  if (clicks.points.length) {
-    await sendPrompt({ frame: clicks.frame, id: clicks.id, points: clicks.points, labels: clicks.labels });
+  if (await sendPrompt({ frame: clicks.frame, id: clicks.id, undo: true })) {
+    clicks.points.pop();
+    clicks.labels.pop();
+    draw();
   }
 });
 
