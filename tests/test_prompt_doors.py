@@ -334,6 +334,32 @@ def test_a_prompt_file_starts_and_removes_objects_on_their_frames(leave_clip, de
     assert [(e["frame"], e["id"]) for e in events if e.get("event") == "dropped"] == [(removed + 1, 2)]
 
 
+def test_a_click_then_its_undo_in_a_prompt_file_is_no_click(leave_clip, demo_models, tmp_path):
+    """Through the file door, a click on frame 2 then its undo: both applied, in order, and the run writes what a
+    run with the start box alone writes. On the demo model a click changes neither the boxes nor the object scores
+    (measured), so that the undo restores the object exactly is checked on random weights, where a click does
+    change the track: tests/test_corrections.py `test_undo_takes_a_prompt_back_exactly`."""
+    folder, _, truth = leave_clip
+    frames, clicked = 5, 2
+    box = [int(v) for v in truth[0]]
+    x, y, w, h = (int(v) for v in truth[clicked])
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps(c) for c in (
+        {"frame": 0, "id": 1, "box": box}, {"frame": clicked, "id": 1, "points": [[x + w // 2, y + h // 2]],
+                                            "labels": [0]},
+        {"frame": clicked, "id": 1, "undo": True})) + "\n")
+    outs = {name: tmp_path / name for name in ("undone", "plain")}
+    common = ["--model-dir", str(demo_models), "--backend", "onnx", "--no-display", "--max-frames", str(frames)]
+    assert run.main(["--video", str(folder), *common, "--output", str(outs["undone"]), "--prompts", str(prompts),
+                     "--events", str(tmp_path / "events.jsonl")]) == EXIT_OK
+    assert run.main(["--video", str(folder), *common, "--output", str(outs["plain"]),
+                     "--bbox", ",".join(map(str, box))]) == EXIT_OK
+    assert _lines(outs["undone"] / "track.txt") == _lines(outs["plain"] / "track.txt")
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [(e["frame"], e["kind"]) for e in events if e["type"] == "prompt"] == [
+        (0, "box"), (clicked, "points"), (clicked, "undo")]
+
+
 # -- a prompt on an older live frame ------------------------------------------------------------------------------
 
 class _LiveClip(FrameSource):
