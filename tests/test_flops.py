@@ -68,4 +68,4 @@ def test_every_counted_node_of_an_edgetam_export_has_shapes(edgetam_export_256):
              for name in ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")}
     assert all(graph.unknown == [] for graph in flops.values())
     assert set(flops["image_encoder"].by_op) == {"Conv"} and set(flops["memory_attention"].by_op) == {"MatMul"}
-    assert set(flops["mask_decoder"].by_op) == {"MatMul", "Gemm", "ConvTranspose"}
+    assert set(flops["mask_decoder"].by_op) == {"MatMul", "Gemm", "ConvTranspose", "Conv"}  # Conv: the mask prompt
