@@ -277,10 +277,8 @@ class MultiObjectTracker:
     def _held_for(self, frame_idx: int, obj_id: int) -> dict[int, HeldObject]:
         """The records of a held frame; a new object may also start on a frame newer than every held one (the
         caller skips `step` while no object is tracked, so such a frame was never stepped)."""
-        newest = self._held[-1][0] if self._held else -1
-        if obj_id not in self.objects and frame_idx > newest:
-            self._held.append((frame_idx, {}))
-            return self._held[-1][1]
+        if obj_id not in self.objects and (records := self._records_on(frame_idx)) is not None:
+            return records
         return self._held_on(frame_idx)
 
     def _snapshot(self, obj_id: int, frame_idx: int, held: dict[int, HeldObject]) -> _Undo | None:
@@ -338,12 +336,19 @@ class MultiObjectTracker:
 
     def _hold(self, frame_idx: int, obj_id: int, record: HeldObject) -> None:
         """Keep `record` for `obj_id` on frame `frame_idx` if that frame is held or newer than all held ones."""
+        records = self._records_on(frame_idx)
+        if records is not None:
+            records[obj_id] = record
+
+    def _records_on(self, frame_idx: int) -> dict[int, HeldObject] | None:
+        """The records of `frame_idx`: a held frame's, new ones for a frame newer than every held one, else None."""
         for held_idx, held in self._held:
             if held_idx == frame_idx:
-                held[obj_id] = record
-                return
+                return held
         if not self._held or frame_idx > self._held[-1][0]:
-            self._held.append((frame_idx, {obj_id: record}))
+            self._held.append((frame_idx, {}))
+            return self._held[-1][1]
+        return None
 
     def _forget_after(self, obj_id: int, frame_idx: int) -> None:
         """Drop `obj_id`'s records on frames after `frame_idx`: its track now goes on from that frame."""
