@@ -116,7 +116,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
 
 
 def _settings(args: argparse.Namespace) -> BenchSettings:
-    return BenchSettings(args.model_dir, args.frames, args.mode, args.repeats)
+    # Absolute: the side-by-side runs' processes start in the repository, not where the user stands.
+    return BenchSettings(args.model_dir.resolve(), args.frames, args.mode, args.repeats)
 
 
 def _clip(args: argparse.Namespace):
@@ -134,8 +135,12 @@ def command_child(args: argparse.Namespace) -> int:
 
 
 def command_official(args: argparse.Namespace) -> int:
-    return side_by_side(_settings(args), args.official, args.pairs, [sys.executable, str(Path(__file__).resolve())],
-                        tuple(args.compare))
+    try:
+        return side_by_side(_settings(args), args.official.resolve(), args.pairs,
+                            [sys.executable, str(Path(__file__).resolve())],
+                            tuple(folder.resolve() for folder in args.compare))
+    except RuntimeError as exc:  # a timed process failed: its last line says why
+        return _fail(exc)
 
 
 def command_overlap(args: argparse.Namespace) -> int:

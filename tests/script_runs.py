@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT_TIMEOUT_S = 300.0
 
 
-def run_script(name: str, *args: object) -> subprocess.CompletedProcess:
-    """The finished process of `scripts/NAME.py ARGS`, its stdout and stderr as text."""
-    return subprocess.run([sys.executable, str(REPO / "scripts" / f"{name}.py"), *map(str, args)], cwd=REPO,
+def run_script(name: str, *args: object, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """The finished process of `scripts/NAME.py ARGS` started in `cwd`, its stdout and stderr as text."""
+    return subprocess.run([sys.executable, str(REPO / "scripts" / f"{name}.py"), *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from tests.official_edgetam import official_python
 from tests.script_runs import run_script
 
@@ -10,8 +13,11 @@ def test_bench_times_the_official_edgetam_predictor_and_a_compared_export(
     edgetam_export_256, edgetam_checkpoint, export_128
 ):
     official_python()  # the official environment, made once when missing
-    done = run_script("bench", "--model-dir", edgetam_export_256, "--frames", "2", "--repeats", "1",
-                      "--official", edgetam_checkpoint, "--pairs", "onnx:fp32", "--compare", export_128)
+    # Paths as a user types them, relative to where they stand (the timed processes start elsewhere).
+    here = Path(edgetam_export_256).parent
+    done = run_script("bench", "--model-dir", os.path.relpath(edgetam_export_256, here), "--frames", "2",
+                      "--repeats", "1", "--official", os.path.relpath(edgetam_checkpoint, here), "--pairs", "onnx:fp32",
+                      "--compare", os.path.relpath(export_128, here), cwd=here)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     rows = {line.split()[0]: line.split() for line in lines[2:] if not line.startswith("speed-up")}
