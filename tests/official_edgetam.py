@@ -1,8 +1,8 @@
 """The official EdgeTAM code, run in its own environment (scripts/setup_official_edgetam.sh) on this project's inputs.
 
 The official package's top-level name is `sam2`, like SAM 2.1's in .venv, so it
-runs in a subprocess with that environment's Python and the test-only
-`torchvision` stand-in (tests/official_edgetam/standin/) on its path. The
+runs in a subprocess with that environment's Python and the tests-and-benchmark-only
+`torchvision` stand-in (scripts/official_edgetam/standin/) on its path. The
 environment is made on first use when CI's set-up has not made it already.
 """
 
@@ -24,7 +24,7 @@ SETUP = ROOT / "scripts" / "setup_official_edgetam.sh"
 HERE = Path(__file__).resolve().parent / "official_edgetam"
 RUNNER = HERE / "run_official.py"
 PREDICTOR = HERE / "run_predictor.py"
-STANDIN = HERE / "standin"
+STANDIN = ROOT / "scripts" / "official_edgetam" / "standin"
 # Building the official model and running a few modules on one thread.
 TIMEOUT_S = 600
 # The project's modules and graphs compute what the official ones compute in another order: float32 rounding only.
