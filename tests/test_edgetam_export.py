@@ -74,6 +74,8 @@ def neither_checkpoint(tmp_path_factory):
         ("edgetam", ["--family", "sam2.1"], "holds edgetam weights but --family sam2.1"),
         ("edgetam", ["--model-size", "t"], "--model-size t is for SAM 2.1"),
         ("edgetam", ["--image-size", "128"], "EdgeTAM cannot take image size 128"),
+        # A multiple of 16 whose 24x24 feature map does not split into the perceiver's 16x16 grid: the fix is named.
+        ("edgetam", ["--image-size", "384"], "EdgeTAM cannot take image size 384: a 24x24 memory feature map"),
         ("neither", [], "fits neither SAM 2.1"),
     ],
 )
