@@ -36,6 +36,15 @@ LOGIT_ATOL = 1e-2
 MIN_MASK_IOU = 0.99
 
 
+def export_edgetam(checkpoint: Path, tmp_path_factory, image_size: int) -> Path:
+    """`checkpoint` exported at `image_size` into a fresh folder (a module's export at a size no session fixture has)."""
+    from convert.export_onnx import export
+
+    folder = tmp_path_factory.mktemp(f"edgetam_{image_size}")
+    export(checkpoint, folder, image_size=image_size)
+    return folder
+
+
 def official_python() -> Path:
     """The official environment's Python, made first if needed (once: test workers wait for each other)."""
     python = VENV / "bin" / "python"

@@ -14,7 +14,8 @@ import pytest
 from acl_models.manifest import load_manifest
 from convert.checkpoint import read_state_dict
 from convert.edgetam.model import load_edgetam
-from tests.official_edgetam import GRAPH_CASES, REL_TOL, check_sam2_parity, graph_cases, graph_errors, run_official
+from tests.official_edgetam import (GRAPH_CASES, REL_TOL, check_sam2_parity, export_edgetam, graph_cases, graph_errors,
+                                    run_official)
 
 IMAGE_SIZE = 1024
 FEATURE_GRID = 64
@@ -24,11 +25,7 @@ FRAMES = 3
 
 @pytest.fixture(scope="module")
 def edgetam_export_1024(edgetam_checkpoint, tmp_path_factory):
-    from convert.export_onnx import export
-
-    folder = tmp_path_factory.mktemp("edgetam_1024")
-    export(edgetam_checkpoint, folder, image_size=IMAGE_SIZE)
-    return folder
+    return export_edgetam(edgetam_checkpoint, tmp_path_factory, IMAGE_SIZE)
 
 
 @pytest.fixture(scope="module")

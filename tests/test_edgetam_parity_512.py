@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.official_edgetam import check_sam2_parity
+from tests.official_edgetam import check_sam2_parity, export_edgetam
 
 IMAGE_SIZE = 512
 NUM_FRAMES = 6
@@ -19,11 +19,7 @@ NUM_FRAMES = 6
 
 @pytest.fixture(scope="module")
 def edgetam_export_512(edgetam_checkpoint, tmp_path_factory):
-    from convert.export_onnx import export
-
-    folder = tmp_path_factory.mktemp("edgetam_512")
-    export(edgetam_checkpoint, folder, image_size=IMAGE_SIZE)
-    return folder
+    return export_edgetam(edgetam_checkpoint, tmp_path_factory, IMAGE_SIZE)
 
 
 def test_sam2_mode_at_512_px_matches_official_edgetam_predictor(edgetam_checkpoint, edgetam_export_512, tmp_path):
