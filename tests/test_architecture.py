@@ -161,8 +161,9 @@ def test_no_package_imports_a_script() -> None:
 
 
 def _names_test_folder(node: ast.AST) -> bool:
-    """A string constant that is the tests folder or a path in it ("tests", "tests/x", "tests/" in a longer path)."""
-    if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+    """A string constant that is the tests folder or a path in it ("tests", "tests/x", "tests/" in a longer path);
+    prose (a docstring naming a test file) has spaces and is not a path."""
+    if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or any(c.isspace() for c in node.value):
         return False
     value = node.value
     return value == TEST_FOLDER or value.startswith(TEST_FOLDER + "/") or f"/{TEST_FOLDER}/" in value
