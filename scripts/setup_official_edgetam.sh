@@ -4,7 +4,8 @@
 #
 # The official code is the PyPI package `edgetam-dimos`, whose top-level package is `sam2`, the same
 # name as SAM 2.1's `sam2==1.1.0` in .venv: it needs its own environment. It builds RepViT-M1 through
-# `timm`, which imports a few `torchvision` names; tests/official_edgetam/standin/ stands in for those.
+# `timm`, which imports a few `torchvision` names; scripts/official_edgetam/standin/ stands in for those
+# (for the tests and `scripts/bench.py --official` only; export and tracking need neither).
 # To stay fast (no second torch), the environment installs only these two packages, without their
 # dependencies, and reads everything else (torch, hydra, iopath, ...) from .venv behind its own
 # site-packages, so its `sam2` is EdgeTAM's.

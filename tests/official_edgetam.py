@@ -1,8 +1,8 @@
 """The official EdgeTAM code, run in its own environment (scripts/setup_official_edgetam.sh) on this project's inputs.
 
 The official package's top-level name is `sam2`, like SAM 2.1's in .venv, so it
-runs in a subprocess with that environment's Python and the test-only
-`torchvision` stand-in (tests/official_edgetam/standin/) on its path. The
+runs in a subprocess with that environment's Python and the tests-and-benchmark-only
+`torchvision` stand-in (scripts/official_edgetam/standin/) on its path. The
 environment is made on first use when CI's set-up has not made it already.
 """
 
@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from filelock import FileLock
@@ -24,11 +25,24 @@ SETUP = ROOT / "scripts" / "setup_official_edgetam.sh"
 HERE = Path(__file__).resolve().parent / "official_edgetam"
 RUNNER = HERE / "run_official.py"
 PREDICTOR = HERE / "run_predictor.py"
-STANDIN = HERE / "standin"
+STANDIN = ROOT / "scripts" / "official_edgetam" / "standin"
 # Building the official model and running a few modules on one thread.
 TIMEOUT_S = 600
 # The project's modules and graphs compute what the official ones compute in another order: float32 rounding only.
 REL_TOL = 1e-4
+# Tracking against the official predictor: float32 graph-vs-PyTorch differences and bfloat16 memories on both sides
+# (as tests/test_parity.py).
+LOGIT_ATOL = 1e-2
+MIN_MASK_IOU = 0.99
+
+
+def export_edgetam(checkpoint: Path, tmp_path_factory, image_size: int) -> Path:
+    """`checkpoint` exported at `image_size` into a fresh folder (a module's export at a size no session fixture has)."""
+    from convert.export_onnx import export
+
+    folder = tmp_path_factory.mktemp(f"edgetam_{image_size}")
+    export(checkpoint, folder, image_size=image_size)
+    return folder
 
 
 def official_python() -> Path:
@@ -125,3 +139,70 @@ def memory_encoder_case(model, from_prompt: bool, generator):
     ours = {"vision_feat": vision_feat, "mask_logits": low_res, "object_score_logits": score,
             "binarize": torch.tensor([1.0 if from_prompt else 0.0])}
     return official, ours
+
+
+# The cases of graph_cases: the exported graph each is fed to is the name's start.
+GRAPH_CASES = ("image_encoder", "memory_attention_1_1", "memory_attention_7_16", "memory_encoder_tracked",
+               "memory_encoder_prompt")
+GRAPHS = ("image_encoder", "memory_attention", "memory_encoder")
+
+
+def graph_cases(model, seed: int) -> tuple[dict, dict]:
+    """(official inputs, this project's graph feeds) per case at the model's size, for each exported graph but the
+    mask decoder (SAM 2's own): the image encoder, memory attention with the fewest and the most memories and
+    pointers, the memory encoder for a tracked and a prompted mask."""
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randn((1, 3, model.image_size, model.image_size), generator=g)
+    official, ours = {"image_encoder": {"image": image}}, {"image_encoder": {"image": image}}
+    for frames, ptrs in ((1, 1), (model.num_maskmem, model.max_obj_ptrs_in_encoder)):
+        name = f"memory_attention_{frames}_{ptrs}"
+        official[name], ours[name] = memory_attention_case(model, frames, ptrs, g)
+    for from_prompt in (False, True):
+        name = f"memory_encoder_{'prompt' if from_prompt else 'tracked'}"
+        official[name], ours[name] = memory_encoder_case(model, from_prompt, g)
+    return official, ours
+
+
+def run_graph(folder: Path, name: str, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The exported graph `name` of `folder` in ONNX Runtime on the inputs it declares."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(folder / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    wanted = {i.name for i in session.get_inputs()}
+    got = session.run(None, {k: v.numpy() for k, v in feeds.items() if k in wanted})
+    return [torch.from_numpy(np.asarray(g)) for g in got]
+
+
+def graph_errors(folder: Path, case: str, ours: dict, official: dict) -> list[float]:
+    """`close` of each output of the export's graph on `case` against the official module's; for the memory encoder
+    also the export's `memory_pos.npy` against the official perceiver's position encoding."""
+    graph = next(g for g in GRAPHS if case.startswith(g))
+    mine, theirs = run_graph(folder, graph, ours[case]), official[case]
+    if graph == "memory_attention":  # the official output is sequence-first
+        return [close(mine[0].flatten(2).permute(2, 0, 1), theirs[0])]
+    if graph == "memory_encoder":
+        return [close(mine[0], theirs[0]), close(torch.from_numpy(np.load(folder / "memory_pos.npy")), theirs[1])]
+    return [close(m, t) for m, t in zip(mine, theirs, strict=True)]
+
+
+def check_sam2_parity(checkpoint: Path, models: Path, image_size: int, num_frames: int, work: Path) -> None:
+    """sam2 mode on ONNX Runtime against the official EdgeTAM video predictor, frame by frame, on a generated clip of
+    `num_frames`: low-res logits and object scores within LOGIT_ATOL, masks' IoU at least MIN_MASK_IOU."""
+    from app.samurai.config import load_config
+    from tests.backends import exact_factory, mask_iou, track_clip
+    from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
+
+    frames, boxes = make_frames(num_frames)
+    folder = write_jpeg_folder(work / "clip", frames)
+    x, y, w, h = boxes[0]
+    box = (x, y, x + w, y + h)
+    official = run_official_predictor(checkpoint, image_size, folder, box, work)
+    config = load_config(None, "edgetam", "sam2")
+    results = track_clip(models, read_jpeg_folder(folder), box, config, exact_factory("onnx", models, 1))
+    assert len(results) == num_frames
+    for r in results:
+        logits = official["logits"][r.frame_idx].numpy()
+        assert logits.shape == r.low_res_logits.shape == (image_size // 4, image_size // 4)
+        assert np.abs(r.low_res_logits - logits).max() <= LOGIT_ATOL, f"frame {r.frame_idx}"
+        assert abs(r.object_score - official["scores"][r.frame_idx]) <= LOGIT_ATOL, f"frame {r.frame_idx}"
+        assert mask_iou(r.mask, official["masks"][r.frame_idx].numpy()) >= MIN_MASK_IOU, f"frame {r.frame_idx}"

@@ -51,6 +51,12 @@ TESTS_IMPORT_SCRIPT = {
 # The algorithm takes arrays and returns results: none of these in app/samurai.
 NOT_IN_ALGORITHM = {"threading", "queue", "socket", "asyncio", "subprocess", "multiprocessing", "concurrent",
                     "selectors", "http", "urllib", "signal"}
+# The shipped packages run without tests/, timm and torchvision: EdgeTAM's export has its own RepViT-M1, so a missing
+# timm cannot stop it, and the official EdgeTAM's torchvision stand-in is for the tests and the benchmark's official
+# row only, put on that child's path, never imported.
+SHIPPED = ("acl_models", "app", "convert")
+TEST_FOLDER = "tests"
+NOT_SHIPPED = {"timm", "torchvision"}
 CV2_OUTSIDE_ALGORITHM = {"imshow", "namedWindow", "waitKey", "setMouseCallback", "destroyAllWindows", "VideoCapture",
                          "VideoWriter", "imread", "imwrite"}
 
@@ -152,6 +158,24 @@ def test_no_package_imports_a_script() -> None:
              for module, path in MODULES.items() if module.split(".")[0] in ("app", "acl_models", "convert")
              for name in _project_imports(path) if name.split(".")[0] == "scripts"]
     assert not wrong, "\n".join(wrong)
+
+
+def _names_test_folder(node: ast.AST) -> bool:
+    """A string constant that is the tests folder or a path in it ("tests", "tests/x", "tests/" in a longer path);
+    prose (a docstring naming a test file) has spaces and is not a path."""
+    if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or any(c.isspace() for c in node.value):
+        return False
+    value = node.value
+    return value == TEST_FOLDER or value.startswith(TEST_FOLDER + "/") or f"/{TEST_FOLDER}/" in value
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.split(".")[0] in SHIPPED))
+def test_shipped_code_needs_neither_tests_nor_timm(module: str) -> None:
+    path = MODULES[module]
+    needed = sorted(name for name in _imports(path) if name.split(".")[0] in NOT_SHIPPED)
+    assert not needed, f"{module} imports {needed}: only the official EdgeTAM environment has them (or a stand-in)"
+    reaching = [node.lineno for node in ast.walk(ast.parse(path.read_text())) if _names_test_folder(node)]
+    assert not reaching, f"{module} names a path under {TEST_FOLDER}/ (lines {reaching}): shipped code runs without it"
 
 
 def test_every_exception_is_still_needed() -> None:

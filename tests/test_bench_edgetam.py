@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from app.benchmarks.speed import official
+from app.benchmarks.speed.tracking import BenchSettings
 from tests.official_edgetam import official_python
 from tests.script_runs import run_script
+
+VENV_TIMEOUT_S = 60
 
 
 def test_bench_times_the_official_edgetam_predictor_and_a_compared_export(
@@ -25,3 +33,30 @@ def test_bench_times_the_official_edgetam_predictor_and_a_compared_export(
     # The exact path agrees with itself; a compared export of another family has no agreement columns.
     assert rows["onnx:fp32"][-2:] == ["0", "1.000"] and rows["hiera-t/onnx:fp32"][-2:] == ["-", "-"]
     assert lines[-1].startswith("speed-up over hiera-t/onnx:fp32: onnx:fp32 ") and "x whole" in lines[-1]
+
+
+@pytest.fixture(scope="module")
+def bare_environment(tmp_path_factory) -> Path:
+    """A real environment without the official EdgeTAM package and without `timm`."""
+    venv = tmp_path_factory.mktemp("bare") / ".venv-edgetam-official"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=VENV_TIMEOUT_S)
+    return venv
+
+
+def test_official_edgetam_environment_is_checked_before_any_run(bare_environment, tmp_path):
+    official_python()
+    assert official.official_edgetam_problem(official.OFFICIAL_EDGETAM_VENV) is None
+    missing = official.official_edgetam_problem(bare_environment)
+    assert "lacks edgetam-dimos, timm" in missing and "setup_official_edgetam.sh" in missing
+    assert "does not exist" in official.official_edgetam_problem(tmp_path / "nowhere")
+
+
+def test_bench_official_without_timm_stops_with_one_line(bare_environment, edgetam_export_256, edgetam_checkpoint,
+                                                          monkeypatch, capsys):
+    """`--official` on an EdgeTAM export whose official environment lacks `timm`: one line, exit 2, nothing run."""
+    monkeypatch.setattr(official, "OFFICIAL_EDGETAM_VENV", bare_environment)
+    settings = BenchSettings(edgetam_export_256, frames=2, mode="sam2", repeats=1)
+    code = official.side_by_side(settings, edgetam_checkpoint, "onnx:fp32", [sys.executable, "scripts/bench.py"])
+    errors = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert len(errors) == 1 and errors[0].startswith("ERROR ") and "timm" in errors[0], errors

@@ -36,8 +36,17 @@ OFFICIAL_EDGETAM_CONFIG = "configs/edgetam.yaml"
 EDGETAM_FAMILY = "edgetam"
 REPO = Path(__file__).resolve().parents[3]
 OFFICIAL_EDGETAM_VENV = REPO / ".venv-edgetam-official"
-# The few `torchvision` names `timm` imports (none takes part in a forward pass); see tests/official_edgetam.py.
-TORCHVISION_STANDIN = REPO / "tests" / "official_edgetam" / "standin"
+OFFICIAL_EDGETAM_SETUP = "bash scripts/setup_official_edgetam.sh"
+# What the official predictor imports that the environment must hold: the official code and the `timm` it builds its
+# trunk with (torch and the rest come from this project's environment).
+OFFICIAL_EDGETAM_NEEDS = ("edgetam-dimos", "timm")
+# Run by the environment's Python: the distributions named in argv that it does not have, on one line.
+_DISTRIBUTIONS_PROBE = (
+    "import importlib.metadata as m, sys; have = {d.metadata['Name'].lower() for d in m.distributions()}; "
+    "print(' '.join(n for n in sys.argv[1:] if n not in have))"
+)
+# The few `torchvision` names `timm` imports (none takes part in a forward pass), beside the environment's set-up.
+TORCHVISION_STANDIN = REPO / "scripts" / "official_edgetam" / "standin"
 # A compared export's row: "<family or hiera-size>/<pair>", one token like every row name.
 ROW_SEPARATOR = "/"
 ROW_WIDTH = 24
@@ -123,12 +132,20 @@ def child_run(settings: BenchSettings, name: str, folder: Path, result: Path, ch
     return 0
 
 
-def official_edgetam_problem() -> str | None:
-    """Why the official EdgeTAM predictor cannot run here, or None."""
-    if (OFFICIAL_EDGETAM_VENV / "bin" / "python").exists():
+def official_edgetam_problem(venv: Path) -> str | None:
+    """Why the official EdgeTAM predictor cannot run with `venv`'s Python, or None: no environment, or one that lacks
+    the official package or the `timm` it builds RepViT-M1 with (this project's export needs neither)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return (f"the official EdgeTAM predictor runs in {venv.name}, which does not exist; "
+                f"make it with `{OFFICIAL_EDGETAM_SETUP}`")
+    probe = subprocess.run([str(python), "-c", _DISTRIBUTIONS_PROBE, *OFFICIAL_EDGETAM_NEEDS],
+                           capture_output=True, text=True)
+    missing = probe.stdout.split() if probe.returncode == 0 else list(OFFICIAL_EDGETAM_NEEDS)
+    if not missing:
         return None
-    return (f"the official EdgeTAM predictor runs in {OFFICIAL_EDGETAM_VENV.name}, which does not exist; "
-            "make it with `bash scripts/setup_official_edgetam.sh`")
+    return (f"the official EdgeTAM environment {venv.name} lacks {', '.join(missing)}; "
+            f"make it again with `{OFFICIAL_EDGETAM_SETUP}`")
 
 
 def run_child(child_command: list[str], row: Row, settings: BenchSettings, checkpoint: Path, clip: Path,
@@ -174,7 +191,8 @@ def side_by_side(settings: BenchSettings, checkpoint: Path, pairs: str | None, c
                  compare_dirs: tuple[Path, ...] = ()) -> int:
     """Time every available pair, the official predictor and each compared export's exact path, alternated,
     and print the medians and agreement."""
-    problem = official_edgetam_problem() if load_manifest(settings.model_dir).family == EDGETAM_FAMILY else None
+    edgetam = load_manifest(settings.model_dir).family == EDGETAM_FAMILY
+    problem = official_edgetam_problem(OFFICIAL_EDGETAM_VENV) if edgetam else None
     if problem:
         print(f"ERROR {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,4 +1,4 @@
-"""Test-only stand-in for the `torchvision` names that `timm` imports (never used in a forward pass).
+"""Stand-in for the `torchvision` names that `timm` imports (never used in a forward pass): tests and benchmark only.
 
 PyPI's torchvision wheels are CUDA builds whose compiled operators do not load
 beside this project's CPU torch, and `timm` imports a handful of torchvision
@@ -7,6 +7,12 @@ extractor). The official EdgeTAM code builds RepViT-M1 through `timm` and only
 runs plain `torch` layers, so every `torchvision.*` module here is an empty
 module whose attributes are inert placeholders. Anything that really calls one
 fails loudly instead of computing something wrong.
+
+It is put on the path of the official EdgeTAM environment's Python only
+(scripts/setup_official_edgetam.sh): by the tests that compare with the official
+code (tests/official_edgetam.py) and by `scripts/bench.py --official` on an
+EdgeTAM export (app/benchmarks/speed/official.py). Nothing in app/, acl_models/
+or convert/ imports it, and export and tracking never need it.
 """
 
 from __future__ import annotations
