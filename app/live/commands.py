@@ -41,6 +41,8 @@ BODY_HELP = ('send JSON {"frame": K, "id": N, "box": [x, y, w, h]} or "points": 
              '[1 or 0, ...], "mask": PNG, "remove": true or "undo": true, in source pixels (docs/service.md)')
 # The kinds a `prompt` record names (docs/service.md).
 BOX, POINTS, BOX_POINTS, MASK, REMOVE, RESET, UNDO = "box", "points", "box+points", "mask", "remove", "reset", "undo"
+UPLOAD_HELP = ("send the mask PNG as the body of POST /api/prompts?frame=K&id=N with Content-Type: image/png "
+               "(docs/service.md)")
 POSITIVE, NEGATIVE = 1, 0
 BASE64_PREFIX = "data:image/png;base64,"
 
@@ -133,6 +135,13 @@ def _decode_png(data: bytes, where: str) -> np.ndarray:
     return image > 0
 
 
+def _mask_from_png(data: bytes, where: str) -> np.ndarray:
+    mask = _decode_png(data, where)
+    if not mask.any():
+        raise PromptError("the mask is empty (no non-zero pixel); mark the object's pixels, or send a box")
+    return mask
+
+
 def read_mask(value: object, folder: Path | None) -> np.ndarray:
     """A mask from a PNG file under `folder` (a prompt file's own folder), or, with `folder` None (the network
     doors), from base64 PNG (with or without a data: URL prefix)."""
@@ -145,17 +154,29 @@ def read_mask(value: object, folder: Path | None) -> np.ndarray:
         except OSError as exc:
             raise PromptError(f"mask file {shown(str(path))} cannot be read ({exc.strerror or exc}); give the path "
                               "of a PNG, relative to the prompt file") from None
-        mask = _decode_png(data, shown(str(path)))
-    else:
-        text = value.removeprefix(BASE64_PREFIX)
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise PromptError('"mask" is not base64; send the PNG file base64-encoded') from None
-        mask = _decode_png(data, "sent")
-    if not mask.any():
-        raise PromptError("the mask is empty (no non-zero pixel); mark the object's pixels, or send a box")
-    return mask
+        return _mask_from_png(data, shown(str(path)))
+    text = value.removeprefix(BASE64_PREFIX)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise PromptError('"mask" is not base64; send the PNG file base64-encoded') from None
+    return _mask_from_png(data, "sent")
+
+
+def _query_int(name: str, text: str | None) -> int:
+    """A query parameter of the upload that must be a whole number from 0."""
+    if text is None:
+        raise PromptError(f"no {name} given; {UPLOAD_HELP}")
+    if not (text.isascii() and text.isdigit()):
+        raise PromptError(f"{name} {shown(text)} is not an integer from 0; {UPLOAD_HELP}")
+    return int(text)
+
+
+def parse_mask_upload(frame: str | None, object_id: str | None, png: bytes) -> Command:
+    """A mask sent as a PNG body (`POST /api/prompts?frame=K&id=N`, `Content-Type: image/png`): the command its
+    JSON form gives, checked the same way; the query names the frame and the object, both required."""
+    index, body = _query_int("frame", frame), {"id": _query_int("id", object_id)}
+    return Command(Prompt(_object_id(body), mask=_mask_from_png(png, "uploaded")), index)
 
 
 def parse_command(body: object, mask_folder: Path | None = None) -> Command:
