@@ -63,8 +63,8 @@ HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND, HTTP_TOO_LARGE = 400, 401, 
 # A track command is a few dozen bytes; a body is read no further than this.
 MAX_BODY_BYTES = 16 * 1024
 # A prompt may carry a mask, as base64 PNG or uploaded as a PNG body: sized for the largest source frame's mask, a
-# 4K (3840x2160) one of pixel noise, the worst case for PNG's compression (about 1 MiB, 1.4 MiB as base64;
-# tests/test_prompt_doors.py measures it). Every other route keeps MAX_BODY_BYTES.
+# 4K (3840x2160) one of pixel noise, the worst case for PNG's compression (1.8 MiB, 2.4 MiB as base64;
+# tests/test_mask_upload.py sends it). Every other route keeps MAX_BODY_BYTES.
 MAX_PROMPT_BYTES = 4 * 1024 * 1024
 
 
