@@ -21,8 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from loguru import logger
 
 from acl_models.bundle import open_bundle_with
+from acl_models.manifest import load_manifest
 from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.live.commands import parse_commands
@@ -183,17 +185,20 @@ def test_bad_input_over_mqtt_is_a_warning_and_an_error_record(leave_clip, loop_s
     controller.publish(loop_status)
     subscriber = MqttSubscriber(broker, f"{PREFIX}/error")
     publisher = MqttPublisher(parse_publish_url(f"mqtt://127.0.0.1:{broker}/{PREFIX}"), controller)
+    warnings: list[str] = []
+    sink = logger.add(warnings.append, level="WARNING", format="{message}")
     try:
         wait_for(lambda: publisher._connected.is_set(), 10.0, "the run's MQTT client")
         for case, _, _ in BAD_CASES.values():
             subscriber.publish(f"{PREFIX}/cmd", _network_body(case, controller.frame_size))
         wait_for(lambda: len(subscriber.on(f"{PREFIX}/error")) >= len(BAD_CASES), 10.0, "the error records")
     finally:
+        logger.remove(sink)
         publisher.close()
         subscriber.close()
     errors = [record["error"] for record in subscriber.on(f"{PREFIX}/error")]
-    for (_, _, words), error in zip(BAD_CASES.values(), errors, strict=True):
-        assert words in _one_line(error), (words, error)
+    for (_, _, words), error, warning in zip(BAD_CASES.values(), errors, warnings, strict=True):
+        assert words in _one_line(error) and words in _one_line(warning), (words, error, warning)
     assert controller.take_commands() == []
 
 
@@ -311,9 +316,9 @@ def _common(folder: Path, models: Path, out: Path) -> list[str]:
             "--events", str(out / "events.jsonl")]
 
 
-def _copy_frames(folder: Path, into: Path) -> Path:
+def _copy_frames(folder: Path, into: Path, count: int = FRAMES) -> Path:
     into.mkdir()
-    for path in sorted(folder.iterdir())[:FRAMES]:
+    for path in sorted(folder.iterdir())[:count]:
         shutil.copy(path, into / path.name)
     return into
 
@@ -399,6 +404,47 @@ def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, exp
     assert len(files["file"]["track_2"].splitlines()) == LAST + 1
     assert len(files["file"]["masks"]) == FRAMES
     assert files["http"] == files["file"] and files["mqtt"] == files["file"]
+
+
+def test_a_points_command_over_mqtt_that_the_loop_refuses_later_is_an_error_record(leave_clip, demo_models, broker,
+                                                                                  tmp_path):
+    """Without --serve: a click accepted on the oldest frame held, whose frame falls out of the history before the
+    loop applies it (the next frame arrives), is refused by the loop: one warning and an error record on PREFIX/error;
+    the run goes on and ends normally, its only prompt the box."""
+    folder, frames, truth = leave_clip
+    history = load_config(None, load_manifest(demo_models).model_size).prompt_history
+    late = history + 4  # the frame the run waits for; frames late-history .. late-1 are held meanwhile
+    oldest = late - history
+    pipes = HeldFrames(_copy_frames(folder, tmp_path / "frames", late + 2), [late])
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    published = start_run(["--video", str(pipes.paths[late].parent), "--model-dir", str(demo_models), "--backend",
+                           "onnx", "--output", str(out), "--no-display", "--no-overlap", "--publish",
+                           f"mqtt://127.0.0.1:{broker}/{PREFIX}"], log)
+    subscriber = MqttSubscriber(broker, f"{PREFIX}/#")
+    x, y, w, h = (int(v) for v in truth[oldest])
+    try:
+        wait_for(lambda: "waiting for a box on frame 0" in log.read_text() and subscriber.on(f"{PREFIX}/status"),
+                 RUN_TIMEOUT_S, "the run waiting on frame 0, online", published, log)
+        pipes.hold()
+        subscriber.publish(f"{PREFIX}/cmd", json.dumps({"frame": 0, "id": 1, "box": [int(v) for v in truth[0]]}))
+        wait_for(lambda: any(r["frame"] == late - 1 for r in subscriber.on(f"{PREFIX}/1/track")), RUN_TIMEOUT_S,
+                 f"frame {late - 1}", published, log)
+        subscriber.publish(f"{PREFIX}/cmd", json.dumps({"frame": oldest, "id": 1, "points": [[x + w // 2, y + h // 2]],
+                                                        "labels": [1]}))
+        wait_for(lambda: "points for object 1 on" in log.read_text(), RUN_TIMEOUT_S, "the click taken", published, log)
+        pipes.give(late)
+        assert published.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+    finally:
+        stop_process(published)
+        subscriber.close()
+    (error,) = subscriber.on(f"{PREFIX}/error")
+    assert f"frame {oldest} is no longer held: prompts can go back {history}" in _one_line(error["error"])
+    text = log.read_text()
+    warnings = [line for line in text.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and f"frame {oldest} is no longer held" in warnings[0], warnings
+    assert "Traceback" not in text
+    assert [(r["frame"], r["kind"]) for r in subscriber.on(f"{PREFIX}/1/prompt")] == [(0, "box")]
+    assert len(_lines(out / "track.txt")) == late + 2
 
 
 def _start_folder(folder: Path, first: int, into: Path) -> Path:
