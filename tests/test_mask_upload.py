@@ -87,11 +87,21 @@ def test_an_upload_queues_the_mask_that_base64_does(server):
     assert [q[:3] for q in _queued(server.controller)] == [(7, 1, "mask")]
 
 
+def _declaring(width: int, height: int) -> bytes:
+    """A small PNG whose header declares width x height (a decoder would allocate that much before reading on)."""
+    png = bytearray(_png(np.ones((HEIGHT, WIDTH), bool)))
+    png[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return bytes(png)
+
+
 # name → (path, body, the words of the one-line answer)
 GOOD = _png(np.ones((HEIGHT, WIDTH), bool))
 BAD_UPLOADS = {
     "not a PNG": (UPLOAD.format(frame=5, id=1), b"GIF89a not a png", "is not a PNG image"),
     "no body": (UPLOAD.format(frame=5, id=1), b"", "is not a PNG image"),
+    "a JPEG": (UPLOAD.format(frame=5, id=1), cv2.imencode(".jpg", np.full((HEIGHT, WIDTH), 255, np.uint8))[1].tobytes(),
+               "is not a PNG image"),
+    "a PNG bomb": (UPLOAD.format(frame=5, id=1), _declaring(32768, 32768), "is 32768x32768, larger than any frame"),
     "empty mask": (UPLOAD.format(frame=5, id=1), _png(np.zeros((HEIGHT, WIDTH), bool)), "the mask is empty"),
     "wrong size": (UPLOAD.format(frame=5, id=1), _png(np.ones((8, 8), bool)), f"the mask is 8x8 but the frame is "
                                                                                 f"{WIDTH}x{HEIGHT}"),

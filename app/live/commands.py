@@ -45,6 +45,11 @@ UPLOAD_HELP = ("send the mask PNG as the body of POST /api/prompts?frame=K&id=N 
                "(docs/service.md)")
 POSITIVE, NEGATIVE = 1, 0
 BASE64_PREFIX = "data:image/png;base64,"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IHDR_TYPE, IHDR_WIDTH, IHDR_HEIGHT = slice(12, 16), slice(16, 20), slice(20, 24)  # bytes of a PNG's header
+# The largest mask decoded: an 8K UHD frame's. A PNG's header declares its size, so a small body that would decode
+# to gigabytes (a "PNG bomb": a 4 MiB upload of zeros can declare 32768x32768) is refused before it is decoded.
+MAX_MASK_PIXELS = 7680 * 4320
 
 
 @dataclass(frozen=True)
@@ -128,8 +133,19 @@ def _points(body: dict) -> tuple[tuple[tuple[float, float], ...], tuple[int, ...
     return tuple((float(x), float(y)) for x, y in points), tuple(labels)
 
 
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """The width and height a PNG declares in its header (its first chunk, IHDR), None when `data` is no PNG."""
+    if not data.startswith(PNG_SIGNATURE) or data[IHDR_TYPE] != b"IHDR" or len(data) < IHDR_HEIGHT.stop:
+        return None
+    return int.from_bytes(data[IHDR_WIDTH], "big"), int.from_bytes(data[IHDR_HEIGHT], "big")
+
+
 def _decode_png(data: bytes, where: str) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    size = _png_size(data)
+    if size is not None and size[0] * size[1] > MAX_MASK_PIXELS:
+        raise PromptError(f"the mask {where} is {size[0]}x{size[1]}, larger than any frame ({MAX_MASK_PIXELS} "
+                          "pixels at most); give a mask of the frame's size")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if size is not None else None
     if image is None:
         raise PromptError(f"the mask {where} is not a PNG image; give a PNG whose non-zero pixels are the object")
     return image > 0
