@@ -41,8 +41,15 @@ BODY_HELP = ('send JSON {"frame": K, "id": N, "box": [x, y, w, h]} or "points": 
              '[1 or 0, ...], "mask": PNG, "remove": true or "undo": true, in source pixels (docs/service.md)')
 # The kinds a `prompt` record names (docs/service.md).
 BOX, POINTS, BOX_POINTS, MASK, REMOVE, RESET, UNDO = "box", "points", "box+points", "mask", "remove", "reset", "undo"
+UPLOAD_HELP = ("send the mask PNG as the body of POST /api/prompts?frame=K&id=N with Content-Type: image/png "
+               "(docs/service.md)")
 POSITIVE, NEGATIVE = 1, 0
 BASE64_PREFIX = "data:image/png;base64,"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IHDR_TYPE, IHDR_WIDTH, IHDR_HEIGHT = slice(12, 16), slice(16, 20), slice(20, 24)  # bytes of a PNG's header
+# The largest mask decoded: an 8K UHD frame's. A PNG's header declares its size, so a small body that would decode
+# to gigabytes (a "PNG bomb": a 4 MiB upload of zeros can declare 32768x32768) is refused before it is decoded.
+MAX_MASK_PIXELS = 7680 * 4320
 
 
 @dataclass(frozen=True)
@@ -126,11 +133,29 @@ def _points(body: dict) -> tuple[tuple[tuple[float, float], ...], tuple[int, ...
     return tuple((float(x), float(y)) for x, y in points), tuple(labels)
 
 
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """The width and height a PNG declares in its header (its first chunk, IHDR), None when `data` is no PNG."""
+    if not data.startswith(PNG_SIGNATURE) or data[IHDR_TYPE] != b"IHDR" or len(data) < IHDR_HEIGHT.stop:
+        return None
+    return int.from_bytes(data[IHDR_WIDTH], "big"), int.from_bytes(data[IHDR_HEIGHT], "big")
+
+
 def _decode_png(data: bytes, where: str) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    size = _png_size(data)
+    if size is not None and size[0] * size[1] > MAX_MASK_PIXELS:
+        raise PromptError(f"the mask {where} is {size[0]}x{size[1]}, larger than any frame ({MAX_MASK_PIXELS} "
+                          "pixels at most); give a mask of the frame's size")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if size is not None else None
     if image is None:
         raise PromptError(f"the mask {where} is not a PNG image; give a PNG whose non-zero pixels are the object")
     return image > 0
+
+
+def _mask_from_png(data: bytes, where: str) -> np.ndarray:
+    mask = _decode_png(data, where)
+    if not mask.any():
+        raise PromptError("the mask is empty (no non-zero pixel); mark the object's pixels, or send a box")
+    return mask
 
 
 def read_mask(value: object, folder: Path | None) -> np.ndarray:
@@ -145,17 +170,29 @@ def read_mask(value: object, folder: Path | None) -> np.ndarray:
         except OSError as exc:
             raise PromptError(f"mask file {shown(str(path))} cannot be read ({exc.strerror or exc}); give the path "
                               "of a PNG, relative to the prompt file") from None
-        mask = _decode_png(data, shown(str(path)))
-    else:
-        text = value.removeprefix(BASE64_PREFIX)
-        try:
-            data = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise PromptError('"mask" is not base64; send the PNG file base64-encoded') from None
-        mask = _decode_png(data, "sent")
-    if not mask.any():
-        raise PromptError("the mask is empty (no non-zero pixel); mark the object's pixels, or send a box")
-    return mask
+        return _mask_from_png(data, shown(str(path)))
+    text = value.removeprefix(BASE64_PREFIX)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise PromptError('"mask" is not base64; send the PNG file base64-encoded') from None
+    return _mask_from_png(data, "sent")
+
+
+def _query_int(name: str, text: str | None) -> int:
+    """A query parameter of the upload that must be a whole number from 0."""
+    if text is None:
+        raise PromptError(f"no {name} given; {UPLOAD_HELP}")
+    if not (text.isascii() and text.isdigit()):
+        raise PromptError(f"{name} {shown(text)} is not an integer from 0; {UPLOAD_HELP}")
+    return int(text)
+
+
+def parse_mask_upload(frame: str | None, object_id: str | None, png: bytes) -> Command:
+    """A mask sent as a PNG body (`POST /api/prompts?frame=K&id=N`, `Content-Type: image/png`): the command its
+    JSON form gives, checked the same way; the query names the frame and the object, both required."""
+    index, body = _query_int("frame", frame), {"id": _query_int("id", object_id)}
+    return Command(Prompt(_object_id(body), mask=_mask_from_png(png, "uploaded")), index)
 
 
 def parse_command(body: object, mask_folder: Path | None = None) -> Command:

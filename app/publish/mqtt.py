@@ -211,12 +211,17 @@ class MqttPublisher:
 
     def _refuse(self, topic: str, reason: str) -> None:
         logger.warning("ignored a command on {}: {}", topic, reason)
+        self._error_record(topic, reason)
+
+    def _error_record(self, topic: str, reason: str) -> None:
         self._client.publish(self._topic(ERROR), json.dumps({"type": ERROR, "topic": topic, "error": reason}),
                              qos=QOS_STATE)
 
     def _command(self, topic: str, payload: bytes) -> None:
-        """Parsed and checked as every door's commands are; the loop applies them between two frames."""
-        commands = self.controller.submit(parse_commands(payload), lambda reason: self._refuse(topic, shorten(reason)))
+        """Parsed and checked as every door's commands are; the loop applies them between two frames. One the loop
+        refuses later is an error record here, the loop's own warning its one log line."""
+        commands = self.controller.submit(parse_commands(payload),
+                                          lambda reason: self._error_record(topic, shorten(reason)))
         logger.info("{} on {}", ", ".join(f"{c.kind} for object {c.prompt.obj_id}" if c.prompt else "stop"
                                           for c in commands), topic)
 

@@ -11,7 +11,9 @@ answers. So, on every bind, token or not:
   `Content-Type: application/json`, else 415 (a browser sends that type
   cross-site only after a CORS preflight, which this server never grants), and
   an `Origin`, when it has one, that is this page's own (or an `--allowed-host`
-  name), else 403. Programs (curl, scripts) send no Origin.
+  name), else 403. Programs (curl, scripts) send no Origin. One route takes one
+  more type: `POST /api/prompts` a mask as `image/png` (`UPLOADS`), which no
+  form can send either (a browser preflights it as it does JSON).
 
 Each refusal is one line of JSON; the log gets one warning per kind of refusal
 and per minute at most, so that a page hammering the port cannot flood it.
@@ -32,6 +34,10 @@ from app.serve.address import DEFAULT_PORTS, HostPolicy, normal_name, split_auth
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 JSON_TYPE = "application/json"
+PNG_TYPE = "image/png"
+# (method, path) → the one content type besides JSON that it takes: never a type a form can send without a preflight
+# (text/plain, application/x-www-form-urlencoded, multipart/form-data).
+UPLOADS = {("POST", "/api/prompts"): PNG_TYPE}
 HTTP_FORBIDDEN, HTTP_UNSUPPORTED_MEDIA_TYPE = 403, 415
 # A refusal kind is logged at most once per this many seconds, with the count of those not logged.
 REFUSAL_LOG_INTERVAL_S = 60.0
@@ -86,7 +92,12 @@ def _own_origin(origin: str, host: tuple[str, int | None] | None, policy: HostPo
     return host is not None and (name, port or default) == (host[0], host[1] or default)
 
 
-def refusal(method: str, headers: Headers, policy: HostPolicy) -> Refusal | None:
+def media_type(headers: Headers) -> str:
+    """The request's Content-Type without its parameters, lower case ("" when it has none)."""
+    return headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def refusal(method: str, path: str, headers: Headers, policy: HostPolicy) -> Refusal | None:
     """Why this request may not reach the app, or None."""
     host_header = headers.get("host")
     host = split_authority(host_header) if host_header is not None else None
@@ -101,10 +112,12 @@ def refusal(method: str, headers: Headers, policy: HostPolicy) -> Refusal | None
         return Refusal(ORIGIN, HTTP_FORBIDDEN,
                        f"{method} from the page at {_shown(origin)}: only this server's own page (or a program "
                        "sending no Origin) may change the run")
-    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != JSON_TYPE:
+    sent = media_type(headers)
+    upload = UPLOADS.get((method, path))
+    if sent not in (JSON_TYPE, upload):
+        also = f" (or {upload} for an upload)" if upload else ""
         return Refusal(CONTENT_TYPE, HTTP_UNSUPPORTED_MEDIA_TYPE,
-                       f"{method} with Content-Type {_shown(media_type)}: send Content-Type: {JSON_TYPE} "
+                       f"{method} with Content-Type {_shown(sent)}: send Content-Type: {JSON_TYPE}{also} "
                        "(curl -H 'Content-Type: application/json')")
     return None
 
@@ -118,7 +131,7 @@ class RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refused = refusal(scope["method"], Headers(scope=scope), self.policy)
+            refused = refusal(scope["method"], scope["path"], Headers(scope=scope), self.policy)
             if refused is not None:
                 self.log(refused)
                 await JSONResponse({"error": refused.message}, refused.status)(scope, receive, send)

@@ -7,8 +7,9 @@
     GET  /api/status   {"state", "frame", "box", "fps", "latency_ms", "dropped", "object_score", "objects"}
                        (state, box and object_score of object 1; objects: id → {state, box, object_score})
     POST /api/prompts  a command of app/live/commands.py, or a list of them (clicks, boxes, base64 PNG masks,
-                       removal) → {"prompts": [{"frame", "id", "kind"}, ...]} once queued for the loop; bad input:
-                       400 and one line; a body over 4 MiB: 413
+                       removal) → {"prompts": [{"frame", "id", "kind"}, ...]} once queued for the loop; or, as
+                       ?frame=K&id=N with Content-Type: image/png, a mask uploaded as the PNG body; bad input:
+                       400 and one line; a body over MAX_PROMPT_BYTES (4 MiB): 413
     POST /api/track    {"box": [x, y, w, h], "frame", "id"}: the same as a prompt with "reset": true
     DELETE /api/track/ID  the same as {"id": ID, "remove": true}
     POST /api/stop     ends the run; every output is complete
@@ -20,7 +21,7 @@ waits for it. Binding anything but loopback needs a token, given as `?token=`,
 `Authorization: Bearer` or the cookie the page sets; without it every request
 gets 401. In front of that, on every bind, `app.serve.guard` refuses a foreign
 Host and forged state changes (POST and DELETE need `Content-Type:
-application/json` and this page's Origin, or none).
+application/json`, or image/png for the mask upload, and this page's Origin, or none).
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.live.commands import BODY_HELP, Command, parse_command, parse_commands
+from app.live.commands import BODY_HELP, Command, parse_command, parse_commands, parse_mask_upload
 from app.live.control import TrackController
 from app.media.prompt import PromptError
 from app.publish.sse import SseBroadcaster, SseEndpoint
 from app.serve.address import HostPolicy, ServeError, host_policy, is_loopback
-from app.serve.guard import RequestGuard
+from app.serve.guard import PNG_TYPE, RequestGuard, media_type
 from app.serve.hub import FrameHub
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -61,7 +62,9 @@ SERVER_JOIN_S = 5.0
 HTTP_BAD_REQUEST, HTTP_UNAUTHORIZED, HTTP_NOT_FOUND, HTTP_TOO_LARGE = 400, 401, 404, 413
 # A track command is a few dozen bytes; a body is read no further than this.
 MAX_BODY_BYTES = 16 * 1024
-# A prompt may carry a mask as base64 PNG: a binary mask of a 4K frame compresses far below this.
+# A prompt may carry a mask, as base64 PNG or uploaded as a PNG body: sized for the largest source frame's mask, a
+# 4K (3840x2160) one of pixel noise, the worst case for PNG's compression (1.8 MiB, 2.4 MiB as base64;
+# tests/test_mask_upload.py sends it). Every other route keeps MAX_BODY_BYTES.
 MAX_PROMPT_BYTES = 4 * 1024 * 1024
 
 
@@ -157,7 +160,11 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None, pol
         if raw is None:
             return JSONResponse({"error": f"the body is over {MAX_PROMPT_BYTES} bytes; {BODY_HELP}"}, HTTP_TOO_LARGE)
         try:
-            commands = controller.submit(parse_commands(raw))
+            if media_type(request.headers) == PNG_TYPE:
+                query = request.query_params
+                commands = controller.submit([parse_mask_upload(query.get("frame"), query.get("id"), raw)])
+            else:
+                commands = controller.submit(parse_commands(raw))
         except PromptError as exc:
             return JSONResponse({"error": str(exc)}, HTTP_BAD_REQUEST)
         return JSONResponse(queued_json(commands))
