@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from http.client import HTTPConnection
 
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 from loguru import logger
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.routing import Mount
 
 from app.live.control import TrackController
 from app.media.sources import FolderSource
@@ -29,7 +31,7 @@ from app.publish.sse import SseBroadcaster
 from app.samurai.boxes import Box
 from app.serve.address import allowed_host_name, host_policy
 from app.serve.hub import FrameHub
-from app.serve.server import MAX_BODY_BYTES, Probes, WebServer, build_app
+from app.serve.server import MAX_BODY_BYTES, MAX_PROMPT_BYTES, STATIC_DIR, Probes, WebServer, build_app
 from tests.live_helpers import HTTP_TIMEOUT_S, free_port, wait_for
 
 WIDTH, HEIGHT = 64, 48
@@ -37,11 +39,10 @@ ALLOWED = "board.example"
 FOREIGN = "attacker.example"
 JSON = "application/json"
 TRACK_BODY = json.dumps({"box": [1, 2, 20, 20]}).encode()
-# Every state-changing route the app has, as a request: the route table is checked against this list below.
-STATE_CHANGES = [("POST", "/api/prompts", TRACK_BODY), ("POST", "/api/track", TRACK_BODY), ("DELETE", "/api/track/1", b""), ("POST", "/api/stop", b"")]
 # What a cross-site form can send without a CORS preflight (the HTML spec's form encodings).
 FORM_TYPES = ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
-READ_ROUTES = ["/", "/api/status", "/api/frame.jpg", "/api/stream", "/api/events", "/metrics", "/healthz"]
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+ANY_METHOD = ("GET", "POST")  # a route that names no methods answers them all: read it, and forge a POST to it
 SSE_CLIENTS = 40
 QUEUE = 4
 GAUGE_WAIT_S = 10.0
@@ -85,6 +86,28 @@ class Served:
 START_BOX = Box(30, 20, 10, 10)
 
 
+def _route_table() -> list[tuple[str, str]]:
+    """(method, path) of every route the server builds, with every optional part on (the SSE events, metrics and
+    health): read from its route table, so that a route added later is forged against without a word here."""
+    app = build_app(TrackController((WIDTH, HEIGHT)), FrameHub(), None, host_policy("127.0.0.1"),
+                    SseBroadcaster(dict), Probes(bytes, CONTENT_TYPE, lambda: (200, "ok"))).app
+    table = []
+    for route in app.routes:
+        if isinstance(route, Mount):  # static files: one real file under it
+            table.append(("GET", f"{route.path}/{min(path.name for path in STATIC_DIR.iterdir())}"))
+            continue
+        path = re.sub(r"\{\w+(:int)?\}", "1", route.path)  # a path parameter: object 1, tracked in `served`
+        table += [(method, path) for method in sorted(route.methods or ANY_METHOD) if method != "HEAD"]
+    return table
+
+
+ROUTES = _route_table()
+# Every state-changing request the server answers, with a body that would change the run if it got through.
+STATE_CHANGES = [(method, path, TRACK_BODY if method == "POST" else b"") for method, path in ROUTES
+                 if method not in SAFE_METHODS]
+READ_ROUTES = [path for method, path in ROUTES if method == "GET"]
+
+
 @pytest.fixture
 def served(tmp_path):
     served = Served(tmp_path)
@@ -99,13 +122,11 @@ def _error(body: bytes) -> str:
     return message
 
 
-def test_the_table_names_every_state_changing_route(tmp_path):
-    app = build_app(TrackController((WIDTH, HEIGHT)), FrameHub(), None, host_policy("127.0.0.1"),
-                    SseBroadcaster(dict), Probes(bytes, CONTENT_TYPE, lambda: (200, "ok"))).app
-    routes = {(method, route.path.replace("{object_id:int}", "1"))
-              for route in app.routes for method in (getattr(route, "methods", None) or ()) if method not in
-              ("GET", "HEAD")}
-    assert routes == {(method, path) for method, path, _ in STATE_CHANGES}
+def test_the_route_table_is_read():
+    """The derived lists hold the routes docs/service.md documents (so the derivation reads a real table)."""
+    assert {("POST", "/api/prompts"), ("POST", "/api/track"), ("DELETE", "/api/track/1"),
+            ("POST", "/api/stop")} <= {(method, path) for method, path, _ in STATE_CHANGES}
+    assert {"/", "/api/status", "/api/events", "/metrics", "/healthz"} <= set(READ_ROUTES)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), STATE_CHANGES)
@@ -218,24 +239,31 @@ def test_allowed_host_option_checks_the_name():
             allowed_host_name(bad)
 
 
-def test_deeply_nested_json_gets_400(served):
+# The routes that read a JSON body, and the most each reads.
+BODY_ROUTES = [("/api/track", MAX_BODY_BYTES), ("/api/prompts", MAX_PROMPT_BYTES)]
+
+
+@pytest.mark.parametrize(("path", "cap"), BODY_ROUTES)
+def test_deeply_nested_json_gets_400(served, path, cap):
     host = {"Host": f"127.0.0.1:{served.port}", "Content-Type": JSON}
-    for body in ("[" * DEEP + "]" * DEEP, '{"box": ' + "[" * DEEP + "]" * DEEP + "}", '{"a":' * DEEP + "1" + "}" * DEEP):
-        assert len(body) <= MAX_BODY_BYTES
-        code, answer = served.send("POST", "/api/track", body.encode(), host)
-        assert code == 400 and "not JSON" in _error(answer)
+    deep_box = '{"box": ' + "[" * DEEP + "]" * DEEP + "}"
+    for body in ("[" * DEEP + "]" * DEEP, deep_box, '{"a":' * DEEP + "1" + "}" * DEEP, f"[{deep_box}]"):
+        assert len(body) <= cap
+        code, answer = served.send("POST", path, body.encode(), host)
+        assert code == 400 and "not JSON" in _error(answer), (path, body[:20])
     assert served.untouched()
 
 
-def test_a_body_over_the_cap_gets_413(served):
+@pytest.mark.parametrize(("path", "cap"), BODY_ROUTES)
+def test_a_body_over_the_cap_gets_413(served, path, cap):
     host = {"Host": f"127.0.0.1:{served.port}", "Content-Type": JSON}
-    padded = json.dumps({"box": [1, 2, 20, 20], "pad": "x" * MAX_BODY_BYTES}).encode()
-    code, answer = served.send("POST", "/api/track", padded, host)
-    assert code == 413 and str(MAX_BODY_BYTES) in _error(answer)
+    padded = json.dumps({"box": [1, 2, 20, 20], "pad": "x" * cap}).encode()
+    code, answer = served.send("POST", path, padded, host)
+    assert code == 413 and str(cap) in _error(answer)
     # Sent in chunks without a length: counted as it comes.
     connection = HTTPConnection("127.0.0.1", served.port, timeout=HTTP_TIMEOUT_S)
     try:
-        connection.request("POST", "/api/track", body=iter([padded[:1000], padded[1000:]]), headers=host,
+        connection.request("POST", path, body=iter([padded[:1000], padded[1000:]]), headers=host,
                            encode_chunked=True)
         assert connection.getresponse().status == 413
     finally:
