@@ -33,6 +33,7 @@ from app.serve.address import allowed_host_name, host_policy
 from app.serve.hub import FrameHub
 from app.serve.server import MAX_BODY_BYTES, MAX_PROMPT_BYTES, STATIC_DIR, Probes, WebServer, build_app
 from tests.live_helpers import HTTP_TIMEOUT_S, free_port, wait_for
+from tests.test_browser import browser  # noqa: F401 - the headless Chromium fixture
 
 WIDTH, HEIGHT = 64, 48
 ALLOWED = "board.example"
@@ -343,3 +344,83 @@ def test_the_command_line_wires_allowed_hosts_and_the_clients_gauge(tmp_path):
                      "the SSE client in the gauge")
         finally:
             client.close()
+
+
+# A page of another origin (another name and port) that posts to the run as a web page the user visits can: fetch in
+# no-cors mode (text/plain, a form encoding, a PNG blob) and a text/plain form whose field makes the body JSON,
+# each to /api/stop and /api/prompts. `window.answered` counts the requests the run answered (an opaque response or
+# the form's frame loading): a request the browser itself refused would leave the test nothing to show.
+ATTACK_PAGE = """<!doctype html><html><body>
+<iframe name="sink0"></iframe><iframe name="sink1"></iframe>
+<script>
+const target = "http://127.0.0.1:{port}";
+const prompt = '{{"id": 1, "box": [20, 100, 40, 40]}}';
+window.answered = 0; window.failed = [];
+const paths = ["/api/stop", "/api/prompts"];
+const bodies = [[prompt, "text/plain"], [prompt, "application/x-www-form-urlencoded"],
+                [new Blob([new Uint8Array([137, 80, 78, 71])], {{type: "image/png"}}), null]];
+for (const path of paths) {{
+  for (const [body, type] of bodies) {{
+    fetch(target + path, {{method: "POST", mode: "no-cors", body, headers: type ? {{"Content-Type": type}} : {{}}}})
+      .then(() => window.answered++, error => window.failed.push(path + ": " + error));
+  }}
+}}
+paths.forEach((path, i) => {{
+  const form = document.createElement("form");
+  Object.assign(form, {{method: "POST", action: target + path, enctype: "text/plain", target: "sink" + i}});
+  const field = document.createElement("input");  // sent as NAME=VALUE: {{"id": 1, ..., "x": "="}}
+  Object.assign(field, {{name: prompt.slice(0, -1) + ', "x": "', value: '"}}'}});
+  form.appendChild(field);
+  document.body.appendChild(form);
+  document.getElementsByName("sink" + i)[0].onload = () => window.answered++;
+  form.submit();
+}});
+</script></body></html>"""
+ATTACKS = 2 * 3 + 2  # per path: three fetches and a form
+BROWSER_WAIT_S = 60.0
+
+
+def test_a_page_of_another_origin_in_chromium_changes_nothing(demo_models, leave_clip, browser, tmp_path):
+    """A real browser on a foreign page: every forged POST reaches the run, which is refused, still running,
+    with no object and no prompt record; the run then stops as a program asks (JSON, no Origin)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.live_helpers import http, start_run, stop_process, status
+
+    port = free_port()
+    page = ATTACK_PAGE.format(port=port).encode()
+
+    class Attacker(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    attacker = ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    events, log = tmp_path / "events.jsonl", tmp_path / "run.log"
+    base = f"http://127.0.0.1:{port}"
+    run = start_run(["--video", str(leave_clip[0]), "--model-dir", str(demo_models), "--backend", "onnx",
+                     "--no-display", "--serve", str(port), "--events", str(events)], log)  # no box: it waits
+    try:
+        wait_for(lambda: "open http" in log.read_text(), BROWSER_WAIT_S, "the server")
+        browser.get(f"http://localhost:{attacker.server_address[1]}/")
+        wait_for(lambda: browser.execute_script("return window.answered + window.failed.length") >= ATTACKS,
+                 BROWSER_WAIT_S, "the forged requests answered")
+        assert browser.execute_script("return [window.answered, window.failed]") == [ATTACKS, []]
+        now = status(base)
+        assert run.poll() is None and now["state"] == "waiting" and not now["objects"], now
+        text = log.read_text()
+        assert "refused a request (403)" in text, text
+        assert not [words for words in ("stop requested", "started tracking", "prompt applied") if words in text], text
+        assert http("POST", f"{base}/api/stop", {})[0] == 200
+        assert run.wait(BROWSER_WAIT_S) == 0, log.read_text()[-3000:]
+    finally:
+        stop_process(run)
+        attacker.shutdown()
+    assert not [line for line in events.read_text().splitlines() if '"prompt"' in line]
