@@ -12,11 +12,16 @@ run was left alone (no prompt queued, no object dropped, not stopped).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import socket
+import struct
+import time
+import zlib
 from http.client import HTTPConnection
 
+import cv2
 import numpy as np
 import pytest
 from loguru import logger
@@ -32,8 +37,8 @@ from app.samurai.boxes import Box
 from app.serve.address import allowed_host_name, host_policy
 from app.serve.hub import FrameHub
 from app.serve.server import MAX_BODY_BYTES, MAX_PROMPT_BYTES, STATIC_DIR, Probes, WebServer, build_app
+from tests.chromium import browser  # noqa: F401 - the headless Chromium fixture
 from tests.live_helpers import HTTP_TIMEOUT_S, free_port, wait_for
-from tests.test_browser import browser  # noqa: F401 - the headless Chromium fixture
 
 WIDTH, HEIGHT = 64, 48
 ALLOWED = "board.example"
@@ -49,6 +54,7 @@ QUEUE = 4
 GAUGE_WAIT_S = 10.0
 HEALTH_WITHOUT_LOOP = 503  # no loop has published: "starting"
 DEEP = 2000  # brackets: past Python's recursion limit (1000), inside the body cap
+UNREAD_S = 0.5  # a refusal from the header; decoding the bomb takes seconds
 
 
 class Served:
@@ -269,6 +275,40 @@ def test_a_body_over_the_cap_gets_413(served, path, cap):
         assert connection.getresponse().status == 413
     finally:
         connection.close()
+    assert served.untouched()
+
+
+BOMB_SIDE = 20_000  # a 1-bit PNG of 20000 x 20000 pixels compresses to ~50 KB and decodes to 400 MB
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _bomb_png(side: int) -> bytes:
+    """A 1-bit greyscale PNG (the PNG specification's layout, written here) of side x side, one pixel set."""
+    row_bytes = (side + 7) // 8
+    rows = b"\x00\x80" + bytes(row_bytes - 1) + (b"\x00" + bytes(row_bytes)) * (side - 1)  # filter byte per row
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows, 9))
+            + _png_chunk(b"IEND", b""))
+
+
+def test_a_small_mask_that_declares_a_huge_picture_is_refused_unread(served):
+    """A decompression bomb under every door's size cap (MQTT's 64 KiB too): refused from its header, in far less
+    time than decoding 400 MB takes, and so is a mask that is not a PNG (a JPEG decoder would take its size too)."""
+    bomb = _bomb_png(BOMB_SIDE)
+    assert len(bomb) < 64 * 1024
+    host = {"Host": f"127.0.0.1:{served.port}", "Content-Type": JSON}
+    started = time.monotonic()
+    body = json.dumps({"id": 2, "mask": base64.b64encode(bomb).decode()}).encode()
+    code, answer = served.send("POST", "/api/prompts", body, host)
+    assert code == 400 and f"{BOMB_SIDE}x{BOMB_SIDE} pixels, over the" in _error(answer), answer
+    assert time.monotonic() - started < UNREAD_S
+    jpeg = cv2.imencode(".jpg", np.full((HEIGHT, WIDTH), 255, np.uint8))[1].tobytes()
+    body = json.dumps({"id": 2, "mask": base64.b64encode(jpeg).decode()}).encode()
+    code, answer = served.send("POST", "/api/prompts", body, host)
+    assert code == 400 and "is not a PNG image" in _error(answer), answer
     assert served.untouched()
 
 

@@ -23,6 +23,7 @@ import base64
 import binascii
 import json
 import math
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,6 +44,11 @@ BODY_HELP = ('send JSON {"frame": K, "id": N, "box": [x, y, w, h]} or "points": 
 BOX, POINTS, BOX_POINTS, MASK, REMOVE, RESET, UNDO = "box", "points", "box+points", "mask", "remove", "reset", "undo"
 POSITIVE, NEGATIVE = 1, 0
 BASE64_PREFIX = "data:image/png;base64,"
+# A PNG's signature and the start of its first chunk (IHDR: width, height), read before anything is decoded.
+PNG_HEAD = struct.Struct(">8sI4sII")
+PNG_SIGNATURE, IHDR = b"\x89PNG\r\n\x1a\n", b"IHDR"
+# The largest mask decoded (an 8K UHD frame): a PNG of a few KB can declare a picture of gigabytes (docs/service.md).
+MAX_MASK_PIXELS = 7680 * 4320
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,15 @@ def _points(body: dict) -> tuple[tuple[tuple[float, float], ...], tuple[int, ...
 
 
 def _decode_png(data: bytes, where: str) -> np.ndarray:
+    """The mask's pixels; its size is read from the PNG's header first, so a small file declaring a huge picture
+    (a decompression bomb) is refused before any memory is taken for it."""
+    if len(data) >= PNG_HEAD.size and data.startswith(PNG_SIGNATURE):
+        _, _, chunk, width, height = PNG_HEAD.unpack_from(data)
+        if chunk == IHDR and width * height > MAX_MASK_PIXELS:
+            raise PromptError(f"the mask {where} is {width}x{height} pixels, over the {MAX_MASK_PIXELS}-pixel "
+                              "limit of a mask; give a mask of the frame's size")
+    else:
+        data = b""  # not a PNG: never handed to a decoder of other formats
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     if image is None:
         raise PromptError(f"the mask {where} is not a PNG image; give a PNG whose non-zero pixels are the object")
