@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Mount
 
 from app.live.control import TrackController
+from app.media.outputs import MAX_OBJECT_ID
 from app.media.sources import FolderSource
 from app.live.health import HealthCheck
 from app.serve.metrics import CONTENT_TYPE, RunMetrics
@@ -310,6 +311,19 @@ def test_a_small_mask_that_declares_a_huge_picture_is_refused_unread(served):
     code, answer = served.send("POST", "/api/prompts", body, host)
     assert code == 400 and "is not a PNG image" in _error(answer), answer
     assert served.untouched()
+
+
+def test_a_request_holds_at_most_one_command_per_object(served):
+    """A list over the limit is refused whole (each command would be applied or refused with a warning on the loop
+    thread: 5000 in ~300 KB stalled the first frame for seconds and wrote 5000 warnings); the limit itself passes."""
+    host = {"Host": f"127.0.0.1:{served.port}", "Content-Type": JSON}
+    over = [{"id": 1, "points": [[5, 5]], "labels": [1]}] * (MAX_OBJECT_ID + 1)
+    code, answer = served.send("POST", "/api/prompts", json.dumps(over).encode(), host)
+    assert code == 400 and f"{MAX_OBJECT_ID + 1} commands in one request" in _error(answer), answer
+    assert served.untouched()
+    every_object = [{"id": obj_id, "box": [1, 1, 4, 4]} for obj_id in range(1, MAX_OBJECT_ID + 1)]
+    code, answer = served.send("POST", "/api/prompts", json.dumps(every_object).encode(), host)
+    assert code == 200 and len(json.loads(answer)["prompts"]) == MAX_OBJECT_ID, answer
 
 
 def _samples(exposition: bytes, family: str) -> list[tuple[tuple, float]]:

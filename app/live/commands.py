@@ -47,6 +47,9 @@ BASE64_PREFIX = "data:image/png;base64,"
 # A PNG's signature and the start of its first chunk (IHDR: width, height), read before anything is decoded.
 PNG_HEAD = struct.Struct(">8sI4sII")
 PNG_SIGNATURE, IHDR = b"\x89PNG\r\n\x1a\n", b"IHDR"
+# The most commands one request holds: one per object (a box and points come in one command). Each is applied, or
+# refused with a warning, on the loop thread: an unbounded list stalls the loop and floods the log.
+MAX_COMMANDS = MAX_OBJECT_ID
 # The largest mask decoded (an 8K UHD frame): a PNG of a few KB can declare a picture of gigabytes (docs/service.md).
 MAX_MASK_PIXELS = 7680 * 4320
 
@@ -233,6 +236,9 @@ def parse_commands(payload: bytes | str) -> list[Command]:
     bodies = body if isinstance(body, list) else [body]
     if not bodies:
         raise PromptError(f"the list of commands is empty; {BODY_HELP}")
+    if len(bodies) > MAX_COMMANDS:
+        raise PromptError(f"{len(bodies)} commands in one request, over the limit of {MAX_COMMANDS} (one per "
+                          "object); send them in several requests")
     commands = []
     for number, item in enumerate(bodies, start=1):
         try:
