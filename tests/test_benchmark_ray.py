@@ -45,6 +45,8 @@ WORKER_NICENESS = "0"
 RAY_CLI = Path(sys.executable).with_name("ray")
 AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
 STARTED = "Ray runtime started."  # what `ray start --block` prints once its node is up
+# A driver that cannot join says so within this (its start-up and one gRPC call; Ray's own timeout is about 20 s).
+REFUSAL_S = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -333,13 +335,15 @@ def _user_driver(root, models, out, address, env) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=WAIT_S, check=False)
 
 
+@pytest.mark.parametrize("given", ["address", "auto"])
 def test_a_cluster_started_with_a_token_is_joined_through_its_address(token_cluster, demo_lasot, demo_models,
-                                                                      whole_run, tmp_path):
+                                                                      whole_run, tmp_path, given):
     """`ray start` turns token authentication on; `--ray HEAD:PORT` must find the user's token (Ray 2.60 sends
-    it only to `auto` by itself) and track as a local run does."""
+    it only to `auto` by itself) and track as a local run does; `auto` (RAY_ADDRESS naming the head) as well."""
     address, home = token_cluster
     out = tmp_path / "out"
-    result = _user_driver(demo_lasot, demo_models, out, address, _user_env(home))
+    env = _user_env(home, **({"RAY_ADDRESS": address} if given == "auto" else {}))
+    result = _user_driver(demo_lasot, demo_models, out, address if given == "address" else "auto", env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result_files(out) == result_files(whole_run)
     assert json.loads((out / "run.json").read_text()) == json.loads((whole_run / "run.json").read_text())
@@ -352,11 +356,20 @@ def test_a_cluster_started_with_a_token_is_joined_through_its_address(token_clus
     ({"RAY_AUTH_TOKEN": "not-the-token-of-this-cluster"}, "the cluster refuses the token in RAY_AUTH_TOKEN"),
     ({"RAY_AUTH_TOKEN_PATH": "/nonexistent/auth_token"}, "RAY_AUTH_TOKEN_PATH=/nonexistent/auth_token: no readable"),
 ])
-def test_a_missing_or_wrong_token_is_one_line(token_cluster, demo_lasot, demo_models, tmp_path, setting, message):
+@pytest.mark.parametrize("given", ["address", "auto"])
+def test_a_missing_or_wrong_token_is_one_line(token_cluster, demo_lasot, demo_models, tmp_path, setting, message,
+                                              given):
+    """Through the head's address, and through `auto` on a node (RAY_ADDRESS names the cluster, as Ray reads it):
+    one line naming the fix, long before Ray's own connection timeout (about 20 s) would end the run."""
     address, _ = token_cluster
     stranger = tmp_path / "home"  # a host the head's token never reached
     stranger.mkdir()
-    result = _user_driver(demo_lasot, demo_models, tmp_path / "out", address, _user_env(stranger, **setting))
+    env = _user_env(stranger, **setting, **({"RAY_ADDRESS": address} if given == "auto" else {}))
+    started = time.monotonic()
+    result = _user_driver(demo_lasot, demo_models, tmp_path / "out", address if given == "address" else "auto", env)
+    elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr[-3000:]
     err = result.stderr.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in result.stderr, err
+    assert f"--ray {'auto' if given == 'auto' else address}" in err[0] and "docs/cluster.md" in err[0], err
+    assert elapsed < REFUSAL_S, f"refused after {elapsed:.1f} s"

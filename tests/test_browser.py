@@ -19,14 +19,10 @@ state, and the second row's Drop button stops object 2 while object 1 goes on.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 
 import numpy as np
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -34,15 +30,9 @@ from selenium.webdriver.common.keys import Keys
 from app.benchmarks.metrics import box_iou
 from app.media.colour_clip import make_frames, make_leave_frames
 from app.media.textured_clip import write_clip
+from tests.chromium import browser  # noqa: F401 - the headless Chromium fixture
 from tests.live_helpers import free_port, start_run, stop_process, wait_for
 
-# Debian's chromium and chromium-driver; on GitHub's Ubuntu runner (no apt chromium) its preinstalled Chrome.
-BROWSERS = ("/usr/bin/chromium", "/usr/bin/google-chrome")
-DRIVERS = ("/usr/bin/chromedriver", os.path.join(os.environ.get("CHROMEWEBDRIVER", "/nonexistent"), "chromedriver"))
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1100,800",
-)
 # Long enough that tracking is still going while the test looks at it.
 CLIP_FRAMES = 300
 MIN_IOU = 0.5
@@ -60,23 +50,6 @@ def long_clip(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser") / "clip"
     write_clip(folder, frames, boxes)
     return folder, np.asarray(boxes, dtype=np.float64)
-
-
-def _installed(paths: tuple[str, ...]) -> str:
-    found = [path for path in paths if os.path.exists(path)]
-    assert found, f"none of {', '.join(paths)} is installed; scripts/setup.sh installs chromium and chromium-driver"
-    return found[0]
-
-
-@pytest.fixture
-def browser(tmp_path):
-    options = webdriver.ChromeOptions()
-    options.binary_location = _installed(BROWSERS)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(_installed(DRIVERS)), options=options)
-    yield driver
-    driver.quit()
 
 
 def _viewer(driver) -> dict:

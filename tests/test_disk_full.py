@@ -39,6 +39,8 @@ MQTT_TOPIC_MAX = 65_536  # one more byte than an MQTT topic may hold
 SINK_FRAMES = 5
 WIDTH, HEIGHT = 32, 24
 DECISIONS_DISK = 8 * KIB
+# --prompts: this many box corrections on one frame make more prompt records than EVENTS_DISK holds.
+PROMPT_FRAME, PROMPTS_ON_IT = 2, 40
 ERROR_LINE = re.compile(r"^ERROR\s+cannot write (\S+) \(.*; ([\d.]+ (?:B|KiB|MiB)) free there\)")
 
 
@@ -149,6 +151,28 @@ def test_json_lines_on_a_full_disk(option, size, small_disk, leave_clip, demo_mo
     lines = _track_lines(out)
     assert frames == list(range(len(frames))) and len(frames) <= len(lines)
     assert _summary(out)["frames"] >= len(lines)
+
+
+def test_prompt_records_on_a_full_disk(small_disk, leave_clip, demo_models, tmp_path, capsys):
+    """`--prompts` with `--events` on a disk that fills with the prompt records of one frame: exit 4, one line,
+    whole records only (a prompt record is never cut), and the outputs on another disk complete."""
+    prompts = tmp_path / "prompts.jsonl"
+    x, y, w, h = (int(v) for v in BOX.split(","))
+    prompts.write_text("".join(json.dumps({"frame": PROMPT_FRAME, "id": 1, "box": [x + i % 3, y, w, h],
+                                           "reset": True}) + "\n" for i in range(PROMPTS_ON_IT)))
+    path = small_disk(EVENTS_DISK) / "events.jsonl"
+    out = tmp_path / "out"
+    code, err = _track(capsys, leave_clip, demo_models, out, "--prompts", str(prompts), "--events", str(path))
+    assert code == EXIT_OUTPUT_FAILED, err[-3000:]
+    _one_error_naming(err, path)
+    records = _json_lines(path)
+    frames = [r["frame"] for r in records if r["type"] == "track"]
+    assert frames == list(range(len(frames))) and len(frames) <= PROMPT_FRAME + 1, frames
+    written = [r for r in records if r["type"] == "prompt"]
+    assert len(written) < PROMPTS_ON_IT and all(r["frame"] == PROMPT_FRAME for r in written), written
+    lines = _track_lines(out)
+    _stopped_mid_run(lines, err)
+    assert len(frames) <= len(lines) and _summary(out)["frames"] >= len(lines)
 
 
 def test_a_reader_that_goes_away_does_not_stop_tracking(leave_clip, demo_models, tmp_path):

@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 BOX = "1,1,4,4"
 STREAM = "rtsp://camera/stream"
 MANY = 256  # one more object than an indexed mask (and the API's ids 1..255) can hold
+DEEP = 100_000  # brackets: far past Python's recursion limit
+HUGE_LINE_BYTES = 100 * 1024 * 1024
 ROOT = os.geteuid() == 0
 # The exported folder's manifest as acl_models/manifest.py reads it (format 4), without any model file:
 # enough to pass the option checks, which open no model.
@@ -52,6 +54,9 @@ OPTION_CASES: dict[str, list[tuple[str, ...]] | str] = {
     "--prompts": [("--prompts", "{missing}"), ("--prompts", "{folder}"), ("--prompts", "{binary}"),
                   ("--prompts", "{empty}"), ("--prompts", "{box_file}"), ("--prompts", "{long}"),
                   ("--prompts", "{no_frame_prompt}"), ("--prompts", "{points_no_labels}"),
+                  ("--prompts", "{unreadable}"), ("--prompts", "{nul}"), ("--prompts", "{long_line}"),
+                  ("--prompts", "{deep_prompt}"), ("--prompts", "{mask_folder_prompt}"),
+                  ("--prompts", "{mask_binary_prompt}"), ("--prompts", "{mask_unreadable_prompt}"),
                   ("--video", STREAM, "--prompts", "{good_prompt}")],
     "--model-dir": [("--model-dir", "{missing}"), ("--model-dir", "{box_file}"), ("--model-dir", "{folder}"),
                     ("--model-dir", "{binary_manifest}"), ("--model-dir", "{list_manifest}"),
@@ -158,11 +163,23 @@ def paths(tmp_path, read_only) -> dict[str, str]:
     made = {"missing": tmp_path / "missing", "folder": tmp_path / "a_folder", "read_only": read_only,
             "read_only_file": read_only / "existing.jsonl", "long": tmp_path / ("x" * 300)}  # names stop at 255
     made["folder"].mkdir()
+    if ROOT:
+        # Root reads every file whatever its mode; reading this one fails (EIO) for any user.
+        made["unreadable"] = Path("/proc/self/mem")
+    else:
+        made["unreadable"] = tmp_path / "unreadable.txt"
+        made["unreadable"].write_text(BOX)
+        made["unreadable"].chmod(0)
     texts = {"box_file": BOX, "empty": "\n \n", "nan_box": "nan,1,4,4\n", "zero_box": "1,1,0,4\n",
              "many_boxes": f"{BOX}\n" * MANY, "token_file": "a-token\n", "list_yaml": "- 1\n- 2\n",
              "long_line": "1," * 40_000 + "\n", "no_frame_prompt": '{"id": 1, "box": [1, 1, 4, 4]}\n',
              "points_no_labels": '{"frame": 0, "id": 1, "points": [[1, 1]]}\n',
              "good_prompt": '{"frame": 0, "id": 1, "box": [1, 1, 4, 4]}\n',
+             "deep_prompt": '{"frame": 0, "id": 1, "box": ' + "[" * DEEP + "]" * DEEP + "}\n",
+             # A mask is named relative to the prompt file (all of these lie in tmp_path).
+             "mask_folder_prompt": '{"frame": 0, "id": 1, "mask": "a_folder"}\n',
+             "mask_binary_prompt": '{"frame": 0, "id": 1, "mask": "binary.png"}\n',
+             "mask_unreadable_prompt": json.dumps({"frame": 0, "id": 1, "mask": str(made["unreadable"])}) + "\n",
              "banana_yaml": "samurai: {kf_score_weight: banana}\n"}
     for name, text in texts.items():
         made[name] = tmp_path / f"{name}.txt"
@@ -175,13 +192,6 @@ def paths(tmp_path, read_only) -> dict[str, str]:
         made[name] = tmp_path / name
         made[name].mkdir()
         (made[name] / "manifest.json").write_bytes(content)
-    if ROOT:
-        # Root reads every file whatever its mode; reading this one fails (EIO) for any user.
-        made["unreadable"] = Path("/proc/self/mem")
-    else:
-        made["unreadable"] = tmp_path / "unreadable.txt"
-        made["unreadable"].write_text(BOX)
-        made["unreadable"].chmod(0)
     return {name: str(path) for name, path in made.items()}
 
 
@@ -269,6 +279,17 @@ def test_as_a_real_process(base, paths):
         done = subprocess.run([sys.executable, "app/run.py", *_command(base, case, paths)], cwd=REPO, env=_env(),
                               capture_output=True, text=True, timeout=60)
         _assert_refused(done.returncode, done.stderr, option)
+
+
+def test_a_prompt_file_with_a_100_mb_line_is_refused(base, paths, tmp_path, capsys):
+    """A line as long as a file (a mask pasted as base64 by mistake, a runaway writer): one short line, exit 2."""
+    huge = tmp_path / "huge.jsonl"
+    with huge.open("w") as file:
+        file.write('{"frame": 0, "id": 1, "box": [1, 1, 4, 4], "mask": "')
+        file.write("A" * HUGE_LINE_BYTES)
+        file.write('"}\n')
+    code, err = _main(_command(base, ("--prompts", str(huge)), paths), capsys)
+    _assert_refused(code, err, "--prompts")
 
 
 @pytest.mark.parametrize("option", ["--bbox-file", "--boxes-file"])

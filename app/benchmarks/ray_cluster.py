@@ -22,6 +22,7 @@ from app.benchmarks.runner import RunError
 
 LOCAL = "local"  # --ray without a value: start a Ray instance on this machine for this run
 AUTO = "auto"  # the cluster this host is a node of
+ADDRESS_VAR = "RAY_ADDRESS"  # where `auto` looks first (then the cluster `ray start` last started here)
 # Ray starts workers at niceness 15; the instance a run starts for itself tracks at the priority of a local
 # `--workers` pool instead. A cluster's own `ray start` decides for its nodes (docs/cluster.md).
 LOCAL_WORKER_NICENESS = 0
@@ -49,7 +50,7 @@ def _check_reachable(address: str) -> None:
                        "`ray start --head --port 6379` and pass HOST:6379, or use auto on a node of the cluster") from None
 
 
-def _token_source() -> str | None:
+def _token_source(shown: str) -> str | None:
     """Where Ray will read this host's token from (named, never read here), or None when it has none."""
     if os.environ.get(TOKEN_VAR):
         return TOKEN_VAR
@@ -60,8 +61,9 @@ def _token_source() -> str | None:
         except OSError:
             readable = False
         if not readable:  # Ray aborts the process on this rather than fall back
-            raise RunError(f"{TOKEN_PATH_VAR}={path}: no readable, non-empty token file there; "
-                           f"copy the head's ~/{DEFAULT_TOKEN_FILE} to that path or unset {TOKEN_PATH_VAR}")
+            raise RunError(f"--ray {shown}: {TOKEN_PATH_VAR}={path}: no readable, non-empty token file there; "
+                           f"copy the head's ~/{DEFAULT_TOKEN_FILE} to that path or unset {TOKEN_PATH_VAR} "
+                           "(docs/cluster.md)")
         return f"{TOKEN_PATH_VAR} ({path})"
     default = Path.home() / DEFAULT_TOKEN_FILE
     return str(default) if default.is_file() else None
@@ -105,21 +107,37 @@ def _token_mode(on: bool) -> None:
     Config.initialize("")
 
 
-def authenticate(address: str) -> None:
-    """Give the cluster at `address` this host's token when it asks for one, or say in one line what is missing.
+def _auto_address() -> str | None:
+    """The cluster `auto` joins, found as Ray finds it (RAY_ADDRESS, then the cluster `ray start` last started on
+    this host, then any running here), or None when there is none (ray.init then says so)."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    given = os.environ.get(ADDRESS_VAR, "")
+    if given.startswith(CLIENT_SCHEME):
+        return given
+    try:
+        return canonicalize_bootstrap_address(AUTO)
+    except (ConnectionError, ValueError):
+        return None
+
+
+def authenticate(address: str, shown: str | None = None) -> None:
+    """Give the cluster at `address` this host's token when it asks for one, or say in one line what is missing
+    (`--ray {shown}`, the address by default).
 
     RAY_AUTH_MODE set by the user is Ray's to follow (`disabled` sends nothing); unset, the cluster is asked first,
     so a token goes only to a cluster that wants one.
     """
+    shown = shown or address
     mode = os.environ.get(AUTH_MODE_VAR)
     if mode is not None and mode.lower() != TOKEN_MODE:
         return
     if mode is None and not _refused(address):
         return
-    source = _token_source()
+    source = _token_source(shown)
     if source is None:
         raise RunError(
-            f"--ray {address}: the cluster uses token authentication and this host has no token: copy the head's "
+            f"--ray {shown}: the cluster uses token authentication and this host has no token: copy the head's "
             f"~/{DEFAULT_TOKEN_FILE} to ~/{DEFAULT_TOKEN_FILE} here (mode 600) or name a copy in {TOKEN_PATH_VAR} "
             "(docs/cluster.md)"
         )
@@ -128,10 +146,10 @@ def authenticate(address: str) -> None:
     if _refused(address, _token_header()):
         if mode is None:
             _token_mode(False)
-        raise RunError(f"--ray {address}: the cluster refuses the token in {source}; it is not the head's "
+        raise RunError(f"--ray {shown}: the cluster refuses the token in {source}; it is not the head's "
                        f"(`ray get-auth-token` on the head prints it; docs/cluster.md)")
     if mode is None:
-        logger.info("--ray {}: the cluster uses token authentication; joining with the token in {}", address, source)
+        logger.info("--ray {}: the cluster uses token authentication; joining with the token in {}", shown, source)
 
 
 def connect(address: str) -> None:
@@ -140,6 +158,9 @@ def connect(address: str) -> None:
     if address not in (LOCAL, AUTO):
         _check_reachable(address)
         authenticate(address)
+    elif address == AUTO and (found := _auto_address()) is not None:
+        # Ray would find a missing or wrong token only after its own connection timeout, in its own words.
+        authenticate(found, f"{AUTO} (the cluster at {found})")
     try:
         if address == LOCAL:
             niceness = {"worker_niceness": LOCAL_WORKER_NICENESS}

@@ -49,6 +49,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IHDR_TYPE, IHDR_WIDTH, IHDR_HEIGHT = slice(12, 16), slice(16, 20), slice(20, 24)  # bytes of a PNG's header
 # The largest mask decoded: an 8K UHD frame's. A PNG's header declares its size, so a small body that would decode
 # to gigabytes (a "PNG bomb": a 4 MiB upload of zeros can declare 32768x32768) is refused before it is decoded.
+# The most commands one request holds: one per object (a box and points come in one command). Each is applied, or
+# refused with a warning, on the loop thread: an unbounded list stalls the loop and floods the log.
+MAX_COMMANDS = MAX_OBJECT_ID
 MAX_MASK_PIXELS = 7680 * 4320
 
 
@@ -255,6 +258,9 @@ def parse_commands(payload: bytes | str) -> list[Command]:
     bodies = body if isinstance(body, list) else [body]
     if not bodies:
         raise PromptError(f"the list of commands is empty; {BODY_HELP}")
+    if len(bodies) > MAX_COMMANDS:
+        raise PromptError(f"{len(bodies)} commands in one request, over the limit of {MAX_COMMANDS} (one per "
+                          "object); send them in several requests")
     commands = []
     for number, item in enumerate(bodies, start=1):
         try:
