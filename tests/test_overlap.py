@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -241,9 +240,8 @@ def test_live_sources_never_overlap():
     camera = FastCamera(FAST_CAMERA_FPS, make_frames(1)[0][0])
     source = CameraSource(0, capture_factory=lambda _device: camera)
     try:
-        # The loop reads only the tracker's prompt history when it is made; nothing is tracked here.
-        no_tracker = SimpleNamespace(config=SimpleNamespace(prompt_history=1))
-        loop = TrackingLoop(source, lambda: no_tracker, TrackController(source.size), [], overlap=True)
+        # The loop builds its tracker when it runs, not when it is made: this one never runs.
+        loop = TrackingLoop(source, lambda: None, TrackController(source.size), [], overlap=True)
         assert loop.overlap is False
     finally:
         source.close()

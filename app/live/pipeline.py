@@ -85,8 +85,9 @@ class TrackingLoop:
         self.on_frame = on_frame
         self.stats = LoopStats()
         self.guard = OutputGuard(controller.stop)
-        self._tracker = make_tracker()
-        self.history = FrameHistory(self._tracker.config.prompt_history)
+        # Made when the run starts (`_start`), not before: a loop that never runs builds no tracker.
+        self._tracker: MultiObjectTracker | None = None
+        self.history = FrameHistory(0)  # nothing is held before the run starts
         self.dispatcher = PromptDispatcher(self.history)
         # A prompt file's commands by frame (--prompts), applied when that frame has been tracked.
         self._scheduled = {k: [Queued(c) for c in v] for k, v in (scheduled or {}).items()}
@@ -109,7 +110,7 @@ class TrackingLoop:
         return Prepared(frame, model_input, MS_PER_S * (time.perf_counter() - start))
 
     def state_nbytes(self) -> int:
-        return self._tracker.state_nbytes()
+        return 0 if self._tracker is None else self._tracker.state_nbytes()
 
     @property
     def failure(self) -> OutputFailed | None:
@@ -124,6 +125,7 @@ class TrackingLoop:
     def run(self) -> LoopStats:
         """Track until the source ends, `max_frames` are tracked, the controller stops or an output cannot write
         (`failure`); outputs are complete."""
+        self._start()
         self._feed = Feed(self.source, self._prepare, self.pipelined)
         writer = OutputWriter(self.outputs, self.pipelined, self.guard)
         self._first_boxes()
@@ -147,6 +149,13 @@ class TrackingLoop:
                 writer.close()
                 self._publish(self._last_recorded, ended=True)
         return self.stats
+
+    def _start(self) -> None:
+        """Make the tracker, and the history of the decoded frames a prompt may name: as many as the tracker keeps
+        states for (its config's `prompt_history`), so that both refuse the same frames."""
+        self._tracker = self.make_tracker()
+        self.history = FrameHistory(self._tracker.config.prompt_history)
+        self.dispatcher = PromptDispatcher(self.history)
 
     def _first_boxes(self) -> None:
         """The boxes given before the loop starts with no frame (the command line's) start on the first frame, as
