@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from dataclasses import astuple
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from app.samurai.config import load_config
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.results import FrameResult
 from tests.demo_model import TEST_THREADS
-from tests.live_helpers import LiveClip
+from tests.live_helpers import LiveClip, start_run, stop_process
 from tests.synthetic import make_frames, read_jpeg_folder, write_jpeg_folder
 
 EXIT_OK = 0
@@ -48,6 +49,8 @@ NEGATIVE_CLICK = (20, 200)  # background, far from the moving square
 SECOND_BOX = (200, 20, 60, 50)  # a background patch: x, y, w, h
 NOT_AN_IMAGE = b"not an image"
 DECISIONS = "decisions.jsonl"
+REMOVED_AT = 3
+RUN_TIMEOUT_S = 120.0
 # What a decision-log line says of a result that the arithmetic decides (the masks are compared as files).
 DECIDED = ("object_score", "ious", "mask_index", "memory_frames")
 
@@ -138,6 +141,30 @@ def test_clicks_on_an_older_live_frame_equal_a_file_run_of_the_frames_the_object
     for index, result in {**ours, **after}.items():
         assert np.array_equal(result.mask, _mask(ref, index) > 0), f"frame {index}"
         assert _decided(result) == decided[index], f"frame {index}"
+
+
+# -- a prompt file that removes every object ----------------------------------------------------------------------
+
+def test_a_file_whose_objects_a_prompt_file_removes_goes_on_to_its_end(export_128, clip, tmp_path):
+    """Only a file's first frame waits for a prompt (from the page): once its objects were tracked and all removed,
+    there may be nothing left to send one, so the run goes on (here it would wait forever)."""
+    folder, _, boxes = clip
+    prompt_file = tmp_path / "remove.jsonl"
+    prompt_file.write_text(json.dumps({"frame": REMOVED_AT, "id": 1, "remove": True}) + "\n")
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    process = start_run(["--video", str(folder), "--model-dir", str(export_128), "--backend", "onnx", "--output",
+                         str(out), "--no-display", "--bbox", _bbox(boxes[0]), "--prompts", str(prompt_file)], log)
+    try:
+        code = process.wait(RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        stop_process(process)
+    assert code == EXIT_OK, log.read_text()[-3000:]
+    assert "waiting for a box" not in log.read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["prompts"] == [{"frame": REMOVED_AT, "id": 1, "kind": "remove"}]
+    assert summary["frames"] == REMOVED_AT + 1
 
 
 # -- prompts with --overlap ---------------------------------------------------------------------------------------

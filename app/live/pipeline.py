@@ -136,7 +136,7 @@ class TrackingLoop:
                 if item is None:
                     break
                 self.history.add(item.frame)
-                if not self._tracking and not self.source.is_live and not self._scheduled_from(item.frame.index):
+                if self._waits_for_prompt(item.frame.index):
                     self._hold(item.frame, writer)
                 self._frame(item, encoding, writer)
                 if self.max_frames and self.stats.frames >= self.max_frames:
@@ -170,12 +170,16 @@ class TrackingLoop:
                 self._pending.append(queued)
         self._tracking = bool(self._tracker.objects)
 
-    def _scheduled_from(self, index: int) -> bool:
-        """Whether the prompt file has prompts for this frame or a later one (a file then does not wait)."""
-        return any(frame >= index for frame in self._scheduled)
+    def _waits_for_prompt(self, index: int) -> bool:
+        """Whether a file holds this frame until a prompt comes: only before its first tracked frame, and only when
+        the prompt file has none for this frame or a later one. A file whose objects were all removed goes on
+        without any: nothing may be left to send one (a prompt file's removal, with no page)."""
+        if self._tracking or self.source.is_live or self.stats.frames:
+            return False
+        return not any(frame >= index for frame in self._scheduled)
 
     def _hold(self, frame: Frame, writer: OutputWriter) -> None:
-        """A file waiting for its first box shows this frame until a box (or a stop) comes."""
+        """A file waiting for its first prompt shows this frame until a prompt (or a stop) comes."""
         writer.put(Tracked(frame, dropped=self._take_dropped()))
         self._publish(frame.index)
         if self.controller.wait_for_prompt(0.0):
