@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from acl_models.bundle import open_bundle_with
+from acl_models.bundle import ModelBundle, open_bundle_with
 from acl_models.onnx_runner import OnnxRunner
 from app import run
 from app.live.commands import parse_commands
@@ -99,7 +99,7 @@ def _mask(out: Path, index: int) -> np.ndarray:
     return cv2.imread(str(out / "masks" / f"{index:05d}.png"), cv2.IMREAD_GRAYSCALE)
 
 
-def _bundle(models: Path):
+def _bundle(models: Path) -> ModelBundle:
     return open_bundle_with(models, lambda path: OnnxRunner(path, threads=TEST_THREADS))
 
 
@@ -213,9 +213,8 @@ def test_overlap_writes_what_a_sequential_run_writes_with_a_prompt_file(export_1
     assert len(tracks) == 2, tracks  # both objects
     for name in tracks:
         assert (outs["overlapped"] / name).read_text() == (outs["sequential"] / name).read_text(), name
-    masks = {name: sorted(path.name for path in (out / "masks").glob("*.png")) for name, out in outs.items()}
-    assert masks["overlapped"] == masks["sequential"] and masks["sequential"]
-    masks = masks["sequential"]
+    masks = sorted(path.name for path in (outs["sequential"] / "masks").glob("*.png"))
+    assert masks and masks == sorted(path.name for path in (outs["overlapped"] / "masks").glob("*.png"))
     for name in masks:
         assert (outs["overlapped"] / "masks" / name).read_bytes() == (outs["sequential"] / "masks" / name).read_bytes()
     decisions = {name: [{k: v for k, v in json.loads(line).items() if k != "run"}
@@ -255,7 +254,7 @@ def test_overlap_applies_a_door_prompt_before_the_next_frame_as_a_sequential_run
     """A command without a frame applies to the newest tracked frame: with --overlap too, the frame after it is
     tracked from the corrected state even though its encoder ran before the command came; an older frame's
     command applies there."""
-    folder, frames, boxes = clip
+    folder, _, boxes = clip
     newest, older = 4, 6  # submitted once 4 frames (0..3) and once 6 frames (0..5) were tracked
     given = {newest: {"id": 1, "points": [_centre(boxes[newest]), list(NEGATIVE_CLICK)], "labels": [1, 0]},
              older: {"frame": older - 1, "id": 2, "box": list(SECOND_BOX)}}
