@@ -32,7 +32,6 @@ from app.live.control import LoopStatus, ObjectStatus, TrackController
 from app.live.pipeline import TrackingLoop
 from app.live.tracked import Tracked
 from app.media.prompt import PromptError
-from app.media.sources import Frame, FrameSource
 from app.publish.mqtt import MqttPublisher, parse_publish_url
 from app.samurai.boxes import Box
 from app.samurai.config import load_config
@@ -40,8 +39,8 @@ from app.samurai.multi_tracker import MultiObjectTracker
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
 from tests.demo_model import TEST_THREADS
-from tests.live_helpers import (MqttSubscriber, SseReader, free_port, http, start_broker, start_run, status,
-                                stop_process, wait_for)
+from tests.live_helpers import (LiveClip, MqttSubscriber, SseReader, free_port, http, start_broker, start_run,
+                                status, stop_process, wait_for)
 
 PREFIX = "doors/p1"
 RUN_TIMEOUT_S = 180.0
@@ -515,30 +514,6 @@ def test_a_click_then_its_undo_in_a_prompt_file_is_no_click(leave_clip, demo_mod
 
 # -- a prompt on an older live frame ------------------------------------------------------------------------------
 
-class _LiveClip(FrameSource):
-    """The clip's frames as a live source that, before giving frame `at`, calls `before(at)` (the loop has
-    published every frame before it: the loop runs sequentially)."""
-
-    is_live = True
-
-    def __init__(self, frames: list[np.ndarray], at: int, before):
-        self.frames, self.at, self.before = frames, at, before
-        self.size = (frames[0].shape[1], frames[0].shape[0])
-        self.fps, self.num_frames = 30.0, None
-        self._next = 0
-
-    def __next__(self) -> Frame:
-        if self._next >= len(self.frames):
-            raise StopIteration
-        if self._next == self.at:
-            self.before(self.at)
-        index, self._next = self._next, self._next + 1
-        return Frame(index, self.frames[index], index / self.fps)
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 def test_a_prompt_on_an_older_live_frame_uses_the_decoded_frame_and_is_refused_past_the_history(
         leave_clip, demo_models, tmp_path):
     folder, frames, truth = leave_clip
@@ -558,7 +533,7 @@ def test_a_prompt_on_an_older_live_frame_uses_the_decoded_frame_and_is_refused_p
                                                      "reset": True})), refusals.append)
 
     items: list[Tracked] = []
-    source = _LiveClip(frames[:stop_at], asked_at, prompt)
+    source = LiveClip(frames[:stop_at], asked_at, prompt)
     controller = TrackController(source.size)
     controller.track(Box(*truth[0]))
     loop = TrackingLoop(source, lambda: MultiObjectTracker(bundle, config), controller, [items.append],
