@@ -459,7 +459,8 @@ def _lines(path: Path) -> list[str]:
 
 
 def test_a_prompt_file_starts_and_removes_objects_on_their_frames(leave_clip, demo_models, tmp_path):
-    """A new object on frame 3 tracks as a run started there; one added on 5 and removed on 7 ends after 7."""
+    """A new object on frame 3 tracks as a run started there; one added on 5 and removed on 7 ends after 7. Its
+    masks are in masks_2/ (the run began with one object, so masks/ holds object 1's)."""
     folder, _, truth = leave_clip
     first, second, removed, frames = 3, 5, 7, 10
     box_1, box_2 = [int(v) for v in truth[first]], [150, 30, 40, 40]
@@ -470,14 +471,18 @@ def test_a_prompt_file_starts_and_removes_objects_on_their_frames(leave_clip, de
     out = tmp_path / "out"
     assert run.main(["--video", str(folder), "--model-dir", str(demo_models), "--backend", "onnx", "--output",
                      str(out), "--no-display", "--max-frames", str(frames - first), "--prompts", str(prompts),
-                     "--events", str(out.parent / "events.jsonl")]) == EXIT_OK
+                     "--events", str(out.parent / "events.jsonl"), "--save-masks"]) == EXIT_OK
     references = {}
     for obj, (start, box, count) in {1: (first, box_1, frames - first), 2: (second, box_2, removed - second + 1)}.items():
         ref = tmp_path / f"ref_{obj}"
         assert run.main(["--video", str(_start_folder(folder, start, tmp_path / f"frames_{obj}")), "--model-dir",
                          str(demo_models), "--backend", "onnx", "--output", str(ref), "--no-display",
-                         "--max-frames", str(count), "--bbox", ",".join(map(str, box))]) == EXIT_OK
+                         "--max-frames", str(count), "--bbox", ",".join(map(str, box)), "--save-masks"]) == EXIT_OK
         references[obj] = _lines(ref / "track.txt")
+        masks = out / ("masks" if obj == 1 else f"masks_{obj}")
+        assert sorted(p.name for p in masks.iterdir()) == [f"{start + i:05d}.png" for i in range(count)]
+        for i in range(count):
+            assert (masks / f"{start + i:05d}.png").read_bytes() == (ref / "masks" / f"{i:05d}.png").read_bytes()
     assert _lines(out / "track.txt") == ["0,0,0,0"] * first + references[1]
     assert _lines(out / "track_2.txt") == ["0,0,0,0"] * second + references[2]
     events = [json.loads(line) for line in (out.parent / "events.jsonl").read_text().splitlines()]
