@@ -20,7 +20,7 @@ from sam2.modeling.memory_encoder import CXBlock, Fuser, MaskDownSampler, Memory
 from sam2.modeling.position_encoding import PositionEmbeddingSine
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-from convert.checkpoint import CheckpointError
+from convert.checkpoint import CheckpointError, load_into
 from convert.edgetam.memory_attention import EdgeMemoryAttention, MemoryAttentionShape
 from convert.edgetam.perceiver import GridError, PerceiverShape, SpatialPerceiver, check_grid, grid_side
 from convert.edgetam.repvit import RepViTShape, RepViTTrunk
@@ -100,11 +100,6 @@ def load_edgetam(state_dict: dict[str, torch.Tensor], path: Path, image_size: in
     """The checkpoint's weights in EdgeTAM's architecture; every key must fit both ways."""
     check_image_size(image_size)
     model = build_edgetam(image_size)
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"checkpoint {path} does not fit EdgeTAM: {len(missing)} missing keys (e.g. {missing[:2]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        )
+    load_into(model, state_dict, path, "EdgeTAM")
     logger.info("loaded {} as EdgeTAM at image size {}", path, image_size)
     return model.eval()
