@@ -124,14 +124,15 @@ def test_samurai_mode_matches_reference_on_official_edgetam(request, edgetam_che
     assert any(log["kf_score"] is not None for log in reference["log"].values())
 
 
-@pytest.mark.parametrize("mode", ["samurai", "sam2"])
-def test_run_py_tracks_an_edgetam_export(edgetam_export_256, clip, tmp_path, mode):
-    """The command line takes every size and layout from the EdgeTAM manifest, in both modes."""
+@pytest.mark.parametrize("mode, backend", [("samurai", "onnx"), ("sam2", "onnx"), ("samurai", "openvino")])
+def test_run_py_tracks_an_edgetam_export(edgetam_export_256, clip, tmp_path, mode, backend):
+    """The command line takes every size and layout from the EdgeTAM manifest, in both modes, on both CPU
+    backends."""
     folder, _, (x1, y1, x2, y2) = clip
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "app/run.py", "--video", folder, "--bbox", f"{x1},{y1},{x2 - x1},{y2 - y1}",
-         "--model-dir", edgetam_export_256, "--backend", "onnx", "--mode", mode, "--no-display", "--output", out],
+         "--model-dir", edgetam_export_256, "--backend", backend, "--mode", mode, "--no-display", "--output", out],
         capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stderr[-2000:]
