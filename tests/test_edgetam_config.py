@@ -109,6 +109,12 @@ def test_the_flags_the_builder_reads_are_in_the_official_config(configs):
         assert key in _leaves(official[section]), (section, key)
 
 
+def _use_config(config: dict, tmp_path, monkeypatch) -> None:
+    path = tmp_path / "edgetam.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(edgetam_model, "CONFIG", path)
+
+
 @pytest.mark.parametrize("section, key, value", [
     ("spatial_perceiver", "pos_enc_at_key_value", False),
     ("spatial_perceiver", "concat_kv_latents", True),
@@ -125,9 +131,16 @@ def test_the_builder_refuses_a_flag_it_does_not_implement(tmp_path, monkeypatch,
         del config[section][key]
     else:
         config[section][key] = value
-    path = tmp_path / "edgetam.yaml"
-    path.write_text(yaml.safe_dump(config))
-    monkeypatch.setattr(edgetam_model, "CONFIG", path)
+    _use_config(config, tmp_path, monkeypatch)
     with pytest.raises(CheckpointError, match=f"{section}.{key} is {value!r}") as refused:
         edgetam_model.build_edgetam(256)
     assert "\n" not in str(refused.value)
+
+
+def test_the_builder_refuses_a_key_nothing_reads(tmp_path, monkeypatch):
+    """A misspelt flag would leave the real one at its default unnoticed: refused, named."""
+    config = copy.deepcopy(edgetam_model.load_config())
+    config["spatial_perceiver"]["use_self_atn"] = True
+    _use_config(config, tmp_path, monkeypatch)
+    with pytest.raises(CheckpointError, match="spatial_perceiver has keys nothing reads: use_self_atn"):
+        edgetam_model.build_edgetam(256)

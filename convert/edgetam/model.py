@@ -83,10 +83,15 @@ def check_implemented(config: dict, path: Path = CONFIG) -> None:
             raise CheckpointError(f"{path}: {section}.{key} is {found!r}; a dropout probability is in [0, 1)")
 
 
-def _shape(shape_type: type, section: dict):
-    """`shape_type` from the section's keys that are its fields (the rest are checked flags)."""
+def _shape(shape_type: type, config: dict, section: str):
+    """`shape_type` from the section's keys that are its fields; the others must be checked flags (no key that
+    nothing reads)."""
     names = {f.name for f in fields(shape_type)}
-    return shape_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items() if k in names})
+    flags = {key for where, key in (*IMPLEMENTED, *DROPOUTS) if where == section}
+    unknown = sorted(set(config[section]) - names - flags)
+    if unknown:
+        raise CheckpointError(f"{CONFIG}: {section} has keys nothing reads: {', '.join(unknown)}; remove them")
+    return shape_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in config[section].items() if k in names})
 
 
 def build_edgetam(image_size: int) -> SAM2VideoPredictor:
@@ -94,7 +99,7 @@ def build_edgetam(image_size: int) -> SAM2VideoPredictor:
     config = load_config()
     check_image_size(image_size, config)
     check_implemented(config)
-    trunk = RepViTTrunk(_shape(RepViTShape, config["trunk"]))
+    trunk = RepViTTrunk(_shape(RepViTShape, config, "trunk"))
     neck_cfg = dict(config["neck"])
     scalp = neck_cfg.pop("scalp")
     neck = FpnNeck(
@@ -109,9 +114,9 @@ def build_edgetam(image_size: int) -> SAM2VideoPredictor:
         fuser=Fuser(CXBlock(**enc_cfg["fuser_layer"]), num_layers=enc_cfg["fuser_layers"]),
         position_encoding=PositionEmbeddingSine(**enc_cfg["position_encoding"]),
     )
-    perceiver_shape = _shape(PerceiverShape, config["spatial_perceiver"])
+    perceiver_shape = _shape(PerceiverShape, config, "spatial_perceiver")
     memory_attention = EdgeMemoryAttention(
-        _shape(MemoryAttentionShape, config["memory_attention"]),
+        _shape(MemoryAttentionShape, config, "memory_attention"),
         feat_side=image_size // BACKBONE_STRIDE,
         key_grid_side=grid_side(perceiver_shape.num_latents_2d),
     )
