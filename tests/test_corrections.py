@@ -175,7 +175,9 @@ def _cases(boxes, width: int = WIDTH, height: int = HEIGHT) -> dict[str, dict[in
 
 CASES = list(_cases([(0, 0, 1, 1)] * NUM_FRAMES))
 # Several objects and removal follow SAM 2's predictor, which keeps them apart; SAMURAI's code keeps one Kalman
-# state for all objects and reads frames before a new object's start, so samurai mode has no reference for them.
+# state for all objects and reads frames before a new object's start, so in samurai mode the reference is SAMURAI's
+# selection per object (`_samurai_reference`). The random weights' candidates all cover the frame, so their Kalman
+# states agree whatever each object reads: the colour checkpoint's new object tests that each object has its own.
 MULTI_CASES = ["new object with a box", "new object with a click", "new object with a mask",
                "new object with a box then a click", "removal"]
 
@@ -242,25 +244,31 @@ def _trimmed(folder: Path, start: int, out: Path) -> Path:
     return out
 
 
-def _per_object(parts: dict[int, tuple[SessionRun, int, range]]) -> SessionRun:
-    """One session of several objects from each object's own run: (run, its start frame, the frames it is in)."""
+def _per_object(parts: dict[int, tuple[SessionRun, int, range]]) -> tuple[SessionRun, dict]:
+    """One session of several objects from each object's own run: (run, its start frame, the frames it is in);
+    and each object's Kalman mean after each of its multimask frames, by frame and object id."""
     masks: dict = {}
     logits: dict = {}
     scores: dict = {}
+    kalman: dict = {}
     for obj_id, (run, start, frames) in parts.items():
         for i in frames:
             masks.setdefault(i, {})[obj_id] = run.masks[i - start][obj_id]
             logits.setdefault(i, {})[obj_id] = run.logits[i - start][obj_id]
             scores.setdefault(i, {})[obj_id] = run.scores[i - start][obj_id]
-    return SessionRun(None, masks, logits, {}, scores)
+            log = run.predictor.log[i - start]
+            if log.index >= 0:
+                kalman.setdefault(i, {})[obj_id] = log.kf_mean
+    return SessionRun(None, masks, logits, {}, scores), kalman
 
 
 def _samurai_reference(checkpoint, folder: Path, calls, uncorrected_run: SessionRun, frames: int, tmp: Path,
-                       overrides: dict | None = None) -> SessionRun:
+                       overrides: dict | None = None) -> tuple[SessionRun, dict]:
     """Samurai mode with several objects: SAMURAI's selection per object (its code keeps one state for all).
 
     Object 1 is its uncorrected run; a new object on frame K is a single-object run of the clip trimmed
     to start at K, with the same calls; an object started on frame 0 and removed on K is its own run up to K.
+    Returns the session and the Kalman means (`_per_object`).
     """
     parts = {1: (uncorrected_run, 0, range(frames))}
     for k, frame_calls in calls.items():
@@ -282,12 +290,14 @@ def test_objects_added_and_removed_match_official(checkpoint, export_128, clip, 
     """sam2 mode: the official predictor's session; samurai mode: SAMURAI's selection per object."""
     folder, images, boxes = clip
     calls = _multi_cases(boxes)[case]
+    ours = _ours(export_128, images, calls, mode, FAST_KALMAN)
     if mode == "sam2":
-        official = _official(checkpoint, folder, calls, "sam2")
-    else:
-        official = _samurai_reference(checkpoint, folder, calls, uncorrected["samurai"], NUM_FRAMES, tmp_path,
-                                      FAST_KALMAN)
-    _assert_same(_ours(export_128, images, calls, mode, FAST_KALMAN), official, NUM_FRAMES)
+        _assert_same(ours, _official(checkpoint, folder, calls, "sam2"), NUM_FRAMES)
+        return
+    official, kalman = _samurai_reference(checkpoint, folder, calls, uncorrected["samurai"], NUM_FRAMES, tmp_path,
+                                          FAST_KALMAN)
+    _assert_same(ours, official, NUM_FRAMES)
+    _assert_same_kalman_per_object(ours, kalman)
 
 
 @pytest.mark.parametrize("mode", ["sam2", "samurai"])
@@ -357,6 +367,14 @@ def _assert_same_kalman(ours, official, frames: int) -> None:
         log = official.predictor.log[i]
         if log.index >= 0:
             np.testing.assert_allclose(ours[3][i][1], log.kf_mean, rtol=1e-9, atol=1e-9, err_msg=f"frame {i}")
+
+
+def _assert_same_kalman_per_object(ours, kalman: dict) -> None:
+    """Each object's own Kalman mean after each of its multimask frames (`_per_object`)."""
+    assert kalman
+    for i, by_object in kalman.items():
+        for obj_id, mean in by_object.items():
+            np.testing.assert_allclose(ours[3][i][obj_id], mean, rtol=1e-9, atol=1e-9, err_msg=f"frame {i}, {obj_id}")
 
 
 def test_samurai_one_click_advances_the_kalman_filter_again(demo_checkpoint, demo_models, demo_clip):
@@ -454,12 +472,14 @@ def test_demo_checkpoint_box_correction_and_new_object(demo_checkpoint, demo_mod
     start = {0: [Call(1, box_xyxy=_xyxy(boxes[0]))]}
     calls = {"box correction": {**start, k: [Call(1, box_xyxy=(x - 4.0, y - 4.0, x + w + 4.0, y + h))]},
              "new object with a box": {**start, k: [Call(2, box_xyxy=_xyxy(boxes[k]))]}}[case]
+    ours = _ours(demo_models, images, calls, mode)
     if mode == "samurai" and case == "new object with a box":
         plain = _official(demo_checkpoint, folder, start, mode)
-        official = _samurai_reference(demo_checkpoint, folder, calls, plain, DEMO_FRAMES, tmp_path)
+        official, kalman = _samurai_reference(demo_checkpoint, folder, calls, plain, DEMO_FRAMES, tmp_path)
+        _assert_same_kalman_per_object(ours, kalman)
     else:
         official = _official(demo_checkpoint, folder, calls, mode)
-    _assert_same(_ours(demo_models, images, calls, mode), official, DEMO_FRAMES)
+    _assert_same(ours, official, DEMO_FRAMES)
     found = np.array([_mask_box(official.masks[k][max(official.masks[k])])], np.float64)
     assert box_iou(found, np.asarray([boxes[k]], np.float64))[0] >= ON_TARGET_IOU
 
