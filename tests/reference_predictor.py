@@ -420,13 +420,15 @@ class SessionRun:
 
 def run_official_session(
     checkpoint: Path, folder: Path, image_size: int, calls: dict[int, list[Call]], samurai: OfficialParams | None = None,
-    threads: int | None = None, max_cond_frames_in_attn: int | None = None,
+    threads: int | None = None, max_cond_frames_in_attn: int | None = None, after_start: tuple[Call, ...] = (),
 ) -> SessionRun:
     """The official predictor driven as a stream is: frames 0..K tracked, then frame K's calls, then K+1 on.
 
-    `calls[0]` starts the objects; each later frame's calls follow `propagate_in_video` up to that frame.
-    Clicks on one frame accumulate (`clear_old_points=False`); a box clears them, as the predictor requires.
-    The last result a frame gets for an object (tracked, or corrected by a call) is the one recorded.
+    The first frame's calls start the objects; each later frame's calls follow `propagate_in_video` up to
+    that frame, and so do `after_start`, calls on the first frame once it is tracked (a correction on the
+    objects' start frame). Clicks on one frame accumulate (`clear_old_points=False`); a box clears them, as
+    the predictor requires. The last result a frame gets for an object (tracked, or corrected by a call) is
+    the one recorded.
     """
     import sam2.utils.misc as misc
 
@@ -446,24 +448,32 @@ def run_official_session(
             for n, frame in enumerate(prompt_frames):
                 for call in calls[frame]:
                     _official_call(predictor, state, frame, call, masks, logits, scores)
+                if n == 0 and after_start:
+                    _propagate(predictor, state, frame, frame, masks, logits, scores)
+                    for call in after_start:
+                        _official_call(predictor, state, frame, call, masks, logits, scores)
                 end = prompt_frames[n + 1] if n + 1 < len(prompt_frames) else last
-                start = frame if n == 0 else frame + 1
-                if end < start:
-                    continue
-                for i, obj_ids, video_masks in predictor.propagate_in_video(
-                    state, start_frame_idx=start, max_frame_num_to_track=end - start
-                ):
-                    for obj_idx, obj_id in enumerate(obj_ids):
-                        outputs = state["output_dict_per_obj"][obj_idx]
-                        out = outputs["cond_frame_outputs"].get(i) or outputs["non_cond_frame_outputs"][i]
-                        masks.setdefault(i, {})[obj_id] = (video_masks[obj_idx, 0] > 0).numpy()
-                        logits.setdefault(i, {})[obj_id] = out["pred_masks"][0, 0].numpy().copy()
-                        scores.setdefault(i, {})[obj_id] = float(out["object_score_logits"][0, 0])
+                start = frame if n == 0 and not after_start else frame + 1
+                if end >= start:
+                    _propagate(predictor, state, start, end, masks, logits, scores)
             cond = {obj_id: sorted(state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"])
                     for obj_idx, obj_id in enumerate(state["obj_ids"])}
     finally:
         misc.get_connected_components = original
     return SessionRun(predictor, masks, logits, cond, scores)
+
+
+def _propagate(predictor, state, start: int, end: int, masks, logits, scores) -> None:
+    """`propagate_in_video` over frames start..end, each object's result recorded."""
+    for i, obj_ids, video_masks in predictor.propagate_in_video(
+        state, start_frame_idx=start, max_frame_num_to_track=end - start
+    ):
+        for obj_idx, obj_id in enumerate(obj_ids):
+            outputs = state["output_dict_per_obj"][obj_idx]
+            out = outputs["cond_frame_outputs"].get(i) or outputs["non_cond_frame_outputs"][i]
+            masks.setdefault(i, {})[obj_id] = (video_masks[obj_idx, 0] > 0).numpy()
+            logits.setdefault(i, {})[obj_id] = out["pred_masks"][0, 0].numpy().copy()
+            scores.setdefault(i, {})[obj_id] = float(out["object_score_logits"][0, 0])
 
 
 def _official_call(predictor, state, frame: int, call: Call, masks, logits, scores) -> None:

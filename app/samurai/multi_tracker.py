@@ -250,8 +250,10 @@ class MultiObjectTracker:
 
         A new object, or one a prompt started on this frame, starts afresh (an initial conditioning
         frame); a tracked one from its state before the frame, or on its own prompt frame from the
-        memory that frame made. The Kalman state is the latest (the SAMURAI code keeps one, updated by
-        every call).
+        memory that frame made. The Kalman state is the object's after this frame, this frame's earlier
+        prompts included (the SAMURAI code keeps one, updated by every call): on the newest frame that is
+        the latest; on an older one, the state after it, not the newer frames' (the object goes on from
+        this frame, as if they had not been tracked).
         """
         if record is None:
             return self._fresh, self._fresh.motion
@@ -275,8 +277,8 @@ class MultiObjectTracker:
         return result
 
     def _held_for(self, frame_idx: int, obj_id: int) -> dict[int, HeldObject]:
-        """The records of a held frame; a new object may also start on a frame newer than every held one (the
-        caller skips `step` while no object is tracked, so such a frame was never stepped)."""
+        """The records of a held frame; a new object may also start on a frame never stepped (the caller skips
+        `step` while no object is tracked), newer than every held one or not (`_records_on`)."""
         if obj_id not in self.objects and (records := self._records_on(frame_idx)) is not None:
             return records
         return self._held_on(frame_idx)
@@ -341,14 +343,18 @@ class MultiObjectTracker:
             records[obj_id] = record
 
     def _records_on(self, frame_idx: int) -> dict[int, HeldObject] | None:
-        """The records of `frame_idx`: a held frame's, new ones for a frame newer than every held one, else None."""
+        """The records of `frame_idx`: a held frame's; new ones for a frame never stepped within the last
+        `prompt_history` frames (the caller steps no frame while no object is tracked, and the official
+        predictor starts a new object on any frame), held in frame order; None for an older frame."""
         for held_idx, held in self._held:
             if held_idx == frame_idx:
                 return held
-        if not self._held or frame_idx > self._held[-1][0]:
-            self._held.append((frame_idx, {}))
-            return self._held[-1][1]
-        return None
+        if self._held and frame_idx <= self._held[-1][0] - self.config.prompt_history:
+            return None
+        records: dict[int, HeldObject] = {}
+        frames = sorted([*self._held, (frame_idx, records)], key=lambda held: held[0])
+        self._held = deque(frames[-self.config.prompt_history:], maxlen=self.config.prompt_history)
+        return records
 
     def _forget_after(self, obj_id: int, frame_idx: int) -> None:
         """Drop `obj_id`'s records on frames after `frame_idx`: its track now goes on from that frame."""
