@@ -239,3 +239,11 @@ def copy_frames(folder: Path, into: Path, count: int) -> Path:
     for path in sorted(folder.iterdir())[:count]:
         shutil.copy(path, into / path.name)
     return into
+
+
+def end_served_run(base: str, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """A `--serve` run on a file, once its source ended: stopped from the API, it exits 0."""
+    wait_for(lambda: status(base)["state"] == "ended", timeout_s, "the end of the source", process, log)
+    code, _ = http("POST", f"{base}/api/stop")
+    assert code == 200
+    assert process.wait(timeout_s) == 0, log.read_text()[-3000:]

@@ -38,8 +38,8 @@ from app.samurai.multi_tracker import MultiObjectTracker
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
 from tests.demo_model import TEST_THREADS
-from tests.live_helpers import (HeldFrames, MqttSubscriber, SseReader, copy_frames, free_port, http, start_broker,
-                                start_run, status, stop_process, wait_for)
+from tests.live_helpers import (HeldFrames, MqttSubscriber, SseReader, copy_frames, end_served_run, free_port, http,
+                                start_broker, start_run, status, stop_process, wait_for)
 
 PREFIX = "doors/p1"
 RUN_TIMEOUT_S = 180.0
@@ -326,9 +326,7 @@ def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, exp
             code, answer = _post_raw(f"{base}/api/prompts", _sent(schedule[frame], size).encode())
             assert code == 200, answer
             pipes.give(frame)
-        wait_for(lambda: status(base)["state"] == "ended", RUN_TIMEOUT_S, "the end of the source", served, log)
-        assert http("POST", f"{base}/api/stop")[0] == 200
-        assert served.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+        end_served_run(base, served, log, RUN_TIMEOUT_S)
     finally:
         stop_process(served)
     wait_for(lambda: events.ended, RUN_TIMEOUT_S, "the end of the event stream")  # the server closed it

@@ -24,8 +24,8 @@ from app.media.prompt import PromptError
 from app.publish.sse import SseBroadcaster
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
-from tests.live_helpers import (HeldFrames, SseReader, copy_frames, free_port, http, start_run, status,
-                                stop_process, wait_for)
+from tests.live_helpers import (HeldFrames, SseReader, copy_frames, end_served_run, free_port, http, start_run,
+                                status, stop_process, wait_for)
 
 RUN_TIMEOUT_S = 180.0
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
@@ -100,9 +100,7 @@ def test_a_door_session_replays_from_its_prompt_records(leave_clip, export_128, 
                 assert code == 200, answer
             if frame:
                 pipes.give(frame)
-        wait_for(lambda: status(base)["state"] == "ended", RUN_TIMEOUT_S, "the end of the source", served, log)
-        assert http("POST", f"{base}/api/stop")[0] == 200
-        assert served.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+        end_served_run(base, served, log, RUN_TIMEOUT_S)
     finally:
         stop_process(served)
 
