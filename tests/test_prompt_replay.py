@@ -20,6 +20,7 @@ from acl_models.manifest import load_manifest
 from app import run
 from app.live.control import LoopStatus, ObjectStatus, TrackController
 from app.live.prompt_file import read_prompt_file
+from app.media.earlier_runs import keep_earlier_run
 from app.media.prompt import PromptError
 from app.publish.sse import SseBroadcaster
 from app.serve.hub import FrameHub
@@ -209,3 +210,13 @@ def test_a_prompt_the_loop_refuses_later_reaches_the_page(served):
     reader.close()
     assert reader.named("refused") == [{"type": "refused", "error": "9 points for one object on one frame; the "
                                                                     "models take at most 8"}]
+
+
+def test_an_earlier_runs_prompt_masks_move_aside_with_its_results(tmp_path):
+    """A new session into the same folder must not find the last one's masks under the names its records use."""
+    (tmp_path / "track.txt").write_text("1,2,3,4\n")
+    (tmp_path / "prompt_masks").mkdir()
+    (tmp_path / "prompt_masks" / "00004_2.png").write_bytes(b"last run's mask")
+    moved = keep_earlier_run(tmp_path)
+    assert moved is not None and not (tmp_path / "prompt_masks").exists()
+    assert (moved / "prompt_masks" / "00004_2.png").read_bytes() == b"last run's mask"

@@ -12,16 +12,22 @@ prompts go.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from app.live.commands import Command, command_json, follow_ids
+from app.live.commands import Command, command_json, encode_png, follow_ids
 from app.live.frame_history import FrameHistory, frame_refusal
-from app.live.prompt_masks import PromptMasks, png_bytes
 from app.media.prompt import PromptError
 from app.media.sources import Frame
 from app.samurai.multi_tracker import MultiObjectTracker
 from app.samurai.results import FrameResult
 
 PROMPT = "prompt"
+
+
+class MaskNames(Protocol):
+    """Where a mask prompt's mask is kept: its file name relative to the output folder (app/live/prompt_masks.py)."""
+
+    def name(self, frame: int, obj_id: int) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class Outcome:
 class PromptDispatcher:
     """Applies commands to the tracker on the frames the history holds."""
 
-    def __init__(self, history: FrameHistory, masks: PromptMasks | None = None):
+    def __init__(self, history: FrameHistory, masks: MaskNames | None = None):
         self.history = history
         self.masks = masks  # where a mask prompt's mask is kept (the run's output folder); None: not kept
 
@@ -75,5 +81,5 @@ class PromptDispatcher:
         content, mask_png = command_json(prompt), None
         if prompt.mask is not None:
             content["mask"] = None if self.masks is None else self.masks.name(index, prompt.obj_id)
-            mask_png = None if self.masks is None else png_bytes(prompt.mask)
+            mask_png = None if self.masks is None else encode_png(prompt.mask)
         return Outcome(AppliedPrompt(index, prompt.obj_id, command.kind, content, mask_png), frame, result)

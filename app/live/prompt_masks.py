@@ -10,29 +10,15 @@ any result file's does.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-
+from app.live.tracked import Tracked
+from app.media.outputs import PROMPT_MASK_DIR
 from app.media.whole_files import WriteFailed, replace_atomically
-
-if TYPE_CHECKING:  # tracked.py imports the dispatcher, which names the masks here
-    from app.live.tracked import Tracked
-
-MASK_FOLDER = "prompt_masks"
-MASK_VALUE = 255  # a kept mask's object pixels (the prompt file reads any non-zero pixel as the object)
-
-
-def png_bytes(mask: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", mask.astype(np.uint8) * MASK_VALUE)
-    if not ok:
-        raise WriteFailed(0, "the mask could not be encoded as PNG", MASK_FOLDER)
-    return data.tobytes()
 
 
 class PromptMasks:
-    """An output of the loop: writes the masks of the prompts applied on a frame under `output`/prompt_masks/."""
+    """An output of the loop: writes the masks of the prompts applied on a frame under `output`/prompt_masks/;
+    the dispatcher's `MaskNames`."""
 
     def __init__(self, output: Path):
         self.output = output
@@ -42,7 +28,7 @@ class PromptMasks:
         """The next mask's file name for this frame and object, relative to the output folder."""
         count = self._given[frame, obj_id] = self._given.get((frame, obj_id), 0) + 1
         suffix = "" if count == 1 else f"_{count}"
-        return f"{MASK_FOLDER}/{frame:05d}_{obj_id}{suffix}.png"
+        return f"{PROMPT_MASK_DIR}/{frame:05d}_{obj_id}{suffix}.png"
 
     def __call__(self, item: Tracked) -> None:
         for applied in item.prompts:
