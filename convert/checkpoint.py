@@ -113,6 +113,29 @@ def build_model(model_size: str, image_size: int) -> torch.nn.Module:
     )
 
 
+def load_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], path: Path, expected: str) -> None:
+    """Load the weights strictly: every key present both ways and every shared key at the model's shape.
+
+    torch's own shape check raises a RuntimeError listing every mismatch; a
+    checkpoint of the right family but another build (or a damaged one) is
+    bad input, refused with one line naming the first mismatch.
+    """
+    model_shapes = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    for key, value in state_dict.items():
+        want = model_shapes.get(key)
+        if want is not None and tuple(value.shape) != want:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit {expected}: '{key}' has shape {tuple(value.shape)}, "
+                f"{expected} expects {want}; give an unmodified checkpoint of that model"
+            )
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit {expected}: "
+            f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+        )
+
+
 def load_model(path: Path, model_size: str | None, image_size: int) -> tuple[torch.nn.Module, str]:
     """Load a checkpoint into the official architecture; returns (model, model size)."""
     state_dict = read_state_dict(path)
@@ -124,11 +147,6 @@ def load_model(path: Path, model_size: str | None, image_size: int) -> tuple[tor
             f"pass --model-size {weights_size}"
         )
     model = build_model(size, image_size)
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"checkpoint {path} does not fit SAM 2.1 hiera-{size}: "
-            f"{len(missing)} missing keys (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        )
+    load_into(model, state_dict, path, f"SAM 2.1 hiera-{size}")
     logger.info("loaded {} as SAM 2.1 hiera-{} at image size {}", path, size, image_size)
     return model.eval(), size

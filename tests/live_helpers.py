@@ -1,4 +1,5 @@
-"""Processes and HTTP calls shared by the live tests: the RTSP scene server, `app/run.py --serve`, the API."""
+"""Processes and HTTP calls shared by the live tests: the RTSP scene server, `app/run.py --serve`, the API, and a
+clip played as a live source that prompts at a chosen frame."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.client as mqtt
 from prometheus_client.parser import text_string_to_metric_families
+
+from app.media.sources import Frame, FrameSource
 
 REPO = Path(__file__).resolve().parent.parent
 # GStreamer's Python bindings come from Debian packages, so the RTSP server runs on the system Python.
@@ -24,6 +29,7 @@ RTSP_SERVER = REPO / "tests" / "rtsp_scene_server.py"
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.2
 HTTP_TIMEOUT_S = 10.0
+LIVE_CLIP_FPS = 30.0
 
 
 def free_port() -> int:
@@ -247,3 +253,27 @@ def end_served_run(base: str, process: subprocess.Popen, log: Path, timeout_s: f
     code, _ = http("POST", f"{base}/api/stop")
     assert code == 200
     assert process.wait(timeout_s) == 0, log.read_text()[-3000:]
+
+
+class LiveClip(FrameSource):
+    """The clip's frames as a live source that, before giving frame `at`, calls `before(at)` (a loop that runs
+    sequentially has then tracked and published every frame before it)."""
+
+    is_live = True
+
+    def __init__(self, frames: list[np.ndarray], at: int, before: Callable[[int], None]):
+        self.frames, self.at, self.before = frames, at, before
+        self.size = (frames[0].shape[1], frames[0].shape[0])
+        self.fps, self.num_frames = LIVE_CLIP_FPS, None
+        self._next = 0
+
+    def __next__(self) -> Frame:
+        if self._next >= len(self.frames):
+            raise StopIteration
+        if self._next == self.at:
+            self.before(self.at)
+        index, self._next = self._next, self._next + 1
+        return Frame(index, self.frames[index], index / self.fps)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -54,6 +54,13 @@ def official_python() -> Path:
     return python
 
 
+def official_config() -> Path:
+    """The official `sam2/configs/edgetam.yaml` the official environment installed."""
+    official_python()
+    (path,) = {p.resolve() for p in VENV.glob("lib*/python3*/site-packages/sam2/configs/edgetam.yaml")}
+    return path
+
+
 def _run(script: Path, *args: object, work: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(STANDIN)}
     done = subprocess.run([str(official_python()), str(script), *map(str, args)],
@@ -141,16 +148,27 @@ def memory_encoder_case(model, from_prompt: bool, generator):
     return official, ours
 
 
+# The mask decoder's prompts (convert.graph_export.mask_decoder_inputs' point counts): two corners of a box,
+# three clicks (negative, positive, negative), and a mask prompt with tracking's padding point.
+MASK_DECODER_PROMPTS = {"box": (2, False), "clicks": (3, False), "mask": (1, True)}
 # The cases of graph_cases: the exported graph each is fed to is the name's start.
 GRAPH_CASES = ("image_encoder", "memory_attention_1_1", "memory_attention_7_16", "memory_encoder_tracked",
-               "memory_encoder_prompt")
-GRAPHS = ("image_encoder", "memory_attention", "memory_encoder")
+               "memory_encoder_prompt", *(f"mask_decoder_{prompt}" for prompt in MASK_DECODER_PROMPTS))
+GRAPHS = ("image_encoder", "memory_attention", "memory_encoder", "mask_decoder")
+
+
+def mask_decoder_case(model, num_points: int, mask_prompt: bool, generator):
+    """(official `_forward_sam_heads` inputs, this project's graph feeds): the graph's gate at the official 0."""
+    from convert.graph_export import mask_decoder_inputs
+
+    ours = mask_decoder_inputs(model, num_points, generator, mask_prompt=mask_prompt)
+    return {k: v for k, v in ours.items() if k != "min_obj_score"}, ours
 
 
 def graph_cases(model, seed: int) -> tuple[dict, dict]:
-    """(official inputs, this project's graph feeds) per case at the model's size, for each exported graph but the
-    mask decoder (SAM 2's own): the image encoder, memory attention with the fewest and the most memories and
-    pointers, the memory encoder for a tracked and a prompted mask."""
+    """(official inputs, this project's graph feeds) per case at the model's size, for each exported graph: the image
+    encoder, memory attention with the fewest and the most memories and pointers, the memory encoder for a tracked
+    and a prompted mask, the mask decoder for a box, clicks and a mask prompt."""
     g = torch.Generator().manual_seed(seed)
     image = torch.randn((1, 3, model.image_size, model.image_size), generator=g)
     official, ours = {"image_encoder": {"image": image}}, {"image_encoder": {"image": image}}
@@ -160,6 +178,9 @@ def graph_cases(model, seed: int) -> tuple[dict, dict]:
     for from_prompt in (False, True):
         name = f"memory_encoder_{'prompt' if from_prompt else 'tracked'}"
         official[name], ours[name] = memory_encoder_case(model, from_prompt, g)
+    for prompt, (num_points, mask_prompt) in MASK_DECODER_PROMPTS.items():
+        official[f"mask_decoder_{prompt}"], ours[f"mask_decoder_{prompt}"] = mask_decoder_case(
+            model, num_points, mask_prompt, g)
     return official, ours
 
 
@@ -182,6 +203,11 @@ def graph_errors(folder: Path, case: str, ours: dict, official: dict) -> list[fl
         return [close(mine[0].flatten(2).permute(2, 0, 1), theirs[0])]
     if graph == "memory_encoder":
         return [close(mine[0], theirs[0]), close(torch.from_numpy(np.load(folder / "memory_pos.npy")), theirs[1])]
+    if graph == "mask_decoder":  # the graph's tokens 1-3 are the official multimask outputs, pointer of the best
+        masks, ious, pointers, score = mine
+        best = int(ious[0, 1:].argmax()) + 1
+        return [close(masks[:, 1:], theirs[0]), close(ious[:, 1:], theirs[1]), close(pointers[:, best], theirs[2]),
+                close(score, theirs[3])]
     return [close(m, t) for m, t in zip(mine, theirs, strict=True)]
 
 

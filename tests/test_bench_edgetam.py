@@ -18,14 +18,14 @@ VENV_TIMEOUT_S = 60
 
 
 def test_bench_times_the_official_edgetam_predictor_and_a_compared_export(
-    edgetam_export_256, edgetam_checkpoint, export_128
+    edgetam_export_256, edgetam_checkpoint, export_256_variants
 ):
     official_python()  # the official environment, made once when missing
     # Paths as a user types them, relative to where they stand (the timed processes start elsewhere).
     here = Path(edgetam_export_256).parent
     done = run_script("bench", "--model-dir", os.path.relpath(edgetam_export_256, here), "--frames", "2",
                       "--repeats", "1", "--official", os.path.relpath(edgetam_checkpoint, here), "--pairs", "onnx:fp32",
-                      "--compare", os.path.relpath(export_128, here), cwd=here)
+                      "--compare", os.path.relpath(export_256_variants, here), cwd=here)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     rows = {line.split()[0]: line.split() for line in lines[2:] if not line.startswith("speed-up")}
@@ -60,3 +60,19 @@ def test_bench_official_without_timm_stops_with_one_line(bare_environment, edget
     errors = capsys.readouterr().err.splitlines()
     assert code == 2
     assert len(errors) == 1 and errors[0].startswith("ERROR ") and "timm" in errors[0], errors
+
+
+@pytest.mark.parametrize("compared, message", [
+    ("export_128", "is a 128 px export but --model-dir"),  # hiera-t at 128 px against EdgeTAM at 256 px
+    (None, "--compare: "),  # a folder without an export
+])
+def test_bench_refuses_a_compared_export_of_another_size_or_none(request, edgetam_export_256, edgetam_checkpoint, tmp_path,
+                                                         compared, message):
+    """Unlike work or no work to compare: one line, exit 2, nothing run."""
+    folder = request.getfixturevalue(compared) if compared else tmp_path
+    done = run_script("bench", "--model-dir", edgetam_export_256, "--frames", "2", "--repeats", "1",
+                      "--official", edgetam_checkpoint, "--pairs", "onnx:fp32", "--compare", folder)
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not done.stdout
+    assert len(errors) == 1 and message in errors[0], errors

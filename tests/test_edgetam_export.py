@@ -67,6 +67,16 @@ def neither_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def resized_checkpoint(edgetam_checkpoint, tmp_path_factory):
+    """The EdgeTAM checkpoint with its global latents resized: every key right, one shape wrong."""
+    state_dict = read_state_dict(edgetam_checkpoint)
+    state_dict["spatial_perceiver.latents"] = torch.zeros(128, 64)
+    path = tmp_path_factory.mktemp("resized") / "edgetam.pt"
+    torch.save({"model": state_dict}, path)
+    return path
+
+
 @pytest.mark.parametrize(
     "which, extra, message",
     [
@@ -77,12 +87,15 @@ def neither_checkpoint(tmp_path_factory):
         # A multiple of 16 whose 24x24 feature map does not split into the perceiver's 16x16 grid: the fix is named.
         ("edgetam", ["--image-size", "384"], "EdgeTAM cannot take image size 384: a 24x24 memory feature map"),
         ("neither", [], "fits neither SAM 2.1"),
+        ("resized", [], "'spatial_perceiver.latents' has shape (128, 64), EdgeTAM expects (256, 64)"),
     ],
 )
 def test_wrong_checkpoints_are_refused_with_one_line(
-    tmp_path, checkpoint, edgetam_checkpoint, neither_checkpoint, which, extra, message
+    tmp_path, checkpoint, edgetam_checkpoint, neither_checkpoint, resized_checkpoint, which, extra, message
 ):
-    path = {"hiera": checkpoint, "edgetam": edgetam_checkpoint, "neither": neither_checkpoint}[which]
+    paths = {"hiera": checkpoint, "edgetam": edgetam_checkpoint, "neither": neither_checkpoint,
+             "resized": resized_checkpoint}
+    path = paths[which]
     result = _export_cli("--checkpoint", path, *extra, "--out", tmp_path / "out")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

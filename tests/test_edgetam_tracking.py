@@ -1,8 +1,9 @@
 """The tracker on an EdgeTAM export: sam2 mode frame by frame against the official EdgeTAM video predictor.
 
 Same design as tests/test_parity.py (chosen mask, low-res logits, mask IoU) on
-a short generated clip at 256 px, EdgeTAM's smallest size. The official
-predictor runs in its own environment (tests/official_edgetam.py).
+two short generated clips at 256 px, EdgeTAM's smallest size: the textured
+(noise) clip and the colour demo clip. The official predictor runs in its own
+environment (tests/official_edgetam.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from acl_models.bundle import open_bundle_with
+from app.media import colour_clip
 from app.samurai.config import load_config
 from app.samurai.tracker import SamuraiTracker
 from tests.backends import (
@@ -50,15 +52,36 @@ def clip(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def official(edgetam_checkpoint, clip, tmp_path_factory):
+def demo_clip(tmp_path_factory):
+    """The colour demo clip (app/media/colour_clip.py) at the same length."""
+    frames, boxes = colour_clip.make_frames(NUM_FRAMES)
+    folder = write_jpeg_folder(tmp_path_factory.mktemp("edgetam_demo_clip"), frames)
+    x, y, w, h = boxes[0]
+    return folder, read_jpeg_folder(folder), (x, y, x + w, y + h)
+
+
+def _official(checkpoint, clip, tmp_path_factory):
     folder, _, box = clip
-    return run_official_predictor(edgetam_checkpoint, IMAGE_SIZE, folder, box, tmp_path_factory.mktemp("predictor"))
+    return run_official_predictor(checkpoint, IMAGE_SIZE, folder, box, tmp_path_factory.mktemp("predictor"))
 
 
+@pytest.fixture(scope="module")
+def official(edgetam_checkpoint, clip, tmp_path_factory):
+    return _official(edgetam_checkpoint, clip, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def official_demo(edgetam_checkpoint, demo_clip, tmp_path_factory):
+    return _official(edgetam_checkpoint, demo_clip, tmp_path_factory)
+
+
+@pytest.mark.parametrize("clip_name", ["clip", "demo_clip"])
 @pytest.mark.parametrize("backend", EXACT_BACKEND_PARAMS)
-def test_sam2_mode_matches_official_edgetam_predictor(request, clip, official, backend):
-    """Every backend at full precision, the emulated NPU on the stand-in ATC's conversion of the export."""
-    _, images, box = clip
+def test_sam2_mode_matches_official_edgetam_predictor(request, backend, clip_name):
+    """Every backend at full precision, the emulated NPU on the stand-in ATC's conversion of the export, on the
+    noise clip and the demo clip."""
+    _, images, box = request.getfixturevalue(clip_name)
+    official = request.getfixturevalue({"clip": "official", "demo_clip": "official_demo"}[clip_name])
     config = load_config(None, "edgetam", "sam2")
     models = models_for(request, backend, "edgetam_export_256")
     results = track_clip(models, images, box, config, exact_factory(backend, models, 1))
@@ -101,14 +124,15 @@ def test_samurai_mode_matches_reference_on_official_edgetam(request, edgetam_che
     assert any(log["kf_score"] is not None for log in reference["log"].values())
 
 
-@pytest.mark.parametrize("mode", ["samurai", "sam2"])
-def test_run_py_tracks_an_edgetam_export(edgetam_export_256, clip, tmp_path, mode):
-    """The command line takes every size and layout from the EdgeTAM manifest, in both modes."""
+@pytest.mark.parametrize("mode, backend", [("samurai", "onnx"), ("sam2", "onnx"), ("samurai", "openvino")])
+def test_run_py_tracks_an_edgetam_export(edgetam_export_256, clip, tmp_path, mode, backend):
+    """The command line takes every size and layout from the EdgeTAM manifest, in both modes, on both CPU
+    backends."""
     folder, _, (x1, y1, x2, y2) = clip
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "app/run.py", "--video", folder, "--bbox", f"{x1},{y1},{x2 - x1},{y2 - y1}",
-         "--model-dir", edgetam_export_256, "--backend", "onnx", "--mode", mode, "--no-display", "--output", out],
+         "--model-dir", edgetam_export_256, "--backend", backend, "--mode", mode, "--no-display", "--output", out],
         capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -16,7 +16,7 @@ import torch
 from sam2.modeling.sam2_base import NO_OBJ_SCORE
 
 from convert import reference, submodels
-from convert.checkpoint import load_model
+from convert.checkpoint import load_model, read_state_dict
 from convert.export_onnx import (
     TOLERANCES,
     ExportError,
@@ -276,18 +276,30 @@ def _export_cli(*args):
     )
 
 
+@pytest.fixture(scope="module")
+def resized_checkpoint(checkpoint, tmp_path_factory) -> Path:
+    """The hiera-t checkpoint with one more IoU token: every key right, one shape wrong."""
+    state_dict = read_state_dict(checkpoint)
+    state_dict["sam_mask_decoder.iou_token.weight"] = torch.zeros(2, 256)
+    path = tmp_path_factory.mktemp("resized") / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": state_dict}, path)
+    return path
+
+
 @pytest.mark.parametrize(
     "make_args, message",
     [
-        (lambda d, ck: ["--checkpoint", str(d / "missing.pt")], "not found"),
-        (lambda d, ck: ["--checkpoint", str(d / "corrupt.pt")], "corrupt"),
-        (lambda d, ck: ["--checkpoint", str(ck), "--model-size", "s"], "holds hiera-t weights"),
-        (lambda d, ck: ["--checkpoint", str(ck), "--image-size", "500"], "not a multiple of 32"),
+        (lambda d, ck, resized: ["--checkpoint", str(d / "missing.pt")], "not found"),
+        (lambda d, ck, resized: ["--checkpoint", str(d / "corrupt.pt")], "corrupt"),
+        (lambda d, ck, resized: ["--checkpoint", str(ck), "--model-size", "s"], "holds hiera-t weights"),
+        (lambda d, ck, resized: ["--checkpoint", str(ck), "--image-size", "500"], "not a multiple of 32"),
+        (lambda d, ck, resized: ["--checkpoint", str(resized)],
+         "'sam_mask_decoder.iou_token.weight' has shape (2, 256), SAM 2.1 hiera-t expects (1, 256)"),
     ],
 )
-def test_bad_inputs_give_one_line_errors(tmp_path, checkpoint, make_args, message):
+def test_bad_inputs_give_one_line_errors(tmp_path, checkpoint, resized_checkpoint, make_args, message):
     (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
-    result = _export_cli(*make_args(tmp_path, checkpoint), "--out", str(tmp_path / "out"))
+    result = _export_cli(*make_args(tmp_path, checkpoint, resized_checkpoint), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -236,14 +235,16 @@ def test_cli_overlap_gives_the_same_outputs_and_is_off_by_default(demo_models, t
     assert summaries["overlapped"]["overlap"] is True and summaries["sequential"]["overlap"] is False
 
 
+def _no_tracker() -> None:
+    raise AssertionError("the loop built a tracker before it ran (it builds one when it runs)")
+
+
 def test_live_sources_never_overlap():
     """A live run takes the newest frame when it is free; taking it a per-object pass earlier would age every result."""
     camera = FastCamera(FAST_CAMERA_FPS, make_frames(1)[0][0])
     source = CameraSource(0, capture_factory=lambda _device: camera)
     try:
-        # The loop reads only the tracker's prompt history when it is made; nothing is tracked here.
-        no_tracker = SimpleNamespace(config=SimpleNamespace(prompt_history=1))
-        loop = TrackingLoop(source, lambda: no_tracker, TrackController(source.size), [], overlap=True)
+        loop = TrackingLoop(source, _no_tracker, TrackController(source.size), [], overlap=True)
         assert loop.overlap is False
     finally:
         source.close()

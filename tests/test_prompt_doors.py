@@ -30,7 +30,6 @@ from app.live.control import LoopStatus, ObjectStatus, TrackController
 from app.live.pipeline import TrackingLoop
 from app.live.tracked import Tracked
 from app.media.prompt import PromptError
-from app.media.sources import Frame, FrameSource
 from app.publish.mqtt import MqttPublisher, parse_publish_url
 from app.samurai.boxes import Box
 from app.samurai.config import load_config
@@ -38,8 +37,8 @@ from app.samurai.multi_tracker import MultiObjectTracker
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
 from tests.demo_model import TEST_THREADS
-from tests.live_helpers import (HeldFrames, MqttSubscriber, SseReader, copy_frames, end_served_run, free_port, http,
-                                start_broker, start_run, status, stop_process, wait_for)
+from tests.live_helpers import (HeldFrames, LiveClip, MqttSubscriber, SseReader, copy_frames, end_served_run,
+                                free_port, http, start_broker, start_run, status, stop_process, wait_for)
 
 PREFIX = "doors/p1"
 RUN_TIMEOUT_S = 180.0
@@ -429,7 +428,8 @@ def _lines(path: Path) -> list[str]:
 
 
 def test_a_prompt_file_starts_and_removes_objects_on_their_frames(leave_clip, demo_models, tmp_path):
-    """A new object on frame 3 tracks as a run started there; one added on 5 and removed on 7 ends after 7."""
+    """A new object on frame 3 tracks as a run started there; one added on 5 and removed on 7 ends after 7. Its
+    masks are in masks_2/ (the run began with one object, so masks/ holds object 1's)."""
     folder, _, truth = leave_clip
     first, second, removed, frames = 3, 5, 7, 10
     box_1, box_2 = [int(v) for v in truth[first]], [150, 30, 40, 40]
@@ -440,14 +440,18 @@ def test_a_prompt_file_starts_and_removes_objects_on_their_frames(leave_clip, de
     out = tmp_path / "out"
     assert run.main(["--video", str(folder), "--model-dir", str(demo_models), "--backend", "onnx", "--output",
                      str(out), "--no-display", "--max-frames", str(frames - first), "--prompts", str(prompts),
-                     "--events", str(out.parent / "events.jsonl")]) == EXIT_OK
+                     "--events", str(out.parent / "events.jsonl"), "--save-masks"]) == EXIT_OK
     references = {}
     for obj, (start, box, count) in {1: (first, box_1, frames - first), 2: (second, box_2, removed - second + 1)}.items():
         ref = tmp_path / f"ref_{obj}"
         assert run.main(["--video", str(_start_folder(folder, start, tmp_path / f"frames_{obj}")), "--model-dir",
                          str(demo_models), "--backend", "onnx", "--output", str(ref), "--no-display",
-                         "--max-frames", str(count), "--bbox", ",".join(map(str, box))]) == EXIT_OK
+                         "--max-frames", str(count), "--bbox", ",".join(map(str, box)), "--save-masks"]) == EXIT_OK
         references[obj] = _lines(ref / "track.txt")
+        masks = out / ("masks" if obj == 1 else f"masks_{obj}")
+        assert sorted(p.name for p in masks.iterdir()) == [f"{start + i:05d}.png" for i in range(count)]
+        for i in range(count):
+            assert (masks / f"{start + i:05d}.png").read_bytes() == (ref / "masks" / f"{i:05d}.png").read_bytes()
     assert _lines(out / "track.txt") == ["0,0,0,0"] * first + references[1]
     assert _lines(out / "track_2.txt") == ["0,0,0,0"] * second + references[2]
     events = [json.loads(line) for line in (out.parent / "events.jsonl").read_text().splitlines()]
@@ -484,30 +488,6 @@ def test_a_click_then_its_undo_in_a_prompt_file_is_no_click(leave_clip, demo_mod
 
 # -- a prompt on an older live frame ------------------------------------------------------------------------------
 
-class _LiveClip(FrameSource):
-    """The clip's frames as a live source that, before giving frame `at`, calls `before(at)` (the loop has
-    published every frame before it: the loop runs sequentially)."""
-
-    is_live = True
-
-    def __init__(self, frames: list[np.ndarray], at: int, before):
-        self.frames, self.at, self.before = frames, at, before
-        self.size = (frames[0].shape[1], frames[0].shape[0])
-        self.fps, self.num_frames = 30.0, None
-        self._next = 0
-
-    def __next__(self) -> Frame:
-        if self._next >= len(self.frames):
-            raise StopIteration
-        if self._next == self.at:
-            self.before(self.at)
-        index, self._next = self._next, self._next + 1
-        return Frame(index, self.frames[index], index / self.fps)
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 def test_a_prompt_on_an_older_live_frame_uses_the_decoded_frame_and_is_refused_past_the_history(
         leave_clip, demo_models, tmp_path):
     folder, frames, truth = leave_clip
@@ -527,7 +507,7 @@ def test_a_prompt_on_an_older_live_frame_uses_the_decoded_frame_and_is_refused_p
                                                      "reset": True})), refusals.append)
 
     items: list[Tracked] = []
-    source = _LiveClip(frames[:stop_at], asked_at, prompt)
+    source = LiveClip(frames[:stop_at], asked_at, prompt)
     controller = TrackController(source.size)
     controller.track(Box(*truth[0]))
     loop = TrackingLoop(source, lambda: MultiObjectTracker(bundle, config), controller, [items.append],

@@ -20,6 +20,7 @@ from app.media.outputs import (
     LiveTrackWriter,
     MaskWriter,
     TrackWriter,
+    mask_dir,
     track_file,
 )
 from app.media.video_file import VideoWriter
@@ -50,8 +51,8 @@ class FileOutputs:
     """track.txt (or track_<id>.txt), masks, video and decision log for each tracked frame.
 
     `several`: the run has several objects from the start; otherwise the default
-    object writes the single-object files and any other object (added from the
-    web page) gets its own track_<id>.txt. A live source writes one line per
+    object writes the single-object files and any other object (added by a
+    prompt) gets its own track_<id>.txt and masks_<id>/. A live source writes one line per
     tracked frame and frames.txt (frames_<id>.txt) beside it (LiveTrackWriter).
     """
 
@@ -62,6 +63,7 @@ class FileOutputs:
         self.tracks: dict[int, TrackWriter] = {}
         self.objects: dict[int, ObjectSummary] = {}
         self.masks = None
+        self.added_masks: dict[int, MaskWriter] = {}  # objects added to a single-object run, by id
         if choices.save_masks:
             self.masks = stack.enter_context(LabelMaskWriter(self.output) if several else MaskWriter(self.output))
         self.video = None
@@ -75,6 +77,14 @@ class FileOutputs:
             writer = LiveTrackWriter(self.output, name) if self.live else TrackWriter(self.output, name)
             self.tracks[obj_id] = self.stack.enter_context(writer)
         return self.tracks[obj_id]
+
+    def _mask_writer(self, obj_id: int) -> MaskWriter:
+        """A single-object run's masks/ for its first object, masks_<id>/ for one a prompt added."""
+        if obj_id == DEFAULT_OBJECT:
+            return self.masks
+        if obj_id not in self.added_masks:
+            self.added_masks[obj_id] = self.stack.enter_context(MaskWriter(self.output, mask_dir(obj_id)))
+        return self.added_masks[obj_id]
 
     def __call__(self, item: Tracked) -> None:
         if not item.results or not item.record:
@@ -94,7 +104,8 @@ class FileOutputs:
         masks = {obj_id: result.mask for obj_id, result in item.results.items()}
         if isinstance(self.masks, LabelMaskWriter):
             self.masks.write(index, masks)
-        elif self.masks is not None and DEFAULT_OBJECT in masks:
-            self.masks.write(index, masks[DEFAULT_OBJECT])
+        elif self.masks is not None:
+            for obj_id, mask in masks.items():
+                self._mask_writer(obj_id).write(index, mask)
         if self.video is not None:
             self.video.write(annotate(item.frame.image, item.results))

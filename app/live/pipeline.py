@@ -85,8 +85,9 @@ class TrackingLoop:
         self.on_frame = on_frame
         self.stats = LoopStats()
         self.guard = OutputGuard(controller.stop)
-        self._tracker = make_tracker()
-        self.history = FrameHistory(self._tracker.config.prompt_history)
+        # Made when the run starts (`_start`), not before: a loop that never runs builds no tracker.
+        self._tracker: MultiObjectTracker | None = None
+        self.history = FrameHistory(0)  # nothing is held before the run starts
         self.dispatcher = PromptDispatcher(self.history)
         # A prompt file's commands by frame (--prompts), applied when that frame has been tracked.
         self._scheduled = {k: [Queued(c) for c in v] for k, v in (scheduled or {}).items()}
@@ -109,7 +110,7 @@ class TrackingLoop:
         return Prepared(frame, model_input, MS_PER_S * (time.perf_counter() - start))
 
     def state_nbytes(self) -> int:
-        return self._tracker.state_nbytes()
+        return 0 if self._tracker is None else self._tracker.state_nbytes()
 
     @property
     def failure(self) -> OutputFailed | None:
@@ -124,6 +125,7 @@ class TrackingLoop:
     def run(self) -> LoopStats:
         """Track until the source ends, `max_frames` are tracked, the controller stops or an output cannot write
         (`failure`); outputs are complete."""
+        self._start()
         self._feed = Feed(self.source, self._prepare, self.pipelined)
         writer = OutputWriter(self.outputs, self.pipelined, self.guard)
         self._first_boxes()
@@ -134,7 +136,7 @@ class TrackingLoop:
                 if item is None:
                     break
                 self.history.add(item.frame)
-                if not self._tracking and not self.source.is_live and not self._scheduled_from(item.frame.index):
+                if self._waits_for_prompt(item.frame.index):
                     self._hold(item.frame, writer)
                 self._frame(item, encoding, writer)
                 if self.max_frames and self.stats.frames >= self.max_frames:
@@ -147,6 +149,13 @@ class TrackingLoop:
                 writer.close()
                 self._publish(self._last_recorded, ended=True)
         return self.stats
+
+    def _start(self) -> None:
+        """Make the tracker, and the history of the decoded frames a prompt may name: as many as the tracker keeps
+        states for (its config's `prompt_history`), so that both refuse the same frames."""
+        self._tracker = self.make_tracker()
+        self.history = FrameHistory(self._tracker.config.prompt_history)
+        self.dispatcher = PromptDispatcher(self.history)
 
     def _first_boxes(self) -> None:
         """The boxes given before the loop starts with no frame (the command line's) start on the first frame, as
@@ -161,12 +170,16 @@ class TrackingLoop:
                 self._pending.append(queued)
         self._tracking = bool(self._tracker.objects)
 
-    def _scheduled_from(self, index: int) -> bool:
-        """Whether the prompt file has prompts for this frame or a later one (a file then does not wait)."""
-        return any(frame >= index for frame in self._scheduled)
+    def _waits_for_prompt(self, index: int) -> bool:
+        """Whether a file holds this frame until a prompt comes: only before its first tracked frame, and only when
+        the prompt file has none for this frame or a later one. A file whose objects were all removed goes on
+        without any: nothing may be left to send one (a prompt file's removal, with no page)."""
+        if self._tracking or self.source.is_live or self.stats.frames:
+            return False
+        return not any(frame >= index for frame in self._scheduled)
 
     def _hold(self, frame: Frame, writer: OutputWriter) -> None:
-        """A file waiting for its first box shows this frame until a box (or a stop) comes."""
+        """A file waiting for its first prompt shows this frame until a prompt (or a stop) comes."""
         writer.put(Tracked(frame, dropped=self._take_dropped()))
         self._publish(frame.index)
         if self.controller.wait_for_prompt(0.0):

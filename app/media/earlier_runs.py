@@ -22,8 +22,8 @@ from app.media.whole_files import OutputFailed
 
 EARLIER_DIR = "earlier"
 # What a run writes in OUTPUT (app/media/outputs.py): track.txt or track_<id>.txt, frames*.txt beside them.
-RESULT_PATTERNS = (TRACK_FILE, "track_*.txt", frames_file(TRACK_FILE), "frames_*.txt", MASK_DIR, VIDEO_FILE,
-                   SUMMARY_FILE, PROMPT_MASK_DIR)
+RESULT_PATTERNS = (TRACK_FILE, "track_*.txt", frames_file(TRACK_FILE), "frames_*.txt", MASK_DIR, f"{MASK_DIR}_*",
+                   VIDEO_FILE, SUMMARY_FILE, PROMPT_MASK_DIR)
 # A folder name (no colons: they are awkward in shells and forbidden on some file systems).
 FOLDER_TIME_FORMAT = "%Y-%m-%dT%H-%M-%S"
 STARTED_TIMESPEC = "milliseconds"

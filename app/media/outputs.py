@@ -54,6 +54,11 @@ def track_file(obj_id: int) -> str:
     return f"track_{obj_id}.txt"
 
 
+def mask_dir(obj_id: int) -> str:
+    """The mask folder of an object added to a single-object run (by a prompt): masks/ stays the first object's."""
+    return f"{MASK_DIR}_{obj_id}"
+
+
 def frames_file(track_name: str) -> str:
     """The live frames file beside a box file: track.txt → frames.txt, track_2.txt → frames_2.txt."""
     return track_name.replace("track", "frames", 1)
@@ -160,8 +165,8 @@ class LiveTrackWriter(TrackWriter):
 class MaskWriter:
     """`DIR/masks/NNNNN.png`: 8-bit single-channel PNGs, 255 where the mask is true, named by frame index."""
 
-    def __init__(self, directory: Path | str):
-        self.directory = Path(directory) / MASK_DIR
+    def __init__(self, directory: Path | str, folder: str = MASK_DIR):
+        self.directory = Path(directory) / folder
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def write(self, index: int, mask: np.ndarray) -> Path:

@@ -10,6 +10,7 @@ the official checkpoint.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from sam2.modeling.memory_encoder import CXBlock, Fuser, MaskDownSampler, Memory
 from sam2.modeling.position_encoding import PositionEmbeddingSine
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-from convert.checkpoint import CheckpointError
+from convert.checkpoint import CheckpointError, load_into
 from convert.edgetam.memory_attention import EdgeMemoryAttention, MemoryAttentionShape
 from convert.edgetam.perceiver import GridError, PerceiverShape, SpatialPerceiver, check_grid, grid_side
 from convert.edgetam.repvit import RepViTShape, RepViTTrunk
@@ -32,6 +33,18 @@ CHECKPOINT_NAME = "edgetam.pt"
 BACKBONE_STRIDE = 16
 # Keys only an EdgeTAM checkpoint has (its RepViT stem and the perceiver's latents).
 SIGNATURE_KEYS = ("image_encoder.trunk.body.stem.conv1.c.weight", "spatial_perceiver.latents_2d")
+# The official flags this package's modules implement one value of (EdgeTAM's): (config section, key) -> value.
+IMPLEMENTED = {
+    ("spatial_perceiver", "pos_enc_at_key_value"): True,
+    ("spatial_perceiver", "concat_kv_latents"): False,
+    ("spatial_perceiver", "use_self_attn"): True,
+    ("memory_attention", "activation"): "relu",
+    ("memory_attention", "downsample_rate"): 1,
+    ("model", "add_tpos_enc_to_obj_ptrs"): False,
+}
+# Dropout probabilities: read, and the identity in eval mode whatever their value in [0, 1).
+DROPOUTS = (("spatial_perceiver", "hidden_dropout_p"), ("spatial_perceiver", "attention_dropout_p"),
+            ("memory_attention", "dropout"))
 
 
 def load_config() -> dict:
@@ -57,14 +70,36 @@ def check_image_size(image_size: int, config: dict | None = None) -> None:
         ) from exc
 
 
+def check_implemented(config: dict, path: Path = CONFIG) -> None:
+    """Every flag the modules implement one value of holds that value; a missing one is not assumed."""
+    for (section, key), value in IMPLEMENTED.items():
+        found = config[section].get(key)
+        if found != value:
+            raise CheckpointError(f"{path}: {section}.{key} is {found!r}, but this project's EdgeTAM modules "
+                                  f"implement only {value!r} (EdgeTAM's own value): set it back")
+    for section, key in DROPOUTS:
+        found = config[section].get(key)
+        if not isinstance(found, (int, float)) or not 0 <= found < 1:
+            raise CheckpointError(f"{path}: {section}.{key} is {found!r}; a dropout probability is in [0, 1)")
+
+
+def _shape(shape_type: type, config: dict, section: str):
+    """`shape_type` from the section's keys that are its fields; the others must be checked flags (no key that
+    nothing reads)."""
+    names = {f.name for f in fields(shape_type)}
+    flags = {key for where, key in (*IMPLEMENTED, *DROPOUTS) if where == section}
+    unknown = sorted(set(config[section]) - names - flags)
+    if unknown:
+        raise CheckpointError(f"{CONFIG}: {section} has keys nothing reads: {', '.join(unknown)}; remove them")
+    return shape_type(**{k: tuple(v) if isinstance(v, list) else v for k, v in config[section].items() if k in names})
+
+
 def build_edgetam(image_size: int) -> SAM2VideoPredictor:
     """EdgeTAM with freshly initialised weights, in eval mode on CPU."""
     config = load_config()
     check_image_size(image_size, config)
-    if config["model"]["add_tpos_enc_to_obj_ptrs"]:
-        raise ValueError(f"{CONFIG}: EdgeMemoryAttention takes pointers without a temporal encoding, as EdgeTAM's "
-                         "config sets (add_tpos_enc_to_obj_ptrs: false)")
-    trunk = RepViTTrunk(RepViTShape(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["trunk"].items()}))
+    check_implemented(config)
+    trunk = RepViTTrunk(_shape(RepViTShape, config, "trunk"))
     neck_cfg = dict(config["neck"])
     scalp = neck_cfg.pop("scalp")
     neck = FpnNeck(
@@ -79,9 +114,9 @@ def build_edgetam(image_size: int) -> SAM2VideoPredictor:
         fuser=Fuser(CXBlock(**enc_cfg["fuser_layer"]), num_layers=enc_cfg["fuser_layers"]),
         position_encoding=PositionEmbeddingSine(**enc_cfg["position_encoding"]),
     )
-    perceiver_shape = PerceiverShape(**config["spatial_perceiver"])
+    perceiver_shape = _shape(PerceiverShape, config, "spatial_perceiver")
     memory_attention = EdgeMemoryAttention(
-        MemoryAttentionShape(**config["memory_attention"]),
+        _shape(MemoryAttentionShape, config, "memory_attention"),
         feat_side=image_size // BACKBONE_STRIDE,
         key_grid_side=grid_side(perceiver_shape.num_latents_2d),
     )
@@ -100,11 +135,6 @@ def load_edgetam(state_dict: dict[str, torch.Tensor], path: Path, image_size: in
     """The checkpoint's weights in EdgeTAM's architecture; every key must fit both ways."""
     check_image_size(image_size)
     model = build_edgetam(image_size)
-    missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"checkpoint {path} does not fit EdgeTAM: {len(missing)} missing keys (e.g. {missing[:2]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})"
-        )
+    load_into(model, state_dict, path, "EdgeTAM")
     logger.info("loaded {} as EdgeTAM at image size {}", path, image_size)
     return model.eval()

@@ -64,6 +64,17 @@ def run_case(model, name: str, x: dict) -> list[torch.Tensor]:
             is_mask_from_pts=bool(x["from_prompt"]),
         )
         return [features, pos[0]]
+    if name.startswith("mask_decoder"):
+        points = None
+        if int((x["point_labels"] != -1).sum()) > 0:
+            points = {"point_coords": x["point_coords"], "point_labels": x["point_labels"]}
+        out = model._forward_sam_heads(
+            backbone_features=x["pix_feat"], point_inputs=points,
+            mask_inputs=x["mask_input"] if float(x["mask_valid"]) > 0.5 else None,
+            high_res_features=[x["high_res_feat0"], x["high_res_feat1"]], multimask_output=True,
+        )
+        multimasks, _, ious, _, _, obj_ptr, score = out
+        return [multimasks, ious, obj_ptr, score]
     raise ValueError(f"unknown case {name}")
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
-from acl_models.manifest import load_manifest
+from acl_models.manifest import ModelFolderError, load_manifest
 from app.benchmarks.speed.pairs import DEFAULT_PAIRS, REFERENCE_PAIR, available_pairs, parse_pair
 from app.benchmarks.speed.tracking import BenchSettings, bench_tracker
 from app.media.textured_clip import make_frames, write_jpeg_folder
@@ -187,12 +187,29 @@ def _export_label(model_dir: Path) -> str:
     return manifest.family if manifest.family == EDGETAM_FAMILY else f"hiera-{manifest.model_size}"
 
 
+def compare_size_problem(model_dir: Path, compare_dirs: tuple[Path, ...]) -> str | None:
+    """A compared export that is no export, or at another image size (it would time unlike work): the first such
+    export, named with the fix."""
+    size = load_manifest(model_dir).image_size
+    for folder in compare_dirs:
+        try:
+            other = load_manifest(folder).image_size
+        except ModelFolderError as exc:
+            return f"--compare: {exc}"
+        if other != size:
+            return (f"--compare {folder} is a {other} px export but --model-dir {model_dir} is {size} px: "
+                    f"export it at {size} px (convert/export_onnx.py --image-size {size}) to compare like with like")
+    return None
+
+
 def side_by_side(settings: BenchSettings, checkpoint: Path, pairs: str | None, child_command: list[str],
                  compare_dirs: tuple[Path, ...] = ()) -> int:
     """Time every available pair, the official predictor and each compared export's exact path, alternated,
     and print the medians and agreement."""
     edgetam = load_manifest(settings.model_dir).family == EDGETAM_FAMILY
-    problem = official_edgetam_problem(OFFICIAL_EDGETAM_VENV) if edgetam else None
+    problem = compare_size_problem(settings.model_dir, compare_dirs)
+    if problem is None and edgetam:
+        problem = official_edgetam_problem(OFFICIAL_EDGETAM_VENV)
     if problem:
         print(f"ERROR {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
