@@ -190,8 +190,8 @@ def open_loop(args: argparse.Namespace, plan: Plan, opened: Opened,
         max_frames=args.max_frames,
         on_frame=progress_line(progress, opened.metrics),
         scheduled=opened.scheduled,
+        mask_names=masks,
     )
-    loop.dispatcher.masks = masks
     if events is not None:
         stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close
     return loop, files
