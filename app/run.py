@@ -26,13 +26,14 @@ from acl_models.base import BackendError
 from acl_models.manifest import ModelFolderError
 from app.command_line import parse_args
 from app.live import heap
-from app.live.commands import Command
+from app.live.commands import MAX_PROMPT_POINTS, Command
 from app.live.control import TrackController
 from app.live.feed import POLL_S
 from app.live.file_outputs import FileChoices, FileOutputs, VideoFormat
 from app.live.health import HealthCheck
 from app.live.pipeline import TrackingLoop
 from app.live.progress import Progress, progress_report
+from app.live.prompt_masks import PromptMasks
 from app.live.prompt_file import schedule
 from app.live.signals import StopRequested, StopSignals
 from app.live.stats import LoopStats
@@ -130,7 +131,7 @@ def open_around_source(args: argparse.Namespace, plan: Plan, sinks: list[Sink], 
                        stack: ExitStack, serving: ExitStack) -> Opened:
     """The source (on `stack`), and on `serving`, which outlives the loop: systemd's notifier, the page, MQTT."""
     source = stack.enter_context(open_source(args.video, LiveOptions(args.stream_timeout, args.reconnect_s)))
-    controller = TrackController(source.size)
+    controller = TrackController(source.size, plan.models.manifest.hyper.get(MAX_PROMPT_POINTS))
     # systemd's READY=1 and watchdog, until the run ends; a stream may stay away up to --reconnect-s.
     serving.enter_context(HealthNotifier(HealthCheck(source, controller, args.stream_timeout),
                                          args.reconnect_s + args.stream_timeout))
@@ -138,7 +139,7 @@ def open_around_source(args: argparse.Namespace, plan: Plan, sinks: list[Sink], 
     scheduled = {}
     if plan.prompts:
         scheduled = schedule(args.prompts, plan.prompts, source.size, source.num_frames,
-                             range(1, len(plan.boxes) + 1))
+                             range(1, len(plan.boxes) + 1), plan.models.manifest.hyper.get(MAX_PROMPT_POINTS))
     server, metrics = start_server(args, controller, source, serving)
     sinks = add_publisher(sinks, broker, controller, serving)
     return Opened(source, controller, prompt_boxes, server, metrics, sinks, scheduled)
@@ -177,6 +178,8 @@ def open_loop(args: argparse.Namespace, plan: Plan, opened: Opened,
     if args.max_frames:
         num_frames = min(num_frames or args.max_frames, args.max_frames)
     progress = stack.enter_context(progress_report(num_frames, opened.source.is_live, PERCENTILE_HIGH))
+    masks = PromptMasks(args.output)  # before the result stream: a mask is on disk when its record is out
+    outputs.insert(1, masks)
     loop = TrackingLoop(
         opened.source,
         lambda: MultiObjectTracker(bundle, plan.config, num_frames=num_frames),
@@ -187,6 +190,7 @@ def open_loop(args: argparse.Namespace, plan: Plan, opened: Opened,
         max_frames=args.max_frames,
         on_frame=progress_line(progress, opened.metrics),
         scheduled=opened.scheduled,
+        mask_names=masks,
     )
     if events is not None:
         stack.callback(loop.guard.attempt, events.end)  # after the loop, before the files close

@@ -4,6 +4,8 @@ clip played as a live source that prompts at a chosen frame."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -214,6 +216,43 @@ def scrape(base: str, headers: dict | None = None) -> dict[tuple[str, tuple], fl
     assert code == 200, body
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(body.decode()) for sample in family.samples}
+
+
+class HeldFrames:
+    """The frames of a run's folder that its reader must wait for: once the run has listed the folder, each is
+    replaced by a named pipe, and `give(k)` writes the frame's own bytes into it. Until then the run has applied
+    frame k-1's prompts and waits for frame k, so a prompt sent then applies to frame k, as a prompt file's does."""
+
+    def __init__(self, folder: Path, frames: list[int]):
+        files = sorted(folder.iterdir())
+        self.paths = {k: files[k] for k in frames}
+        self.data = {k: path.read_bytes() for k, path in self.paths.items()}
+
+    def hold(self) -> None:
+        for path in self.paths.values():
+            pipe = path.with_suffix(".pipe")
+            os.mkfifo(pipe)
+            os.replace(pipe, path)
+
+    def give(self, frame: int) -> None:
+        # Opening a pipe to write waits for its reader: on a thread of its own (a daemon, should the run die).
+        threading.Thread(target=self.paths[frame].write_bytes, args=(self.data[frame],), daemon=True).start()
+
+
+def copy_frames(folder: Path, into: Path, count: int) -> Path:
+    """The first `count` frames of a folder source, as a folder of their own."""
+    into.mkdir()
+    for path in sorted(folder.iterdir())[:count]:
+        shutil.copy(path, into / path.name)
+    return into
+
+
+def end_served_run(base: str, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """A `--serve` run on a file, once its source ended: stopped from the API, it exits 0."""
+    wait_for(lambda: status(base)["state"] == "ended", timeout_s, "the end of the source", process, log)
+    code, _ = http("POST", f"{base}/api/stop")
+    assert code == 200
+    assert process.wait(timeout_s) == 0, log.read_text()[-3000:]
 
 
 class LiveClip(FrameSource):

@@ -212,6 +212,7 @@ def test_page_draws_several_objects_and_drops_one(demo_models, browser, tmp_path
 CLICKS = [((40, 120), False), ((100, 60), True)]
 # A click lands on a whole CSS pixel of a canvas scaled from the source: a pixel or two off.
 CLICK_SLACK_PX = 2
+REFUSED_ID = 256  # past the last object id (255): the server answers 400
 
 
 def _click(driver, point, shift: bool) -> None:
@@ -243,10 +244,16 @@ def test_a_click_and_a_shift_click_arrive_as_points_on_the_frame_shown(demo_mode
             (sent,) = answer["points"]
             assert max(abs(sent[0] - point[0]), abs(sent[1] - point[1])) <= CLICK_SLACK_PX, (sent, point)
         assert _viewer(browser)["answers"][0]["frame"] == 0, "the file holds its first frame until a prompt comes"
+        # A click the server refuses (400: no object 256) is not kept: Undo still takes back the shift-click.
+        browser.execute_script(f"document.getElementById('object-id').value = {REFUSED_ID}")
+        _click(browser, CLICKS[0][0], False)
+        wait_for(lambda: "is not an object id" in browser.find_element(By.ID, "message").text, PAGE_TIMEOUT_S,
+                 "the refusal shown", run, log)
+        browser.execute_script("document.getElementById('object-id').value = 1")
         browser.find_element(By.ID, "undo").click()  # an exact undo of the shift-click, on its frame
         answers = wait_for(lambda: len(a := _viewer(browser)["answers"]) > len(CLICKS) and a, PAGE_TIMEOUT_S,
                            "the server's answer to Undo", run, log)
-        assert answers[-1] == {"frame": answers[-2]["frame"], "id": 1, "kind": "undo"}, answers[-1]
+        assert answers[-1] == {"frame": answers[-2]["frame"], "id": 1, "kind": "undo", "undo": True}, answers[-1]
         browser.find_element(By.ID, "stop").click()
         assert run.wait(EXIT_TIMEOUT_S) == 0, log.read_text()[-3000:]
     finally:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
-import threading
 import urllib.error
 import urllib.request
 from dataclasses import astuple, replace
@@ -39,8 +37,8 @@ from app.samurai.multi_tracker import MultiObjectTracker
 from app.serve.hub import FrameHub
 from app.serve.server import WebServer
 from tests.demo_model import TEST_THREADS
-from tests.live_helpers import (LiveClip, MqttSubscriber, SseReader, free_port, http, start_broker, start_run,
-                                status, stop_process, wait_for)
+from tests.live_helpers import (HeldFrames, LiveClip, MqttSubscriber, SseReader, copy_frames, end_served_run,
+                                free_port, http, start_broker, start_run, status, stop_process, wait_for)
 
 PREFIX = "doors/p1"
 RUN_TIMEOUT_S = 180.0
@@ -210,7 +208,7 @@ def test_a_batch_is_taken_whole_or_refused_whole(web):
     code, answer = http("POST", f"{base}/api/prompts", [good, {"frame": HELD_FRAME, "id": 2, "remove": True}])
     assert code == 200 and json.loads(answer)["prompts"] == [
         {"frame": HELD_FRAME, "id": 2, "kind": "box", "box": [1, 1, 9, 9]},
-        {"frame": HELD_FRAME, "id": 2, "kind": "remove"}]
+        {"frame": HELD_FRAME, "id": 2, "kind": "remove", "remove": True}]
 
 
 def test_points_and_masks_parse_to_the_prompt_the_tracker_gets(leave_clip):
@@ -278,33 +276,13 @@ def _sent(commands: list[dict], size: tuple[int, int]) -> str:
     return json.dumps(sent)
 
 
-class HeldFrames:
-    """The frames of a run's folder that its reader must wait for: once the run has listed the folder, each is
-    replaced by a named pipe, and `give(k)` writes the frame's own bytes into it. Until then the run has applied
-    frame k-1's prompts and waits for frame k, so a prompt sent then applies to frame k, as a prompt file's does."""
-
-    def __init__(self, folder: Path, frames: list[int]):
-        files = sorted(folder.iterdir())
-        self.paths = {k: files[k] for k in frames}
-        self.data = {k: path.read_bytes() for k, path in self.paths.items()}
-
-    def hold(self) -> None:
-        for path in self.paths.values():
-            pipe = path.with_suffix(".pipe")
-            os.mkfifo(pipe)
-            os.replace(pipe, path)
-
-    def give(self, frame: int) -> None:
-        # Opening a pipe to write waits for its reader: on a thread of its own (a daemon, should the run die).
-        threading.Thread(target=self.paths[frame].write_bytes, args=(self.data[frame],), daemon=True).start()
-
-
 def _files(out: Path) -> dict[str, object]:
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     return {"track": (out / "track.txt").read_text(), "track_2": (out / "track_2.txt").read_text(),
             "masks": {path.name: path.read_bytes() for path in sorted((out / "masks").iterdir())},
             "prompts": [{k: e[k] for k in ("frame", "id", "kind")} for e in events if e["type"] == "prompt"],
-            "summary": json.loads((out / "summary.json").read_text())["prompts"]}
+            "summary": [{k: p[k] for k in ("frame", "id", "kind")}
+                        for p in json.loads((out / "summary.json").read_text())["prompts"]]}
 
 
 def _common(folder: Path, models: Path, out: Path) -> list[str]:
@@ -313,13 +291,6 @@ def _common(folder: Path, models: Path, out: Path) -> list[str]:
     return ["--video", str(folder), "--model-dir", str(models), "--backend", "onnx", "--output", str(out),
             "--no-display", "--max-frames", str(FRAMES), "--save-masks", "--no-overlap",
             "--events", str(out / "events.jsonl")]
-
-
-def _copy_frames(folder: Path, into: Path, count: int = FRAMES) -> Path:
-    into.mkdir()
-    for path in sorted(folder.iterdir())[:count]:
-        shutil.copy(path, into / path.name)
-    return into
 
 
 def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, export_128, broker, tmp_path):
@@ -340,7 +311,7 @@ def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, exp
     assert run.main([*_common(folder, export_128, outs["file"]), "--prompts", str(prompts)]) == EXIT_OK
 
     port, log = free_port(), tmp_path / "http.log"
-    pipes = HeldFrames(_copy_frames(folder, tmp_path / "http_frames"), held)
+    pipes = HeldFrames(copy_frames(folder, tmp_path / "http_frames", FRAMES), held)
     served = start_run([*_common(pipes.paths[CLICKED].parent, export_128, outs["http"]), "--serve", str(port)], log)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -354,16 +325,14 @@ def test_the_same_prompts_through_every_door_give_the_same_files(leave_clip, exp
             code, answer = _post_raw(f"{base}/api/prompts", _sent(schedule[frame], size).encode())
             assert code == 200, answer
             pipes.give(frame)
-        wait_for(lambda: status(base)["state"] == "ended", RUN_TIMEOUT_S, "the end of the source", served, log)
-        assert http("POST", f"{base}/api/stop")[0] == 200
-        assert served.wait(RUN_TIMEOUT_S) == EXIT_OK, log.read_text()[-3000:]
+        end_served_run(base, served, log, RUN_TIMEOUT_S)
     finally:
         stop_process(served)
     wait_for(lambda: events.ended, RUN_TIMEOUT_S, "the end of the event stream")  # the server closed it
     sse_prompts = [{k: e[k] for k in ("frame", "id", "kind")} for e in events.named("prompt")]
 
     log = tmp_path / "mqtt.log"
-    pipes = HeldFrames(_copy_frames(folder, tmp_path / "mqtt_frames"), held)
+    pipes = HeldFrames(copy_frames(folder, tmp_path / "mqtt_frames", FRAMES), held)
     published = start_run([*_common(pipes.paths[CLICKED].parent, export_128, outs["mqtt"]), "--publish",
                            f"mqtt://127.0.0.1:{broker}/{PREFIX}"], log)
     subscriber = MqttSubscriber(broker, f"{PREFIX}/#")
@@ -414,7 +383,7 @@ def test_a_points_command_over_mqtt_that_the_loop_refuses_later_is_an_error_reco
     history = load_config(None, load_manifest(demo_models).model_size).prompt_history
     late = history + 4  # the frame the run waits for; frames late-history .. late-1 are held meanwhile
     oldest = late - history
-    pipes = HeldFrames(_copy_frames(folder, tmp_path / "frames", late + 2), [late])
+    pipes = HeldFrames(copy_frames(folder, tmp_path / "frames", late + 2), [late])
     out, log = tmp_path / "out", tmp_path / "run.log"
     published = start_run(["--video", str(pipes.paths[late].parent), "--model-dir", str(demo_models), "--backend",
                            "onnx", "--output", str(out), "--no-display", "--no-overlap", "--publish",

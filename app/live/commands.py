@@ -53,6 +53,9 @@ IHDR_TYPE, IHDR_WIDTH, IHDR_HEIGHT = slice(12, 16), slice(16, 20), slice(20, 24)
 # refused with a warning, on the loop thread: an unbounded list stalls the loop and floods the log.
 MAX_COMMANDS = MAX_OBJECT_ID
 MAX_MASK_PIXELS = 7680 * 4320
+MASK_VALUE = 255  # a mask's object pixels in a PNG written (any non-zero pixel is read as the object)
+BOX_CORNERS = 2  # a box enters the mask decoder as two points, its corners
+MAX_PROMPT_POINTS = "max_prompt_points"  # the manifest's hyper-parameter: the most points per object and frame
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,31 @@ def prompt_kind(prompt: Prompt) -> str:
             return RESET
         return BOX_POINTS if prompt.points else BOX
     return POINTS
+
+
+def command_json(prompt: Prompt) -> dict:
+    """The fields of a command that gives `prompt`, as JSON values in source pixels (a mask left to the caller)."""
+    fields: dict = {}
+    if prompt.box is not None:
+        fields["box"] = [prompt.box.x, prompt.box.y, prompt.box.w, prompt.box.h]
+    if prompt.points:
+        fields |= {"points": [list(point) for point in prompt.points], "labels": list(prompt.labels)}
+    for flag in ("reset", "remove", "undo"):
+        if getattr(prompt, flag):
+            fields[flag] = True
+    return fields
+
+
+def prompt_points(prompt: Prompt) -> int:
+    """How many points this prompt gives the mask decoder (a box counts its two corners)."""
+    return len(prompt.points) + (BOX_CORNERS if prompt.box is not None else 0)
+
+
+def check_points(count: int, most: int | None) -> None:
+    """Refuse more points for one object on one frame than the models take (the manifest's max_prompt_points)."""
+    if most is not None and count > most:
+        raise PromptError(f"{count} points for one object on one frame (a box counts {BOX_CORNERS}, clicks on a "
+                          f"frame add up); the models take at most {most}: give a box, or fewer clicks")
 
 
 def valid_id(value: object) -> bool:
@@ -141,6 +169,14 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     if not data.startswith(PNG_SIGNATURE) or data[IHDR_TYPE] != b"IHDR" or len(data) < IHDR_HEIGHT.stop:
         return None
     return int.from_bytes(data[IHDR_WIDTH], "big"), int.from_bytes(data[IHDR_HEIGHT], "big")
+
+
+def encode_png(mask: np.ndarray) -> bytes:
+    """A mask as the PNG a prompt file reads back: its object pixels MASK_VALUE, the others 0."""
+    ok, data = cv2.imencode(".png", mask.astype(np.uint8) * MASK_VALUE)
+    if not ok:
+        raise ValueError(f"a {mask.shape} mask could not be encoded as PNG")
+    return data.tobytes()
 
 
 def _decode_png(data: bytes, where: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from collections.abc import Callable
 
-from app.live.commands import Command, fit, follow_ids
+from app.live.commands import Command, check_points, fit, follow_ids, prompt_points
 from app.live.frame_history import frame_refusal
 from app.media.prompt import PromptError
 from app.samurai.boxes import Box
@@ -65,8 +65,9 @@ class LoopStatus:
 class TrackController:
     """Thread-safe mailbox between the loop and whoever controls it."""
 
-    def __init__(self, frame_size: tuple[int, int]):
+    def __init__(self, frame_size: tuple[int, int], max_points: int | None = None):
         self.frame_size = frame_size
+        self.max_points = max_points  # points one command may give an object (the manifest's max_prompt_points)
         self._lock = threading.Lock()
         self._queue: list[Queued] = []
         self._prompted = threading.Condition(self._lock)
@@ -90,7 +91,7 @@ class TrackController:
             checked = []
             for number, command in enumerate(commands, start=1):
                 try:
-                    checked.append(self._check(fit(command, width, height), status, known))
+                    checked.append(self._check(fit(command, width, height), status, known, self.max_points))
                 except PromptError as exc:
                     raise (PromptError(f"command {number}: {exc}") if len(commands) > 1 else exc) from None
             self._queue += [Queued(command, on_refused) for command in checked if command.prompt is not None]
@@ -100,11 +101,13 @@ class TrackController:
         return checked
 
     @staticmethod
-    def _check(command: Command, status: LoopStatus, known: set[int]) -> Command:
-        """The command if its frame is held and the object it removes known (`known` follows the batch)."""
+    def _check(command: Command, status: LoopStatus, known: set[int], max_points: int | None) -> Command:
+        """The command if its frame is held, the object it removes known (`known` follows the batch) and its points
+        within what the models take (clicks added to earlier ones on the frame are the loop's to refuse)."""
         prompt = command.prompt
         if prompt is None:
             return command
+        check_points(prompt_points(prompt), max_points)
         if command.frame is not None and status.history:
             refusal = frame_refusal(command.frame, status.held, status.history)
             if refusal is not None:

@@ -11,9 +11,10 @@ prompts go.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
-from app.live.commands import Command, follow_ids
+from app.live.commands import Command, command_json, encode_png, follow_ids
 from app.live.frame_history import FrameHistory, frame_refusal
 from app.media.prompt import PromptError
 from app.media.sources import Frame
@@ -23,16 +24,29 @@ from app.samurai.results import FrameResult
 PROMPT = "prompt"
 
 
+class MaskNames(Protocol):
+    """Where a mask prompt's mask is kept: its file name relative to the output folder (app/live/prompt_masks.py)."""
+
+    def name(self, frame: int, obj_id: int) -> str: ...
+
+
 @dataclass(frozen=True)
 class AppliedPrompt:
-    """What the result stream's `prompt` record and summary.json say of an applied prompt."""
+    """What the result stream's `prompt` record and summary.json say of an applied prompt.
+
+    `content`: the command's fields as applied (box, points, labels, reset, undo, remove; a mask as the name of its
+    PNG in the output folder, null when it was not kept), so that a record is a `--prompts` line that replays it.
+    `mask_png`: the mask to write there (app/live/prompt_masks.py), never in a record.
+    """
 
     frame: int
     obj_id: int
     kind: str
+    content: dict = field(default_factory=dict, compare=False)
+    mask_png: bytes | None = field(default=None, repr=False, compare=False)
 
     def record(self) -> dict:
-        return {"type": PROMPT, "frame": self.frame, "id": self.obj_id, "kind": self.kind}
+        return {"type": PROMPT, "frame": self.frame, "id": self.obj_id, "kind": self.kind, **self.content}
 
 
 @dataclass(frozen=True)
@@ -47,8 +61,9 @@ class Outcome:
 class PromptDispatcher:
     """Applies commands to the tracker on the frames the history holds."""
 
-    def __init__(self, history: FrameHistory):
+    def __init__(self, history: FrameHistory, masks: MaskNames | None = None):
         self.history = history
+        self.masks = masks  # where a mask prompt's mask is kept (the run's output folder); None: not kept
 
     def apply(self, tracker: MultiObjectTracker, command: Command, newest: Frame) -> Outcome:
         """Apply `command` (its frame, or `newest` when it names none); a refusal is a one-line `PromptError`."""
@@ -63,4 +78,8 @@ class PromptDispatcher:
             result = tracker.apply(prompt, index, frame.image)
         except ValueError as exc:  # what the tracker alone knows, in one line
             raise PromptError(str(exc)) from None
-        return Outcome(AppliedPrompt(index, prompt.obj_id, command.kind), frame, result)
+        content, mask_png = command_json(prompt), None
+        if prompt.mask is not None:
+            content["mask"] = None if self.masks is None else self.masks.name(index, prompt.obj_id)
+            mask_png = None if self.masks is None else encode_png(prompt.mask)
+        return Outcome(AppliedPrompt(index, prompt.obj_id, command.kind, content, mask_png), frame, result)

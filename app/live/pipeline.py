@@ -43,7 +43,7 @@ from loguru import logger
 
 from app.live.commands import REMOVE, Command
 from app.live.control import DEFAULT_OBJECT, WAITING, LoopStatus, ObjectStatus, Queued, TrackController
-from app.live.dispatch import AppliedPrompt, PromptDispatcher
+from app.live.dispatch import AppliedPrompt, MaskNames, PromptDispatcher
 from app.live.feed import POLL_S, Feed, Prepared
 from app.live.frame_history import FrameHistory
 from app.live.output_guard import OutputGuard
@@ -74,6 +74,7 @@ class TrackingLoop:
         max_frames: int | None = None,
         on_frame: Callable[[LoopStats], None] | None = None,
         scheduled: dict[int, list[Command]] | None = None,
+        mask_names: MaskNames | None = None,
     ):
         self.source = source
         self.make_tracker = make_tracker
@@ -88,7 +89,8 @@ class TrackingLoop:
         # Made when the run starts (`_start`), not before: a loop that never runs builds no tracker.
         self._tracker: MultiObjectTracker | None = None
         self.history = FrameHistory(0)  # nothing is held before the run starts
-        self.dispatcher = PromptDispatcher(self.history)
+        self.mask_names = mask_names  # where mask prompts' masks are kept (app/live/prompt_masks.py); None: not kept
+        self.dispatcher = PromptDispatcher(self.history, mask_names)
         # A prompt file's commands by frame (--prompts), applied when that frame has been tracked.
         self._scheduled = {k: [Queued(c) for c in v] for k, v in (scheduled or {}).items()}
         self._pending: list[Queued] = []  # commands given before the first frame that wait for it
@@ -155,7 +157,7 @@ class TrackingLoop:
         states for (its config's `prompt_history`), so that both refuse the same frames."""
         self._tracker = self.make_tracker()
         self.history = FrameHistory(self._tracker.config.prompt_history)
-        self.dispatcher = PromptDispatcher(self.history)
+        self.dispatcher = PromptDispatcher(self.history, self.mask_names)
 
     def _first_boxes(self) -> None:
         """The boxes given before the loop starts with no frame (the command line's) start on the first frame, as

@@ -70,7 +70,7 @@ def run_summary(loop: TrackingLoop, source_name: str, ran: WhatRan, started: str
         "image_size": ran.image_size,
         "checkpoint_sha256": ran.checkpoint_sha256,
         "state_bytes": loop.state_nbytes(),
-        "prompts": [{"frame": p.frame, "id": p.obj_id, "kind": p.kind} for p in stats.prompts],
+        "prompts": [p.record() for p in stats.prompts],  # each a --prompts line (docs/usage.md)
     }
 
 

@@ -2,7 +2,7 @@
 
 A service restarts into the same `--output` (after a lost stream, a reboot). Before
 the new run writes, the results the last run left there (its track and frames files,
-masks, video and summary.json) are renamed into `OUTPUT/earlier/2026-12-06T22-35-05/`,
+masks, prompt masks, video and summary.json) are renamed into `OUTPUT/earlier/2026-12-06T22-35-05/`,
 named after that run's start: summary.json's `started`, or, without a summary (a run
 killed before it wrote one), the oldest time a result was written. So `OUTPUT/` always
 holds the newest run, every documented path stays true, and masks of two runs never mix.
@@ -17,13 +17,13 @@ from pathlib import Path
 
 from loguru import logger
 
-from app.media.outputs import MASK_DIR, SUMMARY_FILE, TRACK_FILE, VIDEO_FILE, frames_file
+from app.media.outputs import MASK_DIR, PROMPT_MASK_DIR, SUMMARY_FILE, TRACK_FILE, VIDEO_FILE, frames_file
 from app.media.whole_files import OutputFailed
 
 EARLIER_DIR = "earlier"
 # What a run writes in OUTPUT (app/media/outputs.py): track.txt or track_<id>.txt, frames*.txt beside them.
 RESULT_PATTERNS = (TRACK_FILE, "track_*.txt", frames_file(TRACK_FILE), "frames_*.txt", MASK_DIR, f"{MASK_DIR}_*",
-                   VIDEO_FILE, SUMMARY_FILE)
+                   VIDEO_FILE, SUMMARY_FILE, PROMPT_MASK_DIR)
 # A folder name (no colons: they are awkward in shells and forbidden on some file systems).
 FOLDER_TIME_FORMAT = "%Y-%m-%dT%H-%M-%S"
 STARTED_TIMESPEC = "milliseconds"

@@ -36,6 +36,7 @@ from app.samurai.boxes import MISSING_BOX, box_or_missing
 TRACK_FILE = "track.txt"
 TIMESTAMP_DECIMALS = 3
 MASK_DIR = "masks"
+PROMPT_MASK_DIR = "prompt_masks"  # the masks of mask prompts (app/live/prompt_masks.py)
 VIDEO_FILE = "track.mp4"
 MASK_NAME_DIGITS = 5
 MASK_ON = 255

@@ -16,9 +16,11 @@ restarted service appends to one file stay apart.
 Every prompt applied (a click, a box, a mask, a removal, from any door) is a
 `prompt` record before the frame's `track` records:
 
-    {"type": "prompt", "frame": 12, "id": 2, "kind": "points"}
+    {"type": "prompt", "frame": 12, "id": 2, "kind": "points", "points": [[140.0, 96.0]], "labels": [1]}
 
-`kind` is box, points, box+points, mask, remove or reset (app/live/commands.py).
+`kind` is box, points, box+points, mask, remove, reset or undo (app/live/commands.py); the other fields are the
+command as applied, a mask named by its PNG under the output folder (app/live/dispatch.py), so that the records are
+a prompt file that replays the session.
 
 A sink that fails while the run goes on (a broker's client, a reader that went
 away) is closed with one warning and tracking goes on; a result file that cannot

@@ -9,7 +9,8 @@
     POST /api/prompts  a command of app/live/commands.py, or a list of them (clicks, boxes, base64 PNG masks,
                        removal) → {"prompts": [{"frame", "id", "kind"}, ...]} once queued for the loop; or, as
                        ?frame=K&id=N with Content-Type: image/png, a mask uploaded as the PNG body; bad input:
-                       400 and one line; a body over MAX_PROMPT_BYTES (4 MiB): 413
+                       400 and one line; a body over MAX_PROMPT_BYTES (4 MiB): 413; a prompt the loop
+                       refuses later (its frame left the history) is a `refused` event on /api/events
     POST /api/track    {"box": [x, y, w, h], "frame", "id"}: the same as a prompt with "reset": true
     DELETE /api/track/ID  the same as {"id": ID, "remove": true}
     POST /api/stop     ends the run; every output is complete
@@ -44,7 +45,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.live.commands import BODY_HELP, Command, parse_command, parse_commands, parse_mask_upload
+from app.live.commands import BODY_HELP, Command, command_json, parse_command, parse_commands, parse_mask_upload
 from app.live.control import TrackController
 from app.media.prompt import PromptError
 from app.publish.sse import SseBroadcaster, SseEndpoint
@@ -55,6 +56,7 @@ from app.serve.hub import FrameHub
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TOKEN_BYTES = 16
 TOKEN_COOKIE = "samurai_token"
+REFUSED = "refused"  # the SSE event of a prompt the loop refused after POST /api/prompts took it
 BOUNDARY = "frame"
 # Seconds uvicorn waits for open streams when shutting down.
 SHUTDOWN_GRACE_S = 1
@@ -131,18 +133,13 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | No
 
 def queued_json(commands: list[Command]) -> dict:
     """What POST /api/prompts answers: each queued prompt as parsed and checked: its frame (null: the newest), id,
-    kind, and its box (clipped to the frame), points and labels when it has them."""
+    kind, and its fields in the `prompt` record's form (a box clipped to the frame; a mask not repeated)."""
     answer = []
     for command in commands:
         prompt = command.prompt
         if prompt is None:
             continue
-        shown: dict = {"frame": command.frame, "id": prompt.obj_id, "kind": command.kind}
-        if prompt.box is not None:
-            shown["box"] = [prompt.box.x, prompt.box.y, prompt.box.w, prompt.box.h]
-        if prompt.points:
-            shown |= {"points": [list(point) for point in prompt.points], "labels": list(prompt.labels)}
-        answer.append(shown)
+        answer.append({"frame": command.frame, "id": prompt.obj_id, "kind": command.kind, **command_json(prompt)})
     return {"prompts": answer}
 
 
@@ -155,6 +152,11 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None, pol
     async def status(request: Request) -> Response:
         return JSONResponse(controller.status())
 
+    def refused(reason: str) -> None:
+        """A prompt the loop refused after the 200 (its frame left the history): the page hears it on SSE."""
+        if events is not None:
+            events.publish([{"type": REFUSED, "error": reason}])
+
     async def prompts(request: Request) -> Response:
         raw = await read_body(request, MAX_PROMPT_BYTES)
         if raw is None:
@@ -162,9 +164,9 @@ def build_app(controller: TrackController, hub: FrameHub, token: str | None, pol
         try:
             if media_type(request.headers) == PNG_TYPE:
                 query = request.query_params
-                commands = controller.submit([parse_mask_upload(query.get("frame"), query.get("id"), raw)])
+                commands = controller.submit([parse_mask_upload(query.get("frame"), query.get("id"), raw)], refused)
             else:
-                commands = controller.submit(parse_commands(raw))
+                commands = controller.submit(parse_commands(raw), refused)
         except PromptError as exc:
             return JSONResponse({"error": str(exc)}, HTTP_BAD_REQUEST)
         return JSONResponse(queued_json(commands))

@@ -149,6 +149,8 @@ function listen() {
     if (document.getElementById("message").textContent === gone) say("");
   });
   events.addEventListener("error", () => say(gone));
+  // A prompt the server took that the loop refused when it came to apply it (its frame fell out of the history).
+  events.addEventListener("refused", (event) => say(JSON.parse(event.data).error));
 }
 
 const objectInput = document.getElementById("object-id");
@@ -255,12 +257,13 @@ canvas.addEventListener("pointerup", async (event) => {
   const id = selected();
   if (box[2] < MIN_BOX_PX && box[3] < MIN_BOX_PX) {
     // A click: one more point on this frame for this object (the tracker keeps the frame's earlier clicks).
-    if (clicks.frame !== frame || clicks.id !== id) clicks = { frame, id, points: [], labels: [] };
+    // It is drawn once the server took it: a refused click leaves no dot, and Undo takes back the last one taken.
     const [x, y] = sourcePoint(event).map((v, axis) => Math.min(Math.round(v), (axis ? canvas.height : canvas.width) - 1));
+    if (!(await sendPrompt({ frame, id, points: [[x, y]], labels: [label] }))) return;
+    if (clicks.frame !== frame || clicks.id !== id) clicks = { frame, id, points: [], labels: [] };
     clicks.points.push([x, y]);
     clicks.labels.push(label);
     draw();
-    await sendPrompt({ frame, id, points: [[x, y]], labels: [label] });
     return;
   }
   if (box[2] < MIN_BOX_PX || box[3] < MIN_BOX_PX) return;
