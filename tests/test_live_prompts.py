@@ -163,7 +163,7 @@ def test_a_file_whose_objects_a_prompt_file_removes_goes_on_to_its_end(export_12
     assert code == EXIT_OK, log.read_text()[-3000:]
     assert "waiting for a box" not in log.read_text()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["prompts"] == [{"frame": REMOVED_AT, "id": 1, "kind": "remove"}]
+    assert summary["prompts"] == [{"type": "prompt", "frame": REMOVED_AT, "id": 1, "kind": "remove", "remove": True}]
     assert summary["frames"] == REMOVED_AT + 1
 
 
