@@ -49,11 +49,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IHDR_TYPE, IHDR_WIDTH, IHDR_HEIGHT = slice(12, 16), slice(16, 20), slice(20, 24)  # bytes of a PNG's header
 # The largest mask decoded: an 8K UHD frame's. A PNG's header declares its size, so a small body that would decode
 # to gigabytes (a "PNG bomb": a 4 MiB upload of zeros can declare 32768x32768) is refused before it is decoded.
+MAX_MASK_PIXELS = 7680 * 4320
 # The most commands one request holds: one per object (a box and points come in one command). Each is applied, or
 # refused with a warning, on the loop thread: an unbounded list stalls the loop and floods the log.
 MAX_COMMANDS = MAX_OBJECT_ID
-MAX_MASK_PIXELS = 7680 * 4320
-MASK_VALUE = 255  # a mask's object pixels in a PNG written (any non-zero pixel is read as the object)
 BOX_CORNERS = 2  # a box enters the mask decoder as two points, its corners
 MAX_PROMPT_POINTS = "max_prompt_points"  # the manifest's hyper-parameter: the most points per object and frame
 
@@ -169,14 +168,6 @@ def _png_size(data: bytes) -> tuple[int, int] | None:
     if not data.startswith(PNG_SIGNATURE) or data[IHDR_TYPE] != b"IHDR" or len(data) < IHDR_HEIGHT.stop:
         return None
     return int.from_bytes(data[IHDR_WIDTH], "big"), int.from_bytes(data[IHDR_HEIGHT], "big")
-
-
-def encode_png(mask: np.ndarray) -> bytes:
-    """A mask as the PNG a prompt file reads back: its object pixels MASK_VALUE, the others 0."""
-    ok, data = cv2.imencode(".png", mask.astype(np.uint8) * MASK_VALUE)
-    if not ok:
-        raise ValueError(f"a {mask.shape} mask could not be encoded as PNG")
-    return data.tobytes()
 
 
 def _decode_png(data: bytes, where: str) -> np.ndarray:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from app.live.commands import Command, command_json, encode_png, follow_ids
+from app.live.commands import Command, command_json, follow_ids
 from app.live.frame_history import FrameHistory, frame_refusal
+from app.media.outputs import mask_png
 from app.media.prompt import PromptError
 from app.media.sources import Frame
 from app.samurai.multi_tracker import MultiObjectTracker
@@ -78,8 +79,8 @@ class PromptDispatcher:
             result = tracker.apply(prompt, index, frame.image)
         except ValueError as exc:  # what the tracker alone knows, in one line
             raise PromptError(str(exc)) from None
-        content, mask_png = command_json(prompt), None
+        content, png = command_json(prompt), None
         if prompt.mask is not None:
             content["mask"] = None if self.masks is None else self.masks.name(index, prompt.obj_id)
-            mask_png = None if self.masks is None else encode_png(prompt.mask)
-        return Outcome(AppliedPrompt(index, prompt.obj_id, command.kind, content, mask_png), frame, result)
+            png = None if self.masks is None else mask_png(prompt.mask)
+        return Outcome(AppliedPrompt(index, prompt.obj_id, command.kind, content, png), frame, result)

@@ -87,6 +87,16 @@ def _check_mask(mask: np.ndarray) -> None:
         )
 
 
+def mask_png(mask: np.ndarray) -> bytes:
+    """An (H, W) bool mask as the PNG every mask file is (MASK_ON where true, 0 elsewhere), which a prompt file and
+    the network doors read back."""
+    _check_mask(mask)
+    ok, png = cv2.imencode(".png", mask.astype(np.uint8) * MASK_ON)
+    if not ok:
+        raise OutputError(f"cv2.imencode failed to encode a {mask.shape} mask as PNG")
+    return png.tobytes()
+
+
 class TrackWriter:
     """`DIR/track.txt` (or another name): one `x,y,w,h` line of ints per source frame, flushed as it is written.
 
@@ -171,11 +181,7 @@ class MaskWriter:
 
     def write(self, index: int, mask: np.ndarray) -> Path:
         """Write frame `index`'s (H, W) bool mask; returns the file's path."""
-        _check_mask(mask)
-        ok, png = cv2.imencode(".png", mask.astype(np.uint8) * MASK_ON)
-        if not ok:
-            raise OutputError(f"cv2.imencode failed to encode the mask of frame {index} as PNG")
-        return self._save(index, png.tobytes())
+        return self._save(index, mask_png(mask))
 
     def _save(self, index: int, png: bytes) -> Path:
         path = self.directory / f"{index:0{MASK_NAME_DIGITS}d}.png"
